@@ -1,0 +1,1 @@
+//! Cross-crate tests and benches of the Ember workspace live in `tests/` and `benches/`.
