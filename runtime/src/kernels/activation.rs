@@ -1,0 +1,1 @@
+//! activation kernels (in progress).

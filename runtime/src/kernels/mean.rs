@@ -1,0 +1,1 @@
+//! mean kernels (in progress).

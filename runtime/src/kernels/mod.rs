@@ -1,0 +1,167 @@
+//! Reference kernels in portable Rust: the oracle every optimized kernel is checked against.
+//!
+//! Kernels take plain slices and small geometry structs; the interpreter's op glue
+//! (`crate::ops`) has already validated every length, so kernels only compute. Activation
+//! tensors are NHWC. f32 kernels are generic over the weight element type so f16 weights are
+//! widened on the fly without a copy.
+
+pub mod activation;
+pub mod add;
+pub mod concat;
+pub mod conv2d;
+pub mod depthwise_conv2d;
+pub mod fully_connected;
+pub mod mean;
+pub mod mul;
+pub mod pad;
+pub mod pool;
+pub mod softmax;
+pub mod transpose;
+
+use crate::quant::Requant;
+
+/// Shape of an NHWC activation tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Nhwc {
+    /// Batch.
+    pub n: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+}
+
+impl Nhwc {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.n * self.h * self.w * self.c
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Sliding-window geometry shared by convolutions and pools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ConvGeometry {
+    /// Input shape.
+    pub input: Nhwc,
+    /// Output shape (`output.n == input.n`).
+    pub output: Nhwc,
+    /// Window height and width.
+    pub kernel: [usize; 2],
+    /// Vertical and horizontal stride.
+    pub stride: [usize; 2],
+    /// Vertical and horizontal dilation (1 for pools).
+    pub dilation: [usize; 2],
+    /// Padding before the first row and column (top, left); bottom/right padding is implied
+    /// by the output size.
+    pub pad: [usize; 2],
+}
+
+/// Shape of a fully connected layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FcGeometry {
+    /// Number of input rows (product of all leading dimensions).
+    pub rows: usize,
+    /// Input features per row (`K`).
+    pub depth: usize,
+    /// Output features per row (`Cout`).
+    pub units: usize,
+}
+
+/// Fused activation bounds for f32 outputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClampF32 {
+    /// Lower bound (`-inf` for none).
+    pub min: f32,
+    /// Upper bound (`inf` for none).
+    pub max: f32,
+}
+
+impl ClampF32 {
+    /// No clamping.
+    pub const NONE: Self = Self { min: f32::NEG_INFINITY, max: f32::INFINITY };
+
+    /// Clamps `x` (NaN passes through unchanged).
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        if x < self.min {
+            self.min
+        } else if x > self.max {
+            self.max
+        } else {
+            x
+        }
+    }
+}
+
+/// Fused activation bounds for int8 outputs, already quantized (within -128..=127).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClampI8 {
+    /// Lower bound.
+    pub min: i32,
+    /// Upper bound.
+    pub max: i32,
+}
+
+impl ClampI8 {
+    /// The full int8 range.
+    pub const FULL: Self = Self { min: -128, max: 127 };
+
+    /// Clamps `x` and narrows it to int8.
+    #[inline(always)]
+    pub fn apply(self, x: i32) -> i8 {
+        x.clamp(self.min, self.max) as i8
+    }
+}
+
+/// Quantization of an int8 convolution or fully connected layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Int8Params<'a> {
+    /// Zero point of the input activation.
+    pub input_zero_point: i32,
+    /// Zero point of the output activation.
+    pub output_zero_point: i32,
+    /// Per-output-channel requantization (`in_scale × w_scale[c] / out_scale`); a single
+    /// entry applies to every channel (per-tensor weights).
+    pub requant: &'a [Requant],
+    /// Fused activation bounds.
+    pub act: ClampI8,
+}
+
+impl Int8Params<'_> {
+    /// Requantization of output channel `c`.
+    #[inline(always)]
+    pub fn channel(&self, c: usize) -> Requant {
+        if self.requant.len() == 1 {
+            self.requant[0]
+        } else {
+            self.requant[c]
+        }
+    }
+}
+
+/// A weight element that f32 kernels widen on the fly.
+pub trait Weight: Copy {
+    /// The weight as f32.
+    fn to_f32(self) -> f32;
+}
+
+impl Weight for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl Weight for half::f16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+}

@@ -1,0 +1,1 @@
+//! mul kernels (in progress).
