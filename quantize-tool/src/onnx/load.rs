@@ -1,0 +1,219 @@
+//! Reading the ONNX file, resolving input shapes, and tract's shape and constant analysis.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context, Result};
+use tract_onnx::model::ParseResult;
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+use tract_onnx::pb::type_proto::Value as TypeValue;
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+use super::support::real_inputs;
+
+/// ONNX element type code of float32.
+const ONNX_FLOAT: i32 = 1;
+
+/// Reads the ONNX protobuf of `path`.
+pub(super) fn read_proto(path: &Path) -> Result<ModelProto> {
+    tract_onnx::onnx()
+        .proto_model_for_path(path)
+        .with_context(|| {
+            format!(
+                "cannot read ONNX model {}: check the path and that it is an .onnx file",
+                path.display()
+            )
+        })
+}
+
+/// Concrete shape of every graph input, in ONNX order: the file's dims, `overrides`, batch 1 for a symbolic first dim.
+pub(super) fn input_shapes(
+    model: &ModelProto,
+    overrides: &[(String, Vec<usize>)],
+) -> Result<Vec<(String, Vec<usize>)>> {
+    let inputs = real_inputs(model);
+    for (name, _) in overrides {
+        ensure!(
+            inputs.iter().any(|i| &i.name == name),
+            "input shape given for '{name}', but the model's inputs are: {}",
+            inputs
+                .iter()
+                .map(|i| format!("'{}'", i.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    inputs
+        .iter()
+        .map(|input| {
+            let name = &input.name;
+            let Some(TypeValue::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+                bail!("input '{name}' is not a tensor");
+            };
+            ensure!(t.elem_type == ONNX_FLOAT, "input '{name}' has ONNX element type {}; Ember models take float32 inputs", t.elem_type);
+            let dims: Vec<Option<usize>> = t
+                .shape
+                .as_ref()
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match d.value {
+                            Some(Dim::DimValue(v)) if v > 0 => Some(v as usize),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some((_, shape)) = overrides.iter().find(|(n, _)| n == name) {
+                ensure!(
+                    shape.len() == dims.len(),
+                    "input shape {shape:?} for '{name}' has rank {}, the model's input has rank {} ({})",
+                    shape.len(),
+                    dims.len(),
+                    show_dims(&dims)
+                );
+                for (axis, (given, fixed)) in shape.iter().zip(&dims).enumerate() {
+                    ensure!(
+                        fixed.is_none_or(|f| f == *given),
+                        "input shape {shape:?} for '{name}' conflicts with the model's {} at axis {axis}",
+                        show_dims(&dims)
+                    );
+                }
+                return Ok((name.clone(), shape.clone()));
+            }
+            let shape = dims
+                .iter()
+                .enumerate()
+                .map(|(axis, d)| match d {
+                    Some(v) => Ok(*v),
+                    None if axis == 0 => Ok(1),
+                    None => bail!(
+                        "input '{name}' has a symbolic dimension at axis {axis} ({}); give its concrete shape (e.g. {name}={})",
+                        show_dims(&dims),
+                        dims.iter().map(|d| d.map_or("N".to_string(), |v| v.to_string())).collect::<Vec<_>>().join(",")
+                    ),
+                })
+                .collect::<Result<_>>()?;
+            Ok((name.clone(), shape))
+        })
+        .collect()
+}
+
+fn show_dims(dims: &[Option<usize>]) -> String {
+    let d: Vec<String> = dims
+        .iter()
+        .map(|d| d.map_or("?".to_string(), |v| v.to_string()))
+        .collect();
+    format!("[{}]", d.join(","))
+}
+
+/// What tract's analysis knows about every named ONNX tensor.
+pub(super) struct Facts {
+    shapes: HashMap<String, Vec<usize>>,
+    consts: HashMap<String, Arc<Tensor>>,
+}
+
+impl Facts {
+    /// Concrete shape of the ONNX tensor `name`.
+    pub(super) fn shape(&self, name: &str) -> Result<&[usize]> {
+        self.shapes
+            .get(name)
+            .map(Vec::as_slice)
+            .with_context(|| format!("tract could not infer a concrete shape for tensor '{name}'; give the model's input shapes explicitly"))
+    }
+
+    /// Value of the ONNX tensor `name` if tract found it constant.
+    pub(super) fn konst(&self, name: &str) -> Option<&Arc<Tensor>> {
+        self.consts.get(name)
+    }
+}
+
+/// Parses `model` with tract, fixes the input shapes and runs tract's shape and constant inference.
+pub(super) fn analyse(
+    path: &Path,
+    model: &ModelProto,
+    inputs: &[(String, Vec<usize>)],
+) -> Result<Facts> {
+    let dir = path.parent().and_then(Path::to_str);
+    let ParseResult {
+        model: mut tract,
+        unresolved_inputs,
+        outlets_by_name,
+    } = tract_onnx::onnx()
+        .parse(model, dir)
+        .context("tract could not parse the ONNX graph")?;
+    ensure!(
+        unresolved_inputs.is_empty(),
+        "the ONNX graph uses undefined tensors: {unresolved_inputs:?}"
+    );
+    for (ix, (_, shape)) in inputs.iter().enumerate() {
+        tract.set_input_fact(
+            ix,
+            InferenceFact::dt_shape(f32::datum_type(), shape.as_slice()),
+        )?;
+    }
+    tract
+        .analyse(false)
+        .context("tract's shape inference failed on this model")?;
+    let mut facts = Facts {
+        shapes: HashMap::new(),
+        consts: HashMap::new(),
+    };
+    for (name, outlet) in outlets_by_name {
+        let fact = tract.outlet_fact(outlet)?;
+        if let Ok(Some(shape)) = fact.shape.as_concrete_finite() {
+            facts.shapes.insert(name.clone(), shape.to_vec());
+        }
+        if let Some(value) = fact.value.concretize() {
+            facts.consts.insert(name, value);
+        }
+    }
+    Ok(facts)
+}
+
+/// Runs the original ONNX model in f32 with tract (the reference), inputs and outputs in ONNX layout.
+pub fn run_tract(
+    path: &Path,
+    input_shapes: &[(String, Vec<usize>)],
+    inputs: &[tract_ndarray::ArrayD<f32>],
+) -> Result<Vec<tract_ndarray::ArrayD<f32>>> {
+    let proto = read_proto(path)?;
+    let shapes = self::input_shapes(&proto, input_shapes)?;
+    ensure!(
+        inputs.len() == shapes.len(),
+        "the model takes {} inputs, got {}",
+        shapes.len(),
+        inputs.len()
+    );
+    let mut model = tract_onnx::onnx()
+        .model_for_path(path)
+        .context("tract could not load the model")?;
+    for (ix, (name, shape)) in shapes.iter().enumerate() {
+        ensure!(
+            inputs[ix].shape() == shape.as_slice(),
+            "input '{name}' must have shape {shape:?}, got {:?}",
+            inputs[ix].shape()
+        );
+        model.set_input_fact(
+            ix,
+            InferenceFact::dt_shape(f32::datum_type(), shape.as_slice()),
+        )?;
+    }
+    let plan = model.into_optimized()?.into_runnable()?;
+    let values: TVec<TValue> = inputs
+        .iter()
+        .map(|a| Tensor::from(a.clone()).into_tvalue())
+        .collect();
+    let outputs = plan.run(values).context("tract failed to run the model")?;
+    outputs
+        .into_iter()
+        .map(|t| {
+            t.into_tensor()
+                .cast_to::<f32>()?
+                .into_owned()
+                .into_plain_array::<f32>()
+        })
+        .collect()
+}
