@@ -3,7 +3,7 @@
 
 use crate::graph::{Activation, Graph, Op, TensorId};
 
-use super::layout::unit_move;
+use super::layout::{permute, transpose_data, unit_move};
 
 /// Runs every folding pass until nothing changes, then drops unused tensors.
 pub(super) fn fold(graph: &mut Graph) {
@@ -11,6 +11,8 @@ pub(super) fn fold(graph: &mut Graph) {
         || fuse_activations(graph)
         || fold_pad_into_conv(graph)
         || merge_layout_chains(graph)
+        || hoist_transposes(graph)
+        || fold_transpose_into_fc(graph)
         || absorb_input_layouts(graph)
     {}
     graph.compact();
@@ -220,6 +222,115 @@ fn merge_layout_chains(graph: &mut Graph) -> bool {
     false
 }
 
+/// Moves a Transpose above the elementwise op or Pad producing its input, towards the graph
+/// input (where it is absorbed) or another Transpose (where it merges).
+fn hoist_transposes(graph: &mut Graph) -> bool {
+    let (uses, producers) = (graph.use_counts(), graph.producers());
+    for n in 0..graph.nodes.len() {
+        let Op::Transpose { perm } = graph.nodes[n].op.clone() else {
+            continue;
+        };
+        let Some(p) = sole_producer(graph, &uses, &producers, n, 0) else {
+            continue;
+        };
+        let const_operand = match &graph.nodes[p].op {
+            Op::Relu
+            | Op::Clip { .. }
+            | Op::LeakyRelu { .. }
+            | Op::HardSwish
+            | Op::HardSigmoid { .. }
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::Pad { .. } => None,
+            Op::Add { .. } | Op::Mul { .. } => {
+                let inputs = &graph.nodes[p].inputs;
+                match inputs.iter().position(|&t| graph.tensors[t].data.is_some()) {
+                    Some(slot) if graph.tensors[inputs[1 - slot]].data.is_none() => Some(slot),
+                    _ => continue,
+                }
+            }
+            _ => continue,
+        };
+        if let Some(slot) = const_operand {
+            let k = owned_const(graph, p, slot, &uses);
+            let t = &mut graph.tensors[k];
+            let data = t.data.as_ref().expect("constant operand");
+            t.data = Some(transpose_data(data, &t.shape, &perm));
+            t.shape = permute(&t.shape, &perm);
+        }
+        if let Op::Pad { pads, .. } = &mut graph.nodes[p].op {
+            *pads = permute(pads, &perm);
+        }
+        let act_slot = const_operand.map_or(0, |slot| 1 - slot);
+        let src = graph.nodes[p].inputs[act_slot];
+        let mid = graph.nodes[p].outputs[0];
+        graph.tensors[mid].shape = permute(&graph.tensors[src].shape, &perm);
+        let producer_op = std::mem::replace(&mut graph.nodes[p].op, Op::Transpose { perm });
+        let producer_inputs = std::mem::replace(&mut graph.nodes[p].inputs, vec![src]);
+        let name = graph.nodes[p].name.clone();
+        let node = &mut graph.nodes[n];
+        node.op = producer_op;
+        node.inputs = producer_inputs
+            .iter()
+            .map(|&t| if t == src { mid } else { t })
+            .collect();
+        node.name = name;
+        return true;
+    }
+    false
+}
+
+/// Folds `Transpose -> Reshape (flatten) -> FullyConnected` into a permutation of the weight
+/// columns, so the FullyConnected reads the untransposed tensor directly.
+fn fold_transpose_into_fc(graph: &mut Graph) -> bool {
+    let (uses, producers) = (graph.use_counts(), graph.producers());
+    for n in 0..graph.nodes.len() {
+        if !matches!(graph.nodes[n].op, Op::FullyConnected { .. }) {
+            continue;
+        }
+        let Some(r) = sole_producer(graph, &uses, &producers, n, 0) else {
+            continue;
+        };
+        if graph.nodes[r].op != Op::Reshape {
+            continue;
+        }
+        let Some(t) = sole_producer(graph, &uses, &producers, r, 0) else {
+            continue;
+        };
+        let Op::Transpose { perm } = graph.nodes[t].op.clone() else {
+            continue;
+        };
+        let src = graph.nodes[t].inputs[0];
+        let shape = graph.tensors[src].shape.clone();
+        let flat = &graph.tensors[graph.nodes[r].outputs[0]].shape;
+        let rows: usize = flat[..flat.len() - 1].iter().product();
+        let Some(j) = (0..=shape.len()).find(|&j| shape[..j].iter().product::<usize>() == rows)
+        else {
+            continue;
+        };
+        if perm[..j].iter().enumerate().any(|(i, &p)| i != p) {
+            continue;
+        }
+        let tail_perm: Vec<usize> = perm[j..].iter().map(|p| p - j).collect();
+        let k: usize = shape[j..].iter().product();
+        let source: Vec<usize> =
+            transpose_data(&(0..k).collect::<Vec<_>>(), &shape[j..], &tail_perm);
+        let w = owned_const(graph, n, 1, &uses);
+        let data = graph.tensors[w]
+            .data
+            .as_mut()
+            .expect("weights are constant");
+        for row in data.chunks_mut(k) {
+            let old = row.to_vec();
+            source.iter().zip(&old).for_each(|(&s, &v)| row[s] = v);
+        }
+        graph.nodes[r].inputs[0] = src;
+        graph.nodes.remove(t);
+        return true;
+    }
+    false
+}
+
 /// Lets a graph input arrive already transposed when every consumer only changes its layout.
 fn absorb_input_layouts(graph: &mut Graph) -> bool {
     for i in 0..graph.inputs.len() {
@@ -254,6 +365,7 @@ fn absorb_input_layouts(graph: &mut Graph) -> bool {
         io.perm = step.iter().map(|&a| io.perm[a]).collect();
         let kept = graph.nodes[consumers[0]].outputs[0];
         io.tensor = kept;
+        graph.tensors[kept].name.clone_from(&io.name);
         for &n in consumers.iter().skip(1) {
             let out = graph.nodes[n].outputs[0];
             replace_uses(graph, out, kept);

@@ -51,7 +51,7 @@ pub(super) fn unit_move(from: &[usize], to: &[usize]) -> Option<Vec<usize>> {
 }
 
 /// Transposes row-major `data` of `shape` by `perm`.
-pub(super) fn transpose_data(data: &[f32], shape: &[usize], perm: &[usize]) -> Vec<f32> {
+pub(super) fn transpose_data<T: Copy>(data: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
     let rank = shape.len();
     let mut in_strides = vec![1; rank];
     for i in (0..rank.saturating_sub(1)).rev() {
