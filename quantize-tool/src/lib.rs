@@ -1,12 +1,4 @@
-//! Ember's host-side tool: ONNX import, calibration, quantization, memory planning, model
-//! writing, and running models on the host.
+//! Ember's host-side tool: ONNX import, quantization and model writing.
 
-pub mod calibrate;
-pub mod emit;
 pub mod graph;
-pub mod host;
-pub mod npy;
 pub mod onnx;
-pub mod pipeline;
-pub mod plan;
-pub mod quantize;
