@@ -1,4 +1,14 @@
-//! Ember's host-side tool: ONNX import, quantization and model writing.
+//! Ember's host-side tool: ONNX import, calibration, quantization, memory planning, model
+//! writing, and running models on the host.
 
+pub mod calibrate;
+pub mod emit;
 pub mod graph;
+pub mod host;
+pub mod inspect;
+pub mod metrics;
+pub mod npy;
 pub mod onnx;
+pub mod pipeline;
+pub mod plan;
+pub mod quantize;

@@ -1,1 +1,220 @@
-fn main() {}
+//! `ember-quantize`: quantize ONNX models to Ember files, inspect, run and evaluate them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Parser, Subcommand};
+use ember_quantize::emit::Precision;
+use ember_quantize::host::{ModelFile, Runner};
+use ember_quantize::metrics::{accuracy, compare};
+use ember_quantize::npy::{load_samples, read_npy, write_npy};
+use ember_quantize::{inspect, onnx, pipeline};
+use rand::{RngExt, SeedableRng};
+use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
+
+#[derive(Parser)]
+#[command(version, about = "Quantize ONNX models for the Ember runtime, inspect, run and evaluate them")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert an ONNX model to an Ember model file.
+    Quantize {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Output file (written atomically; never the input).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Numeric precision.
+        #[arg(long, value_enum, default_value = "int8")]
+        precision: Precision,
+        /// Calibration samples: .npy (first axis = samples) or .npz (one array per input), or
+        /// `random` for seeded normal noise (accuracy not representative).
+        #[arg(long)]
+        calib: Option<String>,
+        /// Use at most this many calibration samples.
+        #[arg(long, default_value_t = 500)]
+        calib_limit: usize,
+        /// Concrete shape for an input with symbolic dims, e.g. `input:1,3,32,32` (repeatable).
+        #[arg(long = "input-shape", value_parser = parse_input_shape)]
+        input_shapes: Vec<(String, Vec<usize>)>,
+    },
+    /// Describe an Ember model: ops, shapes, MACs, weights, memory plan, quantization.
+    Inspect {
+        /// The Ember model.
+        model: PathBuf,
+    },
+    /// Run an Ember model on the host: float arrays in the ONNX model's shapes and layout.
+    Run {
+        /// The Ember model.
+        model: PathBuf,
+        /// Input samples (.npy or .npz, as for `quantize --calib`).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output .npy (first output; samples stacked on a new first axis when several).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Compare an Ember model with the ONNX model run by tract in f32.
+    Eval {
+        /// The ONNX model.
+        onnx: PathBuf,
+        /// The Ember model.
+        ember: PathBuf,
+        /// Input samples (.npy or .npz).
+        #[arg(long)]
+        data: PathBuf,
+        /// Integer class labels (.npy), one per sample.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Concrete input shapes, as for `quantize`.
+        #[arg(long = "input-shape", value_parser = parse_input_shape)]
+        input_shapes: Vec<(String, Vec<usize>)>,
+    },
+}
+
+fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
+    let (name, dims) = s.rsplit_once(':').ok_or("expected NAME:D0,D1,...")?;
+    let dims = dims.split(',').map(|d| d.trim().parse::<usize>().map_err(|e| format!("{d}: {e}"))).collect::<Result<_, _>>()?;
+    Ok((name.to_string(), dims))
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Quantize { model, output, precision, calib, calib_limit, input_shapes } => {
+            quantize(&model, &output, precision, calib.as_deref(), calib_limit, &input_shapes)
+        }
+        Command::Inspect { model } => {
+            let file = ModelFile::read(&model)?;
+            print!("{}", inspect::report(&file.model()?, file.len()));
+            Ok(())
+        }
+        Command::Run { model, input, output } => run_model(&model, &input, &output),
+        Command::Eval { onnx, ember, data, labels, input_shapes } => eval(&onnx, &ember, &data, labels.as_deref(), &input_shapes),
+    }
+}
+
+fn quantize(
+    model: &Path,
+    output: &Path,
+    precision: Precision,
+    calib: Option<&str>,
+    calib_limit: usize,
+    input_shapes: &[(String, Vec<usize>)],
+) -> Result<()> {
+    if let (Ok(a), Ok(b)) = (model.canonicalize(), output.canonicalize()) {
+        ensure!(a != b, "refusing to overwrite the input model {}", model.display());
+    }
+    let graph = onnx::load_onnx(model, input_shapes)?;
+    let inputs: Vec<(String, Vec<usize>)> = graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
+    let samples = match (precision, calib) {
+        (Precision::Int8, None) => bail!(
+            "int8 needs calibration data: pass --calib SAMPLES.npy|.npz (a few hundred representative inputs), \
+             or --calib random to accept unrepresentative accuracy"
+        ),
+        (_, Some("random")) => {
+            eprintln!("warning: calibrating on random noise; int8 accuracy will not be representative");
+            let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+            (0..16)
+                .map(|_| {
+                    inputs
+                        .iter()
+                        .map(|(_, shape)| ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(-1.0f32..1.0)))
+                        .collect()
+                })
+                .collect()
+        }
+        (_, Some(path)) => load_samples(Path::new(path), &inputs)?,
+        (_, None) => Vec::new(),
+    };
+    let samples = &samples[..samples.len().min(calib_limit)];
+    let written = pipeline::build(&graph, precision, Some(samples))?;
+    write_atomically(output, &written.bytes)?;
+    let file = ModelFile::from_bytes(&written.bytes);
+    let m = file.model()?;
+    println!(
+        "wrote {} ({:?}): {} ops, {} weight bytes, arena {} bytes (activations unshared: {} bytes), {} calibration samples",
+        output.display(),
+        precision,
+        m.op_count(),
+        m.weight_bytes(),
+        written.plan.arena_bytes,
+        written.plan.unshared_bytes,
+        samples.len()
+    );
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().context("output path has no file name")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+fn model_inputs(model: &ember::Model) -> Result<Vec<(String, Vec<usize>)>> {
+    (0..model.input_count())
+        .map(|i| {
+            let io = model.input(i).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((io.name.to_string(), io.onnx_dims.iter().map(|&d| d as usize).collect()))
+        })
+        .collect()
+}
+
+fn run_model(model: &Path, input: &Path, output: &Path) -> Result<()> {
+    let file = ModelFile::read(model)?;
+    let m = file.model()?;
+    let samples = load_samples(input, &model_inputs(&m)?)?;
+    let mut runner = Runner::new(&m);
+    let mut outs = Vec::with_capacity(samples.len());
+    for s in &samples {
+        outs.push(runner.run(s)?.swap_remove(0));
+    }
+    let result = if outs.len() == 1 {
+        outs.swap_remove(0)
+    } else {
+        let views: Vec<_> = outs.iter().map(|o| o.view().insert_axis(tract_onnx::prelude::tract_ndarray::Axis(0))).collect();
+        tract_onnx::prelude::tract_ndarray::concatenate(tract_onnx::prelude::tract_ndarray::Axis(0), &views)?
+    };
+    write_npy(output, &result)?;
+    println!("ran {} sample(s); wrote {} with shape {:?}", samples.len(), output.display(), result.shape());
+    Ok(())
+}
+
+fn eval(onnx_path: &Path, ember_path: &Path, data: &Path, labels: Option<&Path>, input_shapes: &[(String, Vec<usize>)]) -> Result<()> {
+    let file = ModelFile::read(ember_path)?;
+    let m = file.model()?;
+    let samples = load_samples(data, &model_inputs(&m)?)?;
+    let mut runner = Runner::new(&m);
+    let (mut reference, mut ours) = (Vec::new(), Vec::new());
+    for s in &samples {
+        let r = onnx::run_tract(onnx_path, input_shapes, s)?;
+        reference.push(r[0].iter().copied().collect::<Vec<f32>>());
+        ours.push(runner.run(s)?[0].iter().copied().collect::<Vec<f32>>());
+    }
+    let a = compare(&reference, &ours);
+    println!("samples: {}", a.samples);
+    println!("top-1 agreement: {:.2}%", 100.0 * a.top1);
+    println!("cosine similarity: {:.6}", a.cosine);
+    println!("max abs error: {:.6} (max |reference| {:.4})", a.max_abs_error, a.max_abs_reference);
+    println!("SQNR: {:.2} dB", a.sqnr_db);
+    if let Some(labels) = labels {
+        let l: Vec<usize> = read_npy(labels)?.iter().map(|&v| v as usize).collect();
+        ensure!(l.len() >= samples.len(), "{} labels for {} samples", l.len(), samples.len());
+        let l = &l[..samples.len()];
+        println!("accuracy: f32 (tract) {:.2}%, ember {:.2}%", 100.0 * accuracy(&reference, l), 100.0 * accuracy(&ours, l));
+    }
+    Ok(())
+}

@@ -1,6 +1,50 @@
 //! Ember: a `no_std` neural-network runtime for microcontrollers.
+//!
+//! Load a model with [`Model::from_bytes`] (zero-copy: the bytes can stay in flash), give an
+//! [`Interpreter`] an arena of [`Model::arena_bytes`] bytes, fill the inputs, [`Interpreter::invoke`].
+//! Nothing allocates; every failure is an [`Error`] value.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs)]
 
+mod error;
+pub mod format;
+mod interpreter;
 pub mod kernels;
+mod model;
+mod ops;
 pub mod quant;
+
+pub use error::Error;
+pub use interpreter::{Hook, Interpreter, NoHook, OpEvent, OpOutput};
+pub use model::{IoInfo, Model, OpInfo, TensorInfo};
+
+/// Wraps data (e.g. `include_bytes!` of a model) at the 16-byte alignment models need.
+#[repr(C, align(16))]
+pub struct Aligned<T: ?Sized>(pub T);
+
+/// An owned, 16-byte aligned copy of a model file.
+#[cfg(feature = "std")]
+#[derive(Clone, Debug)]
+pub struct AlignedBytes {
+    storage: Vec<u128>,
+    len: usize,
+}
+
+#[cfg(feature = "std")]
+impl AlignedBytes {
+    /// Copies `bytes` into aligned storage.
+    pub fn new(bytes: &[u8]) -> Self {
+        let mut storage = vec![0u128; bytes.len().div_ceil(16)];
+        bytemuck::cast_slice_mut::<u128, u8>(&mut storage)[..bytes.len()].copy_from_slice(bytes);
+        Self { storage, len: bytes.len() }
+    }
+}
+
+#[cfg(feature = "std")]
+impl core::ops::Deref for AlignedBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u128, u8>(&self.storage)[..self.len]
+    }
+}

@@ -1,0 +1,382 @@
+//! Lowers the float graph IR to Ember model records at a chosen precision.
+//!
+//! One IR node becomes one Ember op, in the same order, so calibration can map op outputs
+//! back to IR tensors. int8 lowering computes every requantization factor here, offline.
+
+use anyhow::{bail, Context, Result};
+use ember::format::params::{
+    AddParams, ConcatParams, ConvParams, FullyConnectedParams, FusedAct, MeanParams, MulParams,
+    NoParams, PadParams, PoolParams, SoftmaxParams, TransposeParams, UnaryParams,
+};
+use ember::format::writer::{IoDesc, ModelBuilder, Quant};
+use ember::format::{DType, OpKind, MAX_RANK};
+use ember::kernels::activation::UnaryF32;
+use ember::kernels::{add, mul, softmax, ClampI8};
+use ember::quant::{build_table, Requant};
+
+use crate::graph::{Activation, Graph, GraphIo, Node, Op, TensorId};
+use crate::quantize::{quantize_bias, quantize_weights, QParams};
+
+/// Numeric precision of a written model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    /// int8 weights and activations (TFLite spec).
+    Int8,
+    /// f16 weights, f32 activations.
+    F16,
+    /// f32 everywhere (the reference).
+    F32,
+}
+
+/// A lowered model and how it maps back to the IR.
+pub struct Emitted {
+    /// The model records, not yet planned.
+    pub builder: ModelBuilder,
+    /// IR output tensor of each Ember op, in op order.
+    pub op_outputs: Vec<TensorId>,
+}
+
+/// Lowers `graph`; `qparams` (one per IR tensor) is required for int8.
+pub fn emit(graph: &Graph, precision: Precision, qparams: Option<&[Option<QParams>]>) -> Result<Emitted> {
+    let mut e = Emitter {
+        graph,
+        precision,
+        qparams,
+        b: ModelBuilder::new(),
+        ids: vec![None; graph.tensors.len()],
+    };
+    for io in &graph.inputs {
+        let t = e.activation(io.tensor)?;
+        e.b.input(io_desc(io, t));
+    }
+    let mut op_outputs = Vec::with_capacity(graph.nodes.len());
+    for node in &graph.nodes {
+        e.node(node).with_context(|| format!("node '{}' ({})", node.name, node.op.kind()))?;
+        op_outputs.push(node.outputs[0]);
+    }
+    for io in &graph.outputs {
+        let t = e.ids[io.tensor].context("graph output is not computed by any node")?;
+        e.b.output(io_desc(io, t));
+    }
+    Ok(Emitted { builder: e.b, op_outputs })
+}
+
+/// The descriptor of a graph input or output; names are cut to the format's 60 bytes.
+fn io_desc(io: &GraphIo, tensor: u16) -> IoDesc {
+    let mut name = io.name.clone();
+    while name.len() > 60 {
+        name.pop();
+    }
+    IoDesc { tensor, name, onnx_shape: io.onnx_shape.clone(), perm: io.perm.clone() }
+}
+
+struct Emitter<'g> {
+    graph: &'g Graph,
+    precision: Precision,
+    qparams: Option<&'g [Option<QParams>]>,
+    b: ModelBuilder,
+    ids: Vec<Option<u16>>,
+}
+
+impl Emitter<'_> {
+    fn int8(&self) -> bool {
+        self.precision == Precision::Int8
+    }
+
+    fn shape(&self, t: TensorId) -> &[usize] {
+        &self.graph.tensors[t].shape
+    }
+
+    fn data(&self, t: TensorId) -> Result<&[f32]> {
+        self.graph.tensors[t]
+            .data
+            .as_deref()
+            .with_context(|| format!("'{}' must be a constant", self.graph.tensors[t].name))
+    }
+
+    fn q(&self, t: TensorId) -> Result<QParams> {
+        self.qparams
+            .and_then(|q| q[t])
+            .with_context(|| format!("no quantization for tensor '{}'", self.graph.tensors[t].name))
+    }
+
+    /// The Ember tensor of an IR activation, created on first use.
+    fn activation(&mut self, t: TensorId) -> Result<u16> {
+        if let Some(id) = self.ids[t] {
+            return Ok(id);
+        }
+        let shape = self.graph.tensors[t].shape.clone();
+        let id = if self.int8() {
+            let q = self.q(t)?;
+            let quant = Quant::PerTensor { scale: q.scale, zero_point: q.zero_point };
+            self.b.activation(DType::I8, &shape, Some(&quant))?
+        } else {
+            self.b.activation(DType::F32, &shape, None)?
+        };
+        self.ids[t] = Some(id);
+        Ok(id)
+    }
+
+    /// An operand that may be an activation or a constant (quantized per tensor in int8).
+    fn operand(&mut self, t: TensorId, own_range: bool) -> Result<u16> {
+        if self.graph.tensors[t].data.is_none() {
+            return self.activation(t);
+        }
+        if let Some(id) = self.ids[t] {
+            return Ok(id);
+        }
+        let shape = self.shape(t).to_vec();
+        let data = self.data(t)?.to_vec();
+        let id = if self.int8() {
+            let q = match self.qparams.and_then(|q| q[t]) {
+                Some(q) if !own_range => q,
+                _ => {
+                    let lo = data.iter().copied().fold(f32::INFINITY, f32::min);
+                    let hi = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    QParams::from_range(lo, hi)
+                }
+            };
+            let values: Vec<i8> = data.iter().map(|&x| q.quantize(x)).collect();
+            let quant = Quant::PerTensor { scale: q.scale, zero_point: q.zero_point };
+            self.b.constant_of(DType::I8, &shape, &values, Some(&quant))?
+        } else {
+            self.b.constant_of(DType::F32, &shape, &data, None)?
+        };
+        self.ids[t] = Some(id);
+        Ok(id)
+    }
+
+    fn fused(&self, act: Activation, out: TensorId) -> Result<FusedAct> {
+        let (min, max) = match act {
+            Activation::None => return Ok(FusedAct::NONE),
+            Activation::Relu => (0.0, f32::INFINITY),
+            Activation::Clip { min, max } => (min, max),
+        };
+        let (qmin, qmax) = if self.int8() {
+            let q = self.q(out)?;
+            let bound = |v: f32| {
+                if v.is_infinite() {
+                    if v > 0.0 { 127 } else { -128 }
+                } else {
+                    q.quantize(v) as i32
+                }
+            };
+            (bound(min), bound(max))
+        } else {
+            (-128, 127)
+        };
+        Ok(FusedAct { min, max, qmin, qmax })
+    }
+
+    fn node(&mut self, node: &Node) -> Result<()> {
+        let out_t = node.outputs[0];
+        let x_t = node.inputs[0];
+        match &node.op {
+            Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
+                let depthwise = matches!(node.op, Op::DepthwiseConv2d(_));
+                let p = ConvParams {
+                    stride: c.stride.map(|v| v as u32),
+                    dilation: c.dilation.map(|v| v as u32),
+                    pad: c.pads.map(|v| v as u32),
+                    act: self.fused(c.act, out_t)?,
+                };
+                let kind = if depthwise { OpKind::DepthwiseConv2d } else { OpKind::Conv2d };
+                let axis = if depthwise { 3 } else { 0 };
+                self.weighted(node, kind, axis, &p)
+            }
+            Op::FullyConnected { act } => {
+                let p = FullyConnectedParams { act: self.fused(*act, out_t)? };
+                self.weighted(node, OpKind::FullyConnected, 0, &p)
+            }
+            Op::Add { act } | Op::Mul { act } => {
+                let is_add = matches!(node.op, Op::Add { .. });
+                let a = self.operand(node.inputs[0], true)?;
+                let b = self.operand(node.inputs[1], true)?;
+                let y = self.activation(out_t)?;
+                let fused = self.fused(*act, out_t)?;
+                let kind = if is_add { OpKind::Add } else { OpKind::Mul };
+                if self.int8() {
+                    let qa = self.operand_q(node.inputs[0])?;
+                    let qb = self.operand_q(node.inputs[1])?;
+                    let qy = self.q(out_t)?;
+                    let clamp = ClampI8 { min: fused.qmin, max: fused.qmax };
+                    if is_add {
+                        let k = add::AddParams::new(qa.scale, qa.zero_point, qb.scale, qb.zero_point, qy.scale, qy.zero_point, clamp);
+                        let p = AddParams { act: fused, left_shift: k.left_shift, a: k.a, b: k.b, output: k.output };
+                        self.b.op(kind, &[a, b], &[y], &p)?;
+                    } else {
+                        let k = mul::MulParams::new(qa.scale, qa.zero_point, qb.scale, qb.zero_point, qy.scale, qy.zero_point, clamp);
+                        self.b.op(kind, &[a, b], &[y], &MulParams { act: fused, output: k.output })?;
+                    }
+                } else if is_add {
+                    let p = AddParams { act: fused, left_shift: 0, a: Requant::default(), b: Requant::default(), output: Requant::default() };
+                    self.b.op(kind, &[a, b], &[y], &p)?;
+                } else {
+                    self.b.op(kind, &[a, b], &[y], &MulParams { act: fused, output: Requant::default() })?;
+                }
+                Ok(())
+            }
+            Op::Relu
+            | Op::Clip { .. }
+            | Op::LeakyRelu { .. }
+            | Op::HardSwish
+            | Op::HardSigmoid { .. }
+            | Op::Sigmoid
+            | Op::Tanh => {
+                let (kind, f, p) = unary(&node.op).context("not a unary op")?;
+                let x = self.activation(x_t)?;
+                let y = self.activation(out_t)?;
+                if self.int8() {
+                    let (qx, qy) = (self.q(x_t)?, self.q(out_t)?);
+                    let table = build_table(|v| f.apply_f64(v), qx.scale, qx.zero_point, qy.scale, qy.zero_point);
+                    let table = self.b.constant_of(DType::I8, &[256], &table, None)?;
+                    self.b.op(kind, &[x, table], &[y], &p)?;
+                } else {
+                    self.b.op(kind, &[x], &[y], &p)?;
+                }
+                Ok(())
+            }
+            Op::MaxPool { kernel, stride, pads } | Op::AveragePool { kernel, stride, pads } => {
+                let kind = if matches!(node.op, Op::MaxPool { .. }) { OpKind::MaxPool } else { OpKind::AveragePool };
+                let p = PoolParams {
+                    kernel: kernel.map(|v| v as u32),
+                    stride: stride.map(|v| v as u32),
+                    pad: pads.map(|v| v as u32),
+                    act: FusedAct::NONE,
+                };
+                self.simple(kind, x_t, out_t, &p)
+            }
+            Op::Mean => {
+                let count = self.shape(x_t)[1] * self.shape(x_t)[2];
+                let requant = if self.int8() {
+                    let (qx, qy) = (self.q(x_t)?, self.q(out_t)?);
+                    Requant::from_f64(qx.scale as f64 / (qy.scale as f64 * count as f64))
+                } else {
+                    Requant::default()
+                };
+                self.simple(OpKind::Mean, x_t, out_t, &MeanParams { requant })
+            }
+            Op::Reshape => {
+                let x = self.activation(x_t)?;
+                let y = self.activation(out_t)?;
+                self.b.alias(y, x);
+                self.b.op(OpKind::Reshape, &[x], &[y], &NoParams)?;
+                Ok(())
+            }
+            Op::Concat { axis } => {
+                let inputs = node.inputs.iter().map(|&t| self.operand(t, false)).collect::<Result<Vec<_>>>()?;
+                let y = self.activation(out_t)?;
+                self.b.op(OpKind::Concat, &inputs, &[y], &ConcatParams { axis: *axis as u32 })?;
+                Ok(())
+            }
+            Op::Pad { pads, value } => {
+                let mut p = PadParams { pads: [[0; 2]; MAX_RANK], value: *value, qvalue: 0 };
+                for (dst, src) in p.pads.iter_mut().zip(pads) {
+                    *dst = src.map(|v| v as u32);
+                }
+                if self.int8() {
+                    p.qvalue = self.q(out_t)?.quantize(*value) as i32;
+                }
+                self.simple(OpKind::Pad, x_t, out_t, &p)
+            }
+            Op::Transpose { perm } => {
+                let mut p = TransposeParams { perm: [0; MAX_RANK] };
+                for (dst, &src) in p.perm.iter_mut().zip(perm) {
+                    *dst = src as u32;
+                }
+                self.simple(OpKind::Transpose, x_t, out_t, &p)
+            }
+            Op::Softmax { axis } => {
+                if *axis + 1 != self.shape(x_t).len() {
+                    bail!("softmax over axis {axis} of {:?}: only the last axis is supported", self.shape(x_t));
+                }
+                let mut p = SoftmaxParams { beta: 1.0, input_multiplier: 0, input_left_shift: 0, diff_min: 0 };
+                if self.int8() {
+                    let k = softmax::SoftmaxParams::new(self.q(x_t)?.scale, 1.0);
+                    p.input_multiplier = k.input_multiplier;
+                    p.input_left_shift = k.input_left_shift;
+                    p.diff_min = k.diff_min;
+                }
+                self.simple(OpKind::Softmax, x_t, out_t, &p)
+            }
+        }
+    }
+
+    /// Quantization of an operand: its own range for constants, calibrated for activations.
+    fn operand_q(&self, t: TensorId) -> Result<QParams> {
+        match &self.graph.tensors[t].data {
+            None => self.q(t),
+            Some(data) => {
+                let lo = data.iter().copied().fold(f32::INFINITY, f32::min);
+                let hi = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                Ok(QParams::from_range(lo, hi))
+            }
+        }
+    }
+
+    fn simple<P: bytemuck::Pod>(&mut self, kind: OpKind, x_t: TensorId, out_t: TensorId, p: &P) -> Result<()> {
+        let x = self.operand(x_t, false)?;
+        let y = self.activation(out_t)?;
+        self.b.op(kind, &[x], &[y], p)?;
+        Ok(())
+    }
+
+    /// conv2d, depthwise_conv2d and fully_connected: weights quantized per channel along `axis`.
+    fn weighted<P: bytemuck::Pod>(&mut self, node: &Node, kind: OpKind, axis: usize, p: &P) -> Result<()> {
+        let (x_t, w_t, b_t, out_t) = (node.inputs[0], node.inputs[1], node.inputs[2], node.outputs[0]);
+        let x = self.activation(x_t)?;
+        let y = self.activation(out_t)?;
+        let w_shape = self.shape(w_t).to_vec();
+        let w_data = self.data(w_t)?.to_vec();
+        let bias = self.data(b_t)?.to_vec();
+        let units = bias.len();
+        let inputs = match self.precision {
+            Precision::F32 => {
+                let w = self.b.constant_of(DType::F32, &w_shape, &w_data, None)?;
+                let b = self.b.constant_of(DType::F32, &[units], &bias, None)?;
+                vec![x, w, b]
+            }
+            Precision::F16 => {
+                let halves: Vec<half::f16> = w_data.iter().map(|&v| half::f16::from_f32(v)).collect();
+                let w = self.b.constant_of(DType::F16, &w_shape, &halves, None)?;
+                let b = self.b.constant_of(DType::F32, &[units], &bias, None)?;
+                vec![x, w, b]
+            }
+            Precision::Int8 => {
+                let (qx, qy) = (self.q(x_t)?, self.q(out_t)?);
+                let (wq, scales) = quantize_weights(&w_data, &w_shape, axis);
+                let quant = Quant::PerChannel { axis, scales: scales.clone() };
+                let w = self.b.constant_of(DType::I8, &w_shape, &wq, Some(&quant))?;
+                let bq = quantize_bias(&bias, qx.scale, &scales);
+                let bias_scales = scales.iter().map(|&s| qx.scale * s).collect();
+                let bquant = Quant::PerChannel { axis: 0, scales: bias_scales };
+                let b = self.b.constant_of(DType::I32, &[units], &bq, Some(&bquant))?;
+                let requant: Vec<Requant> = scales
+                    .iter()
+                    .map(|&s| Requant::from_f64(qx.scale as f64 * s as f64 / qy.scale as f64))
+                    .collect();
+                let r = self.b.constant_of(DType::I32, &[units, 2], &requant, None)?;
+                vec![x, w, b, r]
+            }
+        };
+        self.b.op(kind, &inputs, &[y], p)?;
+        Ok(())
+    }
+}
+
+/// The Ember kind, f32 function and parameters of a unary IR op.
+fn unary(op: &Op) -> Option<(OpKind, UnaryF32, UnaryParams)> {
+    let none = UnaryParams { a: 0.0, b: 0.0 };
+    Some(match *op {
+        Op::Relu => (OpKind::Relu, UnaryF32::Relu, none),
+        Op::Clip { min, max } => (OpKind::Clip, UnaryF32::Clip { min, max }, UnaryParams { a: min, b: max }),
+        Op::LeakyRelu { alpha } => (OpKind::LeakyRelu, UnaryF32::LeakyRelu { alpha }, UnaryParams { a: alpha, b: 0.0 }),
+        Op::HardSwish => (OpKind::HardSwish, UnaryF32::HardSwish, none),
+        Op::HardSigmoid { alpha, beta } => {
+            (OpKind::HardSigmoid, UnaryF32::HardSigmoid { alpha, beta }, UnaryParams { a: alpha, b: beta })
+        }
+        Op::Sigmoid => (OpKind::Sigmoid, UnaryF32::Sigmoid, none),
+        Op::Tanh => (OpKind::Tanh, UnaryF32::Tanh, none),
+        _ => return None,
+    })
+}

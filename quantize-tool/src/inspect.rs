@@ -1,0 +1,77 @@
+//! Human-readable description of a model file: ops, shapes, MACs, weights, memory, quantization.
+
+use std::fmt::Write;
+
+use ember::format::{OpKind, Storage};
+use ember::{Model, TensorInfo};
+
+/// Multiply-accumulates of op `index` (0 for ops without a weight product).
+pub fn op_macs(model: &Model, index: u16) -> u64 {
+    let Ok(op) = model.op(index) else { return 0 };
+    let (Ok(out), Some(Ok(w))) = (model.tensor(op.outputs[0]), op.inputs.get(1).map(|&w| model.tensor(w))) else {
+        return 0;
+    };
+    let out_len = out.len() as u64;
+    let dims: Vec<u64> = w.dims.iter().map(|&d| d as u64).collect();
+    match op.kind {
+        OpKind::Conv2d => out_len * dims[1..].iter().product::<u64>(),
+        OpKind::DepthwiseConv2d => out_len * dims[1] * dims[2],
+        OpKind::FullyConnected => out_len * dims[1],
+        _ => 0,
+    }
+}
+
+fn shape(t: &TensorInfo) -> String {
+    let dims: Vec<String> = t.dims.iter().map(u32::to_string).collect();
+    format!("{}[{}]", t.dtype.name(), dims.join(","))
+}
+
+fn quant(t: &TensorInfo) -> String {
+    match (t.quant, t.quant_axis) {
+        ([], _) => String::new(),
+        ([q], None) => format!(" s={:.6} zp={}", q.scale, q.zero_point),
+        (qs, Some(axis)) => {
+            let (lo, hi) = qs.iter().fold((f32::MAX, 0f32), |(lo, hi), q| (lo.min(q.scale), hi.max(q.scale)));
+            format!(" per-channel(axis {axis}) s={lo:.2e}..{hi:.2e}")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Multi-line report of `model` (`file_len` is the file size).
+pub fn report(model: &Model, file_len: usize) -> String {
+    let mut s = String::new();
+    let mut total_macs = 0;
+    let _ = writeln!(s, "{:>4}  {:<17} {:<34} {:<22} {:>10} {:>9}", "op", "kind", "inputs", "output", "MACs", "weights");
+    for index in 0..model.op_count() as u16 {
+        let Ok(op) = model.op(index) else { continue };
+        let mut inputs = Vec::new();
+        let mut weight_bytes = 0;
+        for &id in op.inputs {
+            if let Ok(t) = model.tensor(id) {
+                if t.storage == Storage::Constant {
+                    weight_bytes += t.byte_len;
+                } else {
+                    inputs.push(shape(&t));
+                }
+            }
+        }
+        let out = model.tensor(op.outputs[0]).map(|t| format!("{}{}", shape(&t), quant(&t))).unwrap_or_default();
+        let macs = op_macs(model, index);
+        total_macs += macs;
+        let _ = writeln!(s, "{index:>4}  {:<17} {:<34} {:<22} {macs:>10} {weight_bytes:>9}", op.kind.name(), inputs.join(" "), out);
+    }
+    let _ = writeln!(s);
+    for i in 0..model.input_count() {
+        if let Ok(io) = model.input(i) {
+            let _ = writeln!(s, "input {i} '{}': {:?} as given, stored {}{}", io.name, io.onnx_dims, shape(&io.tensor), quant(&io.tensor));
+        }
+    }
+    for i in 0..model.output_count() {
+        if let Ok(io) = model.output(i) {
+            let _ = writeln!(s, "output {i} '{}': {:?} as given, stored {}{}", io.name, io.onnx_dims, shape(&io.tensor), quant(&io.tensor));
+        }
+    }
+    let _ = writeln!(s, "ops: {}  MACs: {total_macs}  weight bytes: {}  arena bytes: {}  file bytes: {file_len}", model.op_count(), model.weight_bytes(), model.arena_bytes());
+    s
+}

@@ -1,0 +1,95 @@
+//! Reading and writing sample arrays: `.npy` (first axis = samples) and `.npz` (one array per
+//! model input).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use npyz::npz::NpzArchive;
+use npyz::WriterBuilder;
+use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
+
+/// Reads an `.npy` array of any float or integer type as f32.
+pub fn read_npy(path: &Path) -> Result<ArrayD<f32>> {
+    let file = BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
+    let npy = npyz::NpyFile::new(file).with_context(|| format!("reading {}", path.display()))?;
+    to_array(npy).with_context(|| format!("reading {}", path.display()))
+}
+
+fn to_array<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<ArrayD<f32>> {
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let npyz::DType::Plain(ty) = npy.dtype() else { bail!("structured arrays are not supported") };
+    let values: Vec<f32> = match (ty.type_char(), ty.size_field()) {
+        (npyz::TypeChar::Float, 4) => npy.into_vec::<f32>()?,
+        (npyz::TypeChar::Float, 8) => npy.into_vec::<f64>()?.into_iter().map(|v| v as f32).collect(),
+        (npyz::TypeChar::Int, 1) => npy.into_vec::<i8>()?.into_iter().map(f32::from).collect(),
+        (npyz::TypeChar::Int, 4) => npy.into_vec::<i32>()?.into_iter().map(|v| v as f32).collect(),
+        (npyz::TypeChar::Int, 8) => npy.into_vec::<i64>()?.into_iter().map(|v| v as f32).collect(),
+        (npyz::TypeChar::Uint, 1) => npy.into_vec::<u8>()?.into_iter().map(f32::from).collect(),
+        (c, s) => bail!("unsupported element type {c:?}{s}: use float32"),
+    };
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), values)?)
+}
+
+/// Reads every array of an `.npz` archive, in the archive's order.
+pub fn read_npz(path: &Path) -> Result<Vec<(String, ArrayD<f32>)>> {
+    let mut npz = NpzArchive::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let names: Vec<String> = npz.array_names().map(str::to_string).collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let npy = npz.by_name(&name)?.with_context(|| format!("{name} missing"))?;
+            Ok((name.clone(), to_array(npy).with_context(|| format!("array {name}"))?))
+        })
+        .collect()
+}
+
+/// Reads one array from an `.npz` archive.
+pub fn read_npz_array(path: &Path, name: &str) -> Result<ArrayD<f32>> {
+    let mut npz = NpzArchive::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let npy = npz.by_name(name)?.with_context(|| format!("{}: no array '{name}'", path.display()))?;
+    to_array(npy)
+}
+
+/// Writes an f32 `.npy` file.
+pub fn write_npy(path: &Path, array: &ArrayD<f32>) -> Result<()> {
+    let shape: Vec<u64> = array.shape().iter().map(|&d| d as u64).collect();
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut writer = npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(file).begin_nd()?;
+    writer.extend(array.iter().copied())?;
+    writer.finish()?;
+    Ok(())
+}
+
+/// Splits sample data into per-sample input lists for a model whose inputs are `(name,
+/// shape)`: an `.npy` file feeds a single-input model (first axis = samples), an `.npz` file
+/// holds one array per input, matched by name or else by order.
+pub fn load_samples(path: &Path, inputs: &[(String, Vec<usize>)]) -> Result<Vec<Vec<ArrayD<f32>>>> {
+    let arrays: Vec<ArrayD<f32>> = if path.extension().is_some_and(|e| e == "npz") {
+        let all = read_npz(path)?;
+        if all.len() < inputs.len() {
+            bail!("{} holds {} arrays, the model has {} inputs", path.display(), all.len(), inputs.len());
+        }
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| {
+                let by_name = all.iter().find(|(n, _)| n == name || n.trim_end_matches(".npy") == name);
+                by_name.unwrap_or(&all[i]).1.clone()
+            })
+            .collect()
+    } else {
+        if inputs.len() != 1 {
+            bail!("the model has {} inputs: give an .npz with one array per input", inputs.len());
+        }
+        vec![read_npy(path)?]
+    };
+    let per_input: Vec<Vec<ArrayD<f32>>> = arrays
+        .iter()
+        .zip(inputs)
+        .map(|(a, (name, shape))| crate::host::samples(a, shape).with_context(|| format!("input '{name}'")))
+        .collect::<Result<_>>()?;
+    let count = per_input.iter().map(Vec::len).min().unwrap_or(0);
+    Ok((0..count).map(|s| per_input.iter().map(|v| v[s].clone()).collect()).collect())
+}

@@ -1,0 +1,50 @@
+//! The quantizer's pipeline: graph → (f32 model → calibration) → quantized → planned → bytes.
+
+use anyhow::{Context, Result};
+use tract_onnx::prelude::tract_ndarray::ArrayD;
+
+use crate::calibrate::calibrate;
+use crate::emit::{emit, Precision};
+use crate::graph::Graph;
+use crate::host::ModelFile;
+use crate::plan::{plan, PlanReport};
+use crate::quantize::activation_params;
+
+/// A written model and what planning found.
+pub struct Written {
+    /// The model file's bytes.
+    pub bytes: Vec<u8>,
+    /// Memory plan figures.
+    pub plan: PlanReport,
+}
+
+/// Lowers, plans and serializes `graph` at `precision`. int8 needs calibration samples (each a
+/// list of inputs in ONNX layout).
+pub fn build(graph: &Graph, precision: Precision, calib: Option<&[Vec<ArrayD<f32>>]>) -> Result<Written> {
+    let float = write(graph, Precision::F32, None)?;
+    if precision == Precision::F32 {
+        return Ok(float);
+    }
+    let qparams = match precision {
+        Precision::Int8 => {
+            let samples = calib.context("int8 needs calibration samples")?;
+            let file = ModelFile::from_bytes(&float.bytes);
+            let model = file.model()?;
+            let op_outputs: Vec<usize> = graph.nodes.iter().map(|n| n.outputs[0]).collect();
+            let ranges = calibrate(graph, &model, &op_outputs, samples)?;
+            Some(activation_params(graph, &ranges)?)
+        }
+        _ => None,
+    };
+    write(graph, precision, qparams.as_deref())
+}
+
+fn write(graph: &Graph, precision: Precision, qparams: Option<&[Option<crate::quantize::QParams>]>) -> Result<Written> {
+    let mut emitted = emit(graph, precision, qparams)?;
+    let plan = plan(&mut emitted.builder);
+    let bytes = emitted.builder.finish()?;
+    ModelFile::from_bytes(&bytes)
+        .model()
+        .context("internal error: the written model fails validation")?;
+    Ok(Written { bytes, plan })
+}

@@ -1,0 +1,167 @@
+//! The runtime's error type: every failure is a value that says what to fix.
+
+use core::fmt;
+
+use crate::format::OpKind;
+
+/// Everything that can go wrong when loading or running a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// The bytes are shorter than the header or than the length the header declares.
+    Truncated {
+        /// Bytes the file needs.
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// The file does not start with the `EMBR` magic.
+    BadMagic,
+    /// The file's format version is not one this runtime reads.
+    UnsupportedVersion {
+        /// Version in the file.
+        found: u16,
+    },
+    /// The payload's CRC32 does not match the header: the file is corrupt.
+    CrcMismatch {
+        /// CRC32 stored in the header.
+        expected: u32,
+        /// CRC32 of the payload.
+        found: u32,
+    },
+    /// The model bytes are not at a 16-byte aligned address (use `ember::AlignedModel` or an aligned static).
+    MisalignedModel,
+    /// This runtime only runs on little-endian targets.
+    BigEndian,
+    /// A section of the file lies outside it or is misaligned.
+    BadSection {
+        /// Section index in the header's directory.
+        section: u8,
+    },
+    /// A tensor record is inconsistent.
+    BadTensor {
+        /// Tensor index.
+        tensor: u16,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// An operator record is inconsistent.
+    BadOp {
+        /// Operator index.
+        op: u16,
+        /// Operator kind (if the kind byte was valid).
+        kind: Option<OpKind>,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// An operator's input or output has a shape its kind cannot take.
+    ShapeMismatch {
+        /// Operator index.
+        op: u16,
+        /// Operator kind.
+        kind: OpKind,
+        /// Offending tensor.
+        tensor: u16,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// An input or output descriptor is inconsistent.
+    BadIo {
+        /// Descriptor index.
+        index: u16,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The memory plan gives two tensors that are alive at the same time overlapping arena bytes.
+    PlanOverlap {
+        /// First tensor (or `u16::MAX` for an op's scratch buffer).
+        a: u16,
+        /// Second tensor.
+        b: u16,
+    },
+    /// The arena passed to `Interpreter::new` is too small.
+    ArenaTooSmall {
+        /// Bytes needed for this arena's address (plan size plus alignment padding).
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// No input or output with that index.
+    NoSuchIo {
+        /// Index asked for.
+        index: usize,
+        /// Number of inputs or outputs the model has.
+        count: usize,
+    },
+    /// The tensor has another element type than the one asked for.
+    WrongType {
+        /// Tensor index.
+        tensor: u16,
+    },
+    /// The slice given has another length than the tensor.
+    WrongLength {
+        /// Elements expected.
+        expected: usize,
+        /// Elements given.
+        got: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::Truncated { needed, got } => {
+                write!(f, "model file truncated: needs {needed} bytes, got {got}")
+            }
+            Error::BadMagic => write!(f, "not an Ember model (magic `EMBR` missing)"),
+            Error::UnsupportedVersion { found } => write!(
+                f,
+                "model format version {found} is not supported by this runtime (reads version {}); re-run ember-quantize",
+                crate::format::VERSION
+            ),
+            Error::CrcMismatch { expected, found } => write!(
+                f,
+                "model file corrupt: CRC32 {found:#010x} does not match header {expected:#010x}"
+            ),
+            Error::MisalignedModel => write!(
+                f,
+                "model bytes must start at a 16-byte aligned address: wrap them in ember::AlignedModel"
+            ),
+            Error::BigEndian => write!(f, "Ember models run only on little-endian targets"),
+            Error::BadSection { section } => {
+                write!(f, "section {section} lies outside the file or is misaligned")
+            }
+            Error::BadTensor { tensor, reason } => write!(f, "tensor {tensor}: {reason}"),
+            Error::BadOp { op, kind: Some(kind), reason } => {
+                write!(f, "op {op} ({}): {reason}", kind.name())
+            }
+            Error::BadOp { op, kind: None, reason } => write!(f, "op {op}: {reason}"),
+            Error::ShapeMismatch { op, kind, tensor, expected } => write!(
+                f,
+                "op {op} ({}): tensor {tensor} has the wrong shape, expected {expected}",
+                kind.name()
+            ),
+            Error::BadIo { index, reason } => write!(f, "input/output descriptor {index}: {reason}"),
+            Error::PlanOverlap { a, b } => write!(
+                f,
+                "memory plan overlaps tensors {a} and {b} while both are alive (u16::MAX = scratch)"
+            ),
+            Error::ArenaTooSmall { needed, got } => write!(
+                f,
+                "arena too small: needs {needed} bytes at this address, got {got} (a 16-byte aligned arena needs Model::arena_bytes())"
+            ),
+            Error::NoSuchIo { index, count } => {
+                write!(f, "no input/output {index}: the model has {count}")
+            }
+            Error::WrongType { tensor } => {
+                write!(f, "tensor {tensor} has another element type than the one asked for")
+            }
+            Error::WrongLength { expected, got } => {
+                write!(f, "expected {expected} elements, got {got}")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

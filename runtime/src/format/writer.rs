@@ -1,0 +1,353 @@
+//! Builds model files (host only): the quantizer writes through the same records the
+//! runtime reads.
+
+use bytemuck::Pod;
+
+use super::params::params_len;
+use super::{
+    section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, Section, Storage,
+    TensorRecord, ALIGN, HEADER_LEN, MAGIC, MAX_RANK, NO_ALIAS, PER_TENSOR, VERSION,
+};
+
+/// Quantization of one tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Quant {
+    /// One scale and zero point.
+    PerTensor {
+        /// Scale.
+        scale: f32,
+        /// Zero point.
+        zero_point: i32,
+    },
+    /// One scale per index along `axis` (zero point 0).
+    PerChannel {
+        /// Quantized axis.
+        axis: usize,
+        /// Scales.
+        scales: Vec<f32>,
+    },
+}
+
+/// Everything wrong with a model being built: a bug in the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError(pub String);
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// An input or output descriptor being built.
+#[derive(Clone, Debug)]
+pub struct IoDesc {
+    /// Tensor holding the data.
+    pub tensor: u16,
+    /// Name in the original model (at most 60 bytes).
+    pub name: String,
+    /// Shape in the original model.
+    pub onnx_shape: Vec<usize>,
+    /// Internal axis `i` is original axis `perm[i]`.
+    pub perm: Vec<usize>,
+}
+
+/// Accumulates tensors, ops and descriptors, then serializes them with [`ModelBuilder::finish`].
+#[derive(Clone, Debug, Default)]
+pub struct ModelBuilder {
+    tensors: Vec<TensorRecord>,
+    quant: Vec<QuantRecord>,
+    ops: Vec<OpRecord>,
+    op_io: Vec<u16>,
+    params: Vec<u8>,
+    inputs: Vec<IoDesc>,
+    outputs: Vec<IoDesc>,
+    blob: Vec<u8>,
+    arena_bytes: usize,
+}
+
+fn record(dtype: DType, shape: &[usize], storage: Storage) -> Result<TensorRecord, BuildError> {
+    if shape.len() > MAX_RANK {
+        return Err(BuildError(format!("rank {} above {MAX_RANK}", shape.len())));
+    }
+    let mut dims = [0u32; MAX_RANK];
+    for (d, &s) in dims.iter_mut().zip(shape) {
+        *d = u32::try_from(s).map_err(|_| BuildError(format!("dimension {s} too large")))?;
+    }
+    let bytes = shape.iter().product::<usize>() * dtype.size();
+    Ok(TensorRecord {
+        dtype: dtype as u8,
+        rank: shape.len() as u8,
+        storage: storage as u8,
+        quant_axis: PER_TENSOR,
+        dims,
+        byte_len: u32::try_from(bytes).map_err(|_| BuildError("tensor above 4 GiB".into()))?,
+        alias_of: NO_ALIAS,
+        ..Default::default()
+    })
+}
+
+impl ModelBuilder {
+    /// An empty model.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push_tensor(&mut self, mut r: TensorRecord, quant: Option<&Quant>) -> Result<u16, BuildError> {
+        r.quant_start = self.quant.len() as u32;
+        match quant {
+            None => {}
+            Some(Quant::PerTensor { scale, zero_point }) => {
+                self.quant.push(QuantRecord { scale: *scale, zero_point: *zero_point });
+                r.quant_count = 1;
+            }
+            Some(Quant::PerChannel { axis, scales }) => {
+                r.quant_axis = *axis as u8;
+                r.quant_count = scales.len() as u32;
+                self.quant.extend(scales.iter().map(|&scale| QuantRecord { scale, zero_point: 0 }));
+            }
+        }
+        let id = u16::try_from(self.tensors.len())
+            .ok()
+            .filter(|&id| id != NO_ALIAS)
+            .ok_or(BuildError("more than 65534 tensors".into()))?;
+        self.tensors.push(r);
+        Ok(id)
+    }
+
+    /// Adds a constant whose little-endian bytes are `data`; returns its id.
+    pub fn constant(
+        &mut self,
+        dtype: DType,
+        shape: &[usize],
+        data: &[u8],
+        quant: Option<&Quant>,
+    ) -> Result<u16, BuildError> {
+        let mut r = record(dtype, shape, Storage::Constant)?;
+        if data.len() != r.byte_len as usize {
+            return Err(BuildError(format!(
+                "constant of shape {shape:?} needs {} bytes, got {}",
+                r.byte_len,
+                data.len()
+            )));
+        }
+        self.blob.resize(self.blob.len().next_multiple_of(ALIGN), 0);
+        r.offset = self.blob.len() as u32;
+        self.blob.extend_from_slice(data);
+        self.push_tensor(r, quant)
+    }
+
+    /// Adds a constant from plain values.
+    pub fn constant_of<T: Pod>(
+        &mut self,
+        dtype: DType,
+        shape: &[usize],
+        values: &[T],
+        quant: Option<&Quant>,
+    ) -> Result<u16, BuildError> {
+        self.constant(dtype, shape, bytemuck::cast_slice(values), quant)
+    }
+
+    /// Adds an activation (placed later with [`ModelBuilder::place`]); returns its id.
+    pub fn activation(
+        &mut self,
+        dtype: DType,
+        shape: &[usize],
+        quant: Option<&Quant>,
+    ) -> Result<u16, BuildError> {
+        self.push_tensor(record(dtype, shape, Storage::Arena)?, quant)
+    }
+
+    /// Makes activation `alias` share `root`'s storage (for `reshape`).
+    pub fn alias(&mut self, alias: u16, root: u16) {
+        let root = self.root(root);
+        self.tensors[alias as usize].alias_of = root;
+    }
+
+    /// The tensor whose storage `id` uses.
+    pub fn root(&self, id: u16) -> u16 {
+        match self.tensors[id as usize].alias_of {
+            NO_ALIAS => id,
+            root => root,
+        }
+    }
+
+    /// Appends an op; returns its index.
+    pub fn op<P: Pod>(
+        &mut self,
+        kind: OpKind,
+        inputs: &[u16],
+        outputs: &[u16],
+        params: &P,
+    ) -> Result<u16, BuildError> {
+        let bytes = bytemuck::bytes_of(params);
+        if bytes.len() != params_len(kind) {
+            return Err(BuildError(format!("wrong parameter struct for {}", kind.name())));
+        }
+        let index = self.ops.len();
+        self.ops.push(OpRecord {
+            kind: kind as u8,
+            n_inputs: inputs.len() as u8,
+            n_outputs: outputs.len() as u8,
+            io_start: self.op_io.len() as u32,
+            params_offset: self.params.len() as u32,
+            params_len: bytes.len() as u32,
+            ..Default::default()
+        });
+        self.op_io.extend_from_slice(inputs);
+        self.op_io.extend_from_slice(outputs);
+        self.params.extend_from_slice(bytes);
+        u16::try_from(index).map_err(|_| BuildError("more than 65535 ops".into()))
+    }
+
+    /// Declares a model input.
+    pub fn input(&mut self, desc: IoDesc) {
+        self.inputs.push(desc);
+    }
+
+    /// Declares a model output.
+    pub fn output(&mut self, desc: IoDesc) {
+        self.outputs.push(desc);
+    }
+
+    /// Number of tensors so far.
+    pub fn tensor_count(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Number of ops so far.
+    pub fn op_count(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether tensor `id` lives in the arena (and is not an alias).
+    pub fn is_arena_root(&self, id: u16) -> bool {
+        let t = &self.tensors[id as usize];
+        t.storage == Storage::Arena as u8 && t.alias_of == NO_ALIAS
+    }
+
+    /// Byte length of tensor `id`.
+    pub fn byte_len(&self, id: u16) -> usize {
+        self.tensors[id as usize].byte_len as usize
+    }
+
+    /// Inclusive op range during which each tensor is alive (model inputs from op 0, outputs
+    /// to the last op, others from their producer to their last reader; an alias extends its
+    /// root's range). Constants get `(0, 0)`.
+    pub fn lifetimes(&self) -> Vec<(u16, u16)> {
+        let last = self.ops.len().saturating_sub(1) as u16;
+        let mut live: Vec<Option<(u16, u16)>> = vec![None; self.tensors.len()];
+        let mut touch = |id: u16, at: u16| {
+            let l = live[id as usize].get_or_insert((at, at));
+            l.0 = l.0.min(at);
+            l.1 = l.1.max(at);
+        };
+        for d in &self.inputs {
+            touch(d.tensor, 0);
+        }
+        for d in &self.outputs {
+            touch(d.tensor, last);
+        }
+        for (i, op) in self.ops.iter().enumerate() {
+            let start = op.io_start as usize;
+            let end = start + op.n_inputs as usize + op.n_outputs as usize;
+            for &id in &self.op_io[start..end] {
+                touch(id, i as u16);
+            }
+        }
+        let mut out: Vec<(u16, u16)> = live.iter().map(|l| l.unwrap_or((0, 0))).collect();
+        for (id, t) in self.tensors.iter().enumerate() {
+            if t.alias_of != NO_ALIAS {
+                let (first, last) = out[id];
+                let root = &mut out[t.alias_of as usize];
+                root.1 = root.1.max(last);
+                root.0 = root.0.min(first);
+            }
+        }
+        out
+    }
+
+    /// Places activation `id` (and implicitly its aliases) at arena `offset`.
+    pub fn place(&mut self, id: u16, offset: usize) {
+        self.tensors[id as usize].offset = offset as u32;
+    }
+
+    /// Sets the op's scratch buffer.
+    pub fn scratch(&mut self, op: u16, offset: usize, len: usize) {
+        let r = &mut self.ops[op as usize];
+        r.scratch_offset = offset as u32;
+        r.scratch_len = len as u32;
+    }
+
+    /// Sets the arena size of the memory plan.
+    pub fn arena_bytes(&mut self, bytes: usize) {
+        self.arena_bytes = bytes;
+    }
+
+    /// Serializes the model: header, sections, 16-byte aligned blob, CRC.
+    pub fn finish(mut self) -> Result<Vec<u8>, BuildError> {
+        let lifetimes = self.lifetimes();
+        for (id, t) in self.tensors.iter_mut().enumerate() {
+            if t.storage == Storage::Arena as u8 {
+                (t.live_first, t.live_last) = lifetimes[id];
+            }
+        }
+        for id in 0..self.tensors.len() {
+            let root = self.tensors[id].alias_of;
+            if root != NO_ALIAS {
+                self.tensors[id].offset = self.tensors[root as usize].offset;
+            }
+        }
+        let inputs = self.inputs.iter().map(io_record).collect::<Result<Vec<_>, _>>()?;
+        let outputs = self.outputs.iter().map(io_record).collect::<Result<Vec<_>, _>>()?;
+        let mut out = vec![0u8; HEADER_LEN];
+        let mut sections = [Section::default(); section::COUNT];
+        let mut put = |out: &mut Vec<u8>, index: usize, bytes: &[u8], align: usize| {
+            out.resize(out.len().next_multiple_of(align), 0);
+            sections[index] = Section { offset: out.len() as u32, len: bytes.len() as u32 };
+            out.extend_from_slice(bytes);
+        };
+        put(&mut out, section::TENSORS, bytemuck::cast_slice(&self.tensors), 4);
+        put(&mut out, section::OPS, bytemuck::cast_slice(&self.ops), 4);
+        put(&mut out, section::OP_IO, bytemuck::cast_slice(&self.op_io), 4);
+        put(&mut out, section::PARAMS, &self.params, 4);
+        put(&mut out, section::QUANT, bytemuck::cast_slice(&self.quant), 4);
+        put(&mut out, section::INPUTS, bytemuck::cast_slice(&inputs), 4);
+        put(&mut out, section::OUTPUTS, bytemuck::cast_slice(&outputs), 4);
+        put(&mut out, section::BLOB, &self.blob, ALIGN);
+        let file_len = u32::try_from(out.len()).map_err(|_| BuildError("model above 4 GiB".into()))?;
+        let mut header = Header {
+            magic: MAGIC,
+            version: VERSION,
+            file_len,
+            arena_bytes: self.arena_bytes as u32,
+            sections,
+            ..Default::default()
+        };
+        out[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(&header));
+        header.crc32 = crc32fast::hash(&out[16..]);
+        out[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(&header));
+        Ok(out)
+    }
+}
+
+fn io_record(d: &IoDesc) -> Result<IoRecord, BuildError> {
+    let mut r = IoRecord::default();
+    let name = d.name.as_bytes();
+    if name.len() > r.name.len() {
+        return Err(BuildError(format!("input/output name '{}' longer than 60 bytes", d.name)));
+    }
+    if d.onnx_shape.len() > MAX_RANK || d.perm.len() != d.onnx_shape.len() {
+        return Err(BuildError(format!("input/output '{}' has a bad shape or perm", d.name)));
+    }
+    r.tensor = d.tensor;
+    r.name_len = name.len() as u8;
+    r.name[..name.len()].copy_from_slice(name);
+    r.onnx_rank = d.onnx_shape.len() as u8;
+    for (i, (&s, &p)) in d.onnx_shape.iter().zip(&d.perm).enumerate() {
+        r.onnx_dims[i] = s as u32;
+        r.perm[i] = p as u8;
+    }
+    Ok(r)
+}

@@ -1,0 +1,172 @@
+//! Runs a validated model over a caller-provided arena.
+
+use crate::format::{DType, OpKind};
+use crate::model::{IoInfo, Model, TensorInfo};
+use crate::{ops, quant, Error};
+
+/// Alignment the interpreter gives the arena's start.
+const ARENA_ALIGN: usize = 16;
+
+/// An op about to run or just run, for [`Hook`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct OpEvent {
+    /// Op index in the model.
+    pub index: u16,
+    /// Op kind.
+    pub kind: OpKind,
+}
+
+/// An op's output right after it ran.
+#[derive(Clone, Copy, Debug)]
+pub struct OpOutput<'a> {
+    /// The output tensor.
+    pub tensor: TensorInfo<'a>,
+    /// Its bytes in the arena.
+    pub bytes: &'a [u8],
+}
+
+impl OpOutput<'_> {
+    /// The output as f32 values, if it is an f32 tensor.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        (self.tensor.dtype == DType::F32).then(|| bytemuck::try_cast_slice(self.bytes).ok())?
+    }
+
+    /// The output as int8 values, if it is an int8 tensor.
+    pub fn as_i8(&self) -> Option<&[i8]> {
+        (self.tensor.dtype == DType::I8).then(|| bytemuck::cast_slice(self.bytes))
+    }
+}
+
+/// Called around every op by [`Interpreter::invoke_with`], e.g. to time layers on a board.
+pub trait Hook {
+    /// Before op `event.index` runs.
+    fn before(&mut self, _event: OpEvent) {}
+    /// After op `event.index` ran, with its output.
+    fn after(&mut self, _event: OpEvent, _output: OpOutput<'_>) {}
+}
+
+/// A hook that does nothing.
+pub struct NoHook;
+
+impl Hook for NoHook {}
+
+/// Runs a model; owns nothing but borrows the model and the arena.
+pub struct Interpreter<'m, 'a> {
+    model: &'m Model<'m>,
+    arena: &'a mut [u8],
+}
+
+impl<'m, 'a> Interpreter<'m, 'a> {
+    /// Prepares to run `model` in `arena`, which needs `model.arena_bytes()` bytes after
+    /// aligning its start to 16 bytes.
+    pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        let misalignment = arena.as_ptr() as usize % ARENA_ALIGN;
+        let skip = (ARENA_ALIGN - misalignment) % ARENA_ALIGN;
+        let needed = model.arena_bytes() + skip;
+        if arena.len() < needed {
+            return Err(Error::ArenaTooSmall { needed, got: arena.len() });
+        }
+        let arena = &mut arena[skip..needed];
+        Ok(Self { model, arena })
+    }
+
+    /// The model being run.
+    pub fn model(&self) -> &'m Model<'m> {
+        self.model
+    }
+
+    /// Runs every op in order.
+    pub fn invoke(&mut self) -> Result<(), Error> {
+        self.invoke_with(&mut NoHook)
+    }
+
+    /// Runs every op in order, calling `hook` before and after each.
+    pub fn invoke_with(&mut self, hook: &mut impl Hook) -> Result<(), Error> {
+        for index in 0..self.model.op_count() as u16 {
+            let op = self.model.op(index)?;
+            let event = OpEvent { index, kind: op.kind };
+            hook.before(event);
+            ops::run(self.model, &op, self.arena)?;
+            let tensor = self.model.tensor(op.outputs[0])?;
+            let bytes = &self.arena[tensor.arena_range()];
+            hook.after(event, OpOutput { tensor, bytes });
+        }
+        Ok(())
+    }
+
+    fn io_slice<T: ops::Element>(&self, io: &IoInfo) -> Result<&[T], Error> {
+        if io.tensor.dtype != T::DTYPE {
+            return Err(Error::WrongType { tensor: io.tensor.id });
+        }
+        bytemuck::try_cast_slice(&self.arena[io.tensor.arena_range()])
+            .map_err(|_| Error::WrongType { tensor: io.tensor.id })
+    }
+
+    fn io_slice_mut<T: ops::Element>(&mut self, io: &IoInfo) -> Result<&mut [T], Error> {
+        if io.tensor.dtype != T::DTYPE {
+            return Err(Error::WrongType { tensor: io.tensor.id });
+        }
+        bytemuck::try_cast_slice_mut(&mut self.arena[io.tensor.arena_range()])
+            .map_err(|_| Error::WrongType { tensor: io.tensor.id })
+    }
+
+    /// Input `index` of an int8 model, to fill before `invoke` (internal NHWC layout).
+    pub fn input_i8(&mut self, index: usize) -> Result<&mut [i8], Error> {
+        let io = self.model.input(index)?;
+        self.io_slice_mut(&io)
+    }
+
+    /// Input `index` of a float model, to fill before `invoke` (internal NHWC layout).
+    pub fn input_f32(&mut self, index: usize) -> Result<&mut [f32], Error> {
+        let io = self.model.input(index)?;
+        self.io_slice_mut(&io)
+    }
+
+    /// Output `index` of an int8 model.
+    pub fn output_i8(&self, index: usize) -> Result<&[i8], Error> {
+        self.io_slice(&self.model.output(index)?)
+    }
+
+    /// Output `index` of a float model.
+    pub fn output_f32(&self, index: usize) -> Result<&[f32], Error> {
+        self.io_slice(&self.model.output(index)?)
+    }
+
+    /// Writes real values into input `index`, quantizing them if the input is int8.
+    pub fn set_input(&mut self, index: usize, values: &[f32]) -> Result<(), Error> {
+        let io = self.model.input(index)?;
+        let t = io.tensor;
+        if values.len() != t.len() {
+            return Err(Error::WrongLength { expected: t.len(), got: values.len() });
+        }
+        let (scale, zero_point) = t.scale_zero_point();
+        if t.dtype == DType::I8 {
+            let dst = self.io_slice_mut::<i8>(&io)?;
+            for (d, &v) in dst.iter_mut().zip(values) {
+                *d = quant::quantize_i8(v, scale, zero_point);
+            }
+        } else {
+            self.io_slice_mut::<f32>(&io)?.copy_from_slice(values);
+        }
+        Ok(())
+    }
+
+    /// Reads output `index` as real values, dequantizing it if the output is int8.
+    pub fn get_output(&self, index: usize, values: &mut [f32]) -> Result<(), Error> {
+        let io = self.model.output(index)?;
+        let t = io.tensor;
+        if values.len() != t.len() {
+            return Err(Error::WrongLength { expected: t.len(), got: values.len() });
+        }
+        let (scale, zero_point) = t.scale_zero_point();
+        if t.dtype == DType::I8 {
+            for (v, &q) in values.iter_mut().zip(self.io_slice::<i8>(&io)?) {
+                *v = quant::dequantize_i8(q, scale, zero_point);
+            }
+        } else {
+            values.copy_from_slice(self.io_slice::<f32>(&io)?);
+        }
+        Ok(())
+    }
+}

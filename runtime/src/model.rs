@@ -1,0 +1,508 @@
+//! A validated, zero-copy view of a model file.
+//!
+//! [`Model::from_bytes`] checks everything once — CRC, section bounds, every tensor and op
+//! record, op arity, parameters and shapes, graph order and the memory plan — so the
+//! interpreter can run the model without ever reading out of bounds.
+
+use bytemuck::Pod;
+
+use crate::format::{
+    params, section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, Storage,
+    TensorRecord, ALIGN, HEADER_LEN, MAGIC, MAX_RANK, NO_ALIAS, PER_TENSOR, VERSION,
+};
+use crate::ops;
+use crate::Error;
+
+/// A validated model, borrowing its bytes (which may live in flash).
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a> {
+    tensors: &'a [TensorRecord],
+    ops: &'a [OpRecord],
+    op_io: &'a [u16],
+    params: &'a [u8],
+    quant: &'a [QuantRecord],
+    inputs: &'a [IoRecord],
+    outputs: &'a [IoRecord],
+    blob: &'a [u8],
+    arena_bytes: usize,
+}
+
+/// A tensor's description.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorInfo<'a> {
+    /// Index in the model.
+    pub id: u16,
+    /// Element type.
+    pub dtype: DType,
+    /// Where the bytes live.
+    pub storage: Storage,
+    /// Dimensions.
+    pub dims: &'a [u32],
+    /// Byte offset (blob or arena).
+    pub offset: usize,
+    /// Byte length.
+    pub byte_len: usize,
+    /// Quantization: empty for float tensors.
+    pub quant: &'a [QuantRecord],
+    /// Quantized axis for per-channel quantization.
+    pub quant_axis: Option<usize>,
+    /// Tensor whose storage this one shares.
+    pub alias_of: Option<u16>,
+    /// First op during which the tensor is alive.
+    pub live_first: u16,
+    /// Last op during which the tensor is alive.
+    pub live_last: u16,
+}
+
+impl TensorInfo<'_> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.byte_len / self.dtype.size()
+    }
+
+    /// Whether the tensor has no elements (never true in a valid model).
+    pub fn is_empty(&self) -> bool {
+        self.byte_len == 0
+    }
+
+    /// Per-tensor scale and zero point (the first record; `(1.0, 0)` for float tensors).
+    pub fn scale_zero_point(&self) -> (f32, i32) {
+        self.quant.first().map_or((1.0, 0), |q| (q.scale, q.zero_point))
+    }
+
+    /// Arena byte range, for activations.
+    pub(crate) fn arena_range(&self) -> core::ops::Range<usize> {
+        self.offset..self.offset + self.byte_len
+    }
+}
+
+/// An operator's description.
+#[derive(Clone, Copy, Debug)]
+pub struct OpInfo<'a> {
+    /// Index in the model.
+    pub index: u16,
+    /// Kind.
+    pub kind: OpKind,
+    /// Input tensor ids.
+    pub inputs: &'a [u16],
+    /// Output tensor ids.
+    pub outputs: &'a [u16],
+    /// Parameter bytes.
+    pub params: &'a [u8],
+    /// Scratch buffer (arena offset, length).
+    pub scratch: (usize, usize),
+}
+
+impl<'a> OpInfo<'a> {
+    /// Reads the parameter struct (its length was checked at load time).
+    pub fn params<P: Pod>(&self) -> Result<P, Error> {
+        bytemuck::try_pod_read_unaligned(self.params).map_err(|_| self.error("parameter length"))
+    }
+
+    /// An error about this op.
+    pub fn error(&self, reason: &'static str) -> Error {
+        Error::BadOp { op: self.index, kind: Some(self.kind), reason }
+    }
+}
+
+/// A model input or output as the user sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct IoInfo<'a> {
+    /// The tensor holding the data, in the internal layout.
+    pub tensor: TensorInfo<'a>,
+    /// Name in the original model.
+    pub name: &'a str,
+    /// Shape in the original model.
+    pub onnx_dims: &'a [u32],
+    /// Internal axis `i` is original axis `perm[i]`.
+    pub perm: &'a [u8],
+}
+
+fn section<'a, T: Pod>(bytes: &'a [u8], header: &Header, index: usize) -> Result<&'a [T], Error> {
+    let s = header.sections[index];
+    let bad = Error::BadSection { section: index as u8 };
+    let start = s.offset as usize;
+    let end = start.checked_add(s.len as usize).ok_or(bad)?;
+    let raw = bytes.get(start..end).ok_or(bad)?;
+    if start < HEADER_LEN || start % 4 != 0 {
+        return Err(bad);
+    }
+    bytemuck::try_cast_slice(raw).map_err(|_| bad)
+}
+
+impl<'a> Model<'a> {
+    /// Validates `bytes` (16-byte aligned, as written by `ember-quantize`) and returns the model.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        if cfg!(target_endian = "big") {
+            return Err(Error::BigEndian);
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(Error::Truncated { needed: HEADER_LEN, got: bytes.len() });
+        }
+        if bytes.as_ptr() as usize % ALIGN != 0 {
+            return Err(Error::MisalignedModel);
+        }
+        let header: Header = bytemuck::pod_read_unaligned(&bytes[..HEADER_LEN]);
+        if header.magic != MAGIC {
+            return Err(Error::BadMagic);
+        }
+        if header.version != VERSION {
+            return Err(Error::UnsupportedVersion { found: header.version });
+        }
+        let file_len = header.file_len as usize;
+        if file_len < HEADER_LEN || file_len > bytes.len() {
+            return Err(Error::Truncated { needed: file_len.max(HEADER_LEN), got: bytes.len() });
+        }
+        let bytes = &bytes[..file_len];
+        let found = crc32fast::hash(&bytes[16..]);
+        if found != header.crc32 {
+            return Err(Error::CrcMismatch { expected: header.crc32, found });
+        }
+        let blob: &[u8] = section(bytes, &header, section::BLOB)?;
+        if header.sections[section::BLOB].offset as usize % ALIGN != 0 {
+            return Err(Error::BadSection { section: section::BLOB as u8 });
+        }
+        let model = Model {
+            tensors: section(bytes, &header, section::TENSORS)?,
+            ops: section(bytes, &header, section::OPS)?,
+            op_io: section(bytes, &header, section::OP_IO)?,
+            params: section(bytes, &header, section::PARAMS)?,
+            quant: section(bytes, &header, section::QUANT)?,
+            inputs: section(bytes, &header, section::INPUTS)?,
+            outputs: section(bytes, &header, section::OUTPUTS)?,
+            blob,
+            arena_bytes: header.arena_bytes as usize,
+        };
+        model.validate()?;
+        Ok(model)
+    }
+
+    /// Arena bytes the interpreter needs (for a 16-byte aligned arena).
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes
+    }
+
+    /// Number of tensors.
+    pub fn tensor_count(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Number of operators.
+    pub fn op_count(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Number of model inputs.
+    pub fn input_count(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Number of model outputs.
+    pub fn output_count(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Bytes of constant data (weights, biases, tables).
+    pub fn weight_bytes(&self) -> usize {
+        self.blob.len()
+    }
+
+    /// Describes tensor `id`.
+    pub fn tensor(&self, id: u16) -> Result<TensorInfo<'a>, Error> {
+        let bad = |reason| Error::BadTensor { tensor: id, reason };
+        let r = self.tensors.get(id as usize).ok_or(bad("no such tensor"))?;
+        let dtype = DType::from_u8(r.dtype).ok_or(bad("unknown element type"))?;
+        let storage = match r.storage {
+            0 => Storage::Constant,
+            1 => Storage::Arena,
+            _ => return Err(bad("unknown storage")),
+        };
+        let rank = r.rank as usize;
+        let dims = r.dims.get(..rank).ok_or(bad("rank above 6"))?;
+        let start = r.quant_start as usize;
+        let quant = start
+            .checked_add(r.quant_count as usize)
+            .and_then(|end| self.quant.get(start..end))
+            .ok_or(bad("quantization records out of range"))?;
+        Ok(TensorInfo {
+            id,
+            dtype,
+            storage,
+            dims,
+            offset: r.offset as usize,
+            byte_len: r.byte_len as usize,
+            quant,
+            quant_axis: (r.quant_axis != PER_TENSOR).then_some(r.quant_axis as usize),
+            alias_of: (r.alias_of != NO_ALIAS).then_some(r.alias_of),
+            live_first: r.live_first,
+            live_last: r.live_last,
+        })
+    }
+
+    /// Describes operator `index`.
+    pub fn op(&self, index: u16) -> Result<OpInfo<'a>, Error> {
+        let r = self.ops.get(index as usize).ok_or(Error::BadOp {
+            op: index,
+            kind: None,
+            reason: "no such op",
+        })?;
+        let bad = |reason| Error::BadOp { op: index, kind: OpKind::from_u8(r.kind), reason };
+        let kind = OpKind::from_u8(r.kind).ok_or(bad("unknown op kind"))?;
+        let start = r.io_start as usize;
+        let mid = start + r.n_inputs as usize;
+        let end = mid + r.n_outputs as usize;
+        let io = self.op_io.get(start..end).ok_or(bad("tensor ids out of range"))?;
+        let p_start = r.params_offset as usize;
+        let params = p_start
+            .checked_add(r.params_len as usize)
+            .and_then(|end| self.params.get(p_start..end))
+            .ok_or(bad("parameters out of range"))?;
+        if r.params_len as usize != params::params_len(kind) {
+            return Err(bad("parameter block has the wrong length for this op kind"));
+        }
+        Ok(OpInfo {
+            index,
+            kind,
+            inputs: &io[..r.n_inputs as usize],
+            outputs: &io[r.n_inputs as usize..],
+            params,
+            scratch: (r.scratch_offset as usize, r.scratch_len as usize),
+        })
+    }
+
+    /// Describes model input `index`.
+    pub fn input(&self, index: usize) -> Result<IoInfo<'a>, Error> {
+        self.io(self.inputs, index)
+    }
+
+    /// Describes model output `index`.
+    pub fn output(&self, index: usize) -> Result<IoInfo<'a>, Error> {
+        self.io(self.outputs, index)
+    }
+
+    fn io(&self, records: &'a [IoRecord], index: usize) -> Result<IoInfo<'a>, Error> {
+        let r = records.get(index).ok_or(Error::NoSuchIo { index, count: records.len() })?;
+        let bad = |reason| Error::BadIo { index: index as u16, reason };
+        let name = r.name.get(..r.name_len as usize).ok_or(bad("name longer than 60 bytes"))?;
+        let name = core::str::from_utf8(name).map_err(|_| bad("name is not UTF-8"))?;
+        let rank = r.onnx_rank as usize;
+        if rank > MAX_RANK {
+            return Err(bad("rank above 6"));
+        }
+        Ok(IoInfo {
+            tensor: self.tensor(r.tensor)?,
+            name,
+            onnx_dims: &r.onnx_dims[..rank],
+            perm: &r.perm[..rank],
+        })
+    }
+
+    /// Constant tensor bytes, in place in the model.
+    pub(crate) fn constant_bytes(&self, t: &TensorInfo) -> Result<&'a [u8], Error> {
+        self.blob.get(t.offset..t.offset + t.byte_len).ok_or(Error::BadTensor {
+            tensor: t.id,
+            reason: "constant data outside the blob",
+        })
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.tensors.len() >= NO_ALIAS as usize || self.ops.len() > u16::MAX as usize {
+            return Err(Error::BadSection { section: section::TENSORS as u8 });
+        }
+        let last_op = self.ops.len().saturating_sub(1) as u16;
+        for id in 0..self.tensors.len() as u16 {
+            self.validate_tensor(id, last_op)?;
+        }
+        for index in 0..self.ops.len() as u16 {
+            let op = self.op(index)?;
+            self.validate_op_io(&op)?;
+            ops::prepare(self, &op)?;
+        }
+        self.validate_io()?;
+        self.validate_plan()
+    }
+
+    fn validate_tensor(&self, id: u16, last_op: u16) -> Result<(), Error> {
+        let t = self.tensor(id)?;
+        let bad = |reason| Error::BadTensor { tensor: id, reason };
+        let mut elements = 1usize;
+        for &d in t.dims {
+            if d == 0 {
+                return Err(bad("zero-sized dimension"));
+            }
+            elements = elements.checked_mul(d as usize).ok_or(bad("too many elements"))?;
+        }
+        if elements.checked_mul(t.dtype.size()) != Some(t.byte_len) {
+            return Err(bad("byte length does not match shape and element type"));
+        }
+        match t.storage {
+            Storage::Constant => {
+                if t.offset % ALIGN != 0 {
+                    return Err(bad("constant not 16-byte aligned in the blob"));
+                }
+                self.constant_bytes(&t)?;
+            }
+            Storage::Arena => {
+                if !matches!(t.dtype, DType::I8 | DType::F32) {
+                    return Err(bad("activations must be i8 or f32"));
+                }
+                let end = t.offset.checked_add(t.byte_len).ok_or(bad("arena range overflows"))?;
+                if end > self.arena_bytes || t.offset % t.dtype.size() != 0 {
+                    return Err(bad("arena range outside the plan or misaligned"));
+                }
+                if t.live_first > t.live_last || t.live_last > last_op {
+                    return Err(bad("lifetime outside the op list"));
+                }
+            }
+        }
+        match (t.quant.len(), t.quant_axis) {
+            (0, None) => {}
+            (1, None) => {}
+            (n, Some(axis)) if t.dims.get(axis).map(|&d| d as usize) == Some(n) => {}
+            _ => return Err(bad("quantization count does not match its axis")),
+        }
+        for q in t.quant {
+            if !(q.scale.is_finite() && q.scale > 0.0) {
+                return Err(bad("quantization scale must be finite and positive"));
+            }
+            if !(-128..=127).contains(&q.zero_point) || (t.dtype != DType::I8 && q.zero_point != 0)
+            {
+                return Err(bad("zero point out of range"));
+            }
+        }
+        if t.dtype == DType::I8 && t.storage == Storage::Arena && t.quant.len() != 1 {
+            return Err(bad("int8 activations need per-tensor quantization"));
+        }
+        if let Some(root) = t.alias_of {
+            let r = self.tensor(root)?;
+            if r.alias_of.is_some()
+                || r.storage != Storage::Arena
+                || t.storage != Storage::Arena
+                || r.offset != t.offset
+                || r.byte_len != t.byte_len
+                || r.dtype != t.dtype
+                || t.live_first < r.live_first
+                || t.live_last > r.live_last
+            {
+                return Err(bad("alias does not share its root's storage and lifetime"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every op reads tensors that are alive and already written, and writes
+    /// activations exactly at their first live op.
+    fn validate_op_io(&self, op: &OpInfo) -> Result<(), Error> {
+        if op.outputs.len() != 1 {
+            return Err(op.error("every op has exactly one output"));
+        }
+        for &id in op.inputs {
+            let t = self.tensor(id)?;
+            if t.storage == Storage::Arena {
+                // Written before: a model input, or the output of the op where it becomes alive.
+                let written = self.is_input(id)
+                    || (t.live_first < op.index
+                        && self.op(t.live_first)?.outputs.contains(&id));
+                if !written || op.index > t.live_last {
+                    return Err(op.error("reads a tensor outside its lifetime"));
+                }
+            }
+        }
+        // Each tensor has one `live_first`, so at most one op can write it.
+        let out = self.tensor(op.outputs[0])?;
+        if out.storage != Storage::Arena || out.live_first != op.index || self.is_input(out.id) {
+            return Err(op.error("output must be an arena tensor first alive at this op"));
+        }
+        let (s_off, s_len) = op.scratch;
+        if s_off.checked_add(s_len).is_none_or(|end| end > self.arena_bytes) {
+            return Err(op.error("scratch buffer outside the arena"));
+        }
+        Ok(())
+    }
+
+    fn is_input(&self, id: u16) -> bool {
+        self.inputs.iter().any(|r| r.tensor == id)
+    }
+
+    fn validate_io(&self) -> Result<(), Error> {
+        if self.inputs.is_empty() || self.outputs.is_empty() {
+            return Err(Error::BadIo { index: 0, reason: "a model needs inputs and outputs" });
+        }
+        let last_op = self.ops.len().saturating_sub(1) as u16;
+        for (records, is_output) in [(self.inputs, false), (self.outputs, true)] {
+            for index in 0..records.len() {
+                let io = self.io(records, index)?;
+                let bad = |reason| Error::BadIo { index: index as u16, reason };
+                let t = io.tensor;
+                if t.storage != Storage::Arena {
+                    return Err(bad("inputs and outputs must live in the arena"));
+                }
+                if !is_output && t.live_first != 0 {
+                    return Err(bad("inputs must be alive from the first op"));
+                }
+                if is_output && t.live_last != last_op {
+                    return Err(bad("outputs must stay alive until the last op"));
+                }
+                let mut seen = [false; MAX_RANK];
+                let mut elements = 1usize;
+                for (i, &p) in io.perm.iter().enumerate() {
+                    let p = p as usize;
+                    if p >= io.perm.len() || seen[p] {
+                        return Err(bad("perm is not a permutation"));
+                    }
+                    seen[p] = true;
+                    if t.dims.get(i) != io.onnx_dims.get(p) {
+                        return Err(bad("shape is not the permuted original shape"));
+                    }
+                    elements = elements.saturating_mul(io.onnx_dims[p] as usize);
+                }
+                if io.perm.len() != t.dims.len() || elements != t.len() {
+                    return Err(bad("original rank differs from the tensor's"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that no two arena regions alive during the same op overlap.
+    fn validate_plan(&self) -> Result<(), Error> {
+        let n = self.tensors.len() as u16;
+        for a in 0..n {
+            let ta = self.tensor(a)?;
+            if ta.storage != Storage::Arena || ta.alias_of.is_some() {
+                continue;
+            }
+            for b in a + 1..n {
+                let tb = self.tensor(b)?;
+                if tb.storage != Storage::Arena || tb.alias_of.is_some() {
+                    continue;
+                }
+                let live = ta.live_first <= tb.live_last && tb.live_first <= ta.live_last;
+                if live && overlaps(ta.arena_range(), tb.arena_range()) {
+                    return Err(Error::PlanOverlap { a, b });
+                }
+            }
+        }
+        for index in 0..self.ops.len() as u16 {
+            let (offset, len) = self.op(index)?.scratch;
+            if len == 0 {
+                continue;
+            }
+            for b in 0..n {
+                let tb = self.tensor(b)?;
+                let live = tb.live_first <= index && index <= tb.live_last;
+                if tb.storage == Storage::Arena
+                    && live
+                    && overlaps(offset..offset + len, tb.arena_range())
+                {
+                    return Err(Error::PlanOverlap { a: u16::MAX, b });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn overlaps(a: core::ops::Range<usize>, b: core::ops::Range<usize>) -> bool {
+    a.start < b.end && b.start < a.end
+}

@@ -1,0 +1,41 @@
+//! `add`: `[a, b]` → `y` with numpy broadcasting.
+
+use super::binary::operands;
+use super::{check_requant, clamp_f32, clamp_i8, OpIo};
+use crate::format::params::AddParams;
+use crate::kernels::add::{self, AddParams as Int8Add};
+use crate::model::{Model, OpInfo};
+use crate::Error;
+
+pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+    let p: AddParams = op.params()?;
+    let o = operands(model, op)?;
+    let [da, db, dy] = o.dims;
+    let r = o.rank;
+    if o.int8 {
+        for q in [&p.a, &p.b, &p.output] {
+            check_requant(op, q)?;
+        }
+        if !(0..=20).contains(&p.left_shift) {
+            return Err(op.error("left shift outside 0..=20"));
+        }
+        let q = Int8Add {
+            a_offset: -o.a.scale_zero_point().1,
+            b_offset: -o.b.scale_zero_point().1,
+            output_offset: o.y.scale_zero_point().1,
+            left_shift: p.left_shift,
+            a: p.a,
+            b: p.b,
+            output: p.output,
+            act: clamp_i8(op, &p.act)?,
+        };
+        let Some(mut io) = io else { return Ok(()) };
+        let (a, b) = (io.read.input(&o.a)?, io.read.input(&o.b)?);
+        add::add_i8(&dy[..r], &da[..r], a, &db[..r], b, &q, io.output()?);
+    } else {
+        let Some(mut io) = io else { return Ok(()) };
+        let (a, b) = (io.read.input(&o.a)?, io.read.input(&o.b)?);
+        add::add_f32(&dy[..r], &da[..r], a, &db[..r], b, clamp_f32(&p.act), io.output()?);
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! `concat`: `[x0, x1, …]` → `y` along one axis; int8 inputs and output share quantization.
+
+use super::{expect_dtype, expect_same_quant, input, is_int8, output, shape_error, Element, OpIo};
+use crate::format::params::ConcatParams;
+use crate::kernels::concat::concat_part;
+use crate::model::{Model, OpInfo};
+use crate::Error;
+
+pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+    let p: ConcatParams = op.params()?;
+    let y = output(model, op)?;
+    let axis = p.axis as usize;
+    if axis >= y.dims.len() || op.inputs.is_empty() {
+        return Err(op.error("axis beyond the output's rank, or no inputs"));
+    }
+    let int8 = is_int8(op, &y)?;
+    let mut total = 0usize;
+    for i in 0..op.inputs.len() {
+        let x = input(model, op, i)?;
+        expect_dtype(op, &x, y.dtype)?;
+        if int8 {
+            expect_same_quant(op, &x, &y)?;
+        }
+        let same_elsewhere = x.dims.len() == y.dims.len()
+            && x.dims.iter().zip(y.dims).enumerate().all(|(d, (a, b))| d == axis || a == b);
+        if !same_elsewhere {
+            return Err(shape_error(op, &x, "the output's shape except along the axis"));
+        }
+        total += x.dims[axis] as usize;
+    }
+    if total != y.dims[axis] as usize {
+        return Err(shape_error(op, &y, "the sum of the inputs along the axis"));
+    }
+    let Some(io) = io else { return Ok(()) };
+    if int8 {
+        copy_parts::<i8>(model, op, io, axis)
+    } else {
+        copy_parts::<f32>(model, op, io, axis)
+    }
+}
+
+fn copy_parts<T: Element>(model: &Model, op: &OpInfo, mut io: OpIo, axis: usize) -> Result<(), Error> {
+    let y = output(model, op)?;
+    let inner: usize = y.dims[axis + 1..].iter().map(|&d| d as usize).product();
+    let outer: usize = y.dims[..axis].iter().map(|&d| d as usize).product();
+    let total = y.dims[axis] as usize * inner;
+    let read = io.read;
+    let out = io.output::<T>()?;
+    let mut offset = 0;
+    for i in 0..op.inputs.len() {
+        let x = input(model, op, i)?;
+        let part = x.dims[axis] as usize * inner;
+        concat_part(outer, part, total, offset, read.input::<T>(&x)?, out);
+        offset += part;
+    }
+    Ok(())
+}

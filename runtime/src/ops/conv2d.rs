@@ -1,0 +1,75 @@
+//! `conv2d`: `[x, w [Cout,KH,KW,Cin], bias]` (+ `requant` for int8) → `y`.
+
+use super::{input, nhwc, output, shape_error, weighted, OpIo};
+use crate::format::params::ConvParams;
+use crate::kernels::{conv2d, ConvGeometry, Nhwc};
+use crate::model::{Model, OpInfo, TensorInfo};
+use crate::Error;
+
+pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+    let p: ConvParams = op.params()?;
+    let (x, w, y) = (input(model, op, 0)?, input(model, op, 1)?, output(model, op)?);
+    let (xs, ys) = (nhwc(op, &x)?, nhwc(op, &y)?);
+    let [cout, kh, kw, cin] = dims4(op, &w)?;
+    if cin != xs.c || cout != ys.c {
+        return Err(shape_error(op, &w, "[Cout, KH, KW, Cin] matching x and y channels"));
+    }
+    let g = geometry(op, &y, xs, ys, [kh, kw], p.stride, p.dilation, p.pad)?;
+    let kernels = weighted::Kernels {
+        i8: conv2d::conv2d_i8,
+        f32: conv2d::conv2d_f32::<f32>,
+        f16: conv2d::conv2d_f32::<half::f16>,
+    };
+    weighted::run(model, op, io, &g, cout, &p.act, kernels)
+}
+
+/// Dims of a rank-4 tensor.
+pub(super) fn dims4(op: &OpInfo, t: &TensorInfo) -> Result<[usize; 4], Error> {
+    match *t.dims {
+        [a, b, c, d] => Ok([a as usize, b as usize, c as usize, d as usize]),
+        _ => Err(shape_error(op, t, "rank 4")),
+    }
+}
+
+/// Checks stride, dilation, padding and the output size of a sliding window, and builds the
+/// kernel geometry. Padding must be smaller than the window so every window sees the input.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn geometry(
+    op: &OpInfo,
+    y: &TensorInfo,
+    xs: Nhwc,
+    ys: Nhwc,
+    kernel: [usize; 2],
+    stride: [u32; 2],
+    dilation: [u32; 2],
+    pad: [u32; 4],
+) -> Result<ConvGeometry, Error> {
+    if xs.n != ys.n {
+        return Err(shape_error(op, y, "the input's batch size"));
+    }
+    for axis in 0..2 {
+        let (s, d, k) = (stride[axis] as u64, dilation[axis] as u64, kernel[axis] as u64);
+        if s == 0 || d == 0 || k == 0 {
+            return Err(op.error("stride, dilation and kernel size must be at least 1"));
+        }
+        let extent = d * (k - 1) + 1;
+        let (before, after) = (pad[axis] as u64, pad[axis + 2] as u64);
+        let padded = [xs.h, xs.w][axis] as u64 + before + after;
+        if padded < extent || before >= extent || after >= extent {
+            return Err(op.error(
+                "padding must be smaller than the window and the window fit the padded input",
+            ));
+        }
+        if (padded - extent) / s + 1 != [ys.h, ys.w][axis] as u64 {
+            return Err(shape_error(op, y, "(in + pads - dilated kernel) / stride + 1 rows and columns"));
+        }
+    }
+    Ok(ConvGeometry {
+        input: xs,
+        output: ys,
+        kernel,
+        stride: stride.map(|v| v as usize),
+        dilation: dilation.map(|v| v as usize),
+        pad: [pad[0] as usize, pad[1] as usize],
+    })
+}

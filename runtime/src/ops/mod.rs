@@ -1,0 +1,262 @@
+//! Op glue: checks an op's tensors and parameters against its kind, then calls the kernel.
+//!
+//! Each op module exposes `run(model, op, io)`. The same code path checks every shape and
+//! length before touching data, so [`prepare`] (called once by `Model::from_bytes` with no
+//! arena) and the interpreter (on every `invoke`) can never disagree.
+
+mod activation;
+mod add;
+mod binary;
+mod concat;
+mod conv2d;
+mod depthwise_conv2d;
+mod fully_connected;
+mod mean;
+mod mul;
+mod pad;
+mod pool;
+mod reshape;
+mod softmax;
+mod transpose;
+mod weighted;
+
+use bytemuck::Pod;
+
+use crate::format::params::FusedAct;
+use crate::format::{DType, OpKind, Storage, MAX_RANK};
+use crate::kernels::{ClampF32, ClampI8, Nhwc};
+use crate::model::{Model, OpInfo, TensorInfo};
+use crate::quant::Requant;
+use crate::Error;
+
+/// Validates an op without running it.
+pub(crate) fn prepare(model: &Model, op: &OpInfo) -> Result<(), Error> {
+    dispatch(model, op, None)
+}
+
+/// Runs an op over `arena`.
+pub(crate) fn run(model: &Model, op: &OpInfo, arena: &mut [u8]) -> Result<(), Error> {
+    let out = model.tensor(op.outputs[0])?;
+    dispatch(model, op, Some(OpIo::new(model, arena, out)?))
+}
+
+fn dispatch(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+    match op.kind {
+        OpKind::Conv2d => conv2d::run(model, op, io),
+        OpKind::DepthwiseConv2d => depthwise_conv2d::run(model, op, io),
+        OpKind::FullyConnected => fully_connected::run(model, op, io),
+        OpKind::Add => add::run(model, op, io),
+        OpKind::Mul => mul::run(model, op, io),
+        OpKind::Relu
+        | OpKind::Clip
+        | OpKind::LeakyRelu
+        | OpKind::HardSwish
+        | OpKind::HardSigmoid
+        | OpKind::Sigmoid
+        | OpKind::Tanh => activation::run(model, op, io),
+        OpKind::MaxPool | OpKind::AveragePool => pool::run(model, op, io),
+        OpKind::Mean => mean::run(model, op, io),
+        OpKind::Reshape => reshape::run(model, op, io),
+        OpKind::Concat => concat::run(model, op, io),
+        OpKind::Pad => pad::run(model, op, io),
+        OpKind::Transpose => transpose::run(model, op, io),
+        OpKind::Softmax => softmax::run(model, op, io),
+    }
+}
+
+/// An element type tensors can be viewed as.
+pub(crate) trait Element: Pod {
+    /// The tensor dtype this Rust type reads.
+    const DTYPE: DType;
+}
+
+impl Element for i8 {
+    const DTYPE: DType = DType::I8;
+}
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+}
+impl Element for half::f16 {
+    const DTYPE: DType = DType::F16;
+}
+impl Element for i32 {
+    const DTYPE: DType = DType::I32;
+}
+
+/// The arena split around one op's output: inputs are read from the parts before and after
+/// it (the plan was checked to never overlap live tensors), the output is written in place.
+pub(crate) struct OpIo<'m, 'r> {
+    /// Read access to constants and to the arena outside the output.
+    pub read: Reader<'m, 'r>,
+    /// The output tensor's bytes.
+    pub out: &'r mut [u8],
+}
+
+/// Read access to an op's inputs.
+#[derive(Clone, Copy)]
+pub(crate) struct Reader<'m, 'r> {
+    model: &'r Model<'m>,
+    before: &'r [u8],
+    after: &'r [u8],
+    after_start: usize,
+}
+
+impl<'m, 'r> OpIo<'m, 'r> {
+    fn new(model: &'r Model<'m>, arena: &'r mut [u8], out: TensorInfo) -> Result<Self, Error> {
+        let range = out.arena_range();
+        if range.end > arena.len() {
+            return Err(Error::ArenaTooSmall { needed: model.arena_bytes(), got: arena.len() });
+        }
+        let (before, rest) = arena.split_at_mut(range.start);
+        let (out, after) = rest.split_at_mut(range.len());
+        let read = Reader { model, before, after, after_start: range.end };
+        Ok(Self { read, out })
+    }
+
+    /// The output as a slice of `T`.
+    pub(crate) fn output<T: Element>(&mut self) -> Result<&mut [T], Error> {
+        bytemuck::try_cast_slice_mut(&mut *self.out).map_err(|_| Error::BadTensor {
+            tensor: u16::MAX,
+            reason: "output misaligned for its element type",
+        })
+    }
+}
+
+impl<'m, 'r> Reader<'m, 'r> {
+    /// Input tensor `t` as a slice of `T`: in place in the model for constants, in the arena otherwise.
+    pub(crate) fn input<T: Element>(&self, t: &TensorInfo) -> Result<&'r [T], Error> {
+        if t.dtype != T::DTYPE {
+            return Err(Error::WrongType { tensor: t.id });
+        }
+        let bytes = if t.storage == Storage::Constant {
+            self.model.constant_bytes(t)?
+        } else {
+            let range = t.arena_range();
+            let overlap = Error::PlanOverlap { a: t.id, b: u16::MAX };
+            if range.end <= self.before.len() {
+                &self.before[range]
+            } else if range.start >= self.after_start {
+                let start = range.start - self.after_start;
+                self.after.get(start..start + range.len()).ok_or(overlap)?
+            } else {
+                return Err(overlap);
+            }
+        };
+        bytemuck::try_cast_slice(bytes)
+            .map_err(|_| Error::BadTensor { tensor: t.id, reason: "misaligned for its element type" })
+    }
+
+    /// An i32 `[n, 2]` tensor as requantization factors.
+    pub(crate) fn input_requant(&self, t: &TensorInfo) -> Result<&'r [Requant], Error> {
+        bytemuck::try_cast_slice(self.input::<i32>(t)?)
+            .map_err(|_| Error::BadTensor { tensor: t.id, reason: "not (multiplier, shift) pairs" })
+    }
+}
+
+/// Requires `op` to have `inputs` inputs.
+pub(crate) fn arity(op: &OpInfo, inputs: usize) -> Result<(), Error> {
+    if op.inputs.len() != inputs {
+        return Err(op.error("wrong number of inputs for this op kind"));
+    }
+    Ok(())
+}
+
+/// Input `i` of `op`.
+pub(crate) fn input<'a>(model: &Model<'a>, op: &OpInfo, i: usize) -> Result<TensorInfo<'a>, Error> {
+    model.tensor(*op.inputs.get(i).ok_or(op.error("missing input"))?)
+}
+
+/// The output of `op`.
+pub(crate) fn output<'a>(model: &Model<'a>, op: &OpInfo) -> Result<TensorInfo<'a>, Error> {
+    model.tensor(op.outputs[0])
+}
+
+/// Shape error for `t` in `op`.
+pub(crate) fn shape_error(op: &OpInfo, t: &TensorInfo, expected: &'static str) -> Error {
+    Error::ShapeMismatch { op: op.index, kind: op.kind, tensor: t.id, expected }
+}
+
+/// `t` as an NHWC shape (rank 4).
+pub(crate) fn nhwc(op: &OpInfo, t: &TensorInfo) -> Result<Nhwc, Error> {
+    match *t.dims {
+        [n, h, w, c] => Ok(Nhwc { n: n as usize, h: h as usize, w: w as usize, c: c as usize }),
+        _ => Err(shape_error(op, t, "rank 4 (NHWC)")),
+    }
+}
+
+/// Whether `op` computes in int8 (its first input is i8) or f32; anything else is an error.
+pub(crate) fn is_int8(op: &OpInfo, x: &TensorInfo) -> Result<bool, Error> {
+    match x.dtype {
+        DType::I8 => Ok(true),
+        DType::F32 => Ok(false),
+        _ => Err(op.error("activations must be i8 or f32")),
+    }
+}
+
+/// Requires `t` to have element type `dtype`.
+pub(crate) fn expect_dtype(op: &OpInfo, t: &TensorInfo, dtype: DType) -> Result<(), Error> {
+    if t.dtype != dtype {
+        return Err(op.error("an input or output has the wrong element type"));
+    }
+    Ok(())
+}
+
+/// Requires `t` to be a constant.
+pub(crate) fn expect_constant(op: &OpInfo, t: &TensorInfo) -> Result<(), Error> {
+    if t.storage != Storage::Constant {
+        return Err(op.error("weights, biases and tables must be constants"));
+    }
+    Ok(())
+}
+
+/// Requires `t` to have exactly these dimensions.
+pub(crate) fn expect_dims(
+    op: &OpInfo,
+    t: &TensorInfo,
+    dims: &[usize],
+    expected: &'static str,
+) -> Result<(), Error> {
+    if t.dims.len() != dims.len() || t.dims.iter().zip(dims).any(|(&a, &b)| a as usize != b) {
+        return Err(shape_error(op, t, expected));
+    }
+    Ok(())
+}
+
+/// f32 bounds of a fused activation.
+pub(crate) fn clamp_f32(act: &FusedAct) -> ClampF32 {
+    ClampF32 { min: act.min, max: act.max }
+}
+
+/// int8 bounds of a fused activation, checked.
+pub(crate) fn clamp_i8(op: &OpInfo, act: &FusedAct) -> Result<ClampI8, Error> {
+    if !(-128..=127).contains(&act.qmin) || !(act.qmin..=127).contains(&act.qmax) {
+        return Err(op.error("int8 activation bounds outside -128..=127"));
+    }
+    Ok(ClampI8 { min: act.qmin, max: act.qmax })
+}
+
+/// Checks a requantization factor's fields are in the ranges the kernels assume.
+pub(crate) fn check_requant(op: &OpInfo, r: &Requant) -> Result<(), Error> {
+    if r.multiplier < 0 || !(-31..=30).contains(&r.shift) {
+        return Err(op.error("requantization multiplier or shift out of range"));
+    }
+    Ok(())
+}
+
+/// Dims of `t` padded to `rank` with leading ones.
+pub(crate) fn padded_dims(t: &TensorInfo, rank: usize) -> Option<[usize; MAX_RANK]> {
+    let mut out = [1usize; MAX_RANK];
+    let lead = rank.checked_sub(t.dims.len())?;
+    for (o, &d) in out[lead..rank].iter_mut().zip(t.dims) {
+        *o = d as usize;
+    }
+    Some(out)
+}
+
+/// int8 in/out must share quantization for data-movement ops (TFLite's rule).
+pub(crate) fn expect_same_quant(op: &OpInfo, x: &TensorInfo, y: &TensorInfo) -> Result<(), Error> {
+    if x.quant != y.quant {
+        return Err(op.error("int8 input and output must share scale and zero point"));
+    }
+    Ok(())
+}

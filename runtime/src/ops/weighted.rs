@@ -1,0 +1,90 @@
+//! What `conv2d`, `depthwise_conv2d` and `fully_connected` share: weights, bias, requantization
+//! and the choice between the int8, f32 and f16-weight kernels.
+
+use super::{
+    arity, check_requant, clamp_f32, clamp_i8, expect_constant, expect_dims, expect_dtype, input,
+    is_int8, output, shape_error, OpIo,
+};
+use crate::format::params::FusedAct;
+use crate::format::DType;
+use crate::kernels::{ClampF32, Int8Params};
+use crate::model::{Model, OpInfo, TensorInfo};
+use crate::quant::Requant;
+use crate::Error;
+
+/// The three kernels of one weighted op over geometry `G`.
+pub(super) struct Kernels<G> {
+    /// int8 activations and weights.
+    pub i8: fn(&G, &Int8Params, &[i8], &[i8], &[i32], &mut [i8]),
+    /// f32 activations and weights.
+    pub f32: fn(&G, &[f32], &[f32], &[f32], ClampF32, &mut [f32]),
+    /// f32 activations, f16 weights.
+    pub f16: fn(&G, &[f32], &[half::f16], &[f32], ClampF32, &mut [f32]),
+}
+
+/// Checks the weights (already shape-checked by the caller), bias and requantization of a
+/// weighted op with `units` output channels, then runs the kernel matching its types.
+pub(super) fn run<G>(
+    model: &Model,
+    op: &OpInfo,
+    io: Option<OpIo>,
+    g: &G,
+    units: usize,
+    act: &FusedAct,
+    kernels: Kernels<G>,
+) -> Result<(), Error> {
+    let (x, w, y) = (input(model, op, 0)?, input(model, op, 1)?, output(model, op)?);
+    let bias = input(model, op, 2)?;
+    expect_constant(op, &w)?;
+    expect_constant(op, &bias)?;
+    expect_dims(op, &bias, &[units], "[Cout]")?;
+    if is_int8(op, &x)? {
+        arity(op, 4)?;
+        let requant = requant_input(model, op, units)?;
+        expect_dtype(op, &w, DType::I8)?;
+        expect_dtype(op, &bias, DType::I32)?;
+        expect_dtype(op, &y, DType::I8)?;
+        let act = clamp_i8(op, act)?;
+        let Some(mut io) = io else { return Ok(()) };
+        let q = Int8Params {
+            input_zero_point: x.scale_zero_point().1,
+            output_zero_point: y.scale_zero_point().1,
+            requant: io.read.input_requant(&requant)?,
+            act,
+        };
+        let (xv, wv, bv) = (io.read.input(&x)?, io.read.input(&w)?, io.read.input(&bias)?);
+        (kernels.i8)(g, &q, xv, wv, bv, io.output()?);
+    } else {
+        arity(op, 3)?;
+        expect_dtype(op, &bias, DType::F32)?;
+        expect_dtype(op, &y, DType::F32)?;
+        let act = clamp_f32(act);
+        match w.dtype {
+            DType::F32 | DType::F16 => {}
+            _ => return Err(op.error("float weights must be f32 or f16")),
+        }
+        let Some(mut io) = io else { return Ok(()) };
+        let (xv, bv) = (io.read.input(&x)?, io.read.input(&bias)?);
+        if w.dtype == DType::F16 {
+            (kernels.f16)(g, xv, io.read.input(&w)?, bv, act, io.output()?);
+        } else {
+            (kernels.f32)(g, xv, io.read.input(&w)?, bv, act, io.output()?);
+        }
+    }
+    Ok(())
+}
+
+/// The `requant` input (`[Cout or 1, 2]` i32 constant: multiplier, shift), checked.
+fn requant_input<'a>(model: &Model<'a>, op: &OpInfo, units: usize) -> Result<TensorInfo<'a>, Error> {
+    let r = input(model, op, 3)?;
+    expect_constant(op, &r)?;
+    expect_dtype(op, &r, DType::I32)?;
+    if !matches!(*r.dims, [c, 2] if c as usize == units || c == 1) {
+        return Err(shape_error(op, &r, "[Cout or 1, 2] (multiplier, shift)"));
+    }
+    for pair in model.constant_bytes(&r)?.chunks_exact(8) {
+        let q: Requant = bytemuck::pod_read_unaligned(pair);
+        check_requant(op, &q)?;
+    }
+    Ok(r)
+}
