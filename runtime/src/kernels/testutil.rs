@@ -234,41 +234,41 @@ pub(crate) fn geometry(
         0..=2usize,
         0..=2usize,
     );
+    // Output size of one axis, or `None` when the window does not fit the padded input.
+    let out = move |(size, kernel, stride, dilation, before, after): (
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+    )| {
+        if pad_below_kernel && (before >= kernel || after >= kernel) {
+            return None;
+        }
+        Some((size + before + after).checked_sub(dilation * (kernel - 1) + 1)? / stride + 1)
+    };
     (1..=2usize, axis.clone(), axis).prop_filter_map(
         "window larger than the padded input",
-        move |(n, ya, xa)| {
-            let mut g = ConvGeometry::default();
-            g.input = Nhwc {
-                n,
-                h: ya.0,
-                w: xa.0,
-                c: 1,
-            };
-            g.output = Nhwc {
-                n,
-                h: 0,
-                w: 0,
-                c: 1,
-            };
-            for (axis, (size, kernel, stride, dilation, before, after)) in
-                [ya, xa].into_iter().enumerate()
-            {
-                if pad_below_kernel && (before >= kernel || after >= kernel) {
-                    return None;
-                }
-                let span = dilation * (kernel - 1) + 1;
-                let out = (size + before + after).checked_sub(span)? / stride + 1;
-                g.kernel[axis] = kernel;
-                g.stride[axis] = stride;
-                g.dilation[axis] = dilation;
-                g.pad[axis] = before;
-                if axis == 0 {
-                    g.output.h = out;
-                } else {
-                    g.output.w = out;
-                }
-            }
-            Some(g)
+        move |(n, y, x)| {
+            Some(ConvGeometry {
+                input: Nhwc {
+                    n,
+                    h: y.0,
+                    w: x.0,
+                    c: 1,
+                },
+                output: Nhwc {
+                    n,
+                    h: out(y)?,
+                    w: out(x)?,
+                    c: 1,
+                },
+                kernel: [y.1, x.1],
+                stride: [y.2, x.2],
+                dilation: [y.3, x.3],
+                pad: [y.4, x.4],
+            })
         },
     )
 }
