@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod add;
+pub mod broadcast;
 pub mod concat;
 pub mod conv2d;
 pub mod depthwise_conv2d;
