@@ -173,47 +173,73 @@ pub(super) fn analyse(
     Ok(facts)
 }
 
-/// Runs the original ONNX model in f32 with tract (the reference), inputs and outputs in ONNX layout.
+/// The original ONNX model optimized by tract and ready to run in f32: the reference.
+pub struct TractModel {
+    plan: std::sync::Arc<TypedSimplePlan>,
+    shapes: Vec<(String, Vec<usize>)>,
+}
+
+impl TractModel {
+    /// Loads and optimizes the model once.
+    pub fn load(path: &Path, input_shapes: &[(String, Vec<usize>)]) -> Result<Self> {
+        let proto = read_proto(path)?;
+        let shapes = self::input_shapes(&proto, input_shapes)?;
+        let mut model = tract_onnx::onnx()
+            .model_for_path(path)
+            .context("tract could not load the model")?;
+        for (ix, (_, shape)) in shapes.iter().enumerate() {
+            model.set_input_fact(
+                ix,
+                InferenceFact::dt_shape(f32::datum_type(), shape.as_slice()),
+            )?;
+        }
+        let plan = model.into_optimized()?.into_runnable()?;
+        Ok(Self { plan, shapes })
+    }
+
+    /// Runs one sample; inputs and outputs in ONNX layout.
+    pub fn run(
+        &self,
+        inputs: &[tract_ndarray::ArrayD<f32>],
+    ) -> Result<Vec<tract_ndarray::ArrayD<f32>>> {
+        ensure!(
+            inputs.len() == self.shapes.len(),
+            "the model takes {} inputs, got {}",
+            self.shapes.len(),
+            inputs.len()
+        );
+        for ((name, shape), x) in self.shapes.iter().zip(inputs) {
+            ensure!(
+                x.shape() == shape.as_slice(),
+                "input '{name}' must have shape {shape:?}, got {:?}",
+                x.shape()
+            );
+        }
+        let values: TVec<TValue> = inputs
+            .iter()
+            .map(|a| Tensor::from(a.clone()).into_tvalue())
+            .collect();
+        let outputs = self
+            .plan
+            .run(values)
+            .context("tract failed to run the model")?;
+        outputs
+            .into_iter()
+            .map(|t| {
+                t.into_tensor()
+                    .cast_to::<f32>()?
+                    .into_owned()
+                    .into_plain_array::<f32>()
+            })
+            .collect()
+    }
+}
+
+/// Runs the original ONNX model once in f32 with tract; see [`TractModel`] to run many samples.
 pub fn run_tract(
     path: &Path,
     input_shapes: &[(String, Vec<usize>)],
     inputs: &[tract_ndarray::ArrayD<f32>],
 ) -> Result<Vec<tract_ndarray::ArrayD<f32>>> {
-    let proto = read_proto(path)?;
-    let shapes = self::input_shapes(&proto, input_shapes)?;
-    ensure!(
-        inputs.len() == shapes.len(),
-        "the model takes {} inputs, got {}",
-        shapes.len(),
-        inputs.len()
-    );
-    let mut model = tract_onnx::onnx()
-        .model_for_path(path)
-        .context("tract could not load the model")?;
-    for (ix, (name, shape)) in shapes.iter().enumerate() {
-        ensure!(
-            inputs[ix].shape() == shape.as_slice(),
-            "input '{name}' must have shape {shape:?}, got {:?}",
-            inputs[ix].shape()
-        );
-        model.set_input_fact(
-            ix,
-            InferenceFact::dt_shape(f32::datum_type(), shape.as_slice()),
-        )?;
-    }
-    let plan = model.into_optimized()?.into_runnable()?;
-    let values: TVec<TValue> = inputs
-        .iter()
-        .map(|a| Tensor::from(a.clone()).into_tvalue())
-        .collect();
-    let outputs = plan.run(values).context("tract failed to run the model")?;
-    outputs
-        .into_iter()
-        .map(|t| {
-            t.into_tensor()
-                .cast_to::<f32>()?
-                .into_owned()
-                .into_plain_array::<f32>()
-        })
-        .collect()
+    TractModel::load(path, input_shapes)?.run(inputs)
 }

@@ -32,7 +32,7 @@ use anyhow::{Context, Result};
 
 use crate::graph::Graph;
 
-pub use load::run_tract;
+pub use load::{run_tract, TractModel};
 pub use support::{check_supported, opset_version, SUPPORTED_OPS};
 
 /// Loads an ONNX model as an Ember float graph; `input_shapes` fixes symbolic input dimensions.
