@@ -31,68 +31,22 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case {
-        file: "kws/kws_dscnn_nchw.onnx",
-        range: (-123.0, 25.0),
-        classifier: true,
-    },
-    Case {
-        file: "kws/kws_dscnn_nhwc.onnx",
-        range: (-123.0, 25.0),
-        classifier: true,
-    },
-    Case {
-        file: "kws/kws_dscnn_fromtflite_nhwc.onnx",
-        range: (-123.0, 25.0),
-        classifier: true,
-    },
-    Case {
-        file: "vww/vww_mobilenetv1_025_nchw.onnx",
-        range: (0.0, 1.0),
-        classifier: true,
-    },
-    Case {
-        file: "vww/vww_mobilenetv1_025_nhwc.onnx",
-        range: (0.0, 1.0),
-        classifier: true,
-    },
-    Case {
-        file: "ic/ic_resnet8_nchw.onnx",
-        range: (0.0, 255.0),
-        classifier: true,
-    },
-    Case {
-        file: "ic/ic_resnet8_nhwc.onnx",
-        range: (0.0, 255.0),
-        classifier: true,
-    },
-    Case {
-        file: "ad/ad_fc_autoencoder.onnx",
-        range: (-67.0, 2.0),
-        classifier: false,
-    },
-    Case {
-        file: "ad/ad_fc_autoencoder_fromtflite.onnx",
-        range: (-67.0, 2.0),
-        classifier: false,
-    },
-    Case {
-        file: "sww/sww_dscnn_nchw.onnx",
-        range: (0.0, 0.94),
-        classifier: true,
-    },
-    Case {
-        file: "sww/sww_dscnn_nhwc.onnx",
-        range: (0.0, 0.94),
-        classifier: true,
-    },
+    Case { file: "kws/kws_dscnn_nchw.onnx", range: (-123.0, 25.0), classifier: true },
+    Case { file: "kws/kws_dscnn_nhwc.onnx", range: (-123.0, 25.0), classifier: true },
+    Case { file: "kws/kws_dscnn_fromtflite_nhwc.onnx", range: (-123.0, 25.0), classifier: true },
+    Case { file: "vww/vww_mobilenetv1_025_nchw.onnx", range: (0.0, 1.0), classifier: true },
+    Case { file: "vww/vww_mobilenetv1_025_nhwc.onnx", range: (0.0, 1.0), classifier: true },
+    Case { file: "ic/ic_resnet8_nchw.onnx", range: (0.0, 255.0), classifier: true },
+    Case { file: "ic/ic_resnet8_nhwc.onnx", range: (0.0, 255.0), classifier: true },
+    Case { file: "ad/ad_fc_autoencoder.onnx", range: (-67.0, 2.0), classifier: false },
+    Case { file: "ad/ad_fc_autoencoder_fromtflite.onnx", range: (-67.0, 2.0), classifier: false },
+    Case { file: "sww/sww_dscnn_nchw.onnx", range: (0.0, 0.94), classifier: true },
+    Case { file: "sww/sww_dscnn_nhwc.onnx", range: (0.0, 0.94), classifier: true },
 ];
 
 fn synthetic(shape: &[usize], range: (f32, f32), count: usize, seed: u64) -> Vec<ArrayD<f32>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..count)
-        .map(|_| ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(range.0..=range.1)))
-        .collect()
+    (0..count).map(|_| ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(range.0..=range.1))).collect()
 }
 
 /// Real samples in the model's input shape (NHWC data transposed for `_nchw` files), with
@@ -100,38 +54,22 @@ fn synthetic(shape: &[usize], range: (f32, f32), count: usize, seed: u64) -> Vec
 fn real_samples(file: &str, shape: &[usize]) -> (Vec<ArrayD<f32>>, Option<Vec<usize>>) {
     let nchw = file.contains("nchw");
     let to_input = |x: ArrayD<f32>| {
-        let x = if nchw {
-            x.permuted_axes(IxDyn(&[0, 3, 1, 2]))
-        } else {
-            x
-        };
-        x.as_standard_layout()
-            .into_owned()
-            .into_shape_with_order(IxDyn(shape))
-            .unwrap()
+        let x = if nchw { x.permuted_axes(IxDyn(&[0, 3, 1, 2])) } else { x };
+        x.as_standard_layout().into_owned().into_shape_with_order(IxDyn(shape)).unwrap()
     };
     if file.starts_with("ad/") {
         let spec = read_npy(&dir().join("ad/toycar_normal_id01_logmel_200x128.npy")).unwrap();
         let flat: Vec<f32> = spec.iter().copied().collect();
         let windows = (0..=200 - 5)
-            .map(|f| {
-                ArrayD::from_shape_vec(IxDyn(shape), flat[f * 128..(f + 5) * 128].to_vec()).unwrap()
-            })
+            .map(|f| ArrayD::from_shape_vec(IxDyn(shape), flat[f * 128..(f + 5) * 128].to_vec()).unwrap())
             .collect();
         return (windows, None);
     }
     if file.starts_with("sww/") {
         let path = dir().join("sww/sww_calibration_samples.npz");
         let specs = read_npz_array(&path, "specs").unwrap();
-        let labels = read_npz_array(&path, "labels")
-            .unwrap()
-            .iter()
-            .map(|&l| l as usize)
-            .collect();
-        let xs = specs
-            .axis_iter(Axis(0))
-            .map(|s| to_input(s.to_owned().insert_axis(Axis(0))))
-            .collect();
+        let labels = read_npz_array(&path, "labels").unwrap().iter().map(|&l| l as usize).collect();
+        let xs = specs.axis_iter(Axis(0)).map(|s| to_input(s.to_owned().insert_axis(Axis(0)))).collect();
         return (xs, Some(labels));
     }
     if file.starts_with("kws/") {
@@ -144,12 +82,7 @@ fn real_samples(file: &str, shape: &[usize]) -> (Vec<ArrayD<f32>>, Option<Vec<us
 fn outputs(runner: &mut Runner, samples: &[ArrayD<f32>]) -> Vec<Vec<f32>> {
     samples
         .iter()
-        .map(|x| {
-            runner.run(std::slice::from_ref(x)).unwrap()[0]
-                .iter()
-                .copied()
-                .collect()
-        })
+        .map(|x| runner.run(std::slice::from_ref(x)).unwrap()[0].iter().copied().collect())
         .collect()
 }
 
@@ -171,27 +104,18 @@ fn evaluate(case: &Case) -> Vec<Row> {
     let (real, labels) = real_samples(case.file, &shape);
     let eval = synthetic(&shape, case.range, SYNTHETIC, 2);
     // Calibrate on other synthetic samples plus every second real sample.
-    let mut calib: Vec<Vec<ArrayD<f32>>> = synthetic(&shape, case.range, SYNTHETIC, 1)
-        .into_iter()
-        .map(|x| vec![x])
-        .collect();
+    let mut calib: Vec<Vec<ArrayD<f32>>> =
+        synthetic(&shape, case.range, SYNTHETIC, 1).into_iter().map(|x| vec![x]).collect();
     calib.extend(real.iter().step_by(2).map(|x| vec![x.clone()]));
     let reference = |xs: &[ArrayD<f32>]| -> Vec<Vec<f32>> {
-        xs.iter()
-            .map(|x| {
-                tract.run(std::slice::from_ref(x)).unwrap()[0]
-                    .iter()
-                    .copied()
-                    .collect()
-            })
-            .collect()
+        xs.iter().map(|x| tract.run(std::slice::from_ref(x)).unwrap()[0].iter().copied().collect()).collect()
     };
     let (ref_eval, ref_real) = (reference(&eval), reference(&real));
     [Precision::Int8, Precision::F16]
         .into_iter()
         .map(|precision| {
-            let written = build(&graph, precision, Some(&calib))
-                .unwrap_or_else(|e| panic!("{}: {e:?}", case.file));
+            let written =
+                build(&graph, precision, Some(&calib)).unwrap_or_else(|e| panic!("{}: {e:?}", case.file));
             let file = ModelFile::from_bytes(&written.bytes);
             let model = file.model().unwrap();
             let mut runner = Runner::new(&model);
@@ -201,9 +125,7 @@ fn evaluate(case: &Case) -> Vec<Row> {
                 precision,
                 synthetic: compare(&ref_eval, &outputs(&mut runner, &eval)),
                 real: (!real.is_empty()).then(|| compare(&ref_real, &ours_real)),
-                accuracy: labels
-                    .as_ref()
-                    .map(|l| (accuracy(&ref_real, l), accuracy(&ours_real, l))),
+                accuracy: labels.as_ref().map(|l| (accuracy(&ref_real, l), accuracy(&ours_real, l))),
                 arena: model.arena_bytes(),
                 weights: model.weight_bytes(),
             }
@@ -219,16 +141,11 @@ fn mlperf_tiny_models_quantize_and_agree_with_f32() {
     for case in CASES {
         for row in evaluate(case) {
             let real = row.real.as_ref().map_or("–".into(), |r| {
-                format!(
-                    "{} samples: {:.1} % / {:.1} dB",
-                    r.samples,
-                    100.0 * r.top1,
-                    r.sqnr_db
-                )
+                format!("{} samples: {:.1} % / {:.1} dB", r.samples, 100.0 * r.top1, r.sqnr_db)
             });
-            let acc = row.accuracy.map_or("–".into(), |(f, e)| {
-                format!("{:.1} % → {:.1} %", 100.0 * f, 100.0 * e)
-            });
+            let acc = row
+                .accuracy
+                .map_or("–".into(), |(f, e)| format!("{:.1} % → {:.1} %", 100.0 * f, 100.0 * e));
             println!(
                 "| {} | {:?} | {:.1} % | {:.1} dB | {real} | {acc} | {} | {} |",
                 row.model,
@@ -247,10 +164,7 @@ fn mlperf_tiny_models_quantize_and_agree_with_f32() {
                 check(row.synthetic.top1 >= 0.90, "top-1 agreement below 90 %");
             } else {
                 check(row.synthetic.sqnr_db >= 25.0, "synthetic SQNR below 25 dB");
-                check(
-                    row.real.as_ref().is_some_and(|r| r.sqnr_db >= 25.0),
-                    "real-sample SQNR below 25 dB",
-                );
+                check(row.real.as_ref().is_some_and(|r| r.sqnr_db >= 25.0), "real-sample SQNR below 25 dB");
             }
             if let Some((f, e)) = row.accuracy {
                 check(e >= f - 0.02, "accuracy more than 2 points below f32");

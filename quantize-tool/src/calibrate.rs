@@ -30,7 +30,12 @@ fn widen(range: &mut Option<(f32, f32)>, values: impl IntoIterator<Item = f32>) 
 
 /// Min/max of every IR tensor over `samples` (each a list of inputs in ONNX layout), using
 /// the f32 Ember `model` lowered from `graph` whose op `i` computes IR tensor `op_outputs[i]`.
-pub fn calibrate(graph: &Graph, model: &Model, op_outputs: &[usize], samples: &[Vec<ArrayD<f32>>]) -> Result<Ranges> {
+pub fn calibrate(
+    graph: &Graph,
+    model: &Model,
+    op_outputs: &[usize],
+    samples: &[Vec<ArrayD<f32>>],
+) -> Result<Ranges> {
     let mut ranges: Ranges = vec![None; graph.tensors.len()];
     let mut runner = Runner::new(model);
     for sample in samples {

@@ -5,8 +5,8 @@
 
 use anyhow::{bail, Context, Result};
 use ember::format::params::{
-    AddParams, ConcatParams, ConvParams, FullyConnectedParams, FusedAct, MeanParams, MulParams,
-    NoParams, PadParams, PoolParams, SoftmaxParams, TransposeParams, UnaryParams,
+    AddParams, ConcatParams, ConvParams, FullyConnectedParams, FusedAct, MeanParams, MulParams, NoParams,
+    PadParams, PoolParams, SoftmaxParams, TransposeParams, UnaryParams,
 };
 use ember::format::writer::{IoDesc, ModelBuilder, Quant};
 use ember::format::{DType, OpKind, MAX_RANK};
@@ -38,13 +38,8 @@ pub struct Emitted {
 
 /// Lowers `graph`; `qparams` (one per IR tensor) is required for int8.
 pub fn emit(graph: &Graph, precision: Precision, qparams: Option<&[Option<QParams>]>) -> Result<Emitted> {
-    let mut e = Emitter {
-        graph,
-        precision,
-        qparams,
-        b: ModelBuilder::new(),
-        ids: vec![None; graph.tensors.len()],
-    };
+    let mut e =
+        Emitter { graph, precision, qparams, b: ModelBuilder::new(), ids: vec![None; graph.tensors.len()] };
     for io in &graph.inputs {
         let t = e.activation(io.tensor)?;
         e.b.input(io_desc(io, t));
@@ -156,7 +151,11 @@ impl Emitter<'_> {
             let q = self.q(out)?;
             let bound = |v: f32| {
                 if v.is_infinite() {
-                    if v > 0.0 { 127 } else { -128 }
+                    if v > 0.0 {
+                        127
+                    } else {
+                        -128
+                    }
                 } else {
                     q.quantize(v) as i32
                 }
@@ -201,15 +200,43 @@ impl Emitter<'_> {
                     let qy = self.q(out_t)?;
                     let clamp = ClampI8 { min: fused.qmin, max: fused.qmax };
                     if is_add {
-                        let k = add::AddParams::new(qa.scale, qa.zero_point, qb.scale, qb.zero_point, qy.scale, qy.zero_point, clamp);
-                        let p = AddParams { act: fused, left_shift: k.left_shift, a: k.a, b: k.b, output: k.output };
+                        let k = add::AddParams::new(
+                            qa.scale,
+                            qa.zero_point,
+                            qb.scale,
+                            qb.zero_point,
+                            qy.scale,
+                            qy.zero_point,
+                            clamp,
+                        );
+                        let p = AddParams {
+                            act: fused,
+                            left_shift: k.left_shift,
+                            a: k.a,
+                            b: k.b,
+                            output: k.output,
+                        };
                         self.b.op(kind, &[a, b], &[y], &p)?;
                     } else {
-                        let k = mul::MulParams::new(qa.scale, qa.zero_point, qb.scale, qb.zero_point, qy.scale, qy.zero_point, clamp);
+                        let k = mul::MulParams::new(
+                            qa.scale,
+                            qa.zero_point,
+                            qb.scale,
+                            qb.zero_point,
+                            qy.scale,
+                            qy.zero_point,
+                            clamp,
+                        );
                         self.b.op(kind, &[a, b], &[y], &MulParams { act: fused, output: k.output })?;
                     }
                 } else if is_add {
-                    let p = AddParams { act: fused, left_shift: 0, a: Requant::default(), b: Requant::default(), output: Requant::default() };
+                    let p = AddParams {
+                        act: fused,
+                        left_shift: 0,
+                        a: Requant::default(),
+                        b: Requant::default(),
+                        output: Requant::default(),
+                    };
                     self.b.op(kind, &[a, b], &[y], &p)?;
                 } else {
                     self.b.op(kind, &[a, b], &[y], &MulParams { act: fused, output: Requant::default() })?;
@@ -228,7 +255,8 @@ impl Emitter<'_> {
                 let y = self.activation(out_t)?;
                 if self.int8() {
                     let (qx, qy) = (self.q(x_t)?, self.q(out_t)?);
-                    let table = build_table(|v| f.apply_f64(v), qx.scale, qx.zero_point, qy.scale, qy.zero_point);
+                    let table =
+                        build_table(|v| f.apply_f64(v), qx.scale, qx.zero_point, qy.scale, qy.zero_point);
                     let table = self.b.constant_of(DType::I8, &[256], &table, None)?;
                     self.b.op(kind, &[x, table], &[y], &p)?;
                 } else {
@@ -237,7 +265,8 @@ impl Emitter<'_> {
                 Ok(())
             }
             Op::MaxPool { kernel, stride, pads } | Op::AveragePool { kernel, stride, pads } => {
-                let kind = if matches!(node.op, Op::MaxPool { .. }) { OpKind::MaxPool } else { OpKind::AveragePool };
+                let kind =
+                    if matches!(node.op, Op::MaxPool { .. }) { OpKind::MaxPool } else { OpKind::AveragePool };
                 let p = PoolParams {
                     kernel: kernel.map(|v| v as u32),
                     stride: stride.map(|v| v as u32),
@@ -264,7 +293,8 @@ impl Emitter<'_> {
                 Ok(())
             }
             Op::Concat { axis } => {
-                let inputs = node.inputs.iter().map(|&t| self.operand(t, false)).collect::<Result<Vec<_>>>()?;
+                let inputs =
+                    node.inputs.iter().map(|&t| self.operand(t, false)).collect::<Result<Vec<_>>>()?;
                 let y = self.activation(out_t)?;
                 self.b.op(OpKind::Concat, &inputs, &[y], &ConcatParams { axis: *axis as u32 })?;
                 Ok(())
@@ -288,9 +318,13 @@ impl Emitter<'_> {
             }
             Op::Softmax { axis } => {
                 if *axis + 1 != self.shape(x_t).len() {
-                    bail!("softmax over axis {axis} of {:?}: only the last axis is supported", self.shape(x_t));
+                    bail!(
+                        "softmax over axis {axis} of {:?}: only the last axis is supported",
+                        self.shape(x_t)
+                    );
                 }
-                let mut p = SoftmaxParams { beta: 1.0, input_multiplier: 0, input_left_shift: 0, diff_min: 0 };
+                let mut p =
+                    SoftmaxParams { beta: 1.0, input_multiplier: 0, input_left_shift: 0, diff_min: 0 };
                 if self.int8() {
                     let k = softmax::SoftmaxParams::new(self.q(x_t)?.scale, 1.0);
                     p.input_multiplier = k.input_multiplier;
@@ -314,7 +348,13 @@ impl Emitter<'_> {
         }
     }
 
-    fn simple<P: bytemuck::Pod>(&mut self, kind: OpKind, x_t: TensorId, out_t: TensorId, p: &P) -> Result<()> {
+    fn simple<P: bytemuck::Pod>(
+        &mut self,
+        kind: OpKind,
+        x_t: TensorId,
+        out_t: TensorId,
+        p: &P,
+    ) -> Result<()> {
         let x = self.operand(x_t, false)?;
         let y = self.activation(out_t)?;
         self.b.op(kind, &[x], &[y], p)?;
@@ -370,7 +410,9 @@ fn unary(op: &Op) -> Option<(OpKind, UnaryF32, UnaryParams)> {
     Some(match *op {
         Op::Relu => (OpKind::Relu, UnaryF32::Relu, none),
         Op::Clip { min, max } => (OpKind::Clip, UnaryF32::Clip { min, max }, UnaryParams { a: min, b: max }),
-        Op::LeakyRelu { alpha } => (OpKind::LeakyRelu, UnaryF32::LeakyRelu { alpha }, UnaryParams { a: alpha, b: 0.0 }),
+        Op::LeakyRelu { alpha } => {
+            (OpKind::LeakyRelu, UnaryF32::LeakyRelu { alpha }, UnaryParams { a: alpha, b: 0.0 })
+        }
         Op::HardSwish => (OpKind::HardSwish, UnaryF32::HardSwish, none),
         Op::HardSigmoid { alpha, beta } => {
             (OpKind::HardSigmoid, UnaryF32::HardSigmoid { alpha, beta }, UnaryParams { a: alpha, b: beta })

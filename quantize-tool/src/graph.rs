@@ -115,17 +115,9 @@ pub enum Op {
     /// tanh(x).
     Tanh,
     /// Max over windows of NHWC x; padded cells are ignored.
-    MaxPool {
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        pads: [usize; 4],
-    },
+    MaxPool { kernel: [usize; 2], stride: [usize; 2], pads: [usize; 4] },
     /// Mean over windows of NHWC x; padded cells are excluded from the count.
-    AveragePool {
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        pads: [usize; 4],
-    },
+    AveragePool { kernel: [usize; 2], stride: [usize; 2], pads: [usize; 4] },
     /// Mean over H and W: [N,H,W,C] -> [N,1,1,C].
     Mean,
     /// Same elements, new shape (the output tensor's).
@@ -197,11 +189,7 @@ impl Op {
     }
 
     /// Output shape for the given input shapes; `reshape_to` is the target of `Reshape`.
-    pub fn output_shape(
-        &self,
-        inputs: &[&[usize]],
-        reshape_to: Option<&[usize]>,
-    ) -> Result<Vec<usize>> {
+    pub fn output_shape(&self, inputs: &[&[usize]], reshape_to: Option<&[usize]>) -> Result<Vec<usize>> {
         let arity = match self {
             Op::Conv2d(_) | Op::DepthwiseConv2d(_) | Op::FullyConnected { .. } => Some(3),
             Op::Add { .. } | Op::Mul { .. } => Some(2),
@@ -209,11 +197,7 @@ impl Op {
             _ => Some(1),
         };
         if let Some(n) = arity {
-            ensure!(
-                inputs.len() == n,
-                "expected {n} inputs, got {}",
-                inputs.len()
-            );
+            ensure!(inputs.len() == n, "expected {n} inputs, got {}", inputs.len());
         }
         let x = inputs.first().copied().context("no input")?;
         match self {
@@ -230,10 +214,7 @@ impl Op {
                     );
                     w[0]
                 } else {
-                    ensure!(
-                        w[0] == 1,
-                        "depthwise weights must be [1,KH,KW,C*mult], got {w:?}"
-                    );
+                    ensure!(w[0] == 1, "depthwise weights must be [1,KH,KW,C*mult], got {w:?}");
                     ensure!(
                         x[3] > 0 && w[3] % x[3] == 0,
                         "depthwise weights {w:?} are not a multiple of the {} input channels",
@@ -242,30 +223,14 @@ impl Op {
                     w[3]
                 };
                 ensure!(b == [cout], "bias must be [{cout}], got {b:?}");
-                let oh = window_out(
-                    x[1],
-                    w[1],
-                    c.stride[0],
-                    c.dilation[0],
-                    c.pads[0] + c.pads[2],
-                )?;
-                let ow = window_out(
-                    x[2],
-                    w[2],
-                    c.stride[1],
-                    c.dilation[1],
-                    c.pads[1] + c.pads[3],
-                )?;
+                let oh = window_out(x[1], w[1], c.stride[0], c.dilation[0], c.pads[0] + c.pads[2])?;
+                let ow = window_out(x[2], w[2], c.stride[1], c.dilation[1], c.pads[1] + c.pads[3])?;
                 Ok(vec![x[0], oh, ow, cout])
             }
             Op::FullyConnected { .. } => {
                 let (w, b) = (inputs[1], inputs[2]);
                 ensure!(w.len() == 2, "weights must be [Cout,K], got {w:?}");
-                ensure!(
-                    x.last() == Some(&w[1]),
-                    "input {x:?} must end with K = {}",
-                    w[1]
-                );
+                ensure!(x.last() == Some(&w[1]), "input {x:?} must end with K = {}", w[1]);
                 ensure!(b == [w[0]], "bias must be [{}], got {b:?}", w[0]);
                 let mut out = x.to_vec();
                 *out.last_mut().expect("non-empty") = w[0];
@@ -279,22 +244,10 @@ impl Op {
             | Op::HardSigmoid { .. }
             | Op::Sigmoid
             | Op::Tanh => Ok(x.to_vec()),
-            Op::MaxPool {
-                kernel,
-                stride,
-                pads,
-            }
-            | Op::AveragePool {
-                kernel,
-                stride,
-                pads,
-            } => {
+            Op::MaxPool { kernel, stride, pads } | Op::AveragePool { kernel, stride, pads } => {
                 ensure!(x.len() == 4, "input must be NHWC (rank 4), got {x:?}");
                 ensure!(
-                    pads[0] < kernel[0]
-                        && pads[2] < kernel[0]
-                        && pads[1] < kernel[1]
-                        && pads[3] < kernel[1],
+                    pads[0] < kernel[0] && pads[2] < kernel[0] && pads[1] < kernel[1] && pads[3] < kernel[1],
                     "pads {pads:?} must be smaller than the kernel {kernel:?}"
                 );
                 let oh = window_out(x[1], kernel[0], stride[0], 1, pads[0] + pads[2])?;
@@ -308,42 +261,23 @@ impl Op {
             Op::Reshape => {
                 let to = reshape_to.context("reshape needs its output shape")?;
                 let (n_in, n_out) = (x.iter().product::<usize>(), to.iter().product::<usize>());
-                ensure!(
-                    n_in == n_out,
-                    "cannot reshape {x:?} ({n_in} elements) to {to:?} ({n_out} elements)"
-                );
+                ensure!(n_in == n_out, "cannot reshape {x:?} ({n_in} elements) to {to:?} ({n_out} elements)");
                 Ok(to.to_vec())
             }
             Op::Concat { axis } => {
-                ensure!(
-                    *axis < x.len(),
-                    "axis {axis} out of range for rank {}",
-                    x.len()
-                );
+                ensure!(*axis < x.len(), "axis {axis} out of range for rank {}", x.len());
                 let mut out = x.to_vec();
                 for s in &inputs[1..] {
-                    ensure!(
-                        s.len() == x.len(),
-                        "all inputs must have rank {}, got {s:?}",
-                        x.len()
-                    );
+                    ensure!(s.len() == x.len(), "all inputs must have rank {}, got {s:?}", x.len());
                     for (i, (&a, &b)) in x.iter().zip(s.iter()).enumerate() {
-                        ensure!(
-                            i == *axis || a == b,
-                            "input {s:?} differs from {x:?} outside axis {axis}"
-                        );
+                        ensure!(i == *axis || a == b, "input {s:?} differs from {x:?} outside axis {axis}");
                     }
                     out[*axis] += s[*axis];
                 }
                 Ok(out)
             }
             Op::Pad { pads, .. } => {
-                ensure!(
-                    pads.len() == x.len(),
-                    "{} pad pairs for rank {}",
-                    pads.len(),
-                    x.len()
-                );
+                ensure!(pads.len() == x.len(), "{} pad pairs for rank {}", pads.len(), x.len());
                 Ok(x.iter().zip(pads).map(|(d, [b, a])| d + b + a).collect())
             }
             Op::Transpose { perm } => {
@@ -355,11 +289,7 @@ impl Op {
                 Ok(perm.iter().map(|&p| x[p]).collect())
             }
             Op::Softmax { axis } => {
-                ensure!(
-                    *axis < x.len(),
-                    "axis {axis} out of range for rank {}",
-                    x.len()
-                );
+                ensure!(*axis < x.len(), "axis {axis} out of range for rank {}", x.len());
                 Ok(x.to_vec())
             }
         }
@@ -367,32 +297,16 @@ impl Op {
 }
 
 /// Output length of a sliding window along one axis.
-fn window_out(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    pads: usize,
-) -> Result<usize> {
-    ensure!(
-        kernel > 0 && stride > 0 && dilation > 0,
-        "kernel, stride and dilation must be positive"
-    );
+fn window_out(input: usize, kernel: usize, stride: usize, dilation: usize, pads: usize) -> Result<usize> {
+    ensure!(kernel > 0 && stride > 0 && dilation > 0, "kernel, stride and dilation must be positive");
     let span = (kernel - 1) * dilation + 1;
-    ensure!(
-        input + pads >= span,
-        "window {span} larger than padded input {}",
-        input + pads
-    );
+    ensure!(input + pads >= span, "window {span} larger than padded input {}", input + pads);
     Ok((input + pads - span) / stride + 1)
 }
 
 /// Numpy broadcast of two shapes of the same rank.
 pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
-    ensure!(
-        a.len() == b.len(),
-        "inputs must have the same rank, got {a:?} and {b:?}"
-    );
+    ensure!(a.len() == b.len(), "inputs must have the same rank, got {a:?} and {b:?}");
     a.iter()
         .zip(b)
         .map(|(&x, &y)| match (x, y) {
@@ -407,10 +321,7 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
 /// True if `perm` is a permutation of `0..rank`.
 pub fn is_permutation(perm: &[usize], rank: usize) -> bool {
     let mut seen = vec![false; rank];
-    perm.len() == rank
-        && perm
-            .iter()
-            .all(|&p| p < rank && !std::mem::replace(&mut seen[p], true))
+    perm.len() == rank && perm.iter().all(|&p| p < rank && !std::mem::replace(&mut seen[p], true))
 }
 
 impl Graph {
@@ -421,11 +332,7 @@ impl Graph {
         shape: Vec<usize>,
         data: Option<Vec<f32>>,
     ) -> TensorId {
-        self.tensors.push(Tensor {
-            name: name.into(),
-            shape,
-            data,
-        });
+        self.tensors.push(Tensor { name: name.into(), shape, data });
         self.tensors.len() - 1
     }
 
@@ -438,30 +345,19 @@ impl Graph {
         out_name: impl Into<String>,
         reshape_to: Option<&[usize]>,
     ) -> Result<TensorId> {
-        let shapes: Vec<&[usize]> = inputs
-            .iter()
-            .map(|&t| self.tensors[t].shape.as_slice())
-            .collect();
+        let shapes: Vec<&[usize]> = inputs.iter().map(|&t| self.tensors[t].shape.as_slice()).collect();
         let shape = op
             .output_shape(&shapes, reshape_to)
             .with_context(|| format!("node '{name}' ({}): inputs {shapes:?}", op.kind()))?;
         let out = self.add_tensor(out_name, shape, None);
-        self.nodes.push(Node {
-            name: name.to_string(),
-            op,
-            inputs,
-            outputs: vec![out],
-        });
+        self.nodes.push(Node { name: name.to_string(), op, inputs, outputs: vec![out] });
         Ok(out)
     }
 
     /// Number of uses of every tensor as a node input or graph output.
     pub fn use_counts(&self) -> Vec<usize> {
         let mut uses = vec![0; self.tensors.len()];
-        self.nodes
-            .iter()
-            .flat_map(|n| &n.inputs)
-            .for_each(|&t| uses[t] += 1);
+        self.nodes.iter().flat_map(|n| &n.inputs).for_each(|&t| uses[t] += 1);
         self.outputs.iter().for_each(|o| uses[o.tensor] += 1);
         uses
     }
@@ -479,15 +375,9 @@ impl Graph {
     pub fn compact(&mut self) {
         let mut used = vec![false; self.tensors.len()];
         for n in &self.nodes {
-            n.inputs
-                .iter()
-                .chain(&n.outputs)
-                .for_each(|&t| used[t] = true);
+            n.inputs.iter().chain(&n.outputs).for_each(|&t| used[t] = true);
         }
-        self.inputs
-            .iter()
-            .chain(&self.outputs)
-            .for_each(|io| used[io.tensor] = true);
+        self.inputs.iter().chain(&self.outputs).for_each(|io| used[io.tensor] = true);
         let mut remap = vec![usize::MAX; self.tensors.len()];
         let mut kept = Vec::new();
         for (i, t) in std::mem::take(&mut self.tensors).into_iter().enumerate() {
@@ -498,23 +388,15 @@ impl Graph {
         }
         self.tensors = kept;
         for n in &mut self.nodes {
-            n.inputs
-                .iter_mut()
-                .chain(n.outputs.iter_mut())
-                .for_each(|t| *t = remap[*t]);
+            n.inputs.iter_mut().chain(n.outputs.iter_mut()).for_each(|t| *t = remap[*t]);
         }
-        self.inputs
-            .iter_mut()
-            .chain(self.outputs.iter_mut())
-            .for_each(|io| io.tensor = remap[io.tensor]);
+        self.inputs.iter_mut().chain(self.outputs.iter_mut()).for_each(|io| io.tensor = remap[io.tensor]);
     }
 
     /// Number of nodes of every op kind, sorted by kind.
     pub fn op_counts(&self) -> Vec<(&'static str, usize)> {
         let mut counts = std::collections::BTreeMap::new();
-        self.nodes
-            .iter()
-            .for_each(|n| *counts.entry(n.op.kind()).or_insert(0) += 1);
+        self.nodes.iter().for_each(|n| *counts.entry(n.op.kind()).or_insert(0) += 1);
         counts.into_iter().collect()
     }
 
@@ -546,27 +428,14 @@ impl Graph {
         }
         for n in &self.nodes {
             let ctx = || format!("node '{}' ({})", n.name, n.op.kind());
-            ensure!(
-                n.outputs.len() == 1,
-                "{}: expected 1 output, got {}",
-                ctx(),
-                n.outputs.len()
-            );
+            ensure!(n.outputs.len() == 1, "{}: expected 1 output, got {}", ctx(), n.outputs.len());
             for &t in n.inputs.iter().chain(&n.outputs) {
                 ensure!(t < n_tensors, "{}: refers to missing tensor {t}", ctx());
             }
             for &t in &n.inputs {
-                ensure!(
-                    ready[t],
-                    "{}: input '{}' is not computed before use",
-                    ctx(),
-                    self.tensors[t].name
-                );
+                ensure!(ready[t], "{}: input '{}' is not computed before use", ctx(), self.tensors[t].name);
             }
-            if matches!(
-                n.op,
-                Op::Conv2d(_) | Op::DepthwiseConv2d(_) | Op::FullyConnected { .. }
-            ) {
+            if matches!(n.op, Op::Conv2d(_) | Op::DepthwiseConv2d(_) | Op::FullyConnected { .. }) {
                 for &t in &n.inputs[1..] {
                     ensure!(
                         self.tensors[t].data.is_some(),
@@ -577,17 +446,8 @@ impl Graph {
                 }
             }
             let out = &self.tensors[n.outputs[0]];
-            ensure!(
-                !ready[n.outputs[0]],
-                "{}: output '{}' is already defined",
-                ctx(),
-                out.name
-            );
-            let shapes: Vec<&[usize]> = n
-                .inputs
-                .iter()
-                .map(|&t| self.tensors[t].shape.as_slice())
-                .collect();
+            ensure!(!ready[n.outputs[0]], "{}: output '{}' is already defined", ctx(), out.name);
+            let shapes: Vec<&[usize]> = n.inputs.iter().map(|&t| self.tensors[t].shape.as_slice()).collect();
             let expected =
                 n.op.output_shape(&shapes, Some(&out.shape))
                     .with_context(|| format!("{}: inputs {shapes:?}", ctx()))?;
@@ -607,11 +467,7 @@ impl Graph {
                 io.name,
                 io.tensor
             );
-            ensure!(
-                ready[io.tensor],
-                "graph output '{}' is never computed",
-                io.name
-            );
+            ensure!(ready[io.tensor], "graph output '{}' is never computed", io.name);
             check_io(io, &self.tensors[io.tensor].shape)?;
         }
         Ok(())
@@ -653,26 +509,13 @@ impl fmt::Display for Op {
         f.write_str(self.kind())?;
         match self {
             Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
-                write!(
-                    f,
-                    "(stride={:?} dilation={:?} pads={:?}){}",
-                    c.stride, c.dilation, c.pads, c.act
-                )
+                write!(f, "(stride={:?} dilation={:?} pads={:?}){}", c.stride, c.dilation, c.pads, c.act)
             }
             Op::FullyConnected { act } | Op::Add { act } | Op::Mul { act } => write!(f, "{act}"),
             Op::Clip { min, max } => write!(f, "({min},{max})"),
             Op::LeakyRelu { alpha } => write!(f, "({alpha})"),
             Op::HardSigmoid { alpha, beta } => write!(f, "({alpha},{beta})"),
-            Op::MaxPool {
-                kernel,
-                stride,
-                pads,
-            }
-            | Op::AveragePool {
-                kernel,
-                stride,
-                pads,
-            } => {
+            Op::MaxPool { kernel, stride, pads } | Op::AveragePool { kernel, stride, pads } => {
                 write!(f, "(kernel={kernel:?} stride={stride:?} pads={pads:?})")
             }
             Op::Concat { axis } | Op::Softmax { axis } => write!(f, "(axis={axis})"),
@@ -691,34 +534,15 @@ impl fmt::Display for Graph {
             format!("{kind}{}{:?}", t.name, t.shape)
         };
         for io in &self.inputs {
-            writeln!(
-                f,
-                "input  {} (onnx {:?}, perm {:?})",
-                desc(io.tensor),
-                io.onnx_shape,
-                io.perm
-            )?;
+            writeln!(f, "input  {} (onnx {:?}, perm {:?})", desc(io.tensor), io.onnx_shape, io.perm)?;
         }
         for n in &self.nodes {
             let ins: Vec<String> = n.inputs.iter().map(|&t| desc(t)).collect();
             let outs: Vec<String> = n.outputs.iter().map(|&t| desc(t)).collect();
-            writeln!(
-                f,
-                "{} '{}': {} -> {}",
-                n.op,
-                n.name,
-                ins.join(", "),
-                outs.join(", ")
-            )?;
+            writeln!(f, "{} '{}': {} -> {}", n.op, n.name, ins.join(", "), outs.join(", "))?;
         }
         for io in &self.outputs {
-            writeln!(
-                f,
-                "output {} (onnx {:?}, perm {:?})",
-                desc(io.tensor),
-                io.onnx_shape,
-                io.perm
-            )?;
+            writeln!(f, "output {} (onnx {:?}, perm {:?})", desc(io.tensor), io.onnx_shape, io.perm)?;
         }
         Ok(())
     }

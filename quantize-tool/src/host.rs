@@ -59,7 +59,12 @@ impl<'m> Runner<'m> {
     /// One inference, calling `hook` around every op.
     pub fn run_with(&mut self, inputs: &[ArrayD<f32>], hook: &mut impl Hook) -> Result<Vec<ArrayD<f32>>> {
         let model = self.model;
-        ensure!(inputs.len() == model.input_count(), "the model has {} inputs, got {}", model.input_count(), inputs.len());
+        ensure!(
+            inputs.len() == model.input_count(),
+            "the model has {} inputs, got {}",
+            model.input_count(),
+            inputs.len()
+        );
         let mut interp = Interpreter::new(model, &mut self.arena).map_err(|e| anyhow::anyhow!("{e}"))?;
         for (i, x) in inputs.iter().enumerate() {
             let io = model.input(i).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -106,7 +111,5 @@ pub fn samples(data: &ArrayD<f32>, shape: &[usize]) -> Result<Vec<ArrayD<f32>>> 
             data.shape()
         );
     }
-    data.axis_iter(Axis(0))
-        .map(|s| Ok(s.to_owned().into_shape_with_order(IxDyn(shape))?))
-        .collect()
+    data.axis_iter(Axis(0)).map(|s| Ok(s.to_owned().into_shape_with_order(IxDyn(shape))?)).collect()
 }

@@ -8,7 +8,8 @@ use ember::{Model, TensorInfo};
 /// Multiply-accumulates of op `index` (0 for ops without a weight product).
 pub fn op_macs(model: &Model, index: u16) -> u64 {
     let Ok(op) = model.op(index) else { return 0 };
-    let (Ok(out), Some(Ok(w))) = (model.tensor(op.outputs[0]), op.inputs.get(1).map(|&w| model.tensor(w))) else {
+    let (Ok(out), Some(Ok(w))) = (model.tensor(op.outputs[0]), op.inputs.get(1).map(|&w| model.tensor(w)))
+    else {
         return 0;
     };
     let out_len = out.len() as u64;
@@ -42,7 +43,11 @@ fn quant(t: &TensorInfo) -> String {
 pub fn report(model: &Model, file_len: usize) -> String {
     let mut s = String::new();
     let mut total_macs = 0;
-    let _ = writeln!(s, "{:>4}  {:<17} {:<34} {:<22} {:>10} {:>9}", "op", "kind", "inputs", "output", "MACs", "weights");
+    let _ = writeln!(
+        s,
+        "{:>4}  {:<17} {:<34} {:<22} {:>10} {:>9}",
+        "op", "kind", "inputs", "output", "MACs", "weights"
+    );
     for index in 0..model.op_count() as u16 {
         let Ok(op) = model.op(index) else { continue };
         let mut inputs = Vec::new();
@@ -56,22 +61,49 @@ pub fn report(model: &Model, file_len: usize) -> String {
                 }
             }
         }
-        let out = model.tensor(op.outputs[0]).map(|t| format!("{}{}", shape(&t), quant(&t))).unwrap_or_default();
+        let out =
+            model.tensor(op.outputs[0]).map(|t| format!("{}{}", shape(&t), quant(&t))).unwrap_or_default();
         let macs = op_macs(model, index);
         total_macs += macs;
-        let _ = writeln!(s, "{index:>4}  {:<17} {:<34} {:<22} {macs:>10} {weight_bytes:>9}", op.kind.name(), inputs.join(" "), out);
+        let _ = writeln!(
+            s,
+            "{index:>4}  {:<17} {:<34} {:<22} {macs:>10} {weight_bytes:>9}",
+            op.kind.name(),
+            inputs.join(" "),
+            out
+        );
     }
     let _ = writeln!(s);
     for i in 0..model.input_count() {
         if let Ok(io) = model.input(i) {
-            let _ = writeln!(s, "input {i} '{}': {:?} as given, stored {}{}", io.name, io.onnx_dims, shape(&io.tensor), quant(&io.tensor));
+            let _ = writeln!(
+                s,
+                "input {i} '{}': {:?} as given, stored {}{}",
+                io.name,
+                io.onnx_dims,
+                shape(&io.tensor),
+                quant(&io.tensor)
+            );
         }
     }
     for i in 0..model.output_count() {
         if let Ok(io) = model.output(i) {
-            let _ = writeln!(s, "output {i} '{}': {:?} as given, stored {}{}", io.name, io.onnx_dims, shape(&io.tensor), quant(&io.tensor));
+            let _ = writeln!(
+                s,
+                "output {i} '{}': {:?} as given, stored {}{}",
+                io.name,
+                io.onnx_dims,
+                shape(&io.tensor),
+                quant(&io.tensor)
+            );
         }
     }
-    let _ = writeln!(s, "ops: {}  MACs: {total_macs}  weight bytes: {}  arena bytes: {}  file bytes: {file_len}", model.op_count(), model.weight_bytes(), model.arena_bytes());
+    let _ = writeln!(
+        s,
+        "ops: {}  MACs: {total_macs}  weight bytes: {}  arena bytes: {}  file bytes: {file_len}",
+        model.op_count(),
+        model.weight_bytes(),
+        model.arena_bytes()
+    );
     s
 }

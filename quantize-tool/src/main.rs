@@ -13,10 +13,7 @@ use rand::{RngExt, SeedableRng};
 use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Quantize ONNX models for the Ember runtime, inspect, run and evaluate them"
-)]
+#[command(version, about = "Quantize ONNX models for the Ember runtime, inspect, run and evaluate them")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,38 +94,18 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Quantize {
-            model,
-            output,
-            precision,
-            calib,
-            calib_limit,
-            input_shapes,
-        } => quantize(
-            &model,
-            &output,
-            precision,
-            calib.as_deref(),
-            calib_limit,
-            &input_shapes,
-        ),
+        Command::Quantize { model, output, precision, calib, calib_limit, input_shapes } => {
+            quantize(&model, &output, precision, calib.as_deref(), calib_limit, &input_shapes)
+        }
         Command::Inspect { model } => {
             let file = ModelFile::read(&model)?;
             print!("{}", inspect::report(&file.model()?, file.len()));
             Ok(())
         }
-        Command::Run {
-            model,
-            input,
-            output,
-        } => run_model(&model, &input, &output),
-        Command::Eval {
-            onnx,
-            ember,
-            data,
-            labels,
-            input_shapes,
-        } => eval(&onnx, &ember, &data, labels.as_deref(), &input_shapes),
+        Command::Run { model, input, output } => run_model(&model, &input, &output),
+        Command::Eval { onnx, ember, data, labels, input_shapes } => {
+            eval(&onnx, &ember, &data, labels.as_deref(), &input_shapes)
+        }
     }
 }
 
@@ -141,18 +118,11 @@ fn quantize(
     input_shapes: &[(String, Vec<usize>)],
 ) -> Result<()> {
     if let (Ok(a), Ok(b)) = (model.canonicalize(), output.canonicalize()) {
-        ensure!(
-            a != b,
-            "refusing to overwrite the input model {}",
-            model.display()
-        );
+        ensure!(a != b, "refusing to overwrite the input model {}", model.display());
     }
     let graph = onnx::load_onnx(model, input_shapes)?;
-    let inputs: Vec<(String, Vec<usize>)> = graph
-        .inputs
-        .iter()
-        .map(|io| (io.name.clone(), io.onnx_shape.clone()))
-        .collect();
+    let inputs: Vec<(String, Vec<usize>)> =
+        graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
     let samples = match (precision, calib) {
         (Precision::Int8, None) => bail!(
             "int8 needs calibration data: pass --calib SAMPLES.npy|.npz (a few hundred representative inputs), \
@@ -193,28 +163,18 @@ fn quantize(
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .context("output path has no file name")?
-        .to_string_lossy();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().context("output path has no file name")?.to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 fn model_inputs(model: &ember::Model) -> Result<Vec<(String, Vec<usize>)>> {
     (0..model.input_count())
         .map(|i| {
             let io = model.input(i).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok((
-                io.name.to_string(),
-                io.onnx_dims.iter().map(|&d| d as usize).collect(),
-            ))
+            Ok((io.name.to_string(), io.onnx_dims.iter().map(|&d| d as usize).collect()))
         })
         .collect()
 }
@@ -231,25 +191,12 @@ fn run_model(model: &Path, input: &Path, output: &Path) -> Result<()> {
     let result = if outs.len() == 1 {
         outs.swap_remove(0)
     } else {
-        let views: Vec<_> = outs
-            .iter()
-            .map(|o| {
-                o.view()
-                    .insert_axis(tract_onnx::prelude::tract_ndarray::Axis(0))
-            })
-            .collect();
-        tract_onnx::prelude::tract_ndarray::concatenate(
-            tract_onnx::prelude::tract_ndarray::Axis(0),
-            &views,
-        )?
+        let views: Vec<_> =
+            outs.iter().map(|o| o.view().insert_axis(tract_onnx::prelude::tract_ndarray::Axis(0))).collect();
+        tract_onnx::prelude::tract_ndarray::concatenate(tract_onnx::prelude::tract_ndarray::Axis(0), &views)?
     };
     write_npy(output, &result)?;
-    println!(
-        "ran {} sample(s); wrote {} with shape {:?}",
-        samples.len(),
-        output.display(),
-        result.shape()
-    );
+    println!("ran {} sample(s); wrote {} with shape {:?}", samples.len(), output.display(), result.shape());
     Ok(())
 }
 
@@ -275,19 +222,11 @@ fn eval(
     println!("samples: {}", a.samples);
     println!("top-1 agreement: {:.2}%", 100.0 * a.top1);
     println!("cosine similarity: {:.6}", a.cosine);
-    println!(
-        "max abs error: {:.6} (max |reference| {:.4})",
-        a.max_abs_error, a.max_abs_reference
-    );
+    println!("max abs error: {:.6} (max |reference| {:.4})", a.max_abs_error, a.max_abs_reference);
     println!("SQNR: {:.2} dB", a.sqnr_db);
     if let Some(labels) = labels {
         let l: Vec<usize> = read_npy(labels)?.iter().map(|&v| v as usize).collect();
-        ensure!(
-            l.len() >= samples.len(),
-            "{} labels for {} samples",
-            l.len(),
-            samples.len()
-        );
+        ensure!(l.len() >= samples.len(), "{} labels for {} samples", l.len(), samples.len());
         let l = &l[..samples.len()];
         println!(
             "accuracy: f32 (tract) {:.2}%, ember {:.2}%",

@@ -56,7 +56,8 @@ pub fn read_npz_array(path: &Path, name: &str) -> Result<ArrayD<f32>> {
 pub fn write_npy(path: &Path, array: &ArrayD<f32>) -> Result<()> {
     let shape: Vec<u64> = array.shape().iter().map(|&d| d as u64).collect();
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut writer = npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(file).begin_nd()?;
+    let mut writer =
+        npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(file).begin_nd()?;
     writer.extend(array.iter().copied())?;
     writer.finish()?;
     Ok(())

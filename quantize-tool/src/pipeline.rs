@@ -39,12 +39,14 @@ pub fn build(graph: &Graph, precision: Precision, calib: Option<&[Vec<ArrayD<f32
     write(graph, precision, qparams.as_deref())
 }
 
-fn write(graph: &Graph, precision: Precision, qparams: Option<&[Option<crate::quantize::QParams>]>) -> Result<Written> {
+fn write(
+    graph: &Graph,
+    precision: Precision,
+    qparams: Option<&[Option<crate::quantize::QParams>]>,
+) -> Result<Written> {
     let mut emitted = emit(graph, precision, qparams)?;
     let plan = plan(&mut emitted.builder);
     let bytes = emitted.builder.finish()?;
-    ModelFile::from_bytes(&bytes)
-        .model()
-        .context("internal error: the written model fails validation")?;
+    ModelFile::from_bytes(&bytes).model().context("internal error: the written model fails validation")?;
     Ok(Written { bytes, plan })
 }

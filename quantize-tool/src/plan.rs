@@ -26,9 +26,8 @@ struct Placed {
 /// are placed first, each at the lowest aligned offset free for its whole lifetime.
 pub fn plan(builder: &mut ModelBuilder) -> PlanReport {
     let lifetimes = builder.lifetimes();
-    let mut order: Vec<u16> = (0..builder.tensor_count() as u16)
-        .filter(|&id| builder.is_arena_root(id))
-        .collect();
+    let mut order: Vec<u16> =
+        (0..builder.tensor_count() as u16).filter(|&id| builder.is_arena_root(id)).collect();
     order.sort_by_key(|&id| (std::cmp::Reverse(builder.byte_len(id)), id));
     let mut placed: Vec<Placed> = Vec::with_capacity(order.len());
     let mut unshared = 0;
@@ -36,11 +35,8 @@ pub fn plan(builder: &mut ModelBuilder) -> PlanReport {
         let len = builder.byte_len(id).next_multiple_of(ALIGN);
         unshared += len;
         let (first, last) = lifetimes[id as usize];
-        let mut busy: Vec<(usize, usize)> = placed
-            .iter()
-            .filter(|p| p.first <= last && first <= p.last)
-            .map(|p| (p.offset, p.end))
-            .collect();
+        let mut busy: Vec<(usize, usize)> =
+            placed.iter().filter(|p| p.first <= last && first <= p.last).map(|p| (p.offset, p.end)).collect();
         busy.sort_unstable();
         let mut offset = 0;
         for (start, end) in busy {
@@ -66,13 +62,13 @@ mod tests {
 
     fn chain(sizes: &[usize]) -> ModelBuilder {
         let mut b = ModelBuilder::new();
-        let ids: Vec<u16> =
-            sizes.iter().map(|&n| b.activation(DType::F32, &[n], None).unwrap()).collect();
+        let ids: Vec<u16> = sizes.iter().map(|&n| b.activation(DType::F32, &[n], None).unwrap()).collect();
         for w in ids.windows(2) {
             let p = UnaryParams { a: 0.0, b: 0.0 };
             b.op(OpKind::Relu, &[w[0]], &[w[1]], &p).unwrap();
         }
-        let io = |t: u16, n: usize| IoDesc { tensor: t, name: "x".into(), onnx_shape: vec![n], perm: vec![0] };
+        let io =
+            |t: u16, n: usize| IoDesc { tensor: t, name: "x".into(), onnx_shape: vec![n], perm: vec![0] };
         b.input(io(ids[0], sizes[0]));
         b.output(io(*ids.last().unwrap(), *sizes.last().unwrap()));
         b

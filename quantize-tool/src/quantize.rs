@@ -95,7 +95,11 @@ pub fn activation_params(graph: &Graph, ranges: &Ranges) -> Result<Vec<Option<QP
             let (lo, hi) = class_range[c].ok_or_else(|| {
                 anyhow::anyhow!("tensor '{}' was never reached during calibration", tensor.name)
             })?;
-            ensure!(lo.is_finite() && hi.is_finite(), "tensor '{}' saw non-finite values during calibration", tensor.name);
+            ensure!(
+                lo.is_finite() && hi.is_finite(),
+                "tensor '{}' saw non-finite values during calibration",
+                tensor.name
+            );
             Some(QParams::from_range(lo, hi))
         };
     }
@@ -113,8 +117,7 @@ pub fn quantize_weights(data: &[f32], shape: &[usize], axis: usize) -> (Vec<i8>,
         let c = channel_of(i);
         max_abs[c] = max_abs[c].max(w.abs());
     }
-    let scales: Vec<f32> =
-        max_abs.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 }).collect();
+    let scales: Vec<f32> = max_abs.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 }).collect();
     let q = data
         .iter()
         .enumerate()

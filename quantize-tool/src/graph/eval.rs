@@ -21,20 +21,13 @@ pub(crate) fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
             .inputs
             .iter()
             .map(|&t| {
-                Ok((
-                    values[t].as_deref().context("input not computed")?,
-                    graph.tensors[t].shape.as_slice(),
-                ))
+                Ok((values[t].as_deref().context("input not computed")?, graph.tensors[t].shape.as_slice()))
             })
             .collect::<Result<_>>()?;
         let out_shape = &graph.tensors[node.outputs[0]].shape;
         values[node.outputs[0]] = Some(eval_op(&node.op, &ins, out_shape));
     }
-    graph
-        .outputs
-        .iter()
-        .map(|io| values[io.tensor].clone().context("output not computed"))
-        .collect()
+    graph.outputs.iter().map(|io| values[io.tensor].clone().context("output not computed")).collect()
 }
 
 /// Row-major strides of a shape.
@@ -85,16 +78,8 @@ fn eval_op(op: &Op, ins: &[(&[f32], &[usize])], out: &[usize]) -> Vec<f32> {
         Op::HardSigmoid { alpha, beta } => unary(&|v| (alpha * v + beta).clamp(0.0, 1.0)),
         Op::Sigmoid => unary(&|v| 1.0 / (1.0 + (-v).exp())),
         Op::Tanh => unary(&|v| v.tanh()),
-        Op::MaxPool {
-            kernel,
-            stride,
-            pads,
-        } => pool(x, xs, out, *kernel, *stride, *pads, true),
-        Op::AveragePool {
-            kernel,
-            stride,
-            pads,
-        } => pool(x, xs, out, *kernel, *stride, *pads, false),
+        Op::MaxPool { kernel, stride, pads } => pool(x, xs, out, *kernel, *stride, *pads, true),
+        Op::AveragePool { kernel, stride, pads } => pool(x, xs, out, *kernel, *stride, *pads, false),
         Op::Mean => {
             let (hw, c) = (xs[1] * xs[2], xs[3]);
             let mut y = vec![0.0; n_out];
@@ -124,12 +109,7 @@ fn eval_op(op: &Op, ins: &[(&[f32], &[usize])], out: &[usize]) -> Vec<f32> {
             let mut y = vec![*value; n_out];
             for (i, &v) in x.iter().enumerate() {
                 let idx = unravel(i, xs);
-                let pos: usize = idx
-                    .iter()
-                    .zip(pads)
-                    .zip(&os)
-                    .map(|((&j, p), s)| (j + p[0]) * s)
-                    .sum();
+                let pos: usize = idx.iter().zip(pads).zip(&os).map(|((&j, p), s)| (j + p[0]) * s).sum();
                 y[pos] = v;
             }
             y
@@ -139,11 +119,7 @@ fn eval_op(op: &Op, ins: &[(&[f32], &[usize])], out: &[usize]) -> Vec<f32> {
             (0..n_out)
                 .map(|i| {
                     let idx = unravel(i, out);
-                    x[idx
-                        .iter()
-                        .zip(perm)
-                        .map(|(&j, &p)| j * is[p])
-                        .sum::<usize>()]
+                    x[idx.iter().zip(perm).map(|(&j, &p)| j * is[p]).sum::<usize>()]
                 })
                 .collect()
         }
@@ -167,16 +143,10 @@ fn eval_op(op: &Op, ins: &[(&[f32], &[usize])], out: &[usize]) -> Vec<f32> {
 fn binary(ins: &[(&[f32], &[usize])], out: &[usize], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
     let index = |i: usize, s: &[usize]| {
         let st = strides(s);
-        unravel(i, out)
-            .iter()
-            .enumerate()
-            .map(|(a, &j)| if s[a] == 1 { 0 } else { j * st[a] })
-            .sum::<usize>()
+        unravel(i, out).iter().enumerate().map(|(a, &j)| if s[a] == 1 { 0 } else { j * st[a] }).sum::<usize>()
     };
     let n: usize = out.iter().product();
-    (0..n)
-        .map(|i| f(ins[0].0[index(i, ins[0].1)], ins[1].0[index(i, ins[1].1)]))
-        .collect()
+    (0..n).map(|i| f(ins[0].0[index(i, ins[0].1)], ins[1].0[index(i, ins[1].1)])).collect()
 }
 
 fn conv(c: &Conv, ins: &[(&[f32], &[usize])], out: &[usize], depthwise: bool) -> Vec<f32> {
@@ -190,14 +160,12 @@ fn conv(c: &Conv, ins: &[(&[f32], &[usize])], out: &[usize], depthwise: bool) ->
                 for o in 0..cout {
                     let mut s = b[o];
                     for ky in 0..kh {
-                        let iy =
-                            (oy * c.stride[0] + ky * c.dilation[0]) as isize - c.pads[0] as isize;
+                        let iy = (oy * c.stride[0] + ky * c.dilation[0]) as isize - c.pads[0] as isize;
                         if iy < 0 || iy >= h as isize {
                             continue;
                         }
                         for kx in 0..kw {
-                            let ix = (ox * c.stride[1] + kx * c.dilation[1]) as isize
-                                - c.pads[1] as isize;
+                            let ix = (ox * c.stride[1] + kx * c.dilation[1]) as isize - c.pads[1] as isize;
                             if ix < 0 || ix >= wd as isize {
                                 continue;
                             }
@@ -263,11 +231,7 @@ mod tests {
     #[test]
     fn transpose_and_softmax() {
         let x: Vec<f32> = (0..6).map(|v| v as f32).collect();
-        let t = eval_op(
-            &Op::Transpose { perm: vec![1, 0] },
-            &[(&x, &[2, 3])],
-            &[3, 2],
-        );
+        let t = eval_op(&Op::Transpose { perm: vec![1, 0] }, &[(&x, &[2, 3])], &[3, 2]);
         assert_eq!(t, vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
         let s = eval_op(&Op::Softmax { axis: 0 }, &[(&x, &[2, 3])], &[2, 3]);
         assert!((s[0] + s[3] - 1.0).abs() < 1e-6);

@@ -17,9 +17,7 @@ pub(super) trait Attrs {
     }
     /// String attribute or default.
     fn string(&self, name: &str, default: &str) -> String {
-        self.attr(name).map_or(default.to_string(), |a| {
-            String::from_utf8_lossy(&a.s).into_owned()
-        })
+        self.attr(name).map_or(default.to_string(), |a| String::from_utf8_lossy(&a.s).into_owned())
     }
     /// Integer list attribute, if present.
     fn ints(&self, name: &str) -> Option<Vec<i64>> {
@@ -38,9 +36,7 @@ pub(super) fn node_name(node: &NodeProto) -> &str {
     if !node.name.is_empty() {
         &node.name
     } else {
-        node.output
-            .first()
-            .map_or(node.op_type.as_str(), String::as_str)
+        node.output.first().map_or(node.op_type.as_str(), String::as_str)
     }
 }
 

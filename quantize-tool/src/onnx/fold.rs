@@ -20,17 +20,8 @@ pub(super) fn fold(graph: &mut Graph) {
 
 /// Replaces every use of tensor `from` (node inputs and graph outputs) by `to`.
 fn replace_uses(graph: &mut Graph, from: TensorId, to: TensorId) {
-    graph
-        .nodes
-        .iter_mut()
-        .flat_map(|n| n.inputs.iter_mut())
-        .filter(|t| **t == from)
-        .for_each(|t| *t = to);
-    graph
-        .outputs
-        .iter_mut()
-        .filter(|o| o.tensor == from)
-        .for_each(|o| o.tensor = to);
+    graph.nodes.iter_mut().flat_map(|n| n.inputs.iter_mut()).filter(|t| **t == from).for_each(|t| *t = to);
+    graph.outputs.iter_mut().filter(|o| o.tensor == from).for_each(|o| o.tensor = to);
 }
 
 /// The single-consumer producer of `node`'s input `slot`, if any (index into `graph.nodes`).
@@ -50,12 +41,8 @@ fn fold_channel_affine(graph: &mut Graph) -> bool {
     let (uses, producers) = (graph.use_counts(), graph.producers());
     for n in 0..graph.nodes.len() {
         let is_mul = match graph.nodes[n].op {
-            Op::Mul {
-                act: Activation::None,
-            } => true,
-            Op::Add {
-                act: Activation::None,
-            } => false,
+            Op::Mul { act: Activation::None } => true,
+            Op::Add { act: Activation::None } => false,
             _ => continue,
         };
         for slot in 0..2 {
@@ -67,17 +54,13 @@ fn fold_channel_affine(graph: &mut Graph) -> bool {
                 continue;
             };
             let producer = &graph.nodes[p];
-            if !matches!(
-                producer.op,
-                Op::Conv2d(_) | Op::DepthwiseConv2d(_) | Op::FullyConnected { .. }
-            ) || producer.op.act() != Some(Activation::None)
+            if !matches!(producer.op, Op::Conv2d(_) | Op::DepthwiseConv2d(_) | Op::FullyConnected { .. })
+                || producer.op.act() != Some(Activation::None)
             {
                 continue;
             }
             let out_shape = &graph.tensors[producer.outputs[0]].shape;
-            let cout = *out_shape
-                .last()
-                .expect("conv/fc outputs have a channel axis");
+            let cout = *out_shape.last().expect("conv/fc outputs have a channel axis");
             let kshape = &graph.tensors[k].shape;
             let (last, leading) = kshape.split_last().map_or((1, &[][..]), |(l, r)| (*l, r));
             if kshape.len() != out_shape.len()
@@ -90,10 +73,7 @@ fn fold_channel_affine(graph: &mut Graph) -> bool {
             let depthwise = matches!(producer.op, Op::DepthwiseConv2d(_));
             if is_mul {
                 let w = owned_const(graph, p, 1, &uses);
-                let data = graph.tensors[w]
-                    .data
-                    .as_mut()
-                    .expect("weights are constant");
+                let data = graph.tensors[w].data.as_mut().expect("weights are constant");
                 let per_out = data.len() / cout;
                 for (i, v) in data.iter_mut().enumerate() {
                     *v *= per_channel(if depthwise { i % cout } else { i / per_out });
@@ -102,11 +82,7 @@ fn fold_channel_affine(graph: &mut Graph) -> bool {
             let b = owned_const(graph, p, 2, &uses);
             let bias = graph.tensors[b].data.as_mut().expect("bias is constant");
             for (o, v) in bias.iter_mut().enumerate() {
-                *v = if is_mul {
-                    *v * per_channel(o)
-                } else {
-                    *v + per_channel(o)
-                };
+                *v = if is_mul { *v * per_channel(o) } else { *v + per_channel(o) };
             }
             bypass_into_producer(graph, n, p);
             return true;
@@ -174,12 +150,7 @@ fn fold_pad_into_conv(graph: &mut Graph) -> bool {
         let (top, bottom, left, right) = (pads[1][0], pads[1][1], pads[2][0], pads[2][1]);
         let src = graph.nodes[p].inputs[0];
         if let Op::Conv2d(c) | Op::DepthwiseConv2d(c) = &mut graph.nodes[n].op {
-            c.pads = [
-                c.pads[0] + top,
-                c.pads[1] + left,
-                c.pads[2] + bottom,
-                c.pads[3] + right,
-            ];
+            c.pads = [c.pads[0] + top, c.pads[1] + left, c.pads[2] + bottom, c.pads[3] + right];
         }
         graph.nodes[n].inputs[0] = src;
         graph.nodes.remove(p);
@@ -209,9 +180,9 @@ fn merge_layout_chains(graph: &mut Graph) -> bool {
         };
         let merged = match (&graph.nodes[p].op, &graph.nodes[n].op) {
             (Op::Reshape, Op::Reshape) => Op::Reshape,
-            (Op::Transpose { perm: first }, Op::Transpose { perm: second }) => Op::Transpose {
-                perm: second.iter().map(|&a| first[a]).collect(),
-            },
+            (Op::Transpose { perm: first }, Op::Transpose { perm: second }) => {
+                Op::Transpose { perm: second.iter().map(|&a| first[a]).collect() }
+            }
             _ => continue,
         };
         graph.nodes[n].op = merged;
@@ -270,10 +241,7 @@ fn hoist_transposes(graph: &mut Graph) -> bool {
         let name = graph.nodes[p].name.clone();
         let node = &mut graph.nodes[n];
         node.op = producer_op;
-        node.inputs = producer_inputs
-            .iter()
-            .map(|&t| if t == src { mid } else { t })
-            .collect();
+        node.inputs = producer_inputs.iter().map(|&t| if t == src { mid } else { t }).collect();
         node.name = name;
         return true;
     }
@@ -304,8 +272,7 @@ fn fold_transpose_into_fc(graph: &mut Graph) -> bool {
         let shape = graph.tensors[src].shape.clone();
         let flat = &graph.tensors[graph.nodes[r].outputs[0]].shape;
         let rows: usize = flat[..flat.len() - 1].iter().product();
-        let Some(j) = (0..=shape.len()).find(|&j| shape[..j].iter().product::<usize>() == rows)
-        else {
+        let Some(j) = (0..=shape.len()).find(|&j| shape[..j].iter().product::<usize>() == rows) else {
             continue;
         };
         if perm[..j].iter().enumerate().any(|(i, &p)| i != p) {
@@ -313,13 +280,9 @@ fn fold_transpose_into_fc(graph: &mut Graph) -> bool {
         }
         let tail_perm: Vec<usize> = perm[j..].iter().map(|p| p - j).collect();
         let k: usize = shape[j..].iter().product();
-        let source: Vec<usize> =
-            transpose_data(&(0..k).collect::<Vec<_>>(), &shape[j..], &tail_perm);
+        let source: Vec<usize> = transpose_data(&(0..k).collect::<Vec<_>>(), &shape[j..], &tail_perm);
         let w = owned_const(graph, n, 1, &uses);
-        let data = graph.tensors[w]
-            .data
-            .as_mut()
-            .expect("weights are constant");
+        let data = graph.tensors[w].data.as_mut().expect("weights are constant");
         for row in data.chunks_mut(k) {
             let old = row.to_vec();
             source.iter().zip(&old).for_each(|(&s, &v)| row[s] = v);
@@ -338,19 +301,15 @@ fn absorb_input_layouts(graph: &mut Graph) -> bool {
         if graph.outputs.iter().any(|o| o.tensor == t) {
             continue;
         }
-        let consumers: Vec<usize> = (0..graph.nodes.len())
-            .filter(|&n| graph.nodes[n].inputs.contains(&t))
-            .collect();
+        let consumers: Vec<usize> =
+            (0..graph.nodes.len()).filter(|&n| graph.nodes[n].inputs.contains(&t)).collect();
         let perms: Vec<Option<Vec<usize>>> = consumers
             .iter()
             .map(|&n| {
                 let node = &graph.nodes[n];
                 match &node.op {
                     Op::Transpose { perm } => Some(perm.clone()),
-                    Op::Reshape => unit_move(
-                        &graph.tensors[t].shape,
-                        &graph.tensors[node.outputs[0]].shape,
-                    ),
+                    Op::Reshape => unit_move(&graph.tensors[t].shape, &graph.tensors[node.outputs[0]].shape),
                     _ => None,
                 }
             })

@@ -43,10 +43,8 @@ pub(super) fn unit_move(from: &[usize], to: &[usize]) -> Option<Vec<usize>> {
     }
     let mut big = (0..from.len()).filter(|&a| from[a] != 1);
     let mut unit = (0..from.len()).filter(|&a| from[a] == 1);
-    let perm: Vec<usize> = to
-        .iter()
-        .map(|&d| if d == 1 { unit.next() } else { big.next() })
-        .collect::<Option<_>>()?;
+    let perm: Vec<usize> =
+        to.iter().map(|&d| if d == 1 { unit.next() } else { big.next() }).collect::<Option<_>>()?;
     (permute(from, &perm) == to).then_some(perm)
 }
 
@@ -88,15 +86,9 @@ mod tests {
         assert_eq!(permute(&permute(&logical, &NHWC), &back), logical.to_vec());
         assert!(keeps_order(&[1, 8, 1, 1], &NHWC));
         assert!(!keeps_order(&[1, 8, 2, 1], &NHWC));
-        assert_eq!(
-            unit_move(&[1, 1, 49, 10], &[1, 49, 10, 1]),
-            Some(vec![0, 2, 3, 1])
-        );
+        assert_eq!(unit_move(&[1, 1, 49, 10], &[1, 49, 10, 1]), Some(vec![0, 2, 3, 1]));
         assert_eq!(unit_move(&[1, 2, 3], &[1, 3, 2]), None);
         let data: Vec<f32> = (0..6).map(|v| v as f32).collect();
-        assert_eq!(
-            transpose_data(&data, &[2, 3], &[1, 0]),
-            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
-        );
+        assert_eq!(transpose_data(&data, &[2, 3], &[1, 0]), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
     }
 }

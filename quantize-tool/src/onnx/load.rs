@@ -18,14 +18,9 @@ const ONNX_FLOAT: i32 = 1;
 
 /// Reads the ONNX protobuf of `path`.
 pub(super) fn read_proto(path: &Path) -> Result<ModelProto> {
-    tract_onnx::onnx()
-        .proto_model_for_path(path)
-        .with_context(|| {
-            format!(
-                "cannot read ONNX model {}: check the path and that it is an .onnx file",
-                path.display()
-            )
-        })
+    tract_onnx::onnx().proto_model_for_path(path).with_context(|| {
+        format!("cannot read ONNX model {}: check the path and that it is an .onnx file", path.display())
+    })
 }
 
 /// Concrete shape of every graph input, in ONNX order: the file's dims, `overrides`, batch 1 for a symbolic first dim.
@@ -38,11 +33,7 @@ pub(super) fn input_shapes(
         ensure!(
             inputs.iter().any(|i| &i.name == name),
             "input shape given for '{name}', but the model's inputs are: {}",
-            inputs
-                .iter()
-                .map(|i| format!("'{}'", i.name))
-                .collect::<Vec<_>>()
-                .join(", ")
+            inputs.iter().map(|i| format!("'{}'", i.name)).collect::<Vec<_>>().join(", ")
         );
     }
     inputs
@@ -102,10 +93,7 @@ pub(super) fn input_shapes(
 }
 
 fn show_dims(dims: &[Option<usize>]) -> String {
-    let d: Vec<String> = dims
-        .iter()
-        .map(|d| d.map_or("?".to_string(), |v| v.to_string()))
-        .collect();
+    let d: Vec<String> = dims.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect();
     format!("[{}]", d.join(","))
 }
 
@@ -131,36 +119,16 @@ impl Facts {
 }
 
 /// Parses `model` with tract, fixes the input shapes and runs tract's shape and constant inference.
-pub(super) fn analyse(
-    path: &Path,
-    model: &ModelProto,
-    inputs: &[(String, Vec<usize>)],
-) -> Result<Facts> {
+pub(super) fn analyse(path: &Path, model: &ModelProto, inputs: &[(String, Vec<usize>)]) -> Result<Facts> {
     let dir = path.parent().and_then(Path::to_str);
-    let ParseResult {
-        model: mut tract,
-        unresolved_inputs,
-        outlets_by_name,
-    } = tract_onnx::onnx()
-        .parse(model, dir)
-        .context("tract could not parse the ONNX graph")?;
-    ensure!(
-        unresolved_inputs.is_empty(),
-        "the ONNX graph uses undefined tensors: {unresolved_inputs:?}"
-    );
+    let ParseResult { model: mut tract, unresolved_inputs, outlets_by_name } =
+        tract_onnx::onnx().parse(model, dir).context("tract could not parse the ONNX graph")?;
+    ensure!(unresolved_inputs.is_empty(), "the ONNX graph uses undefined tensors: {unresolved_inputs:?}");
     for (ix, (_, shape)) in inputs.iter().enumerate() {
-        tract.set_input_fact(
-            ix,
-            InferenceFact::dt_shape(f32::datum_type(), shape.as_slice()),
-        )?;
+        tract.set_input_fact(ix, InferenceFact::dt_shape(f32::datum_type(), shape.as_slice()))?;
     }
-    tract
-        .analyse(false)
-        .context("tract's shape inference failed on this model")?;
-    let mut facts = Facts {
-        shapes: HashMap::new(),
-        consts: HashMap::new(),
-    };
+    tract.analyse(false).context("tract's shape inference failed on this model")?;
+    let mut facts = Facts { shapes: HashMap::new(), consts: HashMap::new() };
     for (name, outlet) in outlets_by_name {
         let fact = tract.outlet_fact(outlet)?;
         if let Ok(Some(shape)) = fact.shape.as_concrete_finite() {
@@ -184,24 +152,16 @@ impl TractModel {
     pub fn load(path: &Path, input_shapes: &[(String, Vec<usize>)]) -> Result<Self> {
         let proto = read_proto(path)?;
         let shapes = self::input_shapes(&proto, input_shapes)?;
-        let mut model = tract_onnx::onnx()
-            .model_for_path(path)
-            .context("tract could not load the model")?;
+        let mut model = tract_onnx::onnx().model_for_path(path).context("tract could not load the model")?;
         for (ix, (_, shape)) in shapes.iter().enumerate() {
-            model.set_input_fact(
-                ix,
-                InferenceFact::dt_shape(f32::datum_type(), shape.as_slice()),
-            )?;
+            model.set_input_fact(ix, InferenceFact::dt_shape(f32::datum_type(), shape.as_slice()))?;
         }
         let plan = model.into_optimized()?.into_runnable()?;
         Ok(Self { plan, shapes })
     }
 
     /// Runs one sample; inputs and outputs in ONNX layout.
-    pub fn run(
-        &self,
-        inputs: &[tract_ndarray::ArrayD<f32>],
-    ) -> Result<Vec<tract_ndarray::ArrayD<f32>>> {
+    pub fn run(&self, inputs: &[tract_ndarray::ArrayD<f32>]) -> Result<Vec<tract_ndarray::ArrayD<f32>>> {
         ensure!(
             inputs.len() == self.shapes.len(),
             "the model takes {} inputs, got {}",
@@ -215,22 +175,11 @@ impl TractModel {
                 x.shape()
             );
         }
-        let values: TVec<TValue> = inputs
-            .iter()
-            .map(|a| Tensor::from(a.clone()).into_tvalue())
-            .collect();
-        let outputs = self
-            .plan
-            .run(values)
-            .context("tract failed to run the model")?;
+        let values: TVec<TValue> = inputs.iter().map(|a| Tensor::from(a.clone()).into_tvalue()).collect();
+        let outputs = self.plan.run(values).context("tract failed to run the model")?;
         outputs
             .into_iter()
-            .map(|t| {
-                t.into_tensor()
-                    .cast_to::<f32>()?
-                    .into_owned()
-                    .into_plain_array::<f32>()
-            })
+            .map(|t| t.into_tensor().cast_to::<f32>()?.into_owned().into_plain_array::<f32>())
             .collect()
     }
 }

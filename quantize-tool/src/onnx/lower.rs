@@ -51,29 +51,17 @@ enum Bin {
 impl Bin {
     fn op(self) -> Op {
         match self {
-            Bin::Add => Op::Add {
-                act: Activation::None,
-            },
-            Bin::Mul => Op::Mul {
-                act: Activation::None,
-            },
+            Bin::Add => Op::Add { act: Activation::None },
+            Bin::Mul => Op::Mul { act: Activation::None },
         }
     }
 }
 
 /// Lowers the whole ONNX graph (already checked by `support`) to an unoptimized IR graph.
-pub(super) fn lower(
-    model: &ModelProto,
-    facts: &Facts,
-    inputs: &[(String, Vec<usize>)],
-) -> Result<Graph> {
+pub(super) fn lower(model: &ModelProto, facts: &Facts, inputs: &[(String, Vec<usize>)]) -> Result<Graph> {
     let graph = model.graph.as_ref().context("the ONNX file has no graph")?;
-    let mut l = Lowering {
-        graph: Graph::default(),
-        facts,
-        opset: opset_version(model),
-        vals: HashMap::new(),
-    };
+    let mut l =
+        Lowering { graph: Graph::default(), facts, opset: opset_version(model), vals: HashMap::new() };
     for (name, shape) in inputs {
         let t = l.graph.add_tensor(name.clone(), shape.clone(), None);
         l.graph.inputs.push(GraphIo {
@@ -84,10 +72,7 @@ pub(super) fn lower(
         });
         l.vals.insert(
             name.clone(),
-            Val::Act(Act {
-                shape: shape.clone(),
-                layouts: vec![(identity(shape.len()), t)],
-            }),
+            Val::Act(Act { shape: shape.clone(), layouts: vec![(identity(shape.len()), t)] }),
         );
     }
     for init in &graph.initializer {
@@ -99,13 +84,8 @@ pub(super) fn lower(
         }
     }
     for node in &graph.node {
-        l.node(node).with_context(|| {
-            format!(
-                "lowering ONNX node '{}' ({})",
-                node_name(node),
-                node.op_type
-            )
-        })?;
+        l.node(node)
+            .with_context(|| format!("lowering ONNX node '{}' ({})", node_name(node), node.op_type))?;
     }
     for output in &graph.output {
         let act = match l.vals.get(&output.name) {
@@ -117,12 +97,7 @@ pub(super) fn lower(
             None => bail!("graph output '{}' is not produced by any node", output.name),
         };
         let (perm, tensor) = act.layouts[0].clone();
-        l.graph.outputs.push(GraphIo {
-            tensor,
-            name: output.name.clone(),
-            onnx_shape: act.shape,
-            perm,
-        });
+        l.graph.outputs.push(GraphIo { tensor, name: output.name.clone(), onnx_shape: act.shape, perm });
     }
     Ok(l.graph)
 }
@@ -136,9 +111,7 @@ struct Lowering<'a> {
 
 impl Lowering<'_> {
     fn val(&self, name: &str) -> Result<&Val> {
-        self.vals
-            .get(name)
-            .with_context(|| format!("tensor '{name}' is used before it is defined"))
+        self.vals.get(name).with_context(|| format!("tensor '{name}' is used before it is defined"))
     }
 
     fn is_const(&self, name: &str) -> bool {
@@ -147,39 +120,20 @@ impl Lowering<'_> {
 
     /// The float value of constant `name`.
     fn konst(&self, name: &str) -> Result<Konst> {
-        let Val::Const(t) = self.val(name)? else {
-            bail!("input '{name}' must be a constant")
-        };
-        let data = t
-            .cast_to::<f32>()?
-            .to_plain_array_view::<f32>()?
-            .iter()
-            .copied()
-            .collect();
-        Ok(Konst {
-            shape: t.shape().to_vec(),
-            data,
-        })
+        let Val::Const(t) = self.val(name)? else { bail!("input '{name}' must be a constant") };
+        let data = t.cast_to::<f32>()?.to_plain_array_view::<f32>()?.iter().copied().collect();
+        Ok(Konst { shape: t.shape().to_vec(), data })
     }
 
     /// The integer values of constant `name`.
     fn ints(&self, name: &str) -> Result<Vec<i64>> {
-        let Val::Const(t) = self.val(name)? else {
-            bail!("input '{name}' must be a constant")
-        };
-        Ok(t.cast_to::<i64>()?
-            .to_plain_array_view::<i64>()?
-            .iter()
-            .copied()
-            .collect())
+        let Val::Const(t) = self.val(name)? else { bail!("input '{name}' must be a constant") };
+        Ok(t.cast_to::<i64>()?.to_plain_array_view::<i64>()?.iter().copied().collect())
     }
 
     /// Optional input `ix` of `node` (absent or empty name gives `None`).
     fn opt_input(node: &NodeProto, ix: usize) -> Option<&str> {
-        node.input
-            .get(ix)
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
+        node.input.get(ix).map(String::as_str).filter(|s| !s.is_empty())
     }
 
     /// The activation `name`; constants become IR constant tensors.
@@ -189,10 +143,7 @@ impl Lowering<'_> {
             Val::Const(_) => {
                 let k = self.konst(name)?;
                 let t = self.graph.add_tensor(name, k.shape.clone(), Some(k.data));
-                let act = Act {
-                    layouts: vec![(identity(k.shape.len()), t)],
-                    shape: k.shape,
-                };
+                let act = Act { layouts: vec![(identity(k.shape.len()), t)], shape: k.shape };
                 self.vals.insert(name.to_string(), Val::Act(act.clone()));
                 Ok(act)
             }
@@ -206,28 +157,16 @@ impl Lowering<'_> {
             return Ok(*t);
         }
         let internal = |g: &Graph, t: TensorId| g.tensors[t].shape.clone();
-        let cheap = act
-            .layouts
-            .iter()
-            .find(|(p, t)| keeps_order(&internal(&self.graph, *t), &between(p, want)));
+        let cheap =
+            act.layouts.iter().find(|(p, t)| keeps_order(&internal(&self.graph, *t), &between(p, want)));
         let (from, t) = cheap.unwrap_or(&act.layouts[0]).clone();
         let step = between(&from, want);
-        let out_name = format!(
-            "{name}/perm{}",
-            want.iter().map(usize::to_string).collect::<String>()
-        );
+        let out_name = format!("{name}/perm{}", want.iter().map(usize::to_string).collect::<String>());
         let out = if keeps_order(&internal(&self.graph, t), &step) {
             let to = permute(&act.shape, want);
-            self.graph
-                .add_node(node_name(node), Op::Reshape, vec![t], out_name, Some(&to))?
+            self.graph.add_node(node_name(node), Op::Reshape, vec![t], out_name, Some(&to))?
         } else {
-            self.graph.add_node(
-                node_name(node),
-                Op::Transpose { perm: step },
-                vec![t],
-                out_name,
-                None,
-            )?
+            self.graph.add_node(node_name(node), Op::Transpose { perm: step }, vec![t], out_name, None)?
         };
         act.layouts.push((want.to_vec(), out));
         self.vals.insert(name.to_string(), Val::Act(act));
@@ -244,9 +183,7 @@ impl Lowering<'_> {
         perm: Vec<usize>,
         reshape_to: Option<&[usize]>,
     ) -> Result<()> {
-        let t = self
-            .graph
-            .add_node(node_name(node), op, inputs, out, reshape_to)?;
+        let t = self.graph.add_node(node_name(node), op, inputs, out, reshape_to)?;
         let shape = permute(&self.graph.tensors[t].shape, &inverse(&perm));
         if let Ok(expected) = self.facts.shape(out) {
             ensure!(
@@ -254,13 +191,7 @@ impl Lowering<'_> {
                 "Ember computed shape {shape:?} for '{out}' but tract inferred {expected:?}; please report this model"
             );
         }
-        self.vals.insert(
-            out.to_string(),
-            Val::Act(Act {
-                shape,
-                layouts: vec![(perm, t)],
-            }),
-        );
+        self.vals.insert(out.to_string(), Val::Act(Act { shape, layouts: vec![(perm, t)] }));
         Ok(())
     }
 
@@ -279,11 +210,7 @@ impl Lowering<'_> {
             return Ok(());
         }
         let x = node.input.first().map(String::as_str).unwrap_or_default();
-        let out = node
-            .output
-            .first()
-            .map(String::as_str)
-            .context("node has no output")?;
+        let out = node.output.first().map(String::as_str).context("node has no output")?;
         match node.op_type.as_str() {
             "Identity" | "Dropout" => {
                 let v = self.val(x)?.clone();
@@ -295,19 +222,11 @@ impl Lowering<'_> {
             "Add" | "Sub" | "Mul" | "Div" => self.binary(node),
             "Relu" => self.unary(node, Op::Relu),
             "Clip" => self.clip(node),
-            "LeakyRelu" => self.unary(
-                node,
-                Op::LeakyRelu {
-                    alpha: node.float("alpha", 0.01),
-                },
-            ),
+            "LeakyRelu" => self.unary(node, Op::LeakyRelu { alpha: node.float("alpha", 0.01) }),
             "HardSwish" => self.unary(node, Op::HardSwish),
             "HardSigmoid" => self.unary(
                 node,
-                Op::HardSigmoid {
-                    alpha: node.float("alpha", 0.2),
-                    beta: node.float("beta", 0.5),
-                },
+                Op::HardSigmoid { alpha: node.float("alpha", 0.2), beta: node.float("beta", 0.5) },
             ),
             "Sigmoid" => self.unary(node, Op::Sigmoid),
             "Tanh" => self.unary(node, Op::Tanh),
@@ -320,10 +239,9 @@ impl Lowering<'_> {
                     None => node.ints("axes"),
                 };
                 let axes: Vec<usize> = match axes {
-                    Some(a) if !a.is_empty() => a
-                        .iter()
-                        .map(|&a| norm_axis(a, rank))
-                        .collect::<Result<_>>()?,
+                    Some(a) if !a.is_empty() => {
+                        a.iter().map(|&a| norm_axis(a, rank)).collect::<Result<_>>()?
+                    }
                     _ if node.int("noop_with_empty_axes", 0) != 0 => {
                         let v = self.val(x)?.clone();
                         self.vals.insert(out.to_string(), v);
@@ -361,11 +279,7 @@ impl Lowering<'_> {
             match Self::opt_input(node, ix) {
                 Some(name) => {
                     let k = l.konst(name)?;
-                    ensure!(
-                        k.data.len() == 1,
-                        "Clip {attr} must be a scalar, got shape {:?}",
-                        k.shape
-                    );
+                    ensure!(k.data.len() == 1, "Clip {attr} must be a scalar, got shape {:?}", k.shape);
                     Ok(k.data[0])
                 }
                 None => Ok(default),
@@ -373,11 +287,7 @@ impl Lowering<'_> {
         };
         let min = bound(self, 1, "min", f32::NEG_INFINITY)?;
         let max = bound(self, 2, "max", f32::INFINITY)?;
-        let op = if min == 0.0 && max == f32::INFINITY {
-            Op::Relu
-        } else {
-            Op::Clip { min, max }
-        };
+        let op = if min == 0.0 && max == f32::INFINITY { Op::Relu } else { Op::Clip { min, max } };
         self.unary(node, op)
     }
 
@@ -399,9 +309,7 @@ impl Lowering<'_> {
                         p.len() == 4 && p.iter().all(|&v| v >= 0),
                         "pads {p:?} must be 4 non-negative values"
                     );
-                    p.iter()
-                        .enumerate()
-                        .for_each(|(i, &v)| pads[i] = v as usize);
+                    p.iter().enumerate().for_each(|(i, &v)| pads[i] = v as usize);
                 }
             }
             "VALID" => {}
@@ -438,9 +346,7 @@ impl Lowering<'_> {
     fn pair(node: &NodeProto, name: &str) -> Result<[usize; 2]> {
         match node.ints(name) {
             None => Ok([1, 1]),
-            Some(v) if v.len() == 2 && v.iter().all(|&x| x > 0) => {
-                Ok([v[0] as usize, v[1] as usize])
-            }
+            Some(v) if v.len() == 2 && v.iter().all(|&x| x > 0) => Ok([v[0] as usize, v[1] as usize]),
             Some(v) => bail!("{name} {v:?} must be 2 positive values (only 2-D is supported)"),
         }
     }
@@ -453,11 +359,7 @@ impl Lowering<'_> {
             x.shape
         );
         let w = self.konst(&node.input[1])?;
-        ensure!(
-            w.shape.len() == 4,
-            "weights must be [Cout,Cin/group,KH,KW], got {:?}",
-            w.shape
-        );
+        ensure!(w.shape.len() == 4, "weights must be [Cout,Cin/group,KH,KW], got {:?}", w.shape);
         let (cin, cout, kernel) = (x.shape[1], w.shape[0], [w.shape[2], w.shape[3]]);
         let group = node.int("group", 1) as usize;
         let depthwise = group > 1 && group == cin && w.shape[1] == 1;
@@ -472,64 +374,29 @@ impl Lowering<'_> {
         );
         let stride = Self::pair(node, "strides")?;
         let dilation = Self::pair(node, "dilations")?;
-        let pads = Self::window_pads(
-            node,
-            [x.shape[2], x.shape[3]],
-            kernel,
-            stride,
-            dilation,
-            false,
-        )?;
+        let pads = Self::window_pads(node, [x.shape[2], x.shape[3]], kernel, stride, dilation, false)?;
         let bias = match Self::opt_input(node, 2) {
             Some(b) => self.konst(b)?.data,
             None => vec![0.0; cout],
         };
-        ensure!(
-            bias.len() == cout,
-            "bias has {} values, expected {cout}",
-            bias.len()
-        );
+        ensure!(bias.len() == cout, "bias has {} values, expected {cout}", bias.len());
         let name = node_name(node);
         let (wperm, wshape) = if depthwise {
             ([1, 2, 3, 0], vec![1, kernel[0], kernel[1], cout])
         } else {
             ([0, 2, 3, 1], vec![cout, kernel[0], kernel[1], cin])
         };
-        let wt = self.add_const(
-            format!("{name}/weights"),
-            wshape,
-            transpose_data(&w.data, &w.shape, &wperm),
-        );
+        let wt = self.add_const(format!("{name}/weights"), wshape, transpose_data(&w.data, &w.shape, &wperm));
         let bt = self.add_const(format!("{name}/bias"), vec![cout], bias);
         let xt = self.layout(node, &node.input[0], &NHWC)?;
-        let conv = Conv {
-            stride,
-            dilation,
-            pads,
-            act: Activation::None,
-        };
-        let op = if depthwise {
-            Op::DepthwiseConv2d(conv)
-        } else {
-            Op::Conv2d(conv)
-        };
-        self.emit(
-            node,
-            op,
-            vec![xt, wt, bt],
-            &node.output[0],
-            NHWC.to_vec(),
-            None,
-        )
+        let conv = Conv { stride, dilation, pads, act: Activation::None };
+        let op = if depthwise { Op::DepthwiseConv2d(conv) } else { Op::Conv2d(conv) };
+        self.emit(node, op, vec![xt, wt, bt], &node.output[0], NHWC.to_vec(), None)
     }
 
     fn batch_norm(&mut self, node: &NodeProto) -> Result<()> {
         let x = self.act(&node.input[0])?;
-        ensure!(
-            x.shape.len() >= 2,
-            "input must be [N,C,...], got {:?}",
-            x.shape
-        );
+        ensure!(x.shape.len() >= 2, "input must be [N,C,...], got {:?}", x.shape);
         let c = x.shape[1];
         let [scale, bias, mean, var] = [1, 2, 3, 4].map(|i| self.konst(&node.input[i]));
         let (scale, bias, mean, var) = (scale?.data, bias?.data, mean?.data, var?.data);
@@ -538,45 +405,18 @@ impl Lowering<'_> {
             "scale, bias, mean and var must have {c} values"
         );
         let eps = node.float("epsilon", 1e-5);
-        let mul: Vec<f32> = scale
-            .iter()
-            .zip(&var)
-            .map(|(s, v)| s / (v + eps).sqrt())
-            .collect();
-        let add: Vec<f32> = bias
-            .iter()
-            .zip(&mean)
-            .zip(&mul)
-            .map(|((b, m), s)| b - m * s)
-            .collect();
+        let mul: Vec<f32> = scale.iter().zip(&var).map(|(s, v)| s / (v + eps).sqrt()).collect();
+        let add: Vec<f32> = bias.iter().zip(&mean).zip(&mul).map(|((b, m), s)| b - m * s).collect();
         let mut shape = vec![1; x.shape.len()];
         shape[1] = c;
         let scaled = format!("{}/scaled", node.output[0]);
-        self.bin_const(
-            node,
-            Bin::Mul,
-            &node.input[0],
-            Konst {
-                shape: shape.clone(),
-                data: mul,
-            },
-            &scaled,
-        )?;
-        self.bin_const(
-            node,
-            Bin::Add,
-            &scaled,
-            Konst { shape, data: add },
-            &node.output[0],
-        )
+        self.bin_const(node, Bin::Mul, &node.input[0], Konst { shape: shape.clone(), data: mul }, &scaled)?;
+        self.bin_const(node, Bin::Add, &scaled, Konst { shape, data: add }, &node.output[0])
     }
 
     fn binary(&mut self, node: &NodeProto) -> Result<()> {
         let (a, b, out) = (&node.input[0], &node.input[1], &node.output[0]);
-        let neg = |k: Konst| Konst {
-            data: k.data.iter().map(|v| -v).collect(),
-            shape: k.shape,
-        };
+        let neg = |k: Konst| Konst { data: k.data.iter().map(|v| -v).collect(), shape: k.shape };
         match (node.op_type.as_str(), self.is_const(a), self.is_const(b)) {
             ("Add", false, true) => self.bin_const(node, Bin::Add, a, self.konst(b)?, out),
             ("Add", true, false) => self.bin_const(node, Bin::Add, b, self.konst(a)?, out),
@@ -585,47 +425,23 @@ impl Lowering<'_> {
             ("Sub", false, true) => self.bin_const(node, Bin::Add, a, neg(self.konst(b)?), out),
             ("Div", false, true) => {
                 let k = self.konst(b)?;
-                ensure!(
-                    k.data.iter().all(|&v| v != 0.0),
-                    "divisor '{b}' contains zeros"
-                );
+                ensure!(k.data.iter().all(|&v| v != 0.0), "divisor '{b}' contains zeros");
                 self.bin_const(
                     node,
                     Bin::Mul,
                     a,
-                    Konst {
-                        data: k.data.iter().map(|v| 1.0 / v).collect(),
-                        shape: k.shape,
-                    },
+                    Konst { data: k.data.iter().map(|v| 1.0 / v).collect(), shape: k.shape },
                     out,
                 )
             }
             ("Sub", true, false) => {
                 let negated = format!("{out}/negated");
-                self.bin_const(
-                    node,
-                    Bin::Mul,
-                    b,
-                    Konst {
-                        shape: vec![],
-                        data: vec![-1.0],
-                    },
-                    &negated,
-                )?;
+                self.bin_const(node, Bin::Mul, b, Konst { shape: vec![], data: vec![-1.0] }, &negated)?;
                 self.bin_const(node, Bin::Add, &negated, self.konst(a)?, out)
             }
             ("Sub", false, false) => {
                 let negated = format!("{out}/negated");
-                self.bin_const(
-                    node,
-                    Bin::Mul,
-                    b,
-                    Konst {
-                        shape: vec![],
-                        data: vec![-1.0],
-                    },
-                    &negated,
-                )?;
+                self.bin_const(node, Bin::Mul, b, Konst { shape: vec![], data: vec![-1.0] }, &negated)?;
                 self.bin_act(node, Bin::Add, a, &negated, out)
             }
             ("Add", false, false) => self.bin_act(node, Bin::Add, a, b, out),
@@ -645,9 +461,7 @@ impl Lowering<'_> {
         }
         let (perm, t) = act.layouts[0].clone();
         let new_perm: Vec<usize> = (0..extra).chain(perm.iter().map(|p| p + extra)).collect();
-        let logical: Vec<usize> = std::iter::repeat_n(1, extra)
-            .chain(act.shape.iter().copied())
-            .collect();
+        let logical: Vec<usize> = std::iter::repeat_n(1, extra).chain(act.shape.iter().copied()).collect();
         let new_name = format!("{name}/rank{rank}");
         let to = permute(&logical, &new_perm);
         self.emit(node, Op::Reshape, vec![t], &new_name, new_perm, Some(&to))?;
@@ -655,20 +469,12 @@ impl Lowering<'_> {
     }
 
     /// `out = x (op) k` with constant `k` broadcast in the layout of `x`.
-    fn bin_const(
-        &mut self,
-        node: &NodeProto,
-        bin: Bin,
-        x: &str,
-        k: Konst,
-        out: &str,
-    ) -> Result<()> {
+    fn bin_const(&mut self, node: &NodeProto, bin: Bin, x: &str, k: Konst, out: &str) -> Result<()> {
         let x = self.with_rank(node, x, k.shape.len())?;
         let act = self.act(&x)?;
         let rank = act.shape.len();
-        let shape: Vec<usize> = std::iter::repeat_n(1, rank - k.shape.len())
-            .chain(k.shape.iter().copied())
-            .collect();
+        let shape: Vec<usize> =
+            std::iter::repeat_n(1, rank - k.shape.len()).chain(k.shape.iter().copied()).collect();
         let (perm, t) = act.layouts[0].clone();
         let kt = self.add_const(
             format!("{out}/operand"),
@@ -710,9 +516,7 @@ impl Lowering<'_> {
             "only 2-D pooling on [N,C,H,W] inputs is supported, input has shape {:?}",
             x.shape
         );
-        let kernel = node
-            .ints("kernel_shape")
-            .context("kernel_shape is required")?;
+        let kernel = node.ints("kernel_shape").context("kernel_shape is required")?;
         ensure!(
             kernel.len() == 2 && kernel.iter().all(|&k| k > 0),
             "kernel_shape {kernel:?} must be 2 positive values"
@@ -722,21 +526,13 @@ impl Lowering<'_> {
         let ceil = node.int("ceil_mode", 0) != 0;
         let pads = Self::window_pads(node, [x.shape[2], x.shape[3]], kernel, stride, [1, 1], ceil)?;
         let op = if node.op_type == "MaxPool" {
-            Op::MaxPool {
-                kernel,
-                stride,
-                pads,
-            }
+            Op::MaxPool { kernel, stride, pads }
         } else {
             ensure!(
                 node.int("count_include_pad", 0) == 0 || pads == [0; 4],
                 "count_include_pad=1 with padding is unsupported (padded cells are excluded from the average)"
             );
-            Op::AveragePool {
-                kernel,
-                stride,
-                pads,
-            }
+            Op::AveragePool { kernel, stride, pads }
         };
         let xt = self.layout(node, &node.input[0], &NHWC)?;
         self.emit(node, op, vec![xt], &node.output[0], NHWC.to_vec(), None)
@@ -753,18 +549,10 @@ impl Lowering<'_> {
     ) -> Result<()> {
         let act = self.act(x)?;
         let rank = act.shape.len();
-        ensure!(
-            axes.iter().all(|&a| a < rank),
-            "axes {axes:?} out of range for input shape {:?}",
-            act.shape
-        );
+        ensure!(axes.iter().all(|&a| a < rank), "axes {axes:?} out of range for input shape {:?}", act.shape);
         let reduced = |a: usize| axes.contains(&a);
-        let kept_shape: Vec<usize> = act
-            .shape
-            .iter()
-            .enumerate()
-            .map(|(a, &d)| if reduced(a) { 1 } else { d })
-            .collect();
+        let kept_shape: Vec<usize> =
+            act.shape.iter().enumerate().map(|(a, &d)| if reduced(a) { 1 } else { d }).collect();
         let contiguous = |p: &[usize]| {
             let pos: Vec<usize> = (0..rank).filter(|&i| reduced(p[i])).collect();
             pos.windows(2).all(|w| w[1] == w[0] + 1)
@@ -784,15 +572,8 @@ impl Lowering<'_> {
         let t = self.layout(node, x, &perm)?;
         let internal = self.graph.tensors[t].shape.clone();
         let pos: Vec<usize> = (0..rank).filter(|&i| reduced(perm[i])).collect();
-        let (start, end) = (
-            pos.first().copied().unwrap_or(0),
-            pos.last().map_or(0, |p| p + 1),
-        );
-        let mean_out = if keepdims {
-            out.to_string()
-        } else {
-            format!("{out}/mean")
-        };
+        let (start, end) = (pos.first().copied().unwrap_or(0), pos.last().map_or(0, |p| p + 1));
+        let mean_out = if keepdims { out.to_string() } else { format!("{out}/mean") };
         if rank == 4 && pos == [1, 2] {
             self.emit(node, Op::Mean, vec![t], &mean_out, perm, None)?;
         } else {
@@ -807,9 +588,7 @@ impl Lowering<'_> {
                 format!("{out}/as4d"),
                 Some(&[pre, red, 1, post]),
             )?;
-            let mean =
-                self.graph
-                    .add_node(name, Op::Mean, vec![as4], format!("{out}/mean4d"), None)?;
+            let mean = self.graph.add_node(name, Op::Mean, vec![as4], format!("{out}/mean4d"), None)?;
             let to = permute(&kept_shape, &perm);
             self.emit(node, Op::Reshape, vec![mean], &mean_out, perm, Some(&to))?;
         }
@@ -826,33 +605,19 @@ impl Lowering<'_> {
             self.vals.insert(out.to_string(), Val::Act(act));
             return Ok(());
         }
-        let ordered = act
-            .layouts
-            .iter()
-            .find(|(p, _)| keeps_order(&act.shape, p))
-            .map(|(_, t)| *t);
+        let ordered = act.layouts.iter().find(|(p, _)| keeps_order(&act.shape, p)).map(|(_, t)| *t);
         let t = match ordered {
             Some(t) => t,
             None => self.layout(node, x, &identity(act.shape.len()))?,
         };
-        self.emit(
-            node,
-            Op::Reshape,
-            vec![t],
-            out,
-            identity(to.len()),
-            Some(to),
-        )
+        self.emit(node, Op::Reshape, vec![t], out, identity(to.len()), Some(to))
     }
 
     fn transpose(&mut self, node: &NodeProto) -> Result<()> {
         let act = self.act(&node.input[0])?;
         let rank = act.shape.len();
         let perm: Vec<usize> = match node.ints("perm") {
-            Some(p) => p
-                .iter()
-                .map(|&a| norm_axis(a, rank))
-                .collect::<Result<_>>()?,
+            Some(p) => p.iter().map(|&a| norm_axis(a, rank)).collect::<Result<_>>()?,
             None => (0..rank).rev().collect(),
         };
         ensure!(
@@ -861,23 +626,13 @@ impl Lowering<'_> {
         );
         let inv = inverse(&perm);
         let shape = permute(&act.shape, &perm);
-        let layouts = act
-            .layouts
-            .iter()
-            .map(|(p, t)| (p.iter().map(|&a| inv[a]).collect(), *t))
-            .collect();
-        self.vals
-            .insert(node.output[0].clone(), Val::Act(Act { shape, layouts }));
+        let layouts = act.layouts.iter().map(|(p, t)| (p.iter().map(|&a| inv[a]).collect(), *t)).collect();
+        self.vals.insert(node.output[0].clone(), Val::Act(Act { shape, layouts }));
         Ok(())
     }
 
     fn concat(&mut self, node: &NodeProto) -> Result<()> {
-        let names: Vec<&str> = node
-            .input
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let names: Vec<&str> = node.input.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
         let rank = self.facts.shape(&node.output[0])?.len();
         let axis = norm_axis(node.attr("axis").context("axis is required")?.i, rank)?;
         let perm = self.common_perm(&names)?;
@@ -895,27 +650,14 @@ impl Lowering<'_> {
             }
         }
         let internal_axis = inverse(&perm)[axis];
-        self.emit(
-            node,
-            Op::Concat {
-                axis: internal_axis,
-            },
-            inputs,
-            &node.output[0],
-            perm,
-            None,
-        )
+        self.emit(node, Op::Concat { axis: internal_axis }, inputs, &node.output[0], perm, None)
     }
 
     fn pad(&mut self, node: &NodeProto) -> Result<()> {
         let act = self.act(&node.input[0])?;
         let rank = act.shape.len();
         let (pads, value, axes) = if self.opset < 11 {
-            (
-                node.ints("pads").context("pads is required")?,
-                node.float("value", 0.0),
-                identity(rank),
-            )
+            (node.ints("pads").context("pads is required")?, node.float("value", 0.0), identity(rank))
         } else {
             let pads = self.ints(Self::opt_input(node, 1).context("pads input is required")?)?;
             let value = match Self::opt_input(node, 2) {
@@ -923,42 +665,20 @@ impl Lowering<'_> {
                 None => 0.0,
             };
             let axes = match Self::opt_input(node, 3) {
-                Some(a) => self
-                    .ints(a)?
-                    .iter()
-                    .map(|&a| norm_axis(a, rank))
-                    .collect::<Result<_>>()?,
+                Some(a) => self.ints(a)?.iter().map(|&a| norm_axis(a, rank)).collect::<Result<_>>()?,
                 None => identity(rank),
             };
             (pads, value, axes)
         };
-        ensure!(
-            pads.len() == 2 * axes.len(),
-            "{} pads for {} axes",
-            pads.len(),
-            axes.len()
-        );
-        ensure!(
-            pads.iter().all(|&p| p >= 0),
-            "negative pads {pads:?} (cropping) are unsupported"
-        );
+        ensure!(pads.len() == 2 * axes.len(), "{} pads for {} axes", pads.len(), axes.len());
+        ensure!(pads.iter().all(|&p| p >= 0), "negative pads {pads:?} (cropping) are unsupported");
         let mut logical = vec![[0usize; 2]; rank];
         for (i, &a) in axes.iter().enumerate() {
             logical[a] = [pads[i] as usize, pads[i + axes.len()] as usize];
         }
         let (perm, t) = act.layouts[0].clone();
         let internal = permute(&logical, &perm);
-        self.emit(
-            node,
-            Op::Pad {
-                pads: internal,
-                value,
-            },
-            vec![t],
-            &node.output[0],
-            perm,
-            None,
-        )
+        self.emit(node, Op::Pad { pads: internal, value }, vec![t], &node.output[0], perm, None)
     }
 
     fn softmax(&mut self, node: &NodeProto) -> Result<()> {
@@ -973,46 +693,22 @@ impl Lowering<'_> {
             self.reshape(node, x, &flat, &[outer, act.shape[axis] * inner])?;
             let t = self.layout(node, &flat, &[0, 1])?;
             let soft = format!("{out}/softmax2d");
-            self.emit(
-                node,
-                Op::Softmax { axis: 1 },
-                vec![t],
-                &soft,
-                vec![0, 1],
-                None,
-            )?;
+            self.emit(node, Op::Softmax { axis: 1 }, vec![t], &soft, vec![0, 1], None)?;
             return self.reshape(node, &soft, out, &act.shape);
         }
         let (perm, t) = act.layouts[0].clone();
-        self.emit(
-            node,
-            Op::Softmax {
-                axis: inverse(&perm)[axis],
-            },
-            vec![t],
-            out,
-            perm,
-            None,
-        )
+        self.emit(node, Op::Softmax { axis: inverse(&perm)[axis] }, vec![t], out, perm, None)
     }
 
     /// A FullyConnected from activation `x` (read in logical order) with weights `w` [Cout,K] and `bias`.
-    fn fully_connected(
-        &mut self,
-        node: &NodeProto,
-        xt: TensorId,
-        w: Konst,
-        bias: Vec<f32>,
-    ) -> Result<()> {
+    fn fully_connected(&mut self, node: &NodeProto, xt: TensorId, w: Konst, bias: Vec<f32>) -> Result<()> {
         let name = node_name(node);
         let wt = self.add_const(format!("{name}/weights"), w.shape, w.data);
         let bt = self.add_const(format!("{name}/bias"), vec![bias.len()], bias);
         let rank = self.graph.tensors[xt].shape.len();
         self.emit(
             node,
-            Op::FullyConnected {
-                act: Activation::None,
-            },
+            Op::FullyConnected { act: Activation::None },
             vec![xt, wt, bt],
             &node.output[0],
             identity(rank),
@@ -1032,16 +728,10 @@ impl Lowering<'_> {
         ensure!(b.shape.len() == 2, "B must be 2-D, got {:?}", b.shape);
         let (alpha, beta) = (node.float("alpha", 1.0), node.float("beta", 1.0));
         let w = if node.int("transB", 0) != 0 {
-            Konst {
-                data: b.data.iter().map(|v| v * alpha).collect(),
-                shape: b.shape,
-            }
+            Konst { data: b.data.iter().map(|v| v * alpha).collect(), shape: b.shape }
         } else {
             let data = transpose_data(&b.data, &b.shape, &[1, 0]);
-            Konst {
-                data: data.iter().map(|v| v * alpha).collect(),
-                shape: vec![b.shape[1], b.shape[0]],
-            }
+            Konst { data: data.iter().map(|v| v * alpha).collect(), shape: vec![b.shape[1], b.shape[0]] }
         };
         let n = w.shape[0];
         let bias = match Self::opt_input(node, 2) {
@@ -1072,16 +762,10 @@ impl Lowering<'_> {
             "only MatMul by a constant 2-D weight is supported, weight has shape {:?}",
             b.shape
         );
-        ensure!(
-            a.shape.len() >= 2,
-            "input must have at least 2 axes, got {:?}",
-            a.shape
-        );
+        ensure!(a.shape.len() >= 2, "input must have at least 2 axes, got {:?}", a.shape);
         let xt = self.layout(node, &node.input[0], &identity(a.shape.len()))?;
-        let w = Konst {
-            data: transpose_data(&b.data, &b.shape, &[1, 0]),
-            shape: vec![b.shape[1], b.shape[0]],
-        };
+        let w =
+            Konst { data: transpose_data(&b.data, &b.shape, &[1, 0]), shape: vec![b.shape[1], b.shape[0]] };
         let cout = w.shape[0];
         self.fully_connected(node, xt, w, vec![0.0; cout])
     }

@@ -44,9 +44,9 @@ pub fn load_onnx(path: &Path, input_shapes: &[(String, Vec<usize>)]) -> Result<G
         let facts = load::analyse(path, &proto, &inputs)?;
         let mut graph = lower::lower(&proto, &facts, &inputs)?;
         fold::fold(&mut graph);
-        graph.validate().context(
-            "internal error: the lowered graph is inconsistent; please report this model",
-        )?;
+        graph
+            .validate()
+            .context("internal error: the lowered graph is inconsistent; please report this model")?;
         Ok(graph)
     };
     run().with_context(|| format!("loading ONNX model {}", path.display()))

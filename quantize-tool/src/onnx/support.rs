@@ -42,58 +42,36 @@ pub const SUPPORTED_OPS: &[&str] = &[
 
 /// The default-domain opset version the model imports (0 if none).
 pub fn opset_version(model: &ModelProto) -> i64 {
-    model
-        .opset_import
-        .iter()
-        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-        .map_or(0, |o| o.version)
+    model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(0, |o| o.version)
 }
 
 /// Fails with one error listing every unsupported node (op type or attribute value) of the model.
 ///
 /// Nodes whose inputs are all constant are skipped: tract folds them into constants.
 pub fn check_supported(model: &ModelProto) -> Result<()> {
-    let Some(graph) = &model.graph else {
-        bail!("the ONNX file has no graph")
-    };
-    let mut const_dims: HashMap<&str, Option<Vec<i64>>> = graph
-        .initializer
-        .iter()
-        .map(|t| (t.name.as_str(), Some(t.dims.clone())))
-        .collect();
+    let Some(graph) = &model.graph else { bail!("the ONNX file has no graph") };
+    let mut const_dims: HashMap<&str, Option<Vec<i64>>> =
+        graph.initializer.iter().map(|t| (t.name.as_str(), Some(t.dims.clone()))).collect();
     let mut problems = Vec::new();
     for node in &graph.node {
-        let inputs_const = node
-            .input
-            .iter()
-            .filter(|i| !i.is_empty())
-            .all(|i| const_dims.contains_key(i.as_str()));
+        let inputs_const =
+            node.input.iter().filter(|i| !i.is_empty()).all(|i| const_dims.contains_key(i.as_str()));
         let folded = match node.op_type.as_str() {
             "Constant" => true,
             "Shape" | "Size" => node.domain.is_empty(),
             _ => inputs_const && !node.input.is_empty(),
         };
         if folded {
-            let dims = (node.op_type == "Constant").then(|| {
-                node.attr("value")
-                    .and_then(|a| a.t.as_ref())
-                    .map(|t| t.dims.clone())
-            });
+            let dims = (node.op_type == "Constant")
+                .then(|| node.attr("value").and_then(|a| a.t.as_ref()).map(|t| t.dims.clone()));
             node.output.iter().for_each(|o| {
                 const_dims.insert(o.as_str(), dims.clone().flatten());
             });
             continue;
         }
-        let is_const = |i: usize| {
-            node.input
-                .get(i)
-                .is_none_or(|n| n.is_empty() || const_dims.contains_key(n.as_str()))
-        };
-        let dims = |i: usize| {
-            node.input
-                .get(i)
-                .and_then(|n| const_dims.get(n.as_str()).cloned().flatten())
-        };
+        let is_const =
+            |i: usize| node.input.get(i).is_none_or(|n| n.is_empty() || const_dims.contains_key(n.as_str()));
+        let dims = |i: usize| node.input.get(i).and_then(|n| const_dims.get(n.as_str()).cloned().flatten());
         if let Some(reason) = problem(node, &is_const, &dims) {
             problems.push(format!("'{}' ({reason})", node_name(node)));
         }
@@ -148,10 +126,7 @@ fn problem(
                 || node.string("auto_pad", "NOTSET").starts_with("SAME");
             if kernel.len() != 2 {
                 Some(format!("{op}: only 2-D pooling, kernel_shape {kernel:?}"))
-            } else if node
-                .ints("dilations")
-                .is_some_and(|d| d.iter().any(|&v| v != 1))
-            {
+            } else if node.ints("dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
                 Some(format!("{op}: dilations other than 1"))
             } else if node.output.iter().skip(1).any(|o| !o.is_empty()) {
                 Some(format!("{op}: Indices output"))
@@ -189,9 +164,5 @@ pub(super) fn real_inputs(model: &ModelProto) -> Vec<&tract_onnx::pb::ValueInfoP
         return vec![];
     };
     let inits: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    graph
-        .input
-        .iter()
-        .filter(|i| !inits.contains(i.name.as_str()))
-        .collect()
+    graph.input.iter().filter(|i| !inits.contains(i.name.as_str())).collect()
 }

@@ -9,14 +9,10 @@ use tract_onnx::prelude::tract_ndarray::ArrayD;
 use super::layout::{inverse, transpose_data};
 use super::{check_supported, load_onnx, run_tract};
 use crate::graph::{eval, Graph};
-use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-};
+use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto};
 
 fn mlperf(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/models/mlperf-tiny")
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models/mlperf-tiny").join(rel)
 }
 
 /// Reads array `name` of an .npz file as (shape, f32 data).
@@ -24,10 +20,7 @@ fn npz_array(
     archive: &mut NpzArchive<std::io::BufReader<std::fs::File>>,
     name: &str,
 ) -> (Vec<usize>, Vec<f32>) {
-    let npy = archive
-        .by_name(name)
-        .expect("readable npz")
-        .unwrap_or_else(|| panic!("no array '{name}'"));
+    let npy = archive.by_name(name).expect("readable npz").unwrap_or_else(|| panic!("no array '{name}'"));
     let shape = npy.shape().iter().map(|&d| d as usize).collect();
     (shape, npy.into_vec::<f32>().expect("f32 array"))
 }
@@ -38,36 +31,22 @@ fn eval_onnx_layout(graph: &Graph, input: &[f32]) -> Vec<f32> {
     let internal = transpose_data(input, &io.onnx_shape, &io.perm);
     let outs = eval::run(graph, &[internal]).expect("IR evaluation");
     let out = &graph.outputs[0];
-    transpose_data(
-        &outs[0],
-        &graph.tensors[out.tensor].shape,
-        &inverse(&out.perm),
-    )
+    transpose_data(&outs[0], &graph.tensors[out.tensor].shape, &inverse(&out.perm))
 }
 
 /// Largest |a - b| and largest |b|.
 fn max_err(a: &[f32], b: &[f32]) -> (f32, f32) {
     assert_eq!(a.len(), b.len(), "output sizes differ");
-    let err = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
+    let err = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
     (err, b.iter().map(|v| v.abs()).fold(0.0, f32::max))
 }
 
 fn models(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../models")
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(rel)
 }
 
 /// Loads `path`, checks its op counts, and compares IR and tract on (input, ONNX Runtime output) samples.
-fn check(
-    path: &Path,
-    samples: &[(Vec<usize>, Vec<f32>, Vec<f32>)],
-    expected_ops: &[(&str, usize)],
-) {
+fn check(path: &Path, samples: &[(Vec<usize>, Vec<f32>, Vec<f32>)], expected_ops: &[(&str, usize)]) {
     let graph = load_onnx(path, &[]).unwrap_or_else(|e| panic!("{e:?}"));
     println!("{}:\n{graph}", path.display());
     for (i, (shape, input, ort)) in samples.iter().enumerate() {
@@ -88,12 +67,7 @@ fn check(
             path.display()
         );
     }
-    assert_eq!(
-        graph.op_counts(),
-        expected_ops,
-        "op counts of {}",
-        path.display()
-    );
+    assert_eq!(graph.op_counts(), expected_ops, "op counts of {}", path.display());
 }
 
 /// The first `n` (input_i, output_i) pairs of an .npz file.
@@ -239,11 +213,7 @@ fn ad() {
 
 #[test]
 fn ad_fromtflite() {
-    check_model(
-        "ad/ad_fc_autoencoder_fromtflite",
-        4,
-        &[("FullyConnected", 10)],
-    );
+    check_model("ad/ad_fc_autoencoder_fromtflite", 4, &[("FullyConnected", 10)]);
 }
 
 #[test]
@@ -251,13 +221,7 @@ fn sww_nchw() {
     check_model(
         "sww/sww_dscnn_nchw",
         4,
-        &[
-            ("Conv2d", 4),
-            ("DepthwiseConv2d", 4),
-            ("FullyConnected", 1),
-            ("Reshape", 1),
-            ("Softmax", 1),
-        ],
+        &[("Conv2d", 4), ("DepthwiseConv2d", 4), ("FullyConnected", 1), ("Reshape", 1), ("Softmax", 1)],
     );
 }
 
@@ -266,13 +230,7 @@ fn sww_nhwc() {
     check_model(
         "sww/sww_dscnn_nhwc",
         4,
-        &[
-            ("Conv2d", 4),
-            ("DepthwiseConv2d", 4),
-            ("FullyConnected", 1),
-            ("Reshape", 1),
-            ("Softmax", 1),
-        ],
+        &[("Conv2d", 4), ("DepthwiseConv2d", 4), ("FullyConnected", 1), ("Reshape", 1), ("Softmax", 1)],
     );
 }
 
@@ -289,30 +247,19 @@ fn digits_cnn() {
     let (_, logits) = npz_array(&mut archive, "logits");
     let samples: Vec<_> = (0..8)
         .map(|i| {
-            (
-                vec![1, 1, 8, 8],
-                images[i * 64..(i + 1) * 64].to_vec(),
-                logits[i * 10..(i + 1) * 10].to_vec(),
-            )
+            (vec![1, 1, 8, 8], images[i * 64..(i + 1) * 64].to_vec(), logits[i * 10..(i + 1) * 10].to_vec())
         })
         .collect();
     check(
         &models("digits/digits_cnn.onnx"),
         &samples,
-        &[
-            ("Conv2d", 2),
-            ("DepthwiseConv2d", 1),
-            ("FullyConnected", 1),
-            ("Mean", 1),
-            ("Reshape", 1),
-        ],
+        &[("Conv2d", 2), ("DepthwiseConv2d", 1), ("FullyConnected", 1), ("Mean", 1), ("Reshape", 1)],
     );
 }
 
 #[test]
 fn unsupported_nodes_are_listed_at_once() {
-    let err =
-        load_onnx(&models("ops/unsupported.onnx"), &[]).expect_err("unsupported model must fail");
+    let err = load_onnx(&models("ops/unsupported.onnx"), &[]).expect_err("unsupported model must fail");
     let msg = format!("{err:#}");
     assert!(msg.contains("2 unsupported ONNX nodes (opset 13)"), "{msg}");
     assert!(msg.contains("(Sin)") && msg.contains("(Einsum)"), "{msg}");
@@ -431,10 +378,7 @@ fn op_relu() {
 
 #[test]
 fn op_reshape_flatten() {
-    check_op(
-        "reshape_flatten",
-        &[("Conv2d", 1), ("FullyConnected", 1), ("Reshape", 1)],
-    );
+    check_op("reshape_flatten", &[("Conv2d", 1), ("FullyConnected", 1), ("Reshape", 1)]);
 }
 
 #[test]
@@ -458,11 +402,7 @@ fn op_transpose() {
 }
 
 fn attr_int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        i,
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), i, ..Default::default() }
 }
 
 fn node(
@@ -484,11 +424,7 @@ fn node(
 
 #[test]
 fn unsupported_ops_and_attributes_are_reported_together() {
-    let weights = TensorProto {
-        name: "w".into(),
-        dims: vec![8, 2, 3, 3],
-        ..Default::default()
-    };
+    let weights = TensorProto { name: "w".into(), dims: vec![8, 2, 3, 3], ..Default::default() };
     let graph = GraphProto {
         node: vec![
             node("shape", "Shape", &["x"], &["s"], vec![]),
@@ -496,23 +432,14 @@ fn unsupported_ops_and_attributes_are_reported_together() {
             node("sin_1", "Sin", &["x"], &["a"], vec![]),
             node("relu", "Relu", &["a"], &["b"], vec![]),
             node("lstm_0", "LSTM", &["b"], &["c"], vec![]),
-            node(
-                "conv_g",
-                "Conv",
-                &["c", "w"],
-                &["d"],
-                vec![attr_int("group", 4)],
-            ),
+            node("conv_g", "Conv", &["c", "w"], &["d"], vec![attr_int("group", 4)]),
         ],
         initializer: vec![weights],
         ..Default::default()
     };
     let model = ModelProto {
         graph: Some(graph),
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        }],
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
         ..Default::default()
     };
     let msg = check_supported(&model).expect_err("must fail").to_string();
@@ -520,10 +447,7 @@ fn unsupported_ops_and_attributes_are_reported_together() {
         msg.starts_with("3 unsupported ONNX nodes (opset 13): 'sin_1' (Sin), 'lstm_0' (LSTM), 'conv_g' (Conv: grouped convolution group=4 with 2 input channels per group;"),
         "{msg}"
     );
-    assert!(
-        !msg.contains("gather"),
-        "constant subgraphs are folded, not reported: {msg}"
-    );
+    assert!(!msg.contains("gather"), "constant subgraphs are folded, not reported: {msg}");
 }
 
 #[test]
@@ -531,18 +455,9 @@ fn input_shape_overrides_are_checked() {
     let path = models("ops/relu.onnx");
     let graph = load_onnx(&path, &[("x".into(), vec![1, 8, 8, 8])]).expect("matching override");
     assert_eq!(graph.inputs[0].onnx_shape, vec![1, 8, 8, 8]);
-    let err = format!(
-        "{:#}",
-        load_onnx(&path, &[("x".into(), vec![1, 8, 8, 9])]).expect_err("conflict")
-    );
-    assert!(
-        err.contains("conflicts with the model's [1,8,8,8] at axis 3"),
-        "{err}"
-    );
-    let err = format!(
-        "{:#}",
-        load_onnx(&path, &[("y".into(), vec![1])]).expect_err("unknown input")
-    );
+    let err = format!("{:#}", load_onnx(&path, &[("x".into(), vec![1, 8, 8, 9])]).expect_err("conflict"));
+    assert!(err.contains("conflicts with the model's [1,8,8,8] at axis 3"), "{err}");
+    let err = format!("{:#}", load_onnx(&path, &[("y".into(), vec![1])]).expect_err("unknown input"));
     assert!(err.contains("the model's inputs are: 'x'"), "{err}");
 }
 
@@ -552,8 +467,5 @@ fn validate_names_the_bad_node() {
     let out = graph.nodes[0].outputs[0];
     graph.tensors[out].shape[1] += 1;
     let err = graph.validate().expect_err("shape mismatch").to_string();
-    assert!(
-        err.contains("node 'conv' (Conv2d)") && err.contains("expected [1, 10, 12, 8]"),
-        "{err}"
-    );
+    assert!(err.contains("node 'conv' (Conv2d)") && err.contains("expected [1, 10, 12, 8]"), "{err}");
 }

@@ -5,8 +5,8 @@ use bytemuck::Pod;
 
 use super::params::params_len;
 use super::{
-    section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, Section, Storage,
-    TensorRecord, ALIGN, HEADER_LEN, MAGIC, MAX_RANK, NO_ALIAS, PER_TENSOR, VERSION,
+    section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, Section, Storage, TensorRecord, ALIGN,
+    HEADER_LEN, MAGIC, MAX_RANK, NO_ALIAS, PER_TENSOR, VERSION,
 };
 
 /// Quantization of one tensor.

@@ -89,9 +89,7 @@ impl UnaryF32 {
                 }
             }
             Self::HardSwish => x * clamp(x + 3.0, 0.0, 6.0) / 6.0,
-            Self::HardSigmoid { alpha, beta } => {
-                clamp(f64::from(alpha) * x + f64::from(beta), 0.0, 1.0)
-            }
+            Self::HardSigmoid { alpha, beta } => clamp(f64::from(alpha) * x + f64::from(beta), 0.0, 1.0),
             Self::Sigmoid => 1.0 / (1.0 + libm::exp(-x)),
             Self::Tanh => libm::tanh(x),
         }
@@ -122,16 +120,10 @@ mod tests {
     const OPS: [UnaryF32; 8] = [
         UnaryF32::Relu,
         UnaryF32::Clip { min: 0.0, max: 6.0 },
-        UnaryF32::Clip {
-            min: -1.5,
-            max: 0.75,
-        },
+        UnaryF32::Clip { min: -1.5, max: 0.75 },
         UnaryF32::LeakyRelu { alpha: 0.1 },
         UnaryF32::HardSwish,
-        UnaryF32::HardSigmoid {
-            alpha: 0.2,
-            beta: 0.5,
-        },
+        UnaryF32::HardSigmoid { alpha: 0.2, beta: 0.5 },
         UnaryF32::Sigmoid,
         UnaryF32::Tanh,
     ];
@@ -149,9 +141,7 @@ mod tests {
                 }
             }
             UnaryF32::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
-            UnaryF32::HardSigmoid { alpha, beta } => {
-                (x * f64::from(alpha) + f64::from(beta)).clamp(0.0, 1.0)
-            }
+            UnaryF32::HardSigmoid { alpha, beta } => (x * f64::from(alpha) + f64::from(beta)).clamp(0.0, 1.0),
             UnaryF32::Sigmoid => {
                 // Written so that the exponential never overflows nor cancels.
                 let e = (-x.abs()).exp();
@@ -173,19 +163,14 @@ mod tests {
         for (&x, &got) in xs.iter().zip(&out) {
             let want = reference(op, f64::from(x));
             let tol = want.abs() * 1e-6 + f64::from(f32::MIN_POSITIVE);
-            assert!(
-                (f64::from(got) - want).abs() <= tol,
-                "{op:?}({x}) = {got}, want {want}"
-            );
+            assert!((f64::from(got) - want).abs() <= tol, "{op:?}({x}) = {got}, want {want}");
         }
     }
 
     #[test]
     fn f32_ops_match_f64_on_a_grid_and_extremes() {
         let mut xs: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.025).collect();
-        xs.extend([
-            -3.0, 3.0, -1e-30, 1e-30, 0.0, -0.0, -100.0, 100.0, -1e6, 1e6, 2.5, -2.5,
-        ]);
+        xs.extend([-3.0, 3.0, -1e-30, 1e-30, 0.0, -0.0, -100.0, 100.0, -1e6, 1e6, 2.5, -2.5]);
         for op in OPS {
             check_f32(op, &xs);
         }
@@ -197,27 +182,13 @@ mod tests {
         let mut out = [0.0; 7];
         unary_f32(UnaryF32::Relu, &xs, &mut out);
         assert_eq!(out, [0.0, 0.0, 0.0, 0.0, 1.0, 3.0, 8.0]);
-        unary_f32(
-            UnaryF32::Clip {
-                min: -1.0,
-                max: 6.0,
-            },
-            &xs,
-            &mut out,
-        );
+        unary_f32(UnaryF32::Clip { min: -1.0, max: 6.0 }, &xs, &mut out);
         assert_eq!(out, [-1.0, -1.0, -1.0, 0.0, 1.0, 3.0, 6.0]);
         unary_f32(UnaryF32::LeakyRelu { alpha: 0.5 }, &xs, &mut out);
         assert_eq!(out, [-2.0, -1.5, -0.5, 0.0, 1.0, 3.0, 8.0]);
         unary_f32(UnaryF32::HardSwish, &xs, &mut out);
         assert_eq!(out, [0.0, 0.0, -1.0 / 3.0, 0.0, 2.0 / 3.0, 3.0, 8.0]);
-        unary_f32(
-            UnaryF32::HardSigmoid {
-                alpha: 0.25,
-                beta: 0.5,
-            },
-            &xs,
-            &mut out,
-        );
+        unary_f32(UnaryF32::HardSigmoid { alpha: 0.25, beta: 0.5 }, &xs, &mut out);
         assert_eq!(out, [0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.0]);
         assert_eq!(UnaryF32::Sigmoid.apply(0.0), 0.5);
         assert_eq!(UnaryF32::Tanh.apply(0.0), 0.0);

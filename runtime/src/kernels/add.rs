@@ -59,12 +59,8 @@ impl AddParams {
     #[inline(always)]
     fn add(&self, a: i8, b: i8) -> i8 {
         let scale = 1i32.wrapping_shl(self.left_shift as u32);
-        let a = self
-            .a
-            .apply(i32::from(a).wrapping_add(self.a_offset).wrapping_mul(scale));
-        let b = self
-            .b
-            .apply(i32::from(b).wrapping_add(self.b_offset).wrapping_mul(scale));
+        let a = self.a.apply(i32::from(a).wrapping_add(self.a_offset).wrapping_mul(scale));
+        let b = self.b.apply(i32::from(b).wrapping_add(self.b_offset).wrapping_mul(scale));
         let sum = self.output.apply(a.wrapping_add(b));
         self.act.apply(sum.wrapping_add(self.output_offset))
     }
@@ -80,9 +76,7 @@ pub fn add_f32(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    broadcast_binary(out_shape, a_shape, a, b_shape, b, out, |x, y| {
-        act.apply(x + y)
-    });
+    broadcast_binary(out_shape, a_shape, a, b_shape, b, out, |x, y| act.apply(x + y));
 }
 
 /// int8 `out = act(a + b)` with numpy broadcasting, bit-exact with TFLite's reference ADD.
@@ -160,25 +154,13 @@ mod tests {
         let mut out = [0i8; 4];
         add_i8(&[4], &[4], &[-3, 10, 100, -128], &[1], &[7], &p, &mut out);
         assert_eq!(out, [0, 13, 103, -125]);
-        add_i8(
-            &[4],
-            &[4],
-            &[120, -128, 0, 5],
-            &[4],
-            &[27, -120, 0, 5],
-            &p,
-            &mut out,
-        );
+        add_i8(&[4], &[4], &[120, -128, 0, 5], &[4], &[27, -120, 0, 5], &p, &mut out);
         assert_eq!(out, [127, -128, -4, 6]);
     }
 
     #[test]
     fn i8_broadcasts_with_zero_points_and_saturation() {
-        let q = Quant {
-            a: (0.05, -3),
-            b: (0.11, 7),
-            out: (0.08, -5),
-        };
+        let q = Quant { a: (0.05, -3), b: (0.11, 7), out: (0.08, -5) };
         let full = ramp_i8(24, -128, 11);
         let chan = ramp_i8(4, 120, 61);
         run_i8([NHWC, NHWC, NHWC], &full, &full, q, ClampI8::FULL);
@@ -187,11 +169,7 @@ mod tests {
         run_i8([NHWC, SCALAR, NHWC], &[100], &full, q, ClampI8::FULL);
         run_i8([NHWC, NHWC, SCALAR], &full, &[-100], q, ClampI8::FULL);
         // Large values in a small output scale saturate at both ends.
-        let tight = Quant {
-            a: (0.1, 0),
-            b: (0.1, 0),
-            out: (0.01, 0),
-        };
+        let tight = Quant { a: (0.1, 0), b: (0.1, 0), out: (0.01, 0) };
         let (a, b) = ([100, -100, 1, 0], [27, -28, 2, 0]);
         let out = run_i8([&[4], &[4], &[4]], &a, &b, tight, ClampI8::FULL);
         assert_eq!(out, [127, -128, 30, 0]);
@@ -199,11 +177,7 @@ mod tests {
 
     #[test]
     fn i8_fused_clamp() {
-        let q = Quant {
-            a: (0.02, 7),
-            b: (0.03, -3),
-            out: (0.04, -20),
-        };
+        let q = Quant { a: (0.02, 7), b: (0.03, -3), out: (0.04, -20) };
         // ReLU capped at 4.0 on an output with zero point -20 and scale 0.04: [-20, 80].
         let relu4 = ClampI8 { min: -20, max: 80 };
         let (a, b) = (ramp_i8(4, 127, -70), ramp_i8(24, -128, 11));
@@ -218,34 +192,11 @@ mod tests {
         let unit = AddParams::new(1.0, 0, 1.0, 0, 1.0, 0, ClampI8::FULL);
         for p in [
             AddParams::new(0.0, 0, 0.0, 0, 0.0, 0, ClampI8::FULL),
-            AddParams::new(
-                f32::NAN,
-                i32::MIN,
-                f32::INFINITY,
-                i32::MAX,
-                1e-30,
-                i32::MAX,
-                ClampI8::FULL,
-            ),
-            AddParams {
-                left_shift: 99,
-                ..unit
-            },
-            AddParams {
-                left_shift: -5,
-                a_offset: i32::MAX,
-                ..unit
-            },
+            AddParams::new(f32::NAN, i32::MIN, f32::INFINITY, i32::MAX, 1e-30, i32::MAX, ClampI8::FULL),
+            AddParams { left_shift: 99, ..unit },
+            AddParams { left_shift: -5, a_offset: i32::MAX, ..unit },
         ] {
-            add_i8(
-                &[3],
-                &[3],
-                &[-128, 0, 127],
-                &[3],
-                &[127, 0, -128],
-                &p,
-                &mut out,
-            );
+            add_i8(&[3], &[3], &[-128, 0, 127], &[3], &[127, 0, -128], &p, &mut out);
         }
     }
 

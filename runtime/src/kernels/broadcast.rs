@@ -57,11 +57,9 @@ fn walk<A: Copy, B: Copy, O: Copy>(
         }
         (false, false, &[x], &[y]) => out.fill(f(x, y)),
         _ => {
-            let (Some((&n, out_rest)), Some((&na, a_rest)), Some((&nb, b_rest))) = (
-                out_shape.split_first(),
-                a_shape.split_first(),
-                b_shape.split_first(),
-            ) else {
+            let (Some((&n, out_rest)), Some((&na, a_rest)), Some((&nb, b_rest))) =
+                (out_shape.split_first(), a_shape.split_first(), b_shape.split_first())
+            else {
                 return;
             };
             let out_block: usize = out_rest.iter().product();
@@ -73,10 +71,9 @@ fn walk<A: Copy, B: Copy, O: Copy>(
             for (i, out_chunk) in out.chunks_exact_mut(out_block).take(n).enumerate() {
                 let ia = if na == 1 { 0 } else { i };
                 let ib = if nb == 1 { 0 } else { i };
-                let (Some(a_chunk), Some(b_chunk)) = (
-                    a.get(ia * a_block..(ia + 1) * a_block),
-                    b.get(ib * b_block..(ib + 1) * b_block),
-                ) else {
+                let (Some(a_chunk), Some(b_chunk)) =
+                    (a.get(ia * a_block..(ia + 1) * a_block), b.get(ib * b_block..(ib + 1) * b_block))
+                else {
                     return;
                 };
                 walk(out_rest, a_rest, a_chunk, b_rest, b_chunk, out_chunk, f);
@@ -125,19 +122,14 @@ pub(crate) mod reference {
     pub fn shapes(dims: &[usize], mask: u32) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
         let operand = |shift: usize| {
             let bit = |i: usize| mask >> (i + shift) & 1 == 1;
-            dims.iter()
-                .enumerate()
-                .map(|(i, &d)| if bit(i) { 1 } else { d })
-                .collect()
+            dims.iter().enumerate().map(|(i, &d)| if bit(i) { 1 } else { d }).collect()
         };
         (dims.to_vec(), operand(0), operand(8))
     }
 
     /// `n` int8 values counting from `start` by `step`, wrapping around.
     pub fn ramp_i8(n: usize, start: i32, step: i32) -> Vec<i8> {
-        (0..n)
-            .map(|i| (start + step * i as i32).rem_euclid(256) as u8 as i8)
-            .collect()
+        (0..n).map(|i| (start + step * i as i32).rem_euclid(256) as u8 as i8).collect()
     }
 
     /// `n` f32 values counting from `start` by `step`.
@@ -197,10 +189,7 @@ pub(crate) mod reference {
         for (k, (&got, (i, j))) in out.iter().zip(pairs).enumerate() {
             let y = real(dequantize(a[i], q.a), dequantize(b[j], q.b)) / f64::from(q.out.0);
             let want = (y.round() as i32 + q.out.1).clamp(act.min, act.max);
-            assert!(
-                (i32::from(got) - want).abs() <= 1,
-                "{k}: {got} vs {want} ({q:?})"
-            );
+            assert!((i32::from(got) - want).abs() <= 1, "{k}: {got} vs {want} ({q:?})");
         }
     }
 }
@@ -232,18 +221,10 @@ mod tests {
             (&[2, 3], &[2, 1], &[1, 3]),
             (&[2, 1, 3], &[1, 1, 3], &[2, 1, 1]),
             (&[3, 0, 2], &[3, 0, 1], &[1, 0, 2]),
-            (
-                &[2, 1, 2, 1, 2, 3],
-                &[2, 1, 1, 1, 2, 1],
-                &[1, 1, 2, 1, 1, 3],
-            ),
+            (&[2, 1, 2, 1, 2, 3], &[2, 1, 1, 1, 2, 1], &[1, 1, 2, 1, 1, 3]),
         ];
         for &(o, a, b) in cases {
-            assert_eq!(
-                walked(o, a, b),
-                broadcast_indices(o, a, b),
-                "{o:?} {a:?} {b:?}"
-            );
+            assert_eq!(walked(o, a, b), broadcast_indices(o, a, b), "{o:?} {a:?} {b:?}");
         }
     }
 

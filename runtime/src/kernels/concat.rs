@@ -10,17 +10,10 @@ pub fn concat_part<T: Copy>(
     src: &[T],
     out: &mut [T],
 ) {
-    let Some(end) = offset
-        .checked_add(part)
-        .filter(|&end| part > 0 && end <= total)
-    else {
+    let Some(end) = offset.checked_add(part).filter(|&end| part > 0 && end <= total) else {
         return;
     };
-    for (row, out_row) in src
-        .chunks_exact(part)
-        .zip(out.chunks_exact_mut(total))
-        .take(outer)
-    {
+    for (row, out_row) in src.chunks_exact(part).zip(out.chunks_exact_mut(total)).take(outer) {
         out_row[offset..end].copy_from_slice(row);
     }
 }
@@ -55,20 +48,9 @@ mod tests {
 
     #[test]
     fn three_parts_hand_checked() {
-        let parts = vec![
-            (1, vec![1i8, 2]),
-            (3, vec![10, 11, 12, 20, 21, 22]),
-            (2, vec![-1, -2, -3, -4]),
-        ];
-        assert_eq!(
-            concat(2, &parts),
-            [1, 10, 11, 12, -1, -2, 2, 20, 21, 22, -3, -4]
-        );
-        let parts = vec![
-            (2, vec![0.5f32, 1.5]),
-            (1, vec![-7.0]),
-            (1, vec![f32::INFINITY]),
-        ];
+        let parts = vec![(1, vec![1i8, 2]), (3, vec![10, 11, 12, 20, 21, 22]), (2, vec![-1, -2, -3, -4])];
+        assert_eq!(concat(2, &parts), [1, 10, 11, 12, -1, -2, 2, 20, 21, 22, -3, -4]);
+        let parts = vec![(2, vec![0.5f32, 1.5]), (1, vec![-7.0]), (1, vec![f32::INFINITY])];
         assert_eq!(concat(1, &parts), [0.5, 1.5, -7.0, f32::INFINITY]);
     }
 

@@ -20,33 +20,14 @@ pub(crate) struct Taps {
 impl Taps {
     /// Taps of output coordinate `out` along an axis of `size` input elements; tap `k` reads
     /// input coordinate `out × stride + k × dilation − pad`.
-    fn new(
-        out: usize,
-        stride: usize,
-        dilation: usize,
-        pad: usize,
-        kernel: usize,
-        size: usize,
-    ) -> Self {
+    fn new(out: usize, stride: usize, dilation: usize, pad: usize, kernel: usize, size: usize) -> Self {
         let dilation = dilation.max(1);
         let origin = out.saturating_mul(stride);
         let start = pad.saturating_sub(origin).div_ceil(dilation);
-        let end = pad
-            .saturating_add(size)
-            .saturating_sub(origin)
-            .div_ceil(dilation)
-            .min(kernel);
+        let end = pad.saturating_add(size).saturating_sub(origin).div_ceil(dilation).min(kernel);
         // Only used when `start < end`, where the true value is a valid coordinate.
-        let first = start
-            .wrapping_mul(dilation)
-            .wrapping_add(origin)
-            .wrapping_sub(pad);
-        Self {
-            start,
-            end: end.max(start),
-            first,
-            dilation,
-        }
+        let first = start.wrapping_mul(dilation).wrapping_add(origin).wrapping_sub(pad);
+        Self { start, end: end.max(start), first, dilation }
     }
 
     /// Number of taps inside the input.
@@ -84,9 +65,7 @@ impl Window {
     pub(crate) fn cells(self) -> impl Iterator<Item = (usize, usize)> {
         self.rows.iter().flat_map(move |(ky, iy)| {
             let row = self.base + iy * self.width;
-            self.cols
-                .iter()
-                .map(move |(kx, ix)| (ky * self.kernel_w + kx, row + ix))
+            self.cols.iter().map(move |(kx, ix)| (ky * self.kernel_w + kx, row + ix))
         })
     }
 }
@@ -99,33 +78,10 @@ pub(crate) fn for_each_window(g: &ConvGeometry, mut f: impl FnMut(Window, usize)
     for b in 0..output.n {
         let base = b * input.h * input.w;
         for oy in 0..output.h {
-            let rows = Taps::new(
-                oy,
-                g.stride[0],
-                g.dilation[0],
-                g.pad[0],
-                g.kernel[0],
-                input.h,
-            );
+            let rows = Taps::new(oy, g.stride[0], g.dilation[0], g.pad[0], g.kernel[0], input.h);
             for ox in 0..output.w {
-                let cols = Taps::new(
-                    ox,
-                    g.stride[1],
-                    g.dilation[1],
-                    g.pad[1],
-                    g.kernel[1],
-                    input.w,
-                );
-                f(
-                    Window {
-                        rows,
-                        cols,
-                        base,
-                        width: input.w,
-                        kernel_w: g.kernel[1],
-                    },
-                    out_pixel,
-                );
+                let cols = Taps::new(ox, g.stride[1], g.dilation[1], g.pad[1], g.kernel[1], input.w);
+                f(Window { rows, cols, base, width: input.w, kernel_w: g.kernel[1] }, out_pixel);
                 out_pixel += 1;
             }
         }
@@ -164,36 +120,13 @@ pub fn conv2d_f32<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    conv2d(
-        g,
-        x,
-        w,
-        0.0,
-        mac_f32,
-        |oc, acc| act.apply(acc + bias[oc]),
-        out,
-    );
+    conv2d(g, x, w, 0.0, mac_f32, |oc, acc| act.apply(acc + bias[oc]), out);
 }
 
 /// int8 convolution with symmetric weights; layouts as in [`conv2d_f32`].
-pub fn conv2d_i8(
-    g: &ConvGeometry,
-    q: &Int8Params,
-    x: &[i8],
-    w: &[i8],
-    bias: &[i32],
-    out: &mut [i8],
-) {
+pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     let mac = mac_i8(q.input_zero_point.wrapping_neg());
-    conv2d(
-        g,
-        x,
-        w,
-        0,
-        mac,
-        |oc, acc| requantize(q, oc, acc, bias[oc]),
-        out,
-    );
+    conv2d(g, x, w, 0, mac, |oc, acc| requantize(q, oc, acc, bias[oc]), out);
 }
 
 #[cfg(test)]
@@ -216,42 +149,18 @@ mod tests {
         pad: [usize; 2],
     ) -> ConvGeometry {
         let input = Nhwc { n: 1, h, w, c: cin };
-        let output = Nhwc {
-            n: 1,
-            h: oh,
-            w: ow,
-            c: cout,
-        };
-        ConvGeometry {
-            input,
-            output,
-            kernel,
-            stride,
-            dilation,
-            pad,
-        }
+        let output = Nhwc { n: 1, h: oh, w: ow, c: cout };
+        ConvGeometry { input, output, kernel, stride, dilation, pad }
     }
 
     /// Runs the int8 kernel and the f64 oracle.
-    fn run_i8(
-        g: &ConvGeometry,
-        q: &Quant,
-        x: &[i8],
-        w: &[i8],
-        bias: &[i32],
-    ) -> (Vec<i8>, Vec<i32>) {
+    fn run_i8(g: &ConvGeometry, q: &Quant, x: &[i8], w: &[i8], bias: &[i32]) -> (Vec<i8>, Vec<i32>) {
         let requant = q.requant();
         let mut out = vec![0; g.output.len()];
         conv2d_i8(g, &q.params(&requant), x, w, bias, &mut out);
         let filter_len = w.len() / g.output.c;
         let w_real = q.weights(w, |i| i / filter_len);
-        let expected = q.output(&testutil::conv(
-            g,
-            false,
-            &q.input(x),
-            &w_real,
-            &q.bias(bias),
-        ));
+        let expected = q.output(&testutil::conv(g, false, &q.input(x), &w_real, &q.bias(bias)));
         (out, expected)
     }
 
@@ -277,20 +186,12 @@ mod tests {
         let bias = [0.5, 0.0];
         let mut out = [0.0; 12];
         conv2d_f32(&g, &x, &w, &bias, ClampF32::NONE, &mut out);
-        let expected = [
-            3.5, -2.0, 5.5, -3.0, 12.5, -4.0, 16.5, -4.0, 24.5, -4.0, 28.5, -4.0,
-        ];
+        let expected = [3.5, -2.0, 5.5, -3.0, 12.5, -4.0, 16.5, -4.0, 24.5, -4.0, 28.5, -4.0];
         assert_eq!(out, expected);
-        assert_close(
-            &out,
-            &testutil::conv(&g, false, &f64s(&x), &f64s(&w), &f64s(&bias)),
-        );
+        assert_close(&out, &testutil::conv(&g, false, &f64s(&x), &f64s(&w), &f64s(&bias)));
         let relu6 = ClampF32 { min: 0.0, max: 6.0 };
         conv2d_f32(&g, &x, &w, &bias, relu6, &mut out);
-        assert_eq!(
-            out,
-            [3.5, 0.0, 5.5, 0.0, 6.0, 0.0, 6.0, 0.0, 6.0, 0.0, 6.0, 0.0]
-        );
+        assert_eq!(out, [3.5, 0.0, 5.5, 0.0, 6.0, 0.0, 6.0, 0.0, 6.0, 0.0, 6.0, 0.0]);
     }
 
     #[test]
@@ -311,9 +212,7 @@ mod tests {
         let g = geometry([2, 2, 1], [2, 2, 4], [2, 2], [1, 1], [1, 1], [1, 1]);
         // x − zp = [[4, 0], [8, 2]].
         let x = [1, -3, 5, -1];
-        let w = [
-            1, 1, 1, 1, 1, -1, 2, 3, 127, 127, 127, 127, -127, -127, -127, -127,
-        ];
+        let w = [1, 1, 1, 1, 1, -1, 2, 3, 127, 127, 127, 127, -127, -127, -127, -127];
         let bias = [0, 6, 10_000, -10_000];
         // Scales chosen so the factors are exactly 1 and 1/2.
         let mut q = Quant {
@@ -326,26 +225,17 @@ mod tests {
         };
         // Channel 0 sums [4, 4, 12, 14]; channel 1 is [18, 14, 26, 32] (bias included).
         let (out, expected) = run_i8(&g, &q, &x, &w, &bias);
-        assert_eq!(
-            out,
-            [9, 14, 127, -128, 9, 12, 127, -128, 17, 18, 127, -128, 19, 21, 127, -128]
-        );
+        assert_eq!(out, [9, 14, 127, -128, 9, 12, 127, -128, 17, 18, 127, -128, 19, 21, 127, -128]);
         assert_within(&out, &expected, 0);
         q.w_scales = vec![0.5];
         let (out, expected) = run_i8(&g, &q, &x, &w, &bias);
-        assert_eq!(
-            out,
-            [7, 14, 127, -128, 7, 12, 127, -128, 11, 18, 127, -128, 12, 21, 127, -128]
-        );
+        assert_eq!(out, [7, 14, 127, -128, 7, 12, 127, -128, 11, 18, 127, -128, 12, 21, 127, -128]);
         assert_within(&out, &expected, 0);
         // ReLU6 at scale 1/2 and zero point 5.
         q.w_scales = vec![1.0, 0.5, 1.0, 1.0];
         q.act = ClampI8 { min: 5, max: 17 };
         let (out, expected) = run_i8(&g, &q, &x, &w, &bias);
-        assert_eq!(
-            out,
-            [9, 14, 17, 5, 9, 12, 17, 5, 17, 17, 17, 5, 17, 17, 17, 5]
-        );
+        assert_eq!(out, [9, 14, 17, 5, 9, 12, 17, 5, 17, 17, 17, 5, 17, 17, 17, 5]);
         assert_within(&out, &expected, 0);
     }
 

@@ -23,9 +23,9 @@ fn depthwise_conv2d<X: Copy, W: Copy, A: Copy, O>(
         for ic in 0..cin {
             for m in 0..multiplier {
                 let oc = ic * multiplier + m;
-                let acc = window.cells().fold(zero, |acc, (tap, px)| {
-                    mac(acc, x[px * cin + ic], w[tap * cout + oc])
-                });
+                let acc = window
+                    .cells()
+                    .fold(zero, |acc, (tap, px)| mac(acc, x[px * cin + ic], w[tap * cout + oc]));
                 out[oc] = finish(oc, acc);
             }
         }
@@ -42,15 +42,7 @@ pub fn depthwise_conv2d_f32<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    depthwise_conv2d(
-        g,
-        x,
-        w,
-        0.0,
-        mac_f32,
-        |oc, acc| act.apply(acc + bias[oc]),
-        out,
-    );
+    depthwise_conv2d(g, x, w, 0.0, mac_f32, |oc, acc| act.apply(acc + bias[oc]), out);
 }
 
 /// int8 depthwise convolution with symmetric weights; layouts as in [`depthwise_conv2d_f32`].
@@ -63,15 +55,7 @@ pub fn depthwise_conv2d_i8(
     out: &mut [i8],
 ) {
     let mac = mac_i8(q.input_zero_point.wrapping_neg());
-    depthwise_conv2d(
-        g,
-        x,
-        w,
-        0,
-        mac,
-        |oc, acc| requantize(q, oc, acc, bias[oc]),
-        out,
-    );
+    depthwise_conv2d(g, x, w, 0, mac, |oc, acc| requantize(q, oc, acc, bias[oc]), out);
 }
 
 #[cfg(test)]
@@ -85,24 +69,12 @@ mod tests {
     use proptest::prelude::*;
 
     /// Runs the int8 kernel and the f64 oracle.
-    fn run_i8(
-        g: &ConvGeometry,
-        q: &Quant,
-        x: &[i8],
-        w: &[i8],
-        bias: &[i32],
-    ) -> (Vec<i8>, Vec<i32>) {
+    fn run_i8(g: &ConvGeometry, q: &Quant, x: &[i8], w: &[i8], bias: &[i32]) -> (Vec<i8>, Vec<i32>) {
         let requant = q.requant();
         let mut out = vec![0; g.output.len()];
         depthwise_conv2d_i8(g, &q.params(&requant), x, w, bias, &mut out);
         let w_real = q.weights(w, |i| i % g.output.c);
-        let expected = q.output(&testutil::conv(
-            g,
-            true,
-            &q.input(x),
-            &w_real,
-            &q.bias(bias),
-        ));
+        let expected = q.output(&testutil::conv(g, true, &q.input(x), &w_real, &q.bias(bias)));
         (out, expected)
     }
 
@@ -111,18 +83,8 @@ mod tests {
         // 3×3 image, channel 0 = 1..=9, channel 1 its negation; multiplier 2; 2×2 window,
         // stride 2, padding top/left 1 → 2×2.
         let g = ConvGeometry {
-            input: Nhwc {
-                n: 1,
-                h: 3,
-                w: 3,
-                c: 2,
-            },
-            output: Nhwc {
-                n: 1,
-                h: 2,
-                w: 2,
-                c: 4,
-            },
+            input: Nhwc { n: 1, h: 3, w: 3, c: 2 },
+            output: Nhwc { n: 1, h: 2, w: 2, c: 4 },
             kernel: [2, 2],
             stride: [2, 2],
             dilation: [1, 1],
@@ -131,9 +93,7 @@ mod tests {
         let x: Vec<f32> = (1..=9).flat_map(|v| [v as f32, -v as f32]).collect();
         // Per tap [oc0, oc1, oc2, oc3]: oc0 and oc2 sum the window, oc1 weights taps 1..=4, oc3
         // takes the bottom-right tap.
-        let w = [
-            1.0, 1.0, 1.0, 0.0, 1.0, 2.0, 1.0, 0.0, 1.0, 3.0, 1.0, 0.0, 1.0, 4.0, 1.0, 1.0,
-        ];
+        let w = [1.0, 1.0, 1.0, 0.0, 1.0, 2.0, 1.0, 0.0, 1.0, 3.0, 1.0, 0.0, 1.0, 4.0, 1.0, 1.0];
         let bias = [0.0, 0.5, 1.0, -1.0];
         let expected = [
             1.0, 4.5, 0.0, -2.0, // cells (0,0)
@@ -144,18 +104,8 @@ mod tests {
         let mut out = [0.0; 16];
         depthwise_conv2d_f32(&g, &x, &w, &bias, ClampF32::NONE, &mut out);
         assert_eq!(out, expected);
-        assert_close(
-            &out,
-            &testutil::conv(&g, true, &f64s(&x), &f64s(&w), &f64s(&bias)),
-        );
-        depthwise_conv2d_f32(
-            &g,
-            &x,
-            &w.map(f16::from_f32),
-            &bias,
-            ClampF32::NONE,
-            &mut out,
-        );
+        assert_close(&out, &testutil::conv(&g, true, &f64s(&x), &f64s(&w), &f64s(&bias)));
+        depthwise_conv2d_f32(&g, &x, &w.map(f16::from_f32), &bias, ClampF32::NONE, &mut out);
         assert_eq!(out, expected);
     }
 
@@ -163,18 +113,8 @@ mod tests {
     fn i8_dilation2_zero_points_saturation_and_relu6() {
         // 3×3 image, multiplier 3, 2×2 window dilated to 3×3, padding top 1 → 2×1.
         let g = ConvGeometry {
-            input: Nhwc {
-                n: 1,
-                h: 3,
-                w: 3,
-                c: 1,
-            },
-            output: Nhwc {
-                n: 1,
-                h: 2,
-                w: 1,
-                c: 3,
-            },
+            input: Nhwc { n: 1, h: 3, w: 3, c: 1 },
+            output: Nhwc { n: 1, h: 2, w: 1, c: 3 },
             kernel: [2, 2],
             stride: [1, 1],
             dilation: [2, 2],
@@ -207,18 +147,8 @@ mod tests {
     fn i8_per_channel_requant() {
         // 1×1 image with two channels, multiplier 2: the output is each weight times x − zp.
         let g = ConvGeometry {
-            input: Nhwc {
-                n: 1,
-                h: 1,
-                w: 1,
-                c: 2,
-            },
-            output: Nhwc {
-                n: 1,
-                h: 1,
-                w: 1,
-                c: 4,
-            },
+            input: Nhwc { n: 1, h: 1, w: 1, c: 2 },
+            output: Nhwc { n: 1, h: 1, w: 1, c: 4 },
             kernel: [1, 1],
             stride: [1, 1],
             dilation: [1, 1],
@@ -244,13 +174,11 @@ mod tests {
 
     /// Random geometry with `cin` in 1..=3 and multiplier in 1..=2.
     fn random_geometry() -> impl Strategy<Value = ConvGeometry> {
-        (testutil::geometry(2, false), 1..=3usize, 1..=2usize).prop_map(
-            |(mut g, cin, multiplier)| {
-                g.input.c = cin;
-                g.output.c = cin * multiplier;
-                g
-            },
-        )
+        (testutil::geometry(2, false), 1..=3usize, 1..=2usize).prop_map(|(mut g, cin, multiplier)| {
+            g.input.c = cin;
+            g.output.c = cin * multiplier;
+            g
+        })
     }
 
     fn weight_len(g: &ConvGeometry) -> usize {

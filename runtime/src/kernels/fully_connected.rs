@@ -13,23 +13,12 @@ pub(crate) fn mac_f32<W: Weight>(acc: f32, x: f32, w: W) -> f32 {
 /// (`input_offset` is the negated input zero point).
 #[inline(always)]
 pub(crate) fn mac_i8(input_offset: i32) -> impl Fn(i32, i8, i8) -> i32 + Copy {
-    move |acc, x, w| {
-        acc.wrapping_add(
-            i32::from(x)
-                .wrapping_add(input_offset)
-                .wrapping_mul(i32::from(w)),
-        )
-    }
+    move |acc, x, w| acc.wrapping_add(i32::from(x).wrapping_add(input_offset).wrapping_mul(i32::from(w)))
 }
 
 /// Folds `mac` over the element pairs of `xs` and `ws`, starting from `acc`.
 #[inline(always)]
-pub(crate) fn dot<A, X: Copy, W: Copy>(
-    acc: A,
-    xs: &[X],
-    ws: &[W],
-    mac: impl Fn(A, X, W) -> A,
-) -> A {
+pub(crate) fn dot<A, X: Copy, W: Copy>(acc: A, xs: &[X], ws: &[W], mac: impl Fn(A, X, W) -> A) -> A {
     xs.iter().zip(ws).fold(acc, |acc, (&x, &w)| mac(acc, x, w))
 }
 
@@ -37,11 +26,7 @@ pub(crate) fn dot<A, X: Copy, W: Copy>(
 /// zero point, clamp to the fused activation and narrow.
 #[inline(always)]
 pub(crate) fn requantize(q: &Int8Params, c: usize, acc: i32, bias: i32) -> i8 {
-    q.act.apply(
-        q.channel(c)
-            .apply(acc.wrapping_add(bias))
-            .wrapping_add(q.output_zero_point),
-    )
+    q.act.apply(q.channel(c).apply(acc.wrapping_add(bias)).wrapping_add(q.output_zero_point))
 }
 
 /// Shared loop: `out[r, u] = finish(u, dot(zero, x[r, ..], w[u, ..]))`.
@@ -72,36 +57,13 @@ pub fn fully_connected_f32<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    fully_connected(
-        g,
-        x,
-        w,
-        0.0,
-        mac_f32,
-        |u, acc| act.apply(acc + bias[u]),
-        out,
-    );
+    fully_connected(g, x, w, 0.0, mac_f32, |u, acc| act.apply(acc + bias[u]), out);
 }
 
 /// int8 fully connected layer with symmetric weights; layouts as in [`fully_connected_f32`].
-pub fn fully_connected_i8(
-    g: &FcGeometry,
-    q: &Int8Params,
-    x: &[i8],
-    w: &[i8],
-    bias: &[i32],
-    out: &mut [i8],
-) {
+pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     let mac = mac_i8(q.input_zero_point.wrapping_neg());
-    fully_connected(
-        g,
-        x,
-        w,
-        0,
-        mac,
-        |u, acc| requantize(q, u, acc, bias[u]),
-        out,
-    );
+    fully_connected(g, x, w, 0, mac, |u, acc| requantize(q, u, acc, bias[u]), out);
 }
 
 #[cfg(test)]
@@ -122,32 +84,20 @@ mod tests {
         let mut out = vec![0; g.rows * g.units];
         fully_connected_i8(g, &q.params(&requant), x, w, bias, &mut out);
         let w_real = q.weights(w, |i| i / g.depth);
-        let expected = q.output(&testutil::fully_connected(
-            g,
-            &q.input(x),
-            &w_real,
-            &q.bias(bias),
-        ));
+        let expected = q.output(&testutil::fully_connected(g, &q.input(x), &w_real, &q.bias(bias)));
         (out, expected)
     }
 
     #[test]
     fn f32_hand_computed() {
-        let g = FcGeometry {
-            rows: 2,
-            depth: 3,
-            units: 2,
-        };
+        let g = FcGeometry { rows: 2, depth: 3, units: 2 };
         let x = [1.0, 2.0, 3.0, -1.0, 0.0, 2.0];
         let w = [1.0, 0.0, -1.0, 0.5, 0.5, 0.5];
         let bias = [0.5, -1.0];
         let mut out = [0.0; 4];
         fully_connected_f32(&g, &x, &w, &bias, ClampF32::NONE, &mut out);
         assert_eq!(out, [-1.5, 2.0, -2.5, -0.5]);
-        assert_close(
-            &out,
-            &testutil::fully_connected(&g, &f64s(&x), &f64s(&w), &f64s(&bias)),
-        );
+        assert_close(&out, &testutil::fully_connected(&g, &f64s(&x), &f64s(&w), &f64s(&bias)));
         let w16 = w.map(f16::from_f32);
         fully_connected_f32(&g, &x, &w16, &bias, RELU6, &mut out);
         assert_eq!(out, [0.0, 2.0, 0.0, 0.0]);
@@ -155,11 +105,7 @@ mod tests {
 
     #[test]
     fn i8_zero_points_saturation_and_relu6() {
-        let g = FcGeometry {
-            rows: 1,
-            depth: 3,
-            units: 4,
-        };
+        let g = FcGeometry { rows: 1, depth: 3, units: 4 };
         // Scales 1: the requantization factor is exactly 1.
         let mut q = Quant {
             in_scale: 1.0,
@@ -186,11 +132,7 @@ mod tests {
 
     #[test]
     fn i8_per_tensor_and_per_channel_requant() {
-        let g = FcGeometry {
-            rows: 1,
-            depth: 2,
-            units: 2,
-        };
+        let g = FcGeometry { rows: 1, depth: 2, units: 2 };
         let (x, w, bias) = ([4, 6], [1, 1, 2, 2], [0, 0]);
         let mut q = Quant {
             in_scale: 1.0,

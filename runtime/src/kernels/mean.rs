@@ -36,14 +36,8 @@ pub fn mean_i8(
     for b in 0..shape.n {
         let x = &x[b * pixels * c..][..pixels * c];
         for (ch, o) in out[b * c..][..c].iter_mut().enumerate() {
-            let sum = x
-                .iter()
-                .skip(ch)
-                .step_by(c)
-                .fold(0i32, |s, &v| s.wrapping_add(i32::from(v)));
-            let acc = requant
-                .apply(sum.wrapping_sub(offset))
-                .wrapping_add(output_zero_point);
+            let sum = x.iter().skip(ch).step_by(c).fold(0i32, |s, &v| s.wrapping_add(i32::from(v)));
+            let acc = requant.apply(sum.wrapping_sub(offset)).wrapping_add(output_zero_point);
             *o = acc.clamp(-128, 127) as i8;
         }
     }
@@ -52,9 +46,7 @@ pub fn mean_i8(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testutil::{
-        self, assert_close, assert_within, f32s, f64s, i8s, quant, Quant,
-    };
+    use crate::kernels::testutil::{self, assert_close, assert_within, f32s, f64s, i8s, quant, Quant};
     use crate::kernels::ClampI8;
     use proptest::prelude::*;
 
@@ -69,15 +61,8 @@ mod tests {
 
     #[test]
     fn f32_hand_computed() {
-        let shape = Nhwc {
-            n: 2,
-            h: 2,
-            w: 2,
-            c: 2,
-        };
-        let x = [
-            1.0, -1.0, 2.0, 0.0, 3.0, 0.0, 4.0, 5.0, 0.5, 8.0, 0.5, 8.0, 0.5, 8.0, 0.5, -8.0,
-        ];
+        let shape = Nhwc { n: 2, h: 2, w: 2, c: 2 };
+        let x = [1.0, -1.0, 2.0, 0.0, 3.0, 0.0, 4.0, 5.0, 0.5, 8.0, 0.5, 8.0, 0.5, 8.0, 0.5, -8.0];
         let mut out = [0.0; 4];
         mean_f32(shape, &x, &mut out);
         assert_eq!(out, [2.5, 1.0, 0.5, 4.0]);
@@ -86,12 +71,7 @@ mod tests {
 
     #[test]
     fn i8_zero_points_rounding_and_saturation() {
-        let shape = Nhwc {
-            n: 1,
-            h: 2,
-            w: 2,
-            c: 3,
-        };
+        let shape = Nhwc { n: 1, h: 2, w: 2, c: 3 };
         // Equal scales: the factor is 1/4. x − zp: [0, 4, 8, 12] → 6; [130; 4] → 130;
         // [−1, −2, −3, 0] → −1.5, rounded away from zero to −2.
         let mut q = Quant {
@@ -114,12 +94,7 @@ mod tests {
     }
 
     fn shape() -> impl Strategy<Value = Nhwc> {
-        (1..=2usize, 1..=5usize, 1..=5usize, 1..=3usize).prop_map(|(n, h, w, c)| Nhwc {
-            n,
-            h,
-            w,
-            c,
-        })
+        (1..=2usize, 1..=5usize, 1..=5usize, 1..=3usize).prop_map(|(n, h, w, c)| Nhwc { n, h, w, c })
     }
 
     proptest! {

@@ -88,10 +88,7 @@ pub struct ClampF32 {
 
 impl ClampF32 {
     /// No clamping.
-    pub const NONE: Self = Self {
-        min: f32::NEG_INFINITY,
-        max: f32::INFINITY,
-    };
+    pub const NONE: Self = Self { min: f32::NEG_INFINITY, max: f32::INFINITY };
 
     /// Clamps `x` (NaN passes through unchanged).
     #[inline(always)]
@@ -117,10 +114,7 @@ pub struct ClampI8 {
 
 impl ClampI8 {
     /// The full int8 range.
-    pub const FULL: Self = Self {
-        min: -128,
-        max: 127,
-    };
+    pub const FULL: Self = Self { min: -128, max: 127 };
 
     /// Clamps `x` and narrows it to int8.
     #[inline(always)]

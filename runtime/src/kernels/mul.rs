@@ -62,9 +62,7 @@ pub fn mul_f32(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    broadcast_binary(out_shape, a_shape, a, b_shape, b, out, |x, y| {
-        act.apply(x * y)
-    });
+    broadcast_binary(out_shape, a_shape, a, b_shape, b, out, |x, y| act.apply(x * y));
 }
 
 /// int8 `out = act(a × b)` with numpy broadcasting, bit-exact with TFLite's reference MUL.
@@ -142,25 +140,13 @@ mod tests {
         let mut out = [0i8; 4];
         mul_i8(&[4], &[4], &[-3, 2, -13, 100], &[1], &[10], &p, &mut out);
         assert_eq!(out, [0, 15, -30, 127]);
-        mul_i8(
-            &[4],
-            &[4],
-            &[7, -128, 0, 1],
-            &[4],
-            &[-128, 127, 7, 3],
-            &p,
-            &mut out,
-        );
+        mul_i8(&[4], &[4], &[7, -128, 0, 1], &[4], &[-128, 127, 7, 3], &p, &mut out);
         assert_eq!(out, [-128, -128, 0, -16]);
     }
 
     #[test]
     fn i8_broadcasts_with_zero_points_and_saturation() {
-        let q = Quant {
-            a: (0.05, -3),
-            b: (0.11, 7),
-            out: (0.08, -5),
-        };
+        let q = Quant { a: (0.05, -3), b: (0.11, 7), out: (0.08, -5) };
         let full = ramp_i8(24, -128, 11);
         let chan = ramp_i8(4, 120, 61);
         run_i8([NHWC, NHWC, NHWC], &full, &full, q, ClampI8::FULL);
@@ -169,23 +155,13 @@ mod tests {
         run_i8([NHWC, SCALAR, NHWC], &[100], &full, q, ClampI8::FULL);
         run_i8([NHWC, NHWC, SCALAR], &full, &[-100], q, ClampI8::FULL);
         // Large products saturate at both ends.
-        let out = run_i8(
-            [&[3], &[3], &[1]],
-            &[127, -128, 0],
-            &[127],
-            q,
-            ClampI8::FULL,
-        );
+        let out = run_i8([&[3], &[3], &[1]], &[127, -128, 0], &[127], q, ClampI8::FULL);
         assert_eq!(out, [127, -128, 20]);
     }
 
     #[test]
     fn i8_fused_clamp() {
-        let q = Quant {
-            a: (0.02, 7),
-            b: (0.03, -3),
-            out: (0.01, -20),
-        };
+        let q = Quant { a: (0.02, 7), b: (0.03, -3), out: (0.01, -20) };
         // ReLU capped at 1.0 on an output with zero point -20 and scale 0.01: [-20, 80].
         let relu1 = ClampI8 { min: -20, max: 80 };
         let (a, b) = (ramp_i8(4, 127, -70), ramp_i8(24, -128, 11));
@@ -199,26 +175,10 @@ mod tests {
         let mut out = [0i8; 3];
         for p in [
             MulParams::new(0.0, 0, 0.0, 0, 0.0, 0, ClampI8::FULL),
-            MulParams::new(
-                f32::NAN,
-                i32::MIN,
-                f32::INFINITY,
-                i32::MAX,
-                1e-30,
-                i32::MAX,
-                ClampI8::FULL,
-            ),
+            MulParams::new(f32::NAN, i32::MIN, f32::INFINITY, i32::MAX, 1e-30, i32::MAX, ClampI8::FULL),
             MulParams::new(1e30, i32::MIN, 1e30, i32::MIN, 1e-30, 0, ClampI8::FULL),
         ] {
-            mul_i8(
-                &[3],
-                &[3],
-                &[-128, 0, 127],
-                &[3],
-                &[127, 0, -128],
-                &p,
-                &mut out,
-            );
+            mul_i8(&[3], &[3], &[-128, 0, 127], &[3], &[127, 0, -128], &p, &mut out);
         }
     }
 

@@ -13,11 +13,7 @@ pub fn pad<T: Copy>(shape: &[usize], pads: &[[usize; 2]], value: T, x: &[T], out
     };
     // Element counts of one input and one output slice along this axis.
     let in_block: usize = inner_shape.iter().product();
-    let out_block: usize = inner_shape
-        .iter()
-        .zip(inner_pads)
-        .map(|(&d, &[b, a])| d + b + a)
-        .product();
+    let out_block: usize = inner_shape.iter().zip(inner_pads).map(|(&d, &[b, a])| d + b + a).product();
     let (head, rest) = out.split_at_mut(before.saturating_mul(out_block).min(out.len()));
     let (middle, tail) = rest.split_at_mut(n.saturating_mul(out_block).min(rest.len()));
     head.fill(value);
@@ -29,10 +25,7 @@ pub fn pad<T: Copy>(shape: &[usize], pads: &[[usize; 2]], value: T, x: &[T], out
     } else if in_block == 0 || out_block == 0 {
         middle.fill(value);
     } else {
-        for (x_slice, out_slice) in x
-            .chunks_exact(in_block)
-            .zip(middle.chunks_exact_mut(out_block))
-        {
+        for (x_slice, out_slice) in x.chunks_exact(in_block).zip(middle.chunks_exact_mut(out_block)) {
             pad(inner_shape, inner_pads, value, x_slice, out_slice);
         }
     }
@@ -44,17 +37,8 @@ mod tests {
     use proptest::prelude::*;
 
     /// Runs the kernel into a fresh output of the padded shape.
-    fn padded<T: Copy + Default>(
-        shape: &[usize],
-        pads: &[[usize; 2]],
-        value: T,
-        x: &[T],
-    ) -> Vec<T> {
-        let len = shape
-            .iter()
-            .zip(pads)
-            .map(|(&d, p)| d + p[0] + p[1])
-            .product();
+    fn padded<T: Copy + Default>(shape: &[usize], pads: &[[usize; 2]], value: T, x: &[T]) -> Vec<T> {
+        let len = shape.iter().zip(pads).map(|(&d, p)| d + p[0] + p[1]).product();
         let mut out = vec![T::default(); len];
         pad(shape, pads, value, x, &mut out);
         out
@@ -62,11 +46,7 @@ mod tests {
 
     /// Independent reference: each output element unravelled and mapped back to the input.
     fn reference<T: Copy>(shape: &[usize], pads: &[[usize; 2]], value: T, x: &[T]) -> Vec<T> {
-        let out_shape: Vec<usize> = shape
-            .iter()
-            .zip(pads)
-            .map(|(&d, p)| d + p[0] + p[1])
-            .collect();
+        let out_shape: Vec<usize> = shape.iter().zip(pads).map(|(&d, p)| d + p[0] + p[1]).collect();
         let len: usize = out_shape.iter().product();
         (0..len)
             .map(|flat| {
@@ -74,10 +54,7 @@ mod tests {
                 for axis in (0..shape.len()).rev() {
                     let coord = rem % out_shape[axis];
                     rem /= out_shape[axis];
-                    let Some(c) = coord
-                        .checked_sub(pads[axis][0])
-                        .filter(|&c| c < shape[axis])
-                    else {
+                    let Some(c) = coord.checked_sub(pads[axis][0]).filter(|&c| c < shape[axis]) else {
                         return value;
                     };
                     src += c * stride;
@@ -93,12 +70,7 @@ mod tests {
         // [2, 2] padded by (1, 0) rows and (0, 2) columns with 9.
         let out = padded(&[2, 2], &[[1, 0], [0, 2]], 9i8, &[1, 2, 3, 4]);
         assert_eq!(out, [9, 9, 9, 9, 1, 2, 9, 9, 3, 4, 9, 9]);
-        let out = padded(
-            &[1, 1, 2, 1],
-            &[[0, 0], [1, 1], [0, 1], [2, 0]],
-            -0.5f32,
-            &[1.0, 2.0],
-        );
+        let out = padded(&[1, 1, 2, 1], &[[0, 0], [1, 1], [0, 1], [2, 0]], -0.5f32, &[1.0, 2.0]);
         let v = -0.5;
         #[rustfmt::skip]
         assert_eq!(out, [

@@ -22,9 +22,7 @@ fn pool<T: Copy, A: Copy, O>(
     let channels = g.output.c;
     for_each_window(g, |window, pixel| {
         for (c, o) in out[pixel * channels..][..channels].iter_mut().enumerate() {
-            let acc = window
-                .cells()
-                .fold(init, |acc, (_, px)| step(acc, x[px * channels + c]));
+            let acc = window.cells().fold(init, |acc, (_, px)| step(acc, x[px * channels + c]));
             *o = finish(acc, window.len());
         }
     });
@@ -37,39 +35,18 @@ pub fn max_pool_f32(g: &ConvGeometry, x: &[f32], act: ClampF32, out: &mut [f32])
 
 /// int8 max pooling with window `g.kernel`.
 pub fn max_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8]) {
-    pool(
-        g,
-        x,
-        i8::MIN,
-        i8::max,
-        |max, _| act.apply(i32::from(max)),
-        out,
-    );
+    pool(g, x, i8::MIN, i8::max, |max, _| act.apply(i32::from(max)), out);
 }
 
 /// f32 average pooling with window `g.kernel`.
 pub fn average_pool_f32(g: &ConvGeometry, x: &[f32], act: ClampF32, out: &mut [f32]) {
-    pool(
-        g,
-        x,
-        0.0,
-        |sum, v| sum + v,
-        |sum, count| act.apply(sum / count as f32),
-        out,
-    );
+    pool(g, x, 0.0, |sum, v| sum + v, |sum, count| act.apply(sum / count as f32), out);
 }
 
 /// int8 average pooling with window `g.kernel`, rounding half away from zero as TFLite does.
 pub fn average_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8]) {
     let step = |sum: i32, v: i8| sum.wrapping_add(i32::from(v));
-    pool(
-        g,
-        x,
-        0,
-        step,
-        |sum, count| act.apply(rounded_div(sum, count)),
-        out,
-    );
+    pool(g, x, 0, step, |sum, count| act.apply(rounded_div(sum, count)), out);
 }
 
 /// `sum / count` rounded half away from zero (TFLite's average pool rounding); 0 when
@@ -77,11 +54,7 @@ pub fn average_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8])
 fn rounded_div(sum: i32, count: usize) -> i32 {
     let count = i32::try_from(count).unwrap_or(i32::MAX);
     let half = count / 2;
-    let nudged = if sum > 0 {
-        sum.wrapping_add(half)
-    } else {
-        sum.wrapping_sub(half)
-    };
+    let nudged = if sum > 0 { sum.wrapping_add(half) } else { sum.wrapping_sub(half) };
     nudged.checked_div(count).unwrap_or(0)
 }
 
@@ -97,12 +70,7 @@ mod tests {
         let out = |size: usize| (size + pad - 2) / stride + 1;
         ConvGeometry {
             input: Nhwc { n: 1, h, w, c },
-            output: Nhwc {
-                n: 1,
-                h: out(h),
-                w: out(w),
-                c,
-            },
+            output: Nhwc { n: 1, h: out(h), w: out(w), c },
             kernel: [2, 2],
             stride: [stride; 2],
             dilation: [1, 1],
@@ -112,10 +80,7 @@ mod tests {
 
     /// The oracle's output, every window holding an image cell.
     fn oracle(g: &ConvGeometry, max: bool, x: &[f64]) -> Vec<f64> {
-        testutil::pool(g, max, x)
-            .into_iter()
-            .map(Option::unwrap)
-            .collect()
+        testutil::pool(g, max, x).into_iter().map(Option::unwrap).collect()
     }
 
     #[test]
@@ -146,12 +111,7 @@ mod tests {
         average_pool_i8(&g, &x, ClampI8::FULL, &mut out);
         assert_eq!(out, [5, -128, 6, -128, -2, -128, -2, -128]);
         let x64 = f64s(&x);
-        let expected = |max| {
-            oracle(&g, max, &x64)
-                .iter()
-                .map(|v| v.round() as i32)
-                .collect::<Vec<_>>()
-        };
+        let expected = |max| oracle(&g, max, &x64).iter().map(|v| v.round() as i32).collect::<Vec<_>>();
         assert_within(&out, &expected(false), 0);
         max_pool_i8(&g, &x, ClampI8::FULL, &mut out);
         assert_eq!(out, [5, -128, 6, -128, 5, -127, 6, -127]);
@@ -167,18 +127,8 @@ mod tests {
     fn windows_entirely_in_padding() {
         // 1×1 image, 1×1 window, padding 1: only output (1, 1) sees the image.
         let g = ConvGeometry {
-            input: Nhwc {
-                n: 1,
-                h: 1,
-                w: 1,
-                c: 1,
-            },
-            output: Nhwc {
-                n: 1,
-                h: 2,
-                w: 2,
-                c: 1,
-            },
+            input: Nhwc { n: 1, h: 1, w: 1, c: 1 },
+            output: Nhwc { n: 1, h: 2, w: 2, c: 1 },
             kernel: [1, 1],
             stride: [1, 1],
             dilation: [1, 1],

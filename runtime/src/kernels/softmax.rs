@@ -6,9 +6,7 @@
 //! Products of two fixed-point values use [`saturating_rounding_doubling_high_mul`], which
 //! adds their integer bits; additions wrap like gemmlowp's raw `int32_t` additions.
 
-use crate::quant::{
-    quantize_multiplier, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
-};
+use crate::quant::{quantize_multiplier, rounding_divide_by_pot, saturating_rounding_doubling_high_mul};
 
 /// Integer bits of the scaled logit differences fed to the exponential (TFLite's
 /// `kScaledDiffIntegerBits`).
@@ -44,11 +42,7 @@ impl SoftmaxParams {
         let max_input_rescaled = f64::from((1 << SCALED_DIFF_INTEGER_BITS) - 1)
             * f64::from(1u32 << frac_bits)
             / f64::from(1u32 << input_left_shift);
-        Self {
-            input_multiplier,
-            input_left_shift,
-            diff_min: -(libm::floor(max_input_rescaled) as i32),
-        }
+        Self { input_multiplier, input_left_shift, diff_min: -(libm::floor(max_input_rescaled) as i32) }
     }
 
     /// `beta × diff` in Q5.26, as TFLite's `MultiplyByQuantizedMultiplierGreaterThanOne`.
@@ -64,11 +58,7 @@ pub fn softmax_f32(rows: usize, depth: usize, beta: f32, x: &[f32], out: &mut [f
     if depth == 0 {
         return;
     }
-    for (row, out_row) in x
-        .chunks_exact(depth)
-        .zip(out.chunks_exact_mut(depth))
-        .take(rows)
-    {
+    for (row, out_row) in x.chunks_exact(depth).zip(out.chunks_exact_mut(depth)).take(rows) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
         for (o, &v) in out_row.iter_mut().zip(row) {
@@ -87,11 +77,7 @@ pub fn softmax_i8(rows: usize, depth: usize, p: &SoftmaxParams, x: &[i8], out: &
     if depth == 0 {
         return;
     }
-    for (row, out_row) in x
-        .chunks_exact(depth)
-        .zip(out.chunks_exact_mut(depth))
-        .take(rows)
-    {
+    for (row, out_row) in x.chunks_exact(depth).zip(out.chunks_exact_mut(depth)).take(rows) {
         let max = i32::from(row.iter().copied().fold(i8::MIN, i8::max));
         // Q12.19 sum of the Q0.31 exponentials.
         let mut sum_of_exps = 0i32;
@@ -99,8 +85,8 @@ pub fn softmax_i8(rows: usize, depth: usize, p: &SoftmaxParams, x: &[i8], out: &
             let diff = i32::from(v) - max;
             if diff >= p.diff_min {
                 let exp = exp_on_negative_values(p.rescale(diff));
-                sum_of_exps = sum_of_exps
-                    .wrapping_add(rounding_divide_by_pot(exp, ACCUMULATION_INTEGER_BITS));
+                sum_of_exps =
+                    sum_of_exps.wrapping_add(rounding_divide_by_pot(exp, ACCUMULATION_INTEGER_BITS));
             }
         }
         let (scale, bits_over_unit) = reciprocal(sum_of_exps, ACCUMULATION_INTEGER_BITS);
@@ -110,10 +96,7 @@ pub fn softmax_i8(rows: usize, depth: usize, p: &SoftmaxParams, x: &[i8], out: &
             let diff = i32::from(v) - max;
             *o = if diff >= p.diff_min {
                 let exp = exp_on_negative_values(p.rescale(diff));
-                let q = rounding_divide_by_pot(
-                    saturating_rounding_doubling_high_mul(scale, exp),
-                    out_shift,
-                );
+                let q = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, exp), out_shift);
                 q.wrapping_sub(128).clamp(-128, 127) as i8
             } else {
                 i8::MIN
@@ -153,15 +136,8 @@ const EXP_MINUS_ONE_EIGHTH: i32 = 1_895_147_668;
 /// Q0.31 `1/3`.
 const ONE_THIRD: i32 = 715_827_883;
 /// Q0.31 `exp(−2^k)` for `k = −2..=4`: the factors of the integer and quarter part of `−a`.
-const EXP_MINUS_POWERS_OF_TWO: [i32; 7] = [
-    1_672_461_947,
-    1_302_514_674,
-    790_015_084,
-    290_630_308,
-    39_332_535,
-    720_401,
-    242,
-];
+const EXP_MINUS_POWERS_OF_TWO: [i32; 7] =
+    [1_672_461_947, 1_302_514_674, 790_015_084, 290_630_308, 39_332_535, 720_401, 242];
 
 /// gemmlowp's `exp_on_interval_between_negative_one_quarter_and_0_excl`: `exp(a)` for Q0.31
 /// `a` in [−1/4, 0), as `exp(−1/8) × exp(x)` with `x = a + 1/8` and the 4th-order Taylor
@@ -174,8 +150,7 @@ fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
     let x4_over_4 = saturating_rounding_multiply_by_pot(x4, -2);
     // ((x⁴/4 + x³) / 3 + x²) / 2 = x⁴/24 + x³/6 + x²/2.
     let higher_terms = saturating_rounding_multiply_by_pot(
-        saturating_rounding_doubling_high_mul(x4_over_4.wrapping_add(x3), ONE_THIRD)
-            .wrapping_add(x2),
+        saturating_rounding_doubling_high_mul(x4_over_4.wrapping_add(x3), ONE_THIRD).wrapping_add(x2),
         -1,
     );
     EXP_MINUS_ONE_EIGHTH.wrapping_add(saturating_rounding_doubling_high_mul(
@@ -194,10 +169,7 @@ fn exp_on_negative_values(a: i32) -> i32 {
     const ONE_QUARTER: i32 = 1 << (FRACTIONAL_BITS - 2);
     let a_mod_quarter_minus_one_quarter = (a & (ONE_QUARTER - 1)) - ONE_QUARTER;
     let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(
-        saturating_rounding_multiply_by_pot(
-            a_mod_quarter_minus_one_quarter,
-            SCALED_DIFF_INTEGER_BITS,
-        ),
+        saturating_rounding_multiply_by_pot(a_mod_quarter_minus_one_quarter, SCALED_DIFF_INTEGER_BITS),
     );
     // The multiple of 1/4 removed from `a`, as a non-negative Q5.26 value.
     let remainder = a_mod_quarter_minus_one_quarter.wrapping_sub(a);
@@ -250,10 +222,7 @@ fn reciprocal(x: i32, integer_bits: i32) -> (i32, i32) {
     // `x` normalized into [1, 2), minus one, as Q0.31.
     let normalized = (x as u32).checked_shl(headroom_plus_one).unwrap_or(0);
     let shifted_minus_one = normalized.wrapping_sub(1 << 31) as i32;
-    (
-        one_over_one_plus_x_for_x_in_0_1(shifted_minus_one),
-        bits_over_unit,
-    )
+    (one_over_one_plus_x_for_x_in_0_1(shifted_minus_one), bits_over_unit)
 }
 
 #[cfg(test)]
@@ -275,16 +244,10 @@ mod tests {
         let mut out = vec![0i8; rows * depth];
         softmax_i8(rows, depth, &p, x, &mut out);
         for (row, out_row) in x.chunks(depth).zip(out.chunks(depth)) {
-            let real: Vec<f64> = row
-                .iter()
-                .map(|&v| f64::from(v) * f64::from(scale))
-                .collect();
+            let real: Vec<f64> = row.iter().map(|&v| f64::from(v) * f64::from(scale)).collect();
             for (&got, prob) in out_row.iter().zip(reference(&real, beta.into())) {
                 let want = ((prob * 256.0).round() as i32 - 128).clamp(-128, 127);
-                assert!(
-                    (i32::from(got) - want).abs() <= 1,
-                    "{row:?} -> {out_row:?}: {got} vs {want}"
-                );
+                assert!((i32::from(got) - want).abs() <= 1, "{row:?} -> {out_row:?}: {got} vs {want}");
             }
         }
         out
@@ -303,10 +266,7 @@ mod tests {
             for ((&got, want), v) in out_row.iter().zip(probs).zip(&real) {
                 let exponent = f64::from(beta) * (v - max);
                 let tol = want * (1e-6 + exponent.abs() * 2.5e-7) + f64::from(f32::MIN_POSITIVE);
-                assert!(
-                    (f64::from(got) - want).abs() <= tol,
-                    "{row:?}: {got} vs {want}"
-                );
+                assert!((f64::from(got) - want).abs() <= tol, "{row:?}: {got} vs {want}");
             }
         }
         out
@@ -332,16 +292,12 @@ mod tests {
         }
         for i in 0..1000 {
             let x = f64::from(i) / 1000.0;
-            let got = f64::from(one_over_one_plus_x_for_x_in_0_1((x * 2f64.powi(31)) as i32))
-                / 2f64.powi(31);
+            let got = f64::from(one_over_one_plus_x_for_x_in_0_1((x * 2f64.powi(31)) as i32)) / 2f64.powi(31);
             assert!((got - 1.0 / (1.0 + x)).abs() < 1e-8, "1/(1+{x}) = {got}");
         }
         assert_eq!(saturating_rounding_multiply_by_pot(1 << 28, 3), i32::MAX);
         assert_eq!(saturating_rounding_multiply_by_pot(-(1 << 28), 3), i32::MIN);
-        assert_eq!(
-            saturating_rounding_multiply_by_pot(-(1 << 27), 3),
-            -(1 << 30)
-        );
+        assert_eq!(saturating_rounding_multiply_by_pot(-(1 << 27), 3), -(1 << 30));
         assert_eq!(saturating_rounding_multiply_by_pot(-6, -2), -2);
         assert_eq!(rounding_half_sum(3, 4), 4);
         assert_eq!(rounding_half_sum(-3, -4), -4);
@@ -356,10 +312,7 @@ mod tests {
         let back = f64::from(p.input_multiplier) * 2f64.powi(p.input_left_shift - 31);
         assert!((back - real).abs() < real * 1e-9);
         assert_eq!(p.input_left_shift, 23);
-        assert_eq!(
-            p.diff_min,
-            -((31.0 * f64::from(1 << 26) / f64::from(1 << 23)).floor() as i32)
-        );
+        assert_eq!(p.diff_min, -((31.0 * f64::from(1 << 26) / f64::from(1 << 23)).floor() as i32));
         assert_eq!(p.diff_min, -248);
     }
 
@@ -368,10 +321,7 @@ mod tests {
         for depth in [1, 2, 3, 4, 10, 16, 100] {
             let out = run_i8(1, depth, 0.1, 1.0, &vec![17; depth]);
             let want = ((256.0 / depth as f64).round() as i32 - 128).clamp(-128, 127) as i8;
-            assert!(
-                out.iter().all(|&v| v == want),
-                "depth {depth}: {out:?} vs {want}"
-            );
+            assert!(out.iter().all(|&v| v == want), "depth {depth}: {out:?} vs {want}");
         }
         assert_eq!(run_i8(1, 4, 0.5, 1.0, &[-128; 4]), [-64; 4]);
     }
@@ -406,16 +356,8 @@ mod tests {
             SoftmaxParams::new(f32::NAN, 1.0),
             SoftmaxParams::new(1e30, 1e30),
             SoftmaxParams::new(1e-30, 1.0),
-            SoftmaxParams {
-                input_multiplier: i32::MIN,
-                input_left_shift: -7,
-                diff_min: 5,
-            },
-            SoftmaxParams {
-                input_multiplier: i32::MAX,
-                input_left_shift: 99,
-                diff_min: i32::MIN,
-            },
+            SoftmaxParams { input_multiplier: i32::MIN, input_left_shift: -7, diff_min: 5 },
+            SoftmaxParams { input_multiplier: i32::MAX, input_left_shift: 99, diff_min: i32::MIN },
         ] {
             softmax_i8(2, 2, &p, &x, &mut out);
         }

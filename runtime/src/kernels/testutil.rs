@@ -43,13 +43,7 @@ fn windows(g: &ConvGeometry, mut f: impl FnMut(&dyn Fn(usize) -> Vec<(usize, usi
 
 /// Reference convolution (bias added first); `depthwise` selects `[1, KH, KW, Cout]` weights
 /// with output channel `oc` reading input channel `oc / (Cout / Cin)`, else `[Cout, KH, KW, Cin]`.
-pub(crate) fn conv(
-    g: &ConvGeometry,
-    depthwise: bool,
-    x: &[f64],
-    w: &[f64],
-    bias: &[f64],
-) -> Vec<f64> {
+pub(crate) fn conv(g: &ConvGeometry, depthwise: bool, x: &[f64], w: &[f64], bias: &[f64]) -> Vec<f64> {
     let (cin, cout, [kh, kw]) = (g.input.c, g.output.c, g.kernel);
     let mut out = Vec::with_capacity(g.output.len());
     windows(g, |cells| {
@@ -94,9 +88,7 @@ pub(crate) fn fully_connected(g: &FcGeometry, x: &[f64], w: &[f64], bias: &[f64]
     let mut out = Vec::with_capacity(g.rows * g.units);
     for r in 0..g.rows {
         for u in 0..g.units {
-            let dot: f64 = (0..g.depth)
-                .map(|d| x[r * g.depth + d] * w[u * g.depth + d])
-                .sum();
+            let dot: f64 = (0..g.depth).map(|d| x[r * g.depth + d] * w[u * g.depth + d]).sum();
             out.push(bias[u] + dot);
         }
     }
@@ -142,52 +134,33 @@ impl Quant {
 
     /// The kernels' requantization factors, one per weight scale.
     pub(crate) fn requant(&self) -> Vec<Requant> {
-        self.w_scales
-            .iter()
-            .map(|ws| Requant::from_f64(self.in_scale * ws / self.out_scale))
-            .collect()
+        self.w_scales.iter().map(|ws| Requant::from_f64(self.in_scale * ws / self.out_scale)).collect()
     }
 
     /// The kernels' int8 parameters over `requant`.
     pub(crate) fn params<'a>(&self, requant: &'a [Requant]) -> Int8Params<'a> {
-        Int8Params {
-            input_zero_point: self.in_zp,
-            output_zero_point: self.out_zp,
-            requant,
-            act: self.act,
-        }
+        Int8Params { input_zero_point: self.in_zp, output_zero_point: self.out_zp, requant, act: self.act }
     }
 
     /// Dequantized input.
     pub(crate) fn input(&self, x: &[i8]) -> Vec<f64> {
-        x.iter()
-            .map(|&v| (v as i32 - self.in_zp) as f64 * self.in_scale)
-            .collect()
+        x.iter().map(|&v| (v as i32 - self.in_zp) as f64 * self.in_scale).collect()
     }
 
     /// Dequantized weights, `channel(i)` being the output channel of weight `i`.
     pub(crate) fn weights(&self, w: &[i8], channel: impl Fn(usize) -> usize) -> Vec<f64> {
-        w.iter()
-            .enumerate()
-            .map(|(i, &v)| v as f64 * self.w_scale(channel(i)))
-            .collect()
+        w.iter().enumerate().map(|(i, &v)| v as f64 * self.w_scale(channel(i))).collect()
     }
 
     /// Dequantized bias (scale `in_scale × w_scale[c]`).
     pub(crate) fn bias(&self, b: &[i32]) -> Vec<f64> {
-        b.iter()
-            .enumerate()
-            .map(|(c, &v)| v as f64 * self.in_scale * self.w_scale(c))
-            .collect()
+        b.iter().enumerate().map(|(c, &v)| v as f64 * self.in_scale * self.w_scale(c)).collect()
     }
 
     /// Quantizes real outputs: round half away from zero, add the zero point, clamp.
     pub(crate) fn output(&self, y: &[f64]) -> Vec<i32> {
         y.iter()
-            .map(|v| {
-                ((v / self.out_scale).round() as i32 + self.out_zp)
-                    .clamp(self.act.min, self.act.max)
-            })
+            .map(|v| ((v / self.out_scale).round() as i32 + self.out_zp).clamp(self.act.min, self.act.max))
             .collect()
     }
 }
@@ -207,10 +180,7 @@ pub(crate) fn assert_close(actual: &[f32], expected: &[f64]) {
 pub(crate) fn assert_within(actual: &[i8], expected: &[i32], lsb: i32) {
     assert_eq!(actual.len(), expected.len());
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-        assert!(
-            (a as i32 - e).abs() <= lsb,
-            "element {i}: {a} vs {e}\n{actual:?}\n{expected:?}"
-        );
+        assert!((a as i32 - e).abs() <= lsb, "element {i}: {a} vs {e}\n{actual:?}\n{expected:?}");
     }
 }
 
@@ -222,48 +192,22 @@ pub(crate) fn f64s<T: Copy + Into<f64>>(v: &[T]) -> Vec<f64> {
 /// Window geometries over small images with one channel: kernel and stride 1..=3 and 1..=2,
 /// dilation up to `max_dilation`, padding 0..=2 per side (below the window size when
 /// `pad_below_kernel`, as pools need for every window to hold an image cell).
-pub(crate) fn geometry(
-    max_dilation: usize,
-    pad_below_kernel: bool,
-) -> impl Strategy<Value = ConvGeometry> {
-    let axis = (
-        1..=5usize,
-        1..=3usize,
-        1..=2usize,
-        1..=max_dilation,
-        0..=2usize,
-        0..=2usize,
-    );
+pub(crate) fn geometry(max_dilation: usize, pad_below_kernel: bool) -> impl Strategy<Value = ConvGeometry> {
+    let axis = (1..=5usize, 1..=3usize, 1..=2usize, 1..=max_dilation, 0..=2usize, 0..=2usize);
     // Output size of one axis, or `None` when the window does not fit the padded input.
-    let out = move |(size, kernel, stride, dilation, before, after): (
-        usize,
-        usize,
-        usize,
-        usize,
-        usize,
-        usize,
-    )| {
-        if pad_below_kernel && (before >= kernel || after >= kernel) {
-            return None;
-        }
-        Some((size + before + after).checked_sub(dilation * (kernel - 1) + 1)? / stride + 1)
-    };
+    let out =
+        move |(size, kernel, stride, dilation, before, after): (usize, usize, usize, usize, usize, usize)| {
+            if pad_below_kernel && (before >= kernel || after >= kernel) {
+                return None;
+            }
+            Some((size + before + after).checked_sub(dilation * (kernel - 1) + 1)? / stride + 1)
+        };
     (1..=2usize, axis.clone(), axis).prop_filter_map(
         "window larger than the padded input",
         move |(n, y, x)| {
             Some(ConvGeometry {
-                input: Nhwc {
-                    n,
-                    h: y.0,
-                    w: x.0,
-                    c: 1,
-                },
-                output: Nhwc {
-                    n,
-                    h: out(y)?,
-                    w: out(x)?,
-                    c: 1,
-                },
+                input: Nhwc { n, h: y.0, w: x.0, c: 1 },
+                output: Nhwc { n, h: out(y)?, w: out(x)?, c: 1 },
                 kernel: [y.1, x.1],
                 stride: [y.2, x.2],
                 dilation: [y.3, x.3],
@@ -295,19 +239,14 @@ pub(crate) fn quant(channels: usize) -> impl Strategy<Value = Quant> {
         proptest::collection::vec(0.002f64..0.01, 1),
         proptest::collection::vec(0.002f64..0.01, channels),
     ];
-    (
-        0.01f64..0.1,
-        -20i32..=20,
-        w_scales,
-        0.005f64..0.05,
-        -20i32..=20,
-    )
-        .prop_map(|(in_scale, in_zp, w_scales, out_scale, out_zp)| Quant {
+    (0.01f64..0.1, -20i32..=20, w_scales, 0.005f64..0.05, -20i32..=20).prop_map(
+        |(in_scale, in_zp, w_scales, out_scale, out_zp)| Quant {
             in_scale,
             in_zp,
             w_scales,
             out_scale,
             out_zp,
             act: ClampI8::FULL,
-        })
+        },
+    )
 }

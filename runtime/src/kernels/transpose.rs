@@ -54,10 +54,7 @@ mod tests {
                 coords[axis] = rem % shape[axis];
                 rem /= shape[axis];
             }
-            let dst = perm
-                .iter()
-                .zip(&out_shape)
-                .fold(0, |acc, (&a, &d)| acc * d + coords[a]);
+            let dst = perm.iter().zip(&out_shape).fold(0, |acc, (&a, &d)| acc * d + coords[a]);
             out[dst] = v;
         }
         out
@@ -67,25 +64,13 @@ mod tests {
     fn four_d_permutation_hand_checked() {
         // NHWC [1, 2, 2, 3] to NCHW with perm [0, 3, 1, 2].
         let x: Vec<i8> = (0..12).collect();
-        assert_eq!(
-            transposed(&[1, 2, 2, 3], &[0, 3, 1, 2], &x),
-            [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]
-        );
+        assert_eq!(transposed(&[1, 2, 2, 3], &[0, 3, 1, 2], &x), [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]);
         let xf: Vec<f32> = (0..12).map(|v| v as f32).collect();
         let out = transposed(&[1, 2, 2, 3], &[0, 3, 1, 2], &xf);
-        assert_eq!(
-            out,
-            [0.0, 3.0, 6.0, 9.0, 1.0, 4.0, 7.0, 10.0, 2.0, 5.0, 8.0, 11.0]
-        );
+        assert_eq!(out, [0.0, 3.0, 6.0, 9.0, 1.0, 4.0, 7.0, 10.0, 2.0, 5.0, 8.0, 11.0]);
         // A 2-D transpose and the identity.
-        assert_eq!(
-            transposed(&[2, 3], &[1, 0], &[1, 2, 3, 4, 5, 6]),
-            [1, 4, 2, 5, 3, 6]
-        );
-        assert_eq!(
-            transposed(&[2, 3], &[0, 1], &[1, 2, 3, 4, 5, 6]),
-            [1, 2, 3, 4, 5, 6]
-        );
+        assert_eq!(transposed(&[2, 3], &[1, 0], &[1, 2, 3, 4, 5, 6]), [1, 4, 2, 5, 3, 6]);
+        assert_eq!(transposed(&[2, 3], &[0, 1], &[1, 2, 3, 4, 5, 6]), [1, 2, 3, 4, 5, 6]);
     }
 
     #[test]
@@ -93,11 +78,7 @@ mod tests {
         let shape = [2, 3, 4, 5];
         let x: Vec<i8> = (0..120).collect();
         for perm in [[3, 2, 1, 0], [1, 3, 0, 2], [0, 2, 3, 1], [2, 0, 1, 3]] {
-            assert_eq!(
-                transposed(&shape, &perm, &x),
-                reference(&shape, &perm, &x),
-                "{perm:?}"
-            );
+            assert_eq!(transposed(&shape, &perm, &x), reference(&shape, &perm, &x), "{perm:?}");
         }
     }
 

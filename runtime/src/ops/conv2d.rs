@@ -56,9 +56,9 @@ pub(super) fn geometry(
         let (before, after) = (pad[axis] as u64, pad[axis + 2] as u64);
         let padded = [xs.h, xs.w][axis] as u64 + before + after;
         if padded < extent || before >= extent || after >= extent {
-            return Err(op.error(
-                "padding must be smaller than the window and the window fit the padded input",
-            ));
+            return Err(
+                op.error("padding must be smaller than the window and the window fit the padded input")
+            );
         }
         if (padded - extent) / s + 1 != [ys.h, ys.w][axis] as u64 {
             return Err(shape_error(op, y, "(in + pads - dilated kernel) / stride + 1 rows and columns"));

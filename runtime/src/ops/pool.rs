@@ -1,7 +1,10 @@
 //! `max_pool` and `average_pool`: `[x]` → `y`; int8 input and output share quantization.
 
 use super::conv2d::geometry;
-use super::{arity, clamp_f32, clamp_i8, expect_dtype, expect_same_quant, input, is_int8, nhwc, output, shape_error, OpIo};
+use super::{
+    arity, clamp_f32, clamp_i8, expect_dtype, expect_same_quant, input, is_int8, nhwc, output, shape_error,
+    OpIo,
+};
 use crate::format::params::PoolParams;
 use crate::format::OpKind;
 use crate::kernels::pool;
