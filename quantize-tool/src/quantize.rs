@@ -21,7 +21,7 @@ impl QParams {
     /// Asymmetric int8 parameters covering `[min, max]` (widened to include 0, as TFLite does).
     pub fn from_range(min: f32, max: f32) -> Self {
         let (min, max) = (min.min(0.0), max.max(0.0));
-        if max - min < f32::EPSILON {
+        if (max - min).abs() < f32::EPSILON {
             return Self { scale: 1.0, zero_point: 0 };
         }
         let scale = (max - min) / 255.0;

@@ -7,8 +7,8 @@
 use bytemuck::Pod;
 
 use crate::format::{
-    params, section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, Storage,
-    TensorRecord, ALIGN, HEADER_LEN, MAGIC, MAX_RANK, NO_ALIAS, PER_TENSOR, VERSION,
+    params, section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, Storage, TensorRecord, ALIGN,
+    HEADER_LEN, MAGIC, MAX_RANK, NO_ALIAS, PER_TENSOR, VERSION,
 };
 use crate::ops;
 use crate::Error;
@@ -124,7 +124,7 @@ fn section<'a, T: Pod>(bytes: &'a [u8], header: &Header, index: usize) -> Result
     let start = s.offset as usize;
     let end = start.checked_add(s.len as usize).ok_or(bad)?;
     let raw = bytes.get(start..end).ok_or(bad)?;
-    if start < HEADER_LEN || start % 4 != 0 {
+    if start < HEADER_LEN || !start.is_multiple_of(4) {
         return Err(bad);
     }
     bytemuck::try_cast_slice(raw).map_err(|_| bad)
@@ -139,7 +139,7 @@ impl<'a> Model<'a> {
         if bytes.len() < HEADER_LEN {
             return Err(Error::Truncated { needed: HEADER_LEN, got: bytes.len() });
         }
-        if bytes.as_ptr() as usize % ALIGN != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
             return Err(Error::MisalignedModel);
         }
         let header: Header = bytemuck::pod_read_unaligned(&bytes[..HEADER_LEN]);
@@ -159,7 +159,7 @@ impl<'a> Model<'a> {
             return Err(Error::CrcMismatch { expected: header.crc32, found });
         }
         let blob: &[u8] = section(bytes, &header, section::BLOB)?;
-        if header.sections[section::BLOB].offset as usize % ALIGN != 0 {
+        if !(header.sections[section::BLOB].offset as usize).is_multiple_of(ALIGN) {
             return Err(Error::BadSection { section: section::BLOB as u8 });
         }
         let model = Model {
@@ -299,10 +299,9 @@ impl<'a> Model<'a> {
 
     /// Constant tensor bytes, in place in the model.
     pub(crate) fn constant_bytes(&self, t: &TensorInfo) -> Result<&'a [u8], Error> {
-        self.blob.get(t.offset..t.offset + t.byte_len).ok_or(Error::BadTensor {
-            tensor: t.id,
-            reason: "constant data outside the blob",
-        })
+        self.blob
+            .get(t.offset..t.offset + t.byte_len)
+            .ok_or(Error::BadTensor { tensor: t.id, reason: "constant data outside the blob" })
     }
 
     fn validate(&self) -> Result<(), Error> {
@@ -365,8 +364,7 @@ impl<'a> Model<'a> {
             if !(q.scale.is_finite() && q.scale > 0.0) {
                 return Err(bad("quantization scale must be finite and positive"));
             }
-            if !(-128..=127).contains(&q.zero_point) || (t.dtype != DType::I8 && q.zero_point != 0)
-            {
+            if !(-128..=127).contains(&q.zero_point) || (t.dtype != DType::I8 && q.zero_point != 0) {
                 return Err(bad("zero point out of range"));
             }
         }
@@ -401,8 +399,7 @@ impl<'a> Model<'a> {
             if t.storage == Storage::Arena {
                 // Written before: a model input, or the output of the op where it becomes alive.
                 let written = self.is_input(id)
-                    || (t.live_first < op.index
-                        && self.op(t.live_first)?.outputs.contains(&id));
+                    || (t.live_first < op.index && self.op(t.live_first)?.outputs.contains(&id));
                 if !written || op.index > t.live_last {
                     return Err(op.error("reads a tensor outside its lifetime"));
                 }
@@ -491,10 +488,7 @@ impl<'a> Model<'a> {
             for b in 0..n {
                 let tb = self.tensor(b)?;
                 let live = tb.live_first <= index && index <= tb.live_last;
-                if tb.storage == Storage::Arena
-                    && live
-                    && overlaps(offset..offset + len, tb.arena_range())
-                {
+                if tb.storage == Storage::Arena && live && overlaps(offset..offset + len, tb.arena_range()) {
                     return Err(Error::PlanOverlap { a: u16::MAX, b });
                 }
             }

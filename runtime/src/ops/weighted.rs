@@ -2,8 +2,8 @@
 //! and the choice between the int8, f32 and f16-weight kernels.
 
 use super::{
-    arity, check_requant, clamp_f32, clamp_i8, expect_constant, expect_dims, expect_dtype, input,
-    is_int8, output, shape_error, OpIo,
+    arity, check_requant, clamp_f32, clamp_i8, expect_constant, expect_dims, expect_dtype, input, is_int8,
+    output, shape_error, OpIo,
 };
 use crate::format::params::FusedAct;
 use crate::format::DType;
@@ -12,14 +12,19 @@ use crate::model::{Model, OpInfo, TensorInfo};
 use crate::quant::Requant;
 use crate::Error;
 
+/// An int8 kernel: geometry, quantization, x, w, bias, output.
+type Int8Kernel<G> = fn(&G, &Int8Params, &[i8], &[i8], &[i32], &mut [i8]);
+/// A float kernel with weights of type `W`: geometry, x, w, bias, activation, output.
+type FloatKernel<G, W> = fn(&G, &[f32], &[W], &[f32], ClampF32, &mut [f32]);
+
 /// The three kernels of one weighted op over geometry `G`.
 pub(super) struct Kernels<G> {
     /// int8 activations and weights.
-    pub i8: fn(&G, &Int8Params, &[i8], &[i8], &[i32], &mut [i8]),
+    pub i8: Int8Kernel<G>,
     /// f32 activations and weights.
-    pub f32: fn(&G, &[f32], &[f32], &[f32], ClampF32, &mut [f32]),
+    pub f32: FloatKernel<G, f32>,
     /// f32 activations, f16 weights.
-    pub f16: fn(&G, &[f32], &[half::f16], &[f32], ClampF32, &mut [f32]),
+    pub f16: FloatKernel<G, half::f16>,
 }
 
 /// Checks the weights (already shape-checked by the caller), bias and requantization of a
