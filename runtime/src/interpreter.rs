@@ -63,7 +63,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         let misalignment = arena.as_ptr() as usize % ARENA_ALIGN;
         let skip = (ARENA_ALIGN - misalignment) % ARENA_ALIGN;
-        let needed = model.arena_bytes() + skip;
+        let needed = model.arena_bytes().saturating_add(skip);
         if arena.len() < needed {
             return Err(Error::ArenaTooSmall { needed, got: arena.len() });
         }
@@ -168,5 +168,19 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             values.copy_from_slice(self.io_slice::<f32>(&io)?);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arena_size_at_the_address_space_limit_is_too_small() {
+        // On 32-bit targets `arena_bytes` can be `usize::MAX`; adding the alignment skip overflowed.
+        let model = Model::from_parts(&[], &[], &[], &[], usize::MAX);
+        let mut arena = crate::Aligned([0u8; 32]);
+        let err = Interpreter::new(&model, &mut arena.0[1..]).err();
+        assert_eq!(err, Some(Error::ArenaTooSmall { needed: usize::MAX, got: 31 }));
     }
 }

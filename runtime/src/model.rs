@@ -249,9 +249,10 @@ impl<'a> Model<'a> {
         let bad = |reason| Error::BadOp { op: index, kind: OpKind::from_u8(r.kind), reason };
         let kind = OpKind::from_u8(r.kind).ok_or(bad("unknown op kind"))?;
         let start = r.io_start as usize;
-        let mid = start + r.n_inputs as usize;
-        let end = mid + r.n_outputs as usize;
-        let io = self.op_io.get(start..end).ok_or(bad("tensor ids out of range"))?;
+        let io = start
+            .checked_add(r.n_inputs as usize + r.n_outputs as usize)
+            .and_then(|end| self.op_io.get(start..end))
+            .ok_or(bad("tensor ids out of range"))?;
         let p_start = r.params_offset as usize;
         let params = p_start
             .checked_add(r.params_len as usize)
@@ -299,8 +300,9 @@ impl<'a> Model<'a> {
 
     /// Constant tensor bytes, in place in the model.
     pub(crate) fn constant_bytes(&self, t: &TensorInfo) -> Result<&'a [u8], Error> {
-        self.blob
-            .get(t.offset..t.offset + t.byte_len)
+        t.offset
+            .checked_add(t.byte_len)
+            .and_then(|end| self.blob.get(t.offset..end))
             .ok_or(Error::BadTensor { tensor: t.id, reason: "constant data outside the blob" })
     }
 
@@ -499,4 +501,77 @@ impl<'a> Model<'a> {
 
 fn overlaps(a: core::ops::Range<usize>, b: core::ops::Range<usize>) -> bool {
     a.start < b.end && b.start < a.end
+}
+
+#[cfg(test)]
+impl<'a> Model<'a> {
+    /// An unvalidated model over in-memory records, for unit tests of validation code.
+    pub(crate) fn from_parts(
+        tensors: &'a [TensorRecord],
+        ops: &'a [OpRecord],
+        op_io: &'a [u16],
+        params: &'a [u8],
+        arena_bytes: usize,
+    ) -> Self {
+        Model { tensors, ops, op_io, params, quant: &[], inputs: &[], outputs: &[], blob: &[], arena_bytes }
+    }
+}
+
+/// A per-tensor (unquantized) tensor record at offset 0; the byte length saturates at `u32::MAX`.
+#[cfg(test)]
+pub(crate) fn tensor_record(dtype: DType, storage: Storage, dims: &[u32]) -> TensorRecord {
+    let mut record = TensorRecord {
+        dtype: dtype as u8,
+        rank: dims.len() as u8,
+        storage: storage as u8,
+        quant_axis: PER_TENSOR,
+        alias_of: NO_ALIAS,
+        ..Default::default()
+    };
+    record.dims[..dims.len()].copy_from_slice(dims);
+    let bytes = dims.iter().fold(dtype.size() as u64, |n, &d| n.saturating_mul(u64::from(d)));
+    record.byte_len = u32::try_from(bytes).unwrap_or(u32::MAX);
+    record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_io_range_past_the_address_space_is_an_error() {
+        // `io_start + n_inputs` overflowed `usize` on 32-bit targets.
+        let ops = [OpRecord {
+            kind: OpKind::Relu as u8,
+            n_inputs: 1,
+            n_outputs: 1,
+            io_start: u32::MAX,
+            params_len: 8,
+            ..Default::default()
+        }];
+        let model = Model::from_parts(&[], &ops, &[0, 1], &[0; 8], 0);
+        let expected = Error::BadOp { op: 0, kind: Some(OpKind::Relu), reason: "tensor ids out of range" };
+        assert_eq!(model.op(0).err(), Some(expected));
+    }
+
+    #[test]
+    fn constant_range_past_the_address_space_is_an_error() {
+        // `offset + byte_len` overflowed `usize` (on 32-bit targets, for offsets from the file).
+        let model = Model::from_parts(&[], &[], &[], &[], 0);
+        let t = TensorInfo {
+            id: 0,
+            dtype: DType::I8,
+            storage: Storage::Constant,
+            dims: &[16],
+            offset: usize::MAX - 7,
+            byte_len: 16,
+            quant: &[],
+            quant_axis: None,
+            alias_of: None,
+            live_first: 0,
+            live_last: 0,
+        };
+        let expected = Error::BadTensor { tensor: 0, reason: "constant data outside the blob" };
+        assert_eq!(model.constant_bytes(&t), Err(expected));
+    }
 }

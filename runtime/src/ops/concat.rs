@@ -14,7 +14,7 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
         return Err(op.error("axis beyond the output's rank, or no inputs"));
     }
     let int8 = is_int8(op, &y)?;
-    let mut total = 0usize;
+    let mut total = 0u64;
     for i in 0..op.inputs.len() {
         let x = input(model, op, i)?;
         expect_dtype(op, &x, y.dtype)?;
@@ -26,9 +26,9 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
         if !same_elsewhere {
             return Err(shape_error(op, &x, "the output's shape except along the axis"));
         }
-        total += x.dims[axis] as usize;
+        total += u64::from(x.dims[axis]);
     }
-    if total != y.dims[axis] as usize {
+    if total != u64::from(y.dims[axis]) {
         return Err(shape_error(op, &y, "the sum of the inputs along the axis"));
     }
     let Some(io) = io else { return Ok(()) };
@@ -54,4 +54,31 @@ fn copy_parts<T: Element>(model: &Model, op: &OpInfo, mut io: OpIo, axis: usize)
         offset += part;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::format::{DType, OpKind, OpRecord, Storage};
+    use crate::model::{tensor_record, Model};
+    use crate::Error;
+
+    #[test]
+    fn axis_sum_past_the_address_space_is_a_shape_error() {
+        // Two inputs of 2^31 elements: their sum along the axis overflowed `usize` on 32-bit targets.
+        let t = |dim| tensor_record(DType::I8, Storage::Arena, &[dim]);
+        let tensors = [t(1 << 31), t(1 << 31), t(u32::MAX)];
+        let ops = [OpRecord {
+            kind: OpKind::Concat as u8,
+            n_inputs: 2,
+            n_outputs: 1,
+            params_len: 4,
+            ..Default::default()
+        }];
+        let model = Model::from_parts(&tensors, &ops, &[0, 1, 2], &[0; 4], 0);
+        let expected = "the sum of the inputs along the axis";
+        assert_eq!(
+            crate::ops::prepare(&model, &model.op(0).unwrap()),
+            Err(Error::ShapeMismatch { op: 0, kind: OpKind::Concat, tensor: 2, expected })
+        );
+    }
 }

@@ -17,7 +17,7 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
         return Err(shape_error(op, &x, "last axis = the weights' depth"));
     }
     let rows = x.len() / depth;
-    if y.dims.last().map(|&d| d as usize) != Some(units) || y.len() != rows * units {
+    if y.dims.last().map(|&d| d as usize) != Some(units) || Some(y.len()) != rows.checked_mul(units) {
         return Err(shape_error(op, &y, "[rows…, units]"));
     }
     let g = FcGeometry { rows, depth, units };
@@ -27,4 +27,41 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
         f16: fully_connected::fully_connected_f32::<half::f16>,
     };
     weighted::run(model, op, io, &g, units, &p.act, kernels)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::format::params::FullyConnectedParams;
+    use crate::format::{DType, OpKind, OpRecord, Storage};
+    use crate::model::{tensor_record, Model};
+    use crate::Error;
+
+    #[test]
+    fn output_size_past_the_address_space_is_a_shape_error() {
+        // 2^26 rows × 128 units overflowed `usize` on 32-bit targets; the output holds fewer.
+        let tensors = [
+            tensor_record(DType::I8, Storage::Arena, &[1 << 26, 32]),
+            tensor_record(DType::I8, Storage::Constant, &[128, 32]),
+            tensor_record(DType::I8, Storage::Arena, &[1 << 26, 128]),
+        ];
+        let params_len = size_of::<FullyConnectedParams>();
+        let ops = [OpRecord {
+            kind: OpKind::FullyConnected as u8,
+            n_inputs: 2,
+            n_outputs: 1,
+            params_len: params_len as u32,
+            ..Default::default()
+        }];
+        let params = [0; 64];
+        let model = Model::from_parts(&tensors, &ops, &[0, 1, 2], &params[..params_len], 0);
+        assert_eq!(
+            crate::ops::prepare(&model, &model.op(0).unwrap()),
+            Err(Error::ShapeMismatch {
+                op: 0,
+                kind: OpKind::FullyConnected,
+                tensor: 2,
+                expected: "[rows…, units]"
+            })
+        );
+    }
 }
