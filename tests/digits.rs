@@ -22,12 +22,14 @@ fn digits_cnn_int8_f16_f32_follow_tract() {
         graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
     let calib = load_samples(&digits().join("calib_x.npy"), &inputs).unwrap();
     let test = load_samples(&digits().join("test_x.npy"), &inputs).unwrap();
-    let labels: Vec<usize> = read_npy(&digits().join("test_y.npy")).unwrap().iter().map(|&v| v as usize).collect();
+    let labels: Vec<usize> =
+        read_npy(&digits().join("test_y.npy")).unwrap().iter().map(|&v| v as usize).collect();
     assert_eq!(test.len(), labels.len());
     assert_eq!(calib.len(), 200);
 
     let tract = TractModel::load(&onnx, &[]).unwrap();
-    let reference: Vec<Vec<f32>> = test.iter().map(|s| tract.run(s).unwrap()[0].iter().copied().collect()).collect();
+    let reference: Vec<Vec<f32>> =
+        test.iter().map(|s| tract.run(s).unwrap()[0].iter().copied().collect()).collect();
     let f32_accuracy = accuracy(&reference, &labels);
     assert!(f32_accuracy >= 0.95, "the float model itself: {f32_accuracy}");
 
@@ -36,7 +38,8 @@ fn digits_cnn_int8_f16_f32_follow_tract() {
         let file = ModelFile::from_bytes(&written.bytes);
         let model = file.model().unwrap();
         let mut runner = Runner::new(&model);
-        let ours: Vec<Vec<f32>> = test.iter().map(|s| runner.run(s).unwrap()[0].iter().copied().collect()).collect();
+        let ours: Vec<Vec<f32>> =
+            test.iter().map(|s| runner.run(s).unwrap()[0].iter().copied().collect()).collect();
         let a = compare(&reference, &ours);
         let acc = accuracy(&ours, &labels);
         println!(

@@ -32,8 +32,10 @@ fn run(name: &str, precision: Precision) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let file = ModelFile::from_bytes(&written.bytes);
     let model = file.model().unwrap();
     let mut runner = Runner::new(&model);
-    let ours =
-        data.iter().map(|(x, _)| runner.run(std::slice::from_ref(x)).unwrap()[0].iter().copied().collect()).collect();
+    let ours = data
+        .iter()
+        .map(|(x, _)| runner.run(std::slice::from_ref(x)).unwrap()[0].iter().copied().collect())
+        .collect();
     let expected = data.iter().map(|(_, y)| y.iter().copied().collect()).collect();
     (expected, ours)
 }

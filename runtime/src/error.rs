@@ -29,7 +29,7 @@ pub enum Error {
         /// CRC32 of the payload.
         found: u32,
     },
-    /// The model bytes are not at a 16-byte aligned address (use `ember::AlignedModel` or an aligned static).
+    /// The model bytes are not at a 16-byte aligned address (use `ember::Aligned` (static) or `ember::AlignedBytes` (std)).
     MisalignedModel,
     /// This runtime only runs on little-endian targets.
     BigEndian,
@@ -125,7 +125,7 @@ impl fmt::Display for Error {
             ),
             Error::MisalignedModel => write!(
                 f,
-                "model bytes must start at a 16-byte aligned address: wrap them in ember::AlignedModel"
+                "model bytes must start at a 16-byte aligned address: wrap them in ember::Aligned or ember::AlignedBytes"
             ),
             Error::BigEndian => write!(f, "Ember models run only on little-endian targets"),
             Error::BadSection { section } => {

@@ -29,7 +29,7 @@ impl Requant {
     }
 }
 
-/// `(a × b × 2) >> 32`, rounded half away from zero, saturating the one overflow case.
+/// `(a × b × 2) >> 32` rounded to nearest with ties toward +∞ (gemmlowp), saturating the one overflow case.
 #[inline(always)]
 pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
