@@ -183,4 +183,110 @@ mod tests {
         let err = Interpreter::new(&model, &mut arena.0[1..]).err();
         assert_eq!(err, Some(Error::ArenaTooSmall { needed: usize::MAX, got: 31 }));
     }
+
+    use crate::format::params::UnaryParams;
+    use crate::format::writer::{IoDesc, ModelBuilder, Quant};
+    use crate::AlignedBytes;
+
+    /// `x [1,4] → relu → sigmoid → y`, in f32 or int8 (tables).
+    fn two_op_model(int8: bool) -> AlignedBytes {
+        let mut b = ModelBuilder::new();
+        let q = Quant::PerTensor { scale: 0.05, zero_point: -10 };
+        let (dtype, quant) = if int8 { (DType::I8, Some(&q)) } else { (DType::F32, None) };
+        let x = b.activation(dtype, &[1, 4], quant).unwrap();
+        let h = b.activation(dtype, &[1, 4], quant).unwrap();
+        let y = b.activation(dtype, &[1, 4], quant).unwrap();
+        let p = UnaryParams { a: 0.0, b: 0.0 };
+        for (kind, f, from, to) in [
+            (OpKind::Relu, libm::fmax as fn(f64, f64) -> f64, x, h),
+            (OpKind::Sigmoid, |v, _| 1.0 / (1.0 + libm::exp(-v)), h, y),
+        ] {
+            if int8 {
+                let table = quant::build_table(|v| f(v, 0.0), 0.05, -10, 0.05, -10);
+                let t = b.constant_of(DType::I8, &[256], &table, None).unwrap();
+                b.op(kind, &[from, t], &[to], &p).unwrap();
+            } else {
+                b.op(kind, &[from], &[to], &p).unwrap();
+            }
+        }
+        let io = |tensor| IoDesc { tensor, name: "v".into(), onnx_shape: vec![1, 4], perm: vec![0, 1] };
+        b.input(io(x));
+        b.output(io(y));
+        b.place(x, 0);
+        b.place(h, 16);
+        b.place(y, 0);
+        b.arena_bytes(32);
+        AlignedBytes::new(&b.finish().unwrap())
+    }
+
+    #[repr(C, align(16))]
+    struct Buffer([u8; 64]);
+
+    #[test]
+    fn arena_size_errors_give_the_exact_need_for_the_address() {
+        let bytes = two_op_model(false);
+        let model = Model::from_bytes(&bytes).unwrap();
+        assert_eq!(model.arena_bytes(), 32);
+        let mut buf = Buffer([0; 64]);
+        let err = Interpreter::new(&model, &mut buf.0[..31]).err();
+        assert_eq!(err, Some(Error::ArenaTooSmall { needed: 32, got: 31 }));
+        // Starting 3 bytes past a 16-byte boundary costs 13 bytes of alignment padding.
+        let err = Interpreter::new(&model, &mut buf.0[3..3 + 44]).err();
+        assert_eq!(err, Some(Error::ArenaTooSmall { needed: 45, got: 44 }));
+        let mut interp = Interpreter::new(&model, &mut buf.0[3..3 + 45]).unwrap();
+        interp.set_input(0, &[-1.0, 0.0, 1.0, 2.0]).unwrap();
+        interp.invoke().unwrap();
+        let mut y = [0f32; 4];
+        interp.get_output(0, &mut y).unwrap();
+        assert_eq!(y, [0.5, 0.5, 1.0 / (1.0 + libm::expf(-1.0)), 1.0 / (1.0 + libm::expf(-2.0))]);
+    }
+
+    #[test]
+    fn hook_sees_every_op_in_order_with_its_output() {
+        struct Log(Vec<(bool, u16, OpKind, Option<f32>)>);
+        impl Hook for Log {
+            fn before(&mut self, e: OpEvent) {
+                self.0.push((true, e.index, e.kind, None));
+            }
+            fn after(&mut self, e: OpEvent, out: OpOutput<'_>) {
+                self.0.push((false, e.index, e.kind, out.as_f32().map(|v| v[0])));
+            }
+        }
+        let bytes = two_op_model(false);
+        let model = Model::from_bytes(&bytes).unwrap();
+        let mut buf = Buffer([0; 64]);
+        let mut interp = Interpreter::new(&model, &mut buf.0).unwrap();
+        interp.input_f32(0).unwrap().copy_from_slice(&[3.0, 0.0, 0.0, 0.0]);
+        let mut log = Log(Vec::new());
+        interp.invoke_with(&mut log).unwrap();
+        let sig3 = 1.0 / (1.0 + libm::expf(-3.0));
+        assert_eq!(
+            log.0,
+            [
+                (true, 0, OpKind::Relu, None),
+                (false, 0, OpKind::Relu, Some(3.0)),
+                (true, 1, OpKind::Sigmoid, None),
+                (false, 1, OpKind::Sigmoid, Some(sig3)),
+            ]
+        );
+    }
+
+    #[test]
+    fn int8_inputs_are_quantized_and_outputs_dequantized() {
+        let bytes = two_op_model(true);
+        let model = Model::from_bytes(&bytes).unwrap();
+        let mut buf = Buffer([0; 64]);
+        let mut interp = Interpreter::new(&model, &mut buf.0).unwrap();
+        interp.set_input(0, &[-1.0, 0.0, 0.5, 100.0]).unwrap();
+        assert_eq!(interp.input_i8(0).unwrap(), &[-30, -10, 0, 127]);
+        assert_eq!(interp.input_f32(0).err(), Some(Error::WrongType { tensor: 0 }));
+        interp.invoke().unwrap();
+        let mut y = [0f32; 4];
+        interp.get_output(0, &mut y).unwrap();
+        // relu then sigmoid on the 0.05 grid: sigmoid(0) = 0.5, sigmoid(0.5) ≈ 0.62 → 0.6,
+        // and the saturated input 127 = 6.85 gives sigmoid ≈ 0.999 → 1.0.
+        assert_eq!(interp.output_i8(0).unwrap(), &[0, 0, 2, 10]);
+        assert_eq!(y, [0.5, 0.5, 0.6, 1.0]);
+        assert_eq!(interp.set_input(0, &[0.0; 3]), Err(Error::WrongLength { expected: 4, got: 3 }));
+    }
 }

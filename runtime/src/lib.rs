@@ -23,14 +23,14 @@ pub use model::{IoInfo, Model, OpInfo, TensorInfo};
 pub struct Aligned<T: ?Sized>(pub T);
 
 /// An owned, 16-byte aligned copy of a model file.
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "std"))]
 #[derive(Clone, Debug)]
 pub struct AlignedBytes {
     storage: Vec<u128>,
     len: usize,
 }
 
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "std"))]
 impl AlignedBytes {
     /// Copies `bytes` into aligned storage.
     pub fn new(bytes: &[u8]) -> Self {
@@ -40,7 +40,7 @@ impl AlignedBytes {
     }
 }
 
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "std"))]
 impl core::ops::Deref for AlignedBytes {
     type Target = [u8];
 

@@ -4,7 +4,7 @@
 //! `bytemuck`, so the runtime never copies the model. All integers are little-endian.
 
 pub mod params;
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "std"))]
 pub mod writer;
 
 use bytemuck::{Pod, Zeroable};
