@@ -25,7 +25,7 @@ impl ModelFile {
 
     /// The validated model.
     pub fn model(&self) -> Result<Model<'_>> {
-        Model::from_bytes(&self.bytes).map_err(|e| anyhow::anyhow!("invalid Ember model: {e}"))
+        Model::from_bytes(&self.bytes).context("invalid Ember model")
     }
 
     /// File size in bytes.
@@ -65,9 +65,9 @@ impl<'m> Runner<'m> {
             model.input_count(),
             inputs.len()
         );
-        let mut interp = Interpreter::new(model, &mut self.arena).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut interp = Interpreter::new(model, &mut self.arena)?;
         for (i, x) in inputs.iter().enumerate() {
-            let io = model.input(i).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let io = model.input(i)?;
             let onnx: Vec<usize> = io.onnx_dims.iter().map(|&d| d as usize).collect();
             ensure!(
                 x.shape() == onnx.as_slice(),
@@ -78,14 +78,14 @@ impl<'m> Runner<'m> {
             let perm: Vec<usize> = io.perm.iter().map(|&p| p as usize).collect();
             let internal = x.view().permuted_axes(IxDyn(&perm));
             let values: Vec<f32> = internal.iter().copied().collect();
-            interp.set_input(i, &values).map_err(|e| anyhow::anyhow!("input '{}': {e}", io.name))?;
+            interp.set_input(i, &values).with_context(|| format!("input '{}'", io.name))?;
         }
-        interp.invoke_with(hook).map_err(|e| anyhow::anyhow!("{e}"))?;
+        interp.invoke_with(hook)?;
         (0..model.output_count())
             .map(|i| {
-                let io = model.output(i).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let io = model.output(i)?;
                 let mut values = vec![0f32; io.tensor.len()];
-                interp.get_output(i, &mut values).map_err(|e| anyhow::anyhow!("{e}"))?;
+                interp.get_output(i, &mut values)?;
                 let internal_shape: Vec<usize> = io.tensor.dims.iter().map(|&d| d as usize).collect();
                 let internal = ArrayD::from_shape_vec(IxDyn(&internal_shape), values)?;
                 let mut inverse = vec![0; io.perm.len()];

@@ -173,7 +173,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 fn model_inputs(model: &ember::Model) -> Result<Vec<(String, Vec<usize>)>> {
     (0..model.input_count())
         .map(|i| {
-            let io = model.input(i).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let io = model.input(i)?;
             Ok((io.name.to_string(), io.onnx_dims.iter().map(|&d| d as usize).collect()))
         })
         .collect()
