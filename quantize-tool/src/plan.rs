@@ -56,16 +56,18 @@ pub fn plan(builder: &mut ModelBuilder) -> PlanReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ember::format::params::UnaryParams;
+    use ember::format::params::PadParams;
     use ember::format::writer::IoDesc;
     use ember::format::{DType, OpKind};
 
+    /// A chain of 1-D f32 pads growing through `sizes`.
     fn chain(sizes: &[usize]) -> ModelBuilder {
         let mut b = ModelBuilder::new();
         let ids: Vec<u16> = sizes.iter().map(|&n| b.activation(DType::F32, &[n], None).unwrap()).collect();
-        for w in ids.windows(2) {
-            let p = UnaryParams { a: 0.0, b: 0.0 };
-            b.op(OpKind::Relu, &[w[0]], &[w[1]], &p).unwrap();
+        for (w, s) in ids.windows(2).zip(sizes.windows(2)) {
+            let mut p = PadParams { pads: [[0; 2]; 6], value: 0.0, qvalue: 0 };
+            p.pads[0][1] = (s[1] - s[0]) as u32;
+            b.op(OpKind::Pad, &[w[0]], &[w[1]], &p).unwrap();
         }
         let io =
             |t: u16, n: usize| IoDesc { tensor: t, name: "x".into(), onnx_shape: vec![n], perm: vec![0] };
@@ -76,14 +78,17 @@ mod tests {
 
     #[test]
     fn chain_reuses_memory_of_dead_tensors() {
-        let mut b = chain(&[100, 50, 100, 50]);
+        let mut b = chain(&[50, 100, 150, 200]);
         let report = plan(&mut b);
-        // Two neighbours are alive at each op: at most 400 + 208 bytes, never all four.
-        assert_eq!(report.unshared_bytes, 400 + 208 + 400 + 208);
-        assert_eq!(report.arena_bytes, 400 + 208);
+        assert_eq!(report.unshared_bytes, 208 + 400 + 608 + 800);
+        // Largest first: t3 (ops 2..2) at 0, t2 (1..2) after it at 800, t1 (0..1) reuses 0,
+        // t0 (0..0) goes after t1 at 400.
+        assert_eq!(report.arena_bytes, 800 + 608);
         let bytes = b.finish().unwrap();
         let aligned = ember::AlignedBytes::new(&bytes);
         let model = ember::Model::from_bytes(&aligned).expect("plan passes the runtime's checks");
-        assert_eq!(model.arena_bytes(), 608);
+        assert_eq!(model.arena_bytes(), 1408);
+        let offsets: Vec<usize> = (0..4).map(|t| model.tensor(t).unwrap().offset).collect();
+        assert_eq!(offsets, [400, 0, 800, 0]);
     }
 }

@@ -147,9 +147,12 @@ mod tests {
         assert_eq!(q.zero_point, -128);
         assert_eq!(q.quantize(0.0), -128);
         assert_eq!(q.quantize(2.0), 127);
+        // The zero point rounds (−0.5 → −1), so the top end lands one step short.
         let q = QParams::from_range(-1.0, 1.0);
+        assert_eq!((q.scale, q.zero_point), (2.0 / 255.0, -1));
         assert_eq!(q.quantize(-1.0), -128);
-        assert_eq!(q.quantize(1.0), 127);
+        assert_eq!(q.quantize(0.0), -1);
+        assert_eq!(q.quantize(1.0), 126);
     }
 
     #[test]
