@@ -33,9 +33,10 @@ pub enum Error {
     MisalignedModel,
     /// This runtime only runs on little-endian targets.
     BigEndian,
-    /// A section of the file lies outside it or is misaligned.
+    /// A section of the file lies outside it or is misaligned (section 255: the header's
+    /// reserved fields are not zero).
     BadSection {
-        /// Section index in the header's directory.
+        /// Section index in the header's directory, or 255 for the header.
         section: u8,
     },
     /// A tensor record is inconsistent.
@@ -128,6 +129,10 @@ impl fmt::Display for Error {
                 "model bytes must start at a 16-byte aligned address: wrap them in ember::Aligned or ember::AlignedBytes"
             ),
             Error::BigEndian => write!(f, "Ember models run only on little-endian targets"),
+            Error::BadSection { section: u8::MAX } => write!(
+                f,
+                "header flags or reserved fields are not zero (written by a newer ember-quantize?)"
+            ),
             Error::BadSection { section } => {
                 write!(f, "section {section} lies outside the file or is misaligned")
             }

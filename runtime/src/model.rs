@@ -149,6 +149,9 @@ impl<'a> Model<'a> {
         if header.version != VERSION {
             return Err(Error::UnsupportedVersion { found: header.version });
         }
+        if header.flags != 0 || header.reserved != [0; 3] {
+            return Err(Error::BadSection { section: u8::MAX });
+        }
         let file_len = header.file_len as usize;
         if file_len < HEADER_LEN || file_len > bytes.len() {
             return Err(Error::Truncated { needed: file_len.max(HEADER_LEN), got: bytes.len() });
@@ -248,6 +251,9 @@ impl<'a> Model<'a> {
         })?;
         let bad = |reason| Error::BadOp { op: index, kind: OpKind::from_u8(r.kind), reason };
         let kind = OpKind::from_u8(r.kind).ok_or(bad("unknown op kind"))?;
+        if r.reserved != 0 {
+            return Err(bad("reserved byte is not zero"));
+        }
         let start = r.io_start as usize;
         let io = start
             .checked_add(r.n_inputs as usize + r.n_outputs as usize)
@@ -290,6 +296,13 @@ impl<'a> Model<'a> {
         if rank > MAX_RANK {
             return Err(bad("rank above 6"));
         }
+        let padding_is_zero = r.reserved == [0; 2]
+            && r.onnx_dims[rank..].iter().all(|&d| d == 0)
+            && r.perm[rank..].iter().all(|&p| p == 0)
+            && r.name[name.len()..].iter().all(|&c| c == 0);
+        if !padding_is_zero {
+            return Err(bad("reserved bytes or entries past the rank are not zero"));
+        }
         Ok(IoInfo {
             tensor: self.tensor(r.tensor)?,
             name,
@@ -326,6 +339,10 @@ impl<'a> Model<'a> {
     fn validate_tensor(&self, id: u16, last_op: u16) -> Result<(), Error> {
         let t = self.tensor(id)?;
         let bad = |reason| Error::BadTensor { tensor: id, reason };
+        let r = &self.tensors[id as usize];
+        if r.reserved != 0 || r.reserved2 != 0 || r.dims[t.dims.len()..].iter().any(|&d| d != 0) {
+            return Err(bad("reserved fields or dims past the rank are not zero"));
+        }
         let mut elements = 1usize;
         for &d in t.dims {
             if d == 0 {
