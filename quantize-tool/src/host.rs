@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use ember::{AlignedBytes, Hook, Interpreter, Model, NoHook};
+use ember::{AlignedBytes, Hook, Interpreter, IoInfo, Model, NoHook};
 use tract_onnx::prelude::tract_ndarray::{ArrayD, Axis, IxDyn};
 
 /// A model file loaded into aligned memory.
@@ -68,16 +68,7 @@ impl<'m> Runner<'m> {
         let mut interp = Interpreter::new(model, &mut self.arena)?;
         for (i, x) in inputs.iter().enumerate() {
             let io = model.input(i)?;
-            let onnx: Vec<usize> = io.onnx_dims.iter().map(|&d| d as usize).collect();
-            ensure!(
-                x.shape() == onnx.as_slice(),
-                "input '{}' must have shape {onnx:?}, got {:?}",
-                io.name,
-                x.shape()
-            );
-            let perm: Vec<usize> = io.perm.iter().map(|&p| p as usize).collect();
-            let internal = x.view().permuted_axes(IxDyn(&perm));
-            let values: Vec<f32> = internal.iter().copied().collect();
+            let values = to_internal(&io, x)?;
             interp.set_input(i, &values).with_context(|| format!("input '{}'", io.name))?;
         }
         interp.invoke_with(hook)?;
@@ -96,6 +87,19 @@ impl<'m> Runner<'m> {
             })
             .collect()
     }
+}
+
+/// The values of input `x` (in the ONNX shape and layout) in the model's internal layout.
+pub fn to_internal(io: &IoInfo, x: &ArrayD<f32>) -> Result<Vec<f32>> {
+    let onnx: Vec<usize> = io.onnx_dims.iter().map(|&d| d as usize).collect();
+    ensure!(
+        x.shape() == onnx.as_slice(),
+        "input '{}' must have shape {onnx:?}, got {:?}",
+        io.name,
+        x.shape()
+    );
+    let perm: Vec<usize> = io.perm.iter().map(|&p| p as usize).collect();
+    Ok(x.view().permuted_axes(IxDyn(&perm)).iter().copied().collect())
 }
 
 /// Splits `data` into samples of `shape`: either `data` is one sample, or its first axis
