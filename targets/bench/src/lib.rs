@@ -1,0 +1,273 @@
+//! The board-independent benchmark application.
+//!
+//! A board crate provides the model, an arena, an input batch (the items `ember-build`
+//! generates), a [`Clock`] and a console (any [`core::fmt::Write`]), then calls [`run`]. It runs
+//! every sample through the [`Interpreter`], timing the whole inference and each op (through a
+//! [`Hook`]), and prints a line-based report for a host program to parse:
+//!
+//! ```text
+//! ember-bench v1 board=<name> clock=<instructions|cycles> arena_bytes=<n> ops=<n>
+//! sample index=<i> argmax=<k> output_crc32=<0x%08x> ticks=<n>
+//! layer index=<op index> kind=<op kind name> ticks=<n>
+//! summary samples=<n> ticks_per_inference=<mean> output_crc32=<0x%08x> stack_bytes=<n>
+//! done
+//! ```
+//!
+//! One `sample` line per sample and one `layer` line per op (its ticks summed over all samples
+//! and divided by the sample count). The summary CRC32 (IEEE) covers the output bytes of all
+//! samples concatenated; `stack_bytes` is the peak stack use measured by [`StackPaint`] (0 when
+//! not measured).
+#![no_std]
+#![deny(missing_docs)]
+
+use core::fmt::Write;
+
+use ember::format::DType;
+use ember::{Hook, Interpreter, Model, OpEvent, OpOutput};
+
+/// The board's tick counter.
+pub trait Clock {
+    /// What one tick counts, printed as `clock=`: `"instructions"` or `"cycles"`.
+    const UNIT: &'static str;
+
+    /// The current tick count; never decreases.
+    fn now(&mut self) -> u64;
+}
+
+/// What a board hands to [`run`]: the generated module's items and its name.
+pub struct Bench<'a> {
+    /// Board name, printed as `board=`.
+    pub board: &'a str,
+    /// The model file bytes (16-byte aligned).
+    pub model: &'a [u8],
+    /// The interpreter's arena (at least the model's arena bytes).
+    pub arena: &'a mut [u8],
+    /// The raw input batch: whole samples of input 0 in its internal layout and element type.
+    pub inputs: &'a [u8],
+    /// Per-op tick accumulators, at least one per op (e.g. `[0; OP_COUNT]`).
+    pub layer_ticks: &'a mut [u64],
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug)]
+pub enum Error {
+    /// The runtime refused the model or failed while running it.
+    Ember(ember::Error),
+    /// The input batch is empty or not whole samples.
+    PartialSample {
+        /// Bytes of one sample.
+        sample_bytes: usize,
+        /// Bytes in the batch.
+        batch_bytes: usize,
+    },
+    /// `layer_ticks` has fewer entries than the model has ops.
+    TooFewLayerSlots {
+        /// Ops in the model.
+        ops: usize,
+    },
+    /// Input 0 or output 0 is neither int8 nor f32.
+    UnsupportedDType(DType),
+    /// The console failed.
+    Console,
+}
+
+impl From<ember::Error> for Error {
+    fn from(e: ember::Error) -> Self {
+        Error::Ember(e)
+    }
+}
+
+impl From<core::fmt::Error> for Error {
+    fn from(_: core::fmt::Error) -> Self {
+        Error::Console
+    }
+}
+
+/// Times each op into per-op accumulators.
+struct LayerTimer<'c, 't, C> {
+    clock: &'c mut C,
+    ticks: &'t mut [u64],
+    start: u64,
+}
+
+impl<C: Clock> Hook for LayerTimer<'_, '_, C> {
+    fn before(&mut self, _event: OpEvent) {
+        self.start = self.clock.now();
+    }
+
+    fn after(&mut self, event: OpEvent, _output: OpOutput<'_>) {
+        let elapsed = self.clock.now() - self.start;
+        if let Some(t) = self.ticks.get_mut(usize::from(event.index)) {
+            *t += elapsed;
+        }
+    }
+}
+
+/// Runs every sample of `bench.inputs` and prints the report to `console`.
+pub fn run<C: Clock>(
+    bench: Bench<'_>,
+    clock: &mut C,
+    console: &mut impl Write,
+    stack: Option<&StackPaint>,
+) -> Result<(), Error> {
+    let model = Model::from_bytes(bench.model)?;
+    let ops = model.op_count();
+    let layer_ticks = bench.layer_ticks.get_mut(..ops).ok_or(Error::TooFewLayerSlots { ops })?;
+    layer_ticks.fill(0);
+    let input = model.input(0)?.tensor;
+    let sample_bytes = input.byte_len;
+    if bench.inputs.is_empty() || !bench.inputs.len().is_multiple_of(sample_bytes) {
+        return Err(Error::PartialSample { sample_bytes, batch_bytes: bench.inputs.len() });
+    }
+    let mut interp = Interpreter::new(&model, bench.arena)?;
+    writeln!(
+        console,
+        "ember-bench v1 board={} clock={} arena_bytes={} ops={ops}",
+        bench.board,
+        C::UNIT,
+        model.arena_bytes()
+    )?;
+
+    let mut all_outputs = crc32fast::Hasher::new();
+    let mut total_ticks = 0u64;
+    let mut samples = 0u64;
+    for (index, sample) in bench.inputs.chunks_exact(sample_bytes).enumerate() {
+        write_input(&mut interp, input.dtype, sample)?;
+        let mut timer = LayerTimer { clock: &mut *clock, ticks: &mut *layer_ticks, start: 0 };
+        let start = timer.clock.now();
+        interp.invoke_with(&mut timer)?;
+        let ticks = timer.clock.now() - start;
+        let mut crc = crc32fast::Hasher::new();
+        let argmax = read_output(&interp, |bytes| {
+            crc.update(bytes);
+            all_outputs.update(bytes);
+        })?;
+        writeln!(
+            console,
+            "sample index={index} argmax={argmax} output_crc32={:#010x} ticks={ticks}",
+            crc.finalize()
+        )?;
+        total_ticks += ticks;
+        samples += 1;
+    }
+
+    for (index, ticks) in layer_ticks.iter().enumerate() {
+        let kind = model.op(index as u16)?.kind;
+        writeln!(console, "layer index={index} kind={} ticks={}", kind.name(), ticks / samples)?;
+    }
+    writeln!(
+        console,
+        "summary samples={samples} ticks_per_inference={} output_crc32={:#010x} stack_bytes={}",
+        total_ticks / samples,
+        all_outputs.finalize(),
+        stack.map_or(0, StackPaint::peak_bytes)
+    )?;
+    writeln!(console, "done")?;
+    Ok(())
+}
+
+/// Copies one raw sample into input 0.
+fn write_input(interp: &mut Interpreter<'_, '_>, dtype: DType, sample: &[u8]) -> Result<(), Error> {
+    match dtype {
+        DType::I8 => {
+            for (d, &s) in interp.input_i8(0)?.iter_mut().zip(sample) {
+                *d = s as i8;
+            }
+        }
+        DType::F32 => {
+            for (d, s) in interp.input_f32(0)?.iter_mut().zip(sample.chunks_exact(4)) {
+                *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+            }
+        }
+        other => return Err(Error::UnsupportedDType(other)),
+    }
+    Ok(())
+}
+
+/// Feeds output 0's bytes (little-endian) to `sink` and returns the index of its first largest value.
+fn read_output(interp: &Interpreter<'_, '_>, mut sink: impl FnMut(&[u8])) -> Result<usize, Error> {
+    let dtype = interp.model().output(0)?.tensor.dtype;
+    let argmax = match dtype {
+        DType::I8 => {
+            let values = interp.output_i8(0)?;
+            values.iter().for_each(|&v| sink(&[v as u8]));
+            first_max(values.iter().copied())
+        }
+        DType::F32 => {
+            let values = interp.output_f32(0)?;
+            values.iter().for_each(|v| sink(&v.to_le_bytes()));
+            first_max(values.iter().copied())
+        }
+        other => return Err(Error::UnsupportedDType(other)),
+    };
+    Ok(argmax)
+}
+
+/// Index of the first largest value (0 for an empty sequence).
+fn first_max<T: PartialOrd>(values: impl Iterator<Item = T>) -> usize {
+    let mut best: Option<(usize, T)> = None;
+    for (i, v) in values.enumerate() {
+        if best.as_ref().is_none_or(|(_, b)| v > *b) {
+            best = Some((i, v));
+        }
+    }
+    best.map_or(0, |(i, _)| i)
+}
+
+/// Peak stack use, measured by painting the unused stack with a pattern at startup and finding
+/// the lowest word that no longer holds it.
+pub struct StackPaint {
+    bottom: *const u32,
+    top: usize,
+}
+
+/// The paint: any value works; this one is unlikely to be a stored value.
+const PAINT: u32 = 0xDEAD_BEEF;
+
+impl StackPaint {
+    /// Paints every word from `bottom` up to the current stack pointer (a full-descending stack
+    /// that ends at `top`).
+    ///
+    /// # Safety
+    ///
+    /// `bottom..top` must be the stack region (word-aligned, writable), no data may live between
+    /// `bottom` and the stack pointer (it is overwritten), and nothing else may be placed there
+    /// afterwards, since [`StackPaint::peak_bytes`] reads it.
+    #[cfg(target_arch = "arm")]
+    pub unsafe fn paint(bottom: *mut u32, top: *const u32) -> Self {
+        // One assembly loop that compares against the live stack pointer on every word: written
+        // in Rust, the compiler may read SP before pushing this function's own frame below it.
+        // SAFETY: writes only words in `bottom..sp`, unused stack per the caller's contract.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "mov {sp}, sp",
+                "cmp {word}, {sp}",
+                "bhs 3f",
+                "str {paint}, [{word}], #4",
+                "b 2b",
+                "3:",
+                word = inout(reg) bottom => _,
+                sp = out(reg) _,
+                paint = in(reg) PAINT,
+                options(nostack),
+            );
+        }
+        Self { bottom, top: top as usize }
+    }
+
+    /// Peak stack bytes used since [`StackPaint::paint`]: from the lowest overwritten word to the top.
+    pub fn peak_bytes(&self) -> usize {
+        let mut word = self.bottom;
+        while (word as usize) < self.top {
+            // SAFETY: `word` is in the stack region `bottom..top` given to `paint`, which is
+            // readable memory; volatile because the compiler cannot see who wrote it.
+            if unsafe { word.read_volatile() } != PAINT {
+                break;
+            }
+            // SAFETY: stays within `bottom..=top`, checked by the loop condition.
+            word = unsafe { word.add(1) };
+        }
+        self.top - word as usize
+    }
+}
