@@ -12,7 +12,7 @@ use crate::graph::{eval, Graph};
 use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto};
 
 fn mlperf(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models/mlperf-tiny").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mlperf-tiny").join(rel)
 }
 
 /// Reads array `name` of an .npz file as (shape, f32 data).
