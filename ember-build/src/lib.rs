@@ -12,6 +12,22 @@
 //! // src/main.rs
 //! mod model { include!(concat!(env!("OUT_DIR"), "/model.rs")); }
 //! ```
+//!
+//! An arena declared with the generated `Arena` type has exactly `ARENA_BYTES` bytes and 16-byte
+//! alignment, so `Interpreter::new` never fails for size with it:
+//!
+//! ```
+//! # mod model { pub const ARENA_BYTES: usize = 768; pub type Arena = ember::Aligned<[u8; ARENA_BYTES]>; }
+//! static mut ARENA: model::Arena = ember::Aligned([0; model::ARENA_BYTES]);
+//! ```
+//!
+//! and a smaller one does not compile (`expected an array with a size of 768, found one with a
+//! size of 767`):
+//!
+//! ```compile_fail,E0308
+//! # mod model { pub const ARENA_BYTES: usize = 768; pub type Arena = ember::Aligned<[u8; ARENA_BYTES]>; }
+//! static mut ARENA: model::Arena = ember::Aligned([0; 767]);
+//! ```
 
 use std::fmt::Write as _;
 use std::path::Path;
