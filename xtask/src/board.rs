@@ -4,10 +4,15 @@
 //! `ember-bench v1 …`, one `sample` line per input, one `layer` line per op, `summary`, `done`.
 
 use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
+use ember::format::DType;
+use ember::{Interpreter, Model};
 use object::{Object, ObjectSection};
 
 use crate::{root, run_checked};
@@ -31,6 +36,36 @@ pub const QEMU_M4: Board = Board {
     binary: "ember-qemu-m4",
     target: "thumbv7em-none-eabihf",
 };
+
+/// Cortex-M7 on QEMU `mps2-an500`.
+pub const QEMU_M7: Board = Board {
+    name: "qemu-m7",
+    dir: "targets/qemu-mps2-an500",
+    binary: "ember-qemu-m7",
+    target: "thumbv7em-none-eabihf",
+};
+
+/// Cortex-M55 on QEMU `mps3-an547`.
+pub const QEMU_M55: Board = Board {
+    name: "qemu-m55",
+    dir: "targets/qemu-mps3-an547",
+    binary: "ember-qemu-m55",
+    target: "thumbv8m.main-none-eabihf",
+};
+
+/// Every board `--board` can name.
+pub const BOARDS: &[&Board] = &[&QEMU_M4, &QEMU_M7, &QEMU_M55];
+
+/// The boards run when none is named (each was checked to build and match the host).
+pub const DEFAULT_BOARDS: &[&Board] = &[&QEMU_M4, &QEMU_M7, &QEMU_M55];
+
+/// The board called `name`.
+pub fn by_name(name: &str) -> Result<&'static Board> {
+    BOARDS.iter().copied().find(|b| b.name == name).with_context(|| {
+        let names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
+        format!("unknown board {name:?}: one of {}", names.join(", "))
+    })
+}
 
 /// One inference on the board.
 #[derive(Debug, PartialEq)]
@@ -143,21 +178,164 @@ pub fn elf_sizes(elf: &Path) -> Result<ElfSizes> {
     })
 }
 
+/// The `FLASH` and `RAM` lengths in bytes of a cortex-m-rt `memory.x` (which must define both).
+pub fn memory_regions(memory_x: &str) -> Result<(u64, u64)> {
+    let length = |region: &str| -> Result<u64> {
+        let line = memory_x
+            .lines()
+            .map(|l| l.trim())
+            .find(|l| l.split([' ', ':', '(']).next() == Some(region))
+            .with_context(|| format!("memory.x has no {region} region"))?;
+        let value = line
+            .split_once("LENGTH")
+            .and_then(|(_, v)| v.trim_start().strip_prefix('='))
+            .with_context(|| format!("no LENGTH in {line:?}"))?
+            .trim()
+            .trim_end_matches([',', ';'])
+            .trim();
+        let (digits, unit) = match value.strip_suffix(['K', 'k']) {
+            Some(d) => (d, 1 << 10),
+            None => match value.strip_suffix(['M', 'm']) {
+                Some(d) => (d, 1 << 20),
+                None => (value, 1),
+            },
+        };
+        let n = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => digits.parse().ok(),
+        };
+        Ok(n.with_context(|| format!("bad LENGTH in {line:?}"))? * unit)
+    };
+    Ok((length("FLASH")?, length("RAM")?))
+}
+
+/// The firmware's ELF path.
+pub fn elf_path(board: &Board) -> PathBuf {
+    root().join(board.dir).join("target").join(board.target).join("release").join(board.binary)
+}
+
+/// Why a build failed: `Ok(Some(msg))` when the image does not fit the memory map (the
+/// linker's overflow message), `Err` for any other failure.
+fn build_error(board: &Board, err: anyhow::Error) -> Result<String> {
+    let text = format!("{err:#}");
+    let overflow = text.lines().find(|l| l.contains("will not fit in region") || l.contains("overflowed by"));
+    match overflow {
+        // `  = note: rust-lld: error: section '.rodata' will not fit in region 'FLASH': overflowed by …`
+        Some(line) => Ok(line.rsplit("error: ").next().unwrap_or(line).trim().to_string()),
+        None => Err(err.context(format!("building the {} firmware", board.name))),
+    }
+}
+
+/// Builds `board`'s firmware with `model` and `inputs` embedded: `Ok(Err(why))` when the image
+/// does not fit the board's memory map.
+pub fn build(board: &Board, model: &Path, inputs: &Path) -> Result<std::result::Result<PathBuf, String>> {
+    let built = run_checked(
+        Command::new("cargo")
+            .args(["build", "--quiet", "--release"])
+            .current_dir(root().join(board.dir))
+            .env("EMBER_MODEL", model.canonicalize()?)
+            .env("EMBER_INPUTS", inputs.canonicalize()?),
+    );
+    match built {
+        Ok(_) => Ok(Ok(elf_path(board))),
+        Err(e) => Ok(Err(build_error(board, e)?)),
+    }
+}
+
 /// Builds `board`'s firmware with `model` and `inputs` embedded, runs it, returns its report
 /// and the firmware's ELF path.
 pub fn run(board: &Board, model: &Path, inputs: &Path) -> Result<(Report, PathBuf)> {
-    let dir = root().join(board.dir);
-    let out = run_checked(
-        Command::new("cargo")
-            .args(["run", "--quiet", "--release"])
-            .current_dir(&dir)
-            .env("EMBER_MODEL", model.canonicalize()?)
-            .env("EMBER_INPUTS", inputs.canonicalize()?),
-    )?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let report = parse(&text).with_context(|| format!("board {}", board.name))?;
-    let elf = dir.join("target").join(board.target).join("release").join(board.binary);
-    Ok((report, elf))
+    if let Err(why) = build(board, model, inputs)? {
+        bail!("the firmware does not fit board {}: {why}", board.name);
+    }
+    let report = run_built(board, model, inputs, Duration::from_secs(1800))?;
+    Ok((report, elf_path(board)))
+}
+
+/// Runs the firmware that `build` made (with the same `model` and `inputs`, so cargo does not
+/// rebuild) through the board's cargo runner, killing it after `timeout`.
+pub fn run_built(board: &Board, model: &Path, inputs: &Path, timeout: Duration) -> Result<Report> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["run", "--quiet", "--release"])
+        .current_dir(root().join(board.dir))
+        .env("EMBER_MODEL", model.canonicalize()?)
+        .env("EMBER_INPUTS", inputs.canonicalize()?)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout ends QEMU (cargo's child) too.
+        .process_group(0);
+    let mut child = cmd.spawn().with_context(|| format!("cannot run {cmd:?}"))?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if start.elapsed() > timeout {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    let Some(status) = status else {
+        bail!(
+            "board {} did not finish within {} s (a hard fault or an endless loop?):\n{stdout}{stderr}",
+            board.name,
+            timeout.as_secs()
+        );
+    };
+    ensure!(status.success(), "board {} failed ({status}):\n{stdout}{stderr}", board.name);
+    parse(&stdout).with_context(|| format!("board {}", board.name))
+}
+
+/// The host's counterpart of the report's summary `output_crc32`: CRC32 over output 0's bytes
+/// (int8 as-is, f32 little-endian) for every sample of `batch` (raw input 0 samples in the
+/// model's internal layout and element type), concatenated — what `ember-bench` computes.
+pub fn host_output_crc(model: &Model, batch: &[u8]) -> Result<u32> {
+    let mut arena = vec![0u8; model.arena_bytes() + 16];
+    let mut interp = Interpreter::new(model, &mut arena)?;
+    let input = model.input(0)?.tensor;
+    let output = model.output(0)?.tensor;
+    ensure!(
+        !batch.is_empty() && batch.len().is_multiple_of(input.byte_len),
+        "the batch has {} bytes, not whole samples of {} bytes",
+        batch.len(),
+        input.byte_len
+    );
+    let mut crc = crc32fast::Hasher::new();
+    for sample in batch.chunks_exact(input.byte_len) {
+        match input.dtype {
+            DType::I8 => interp.input_i8(0)?.iter_mut().zip(sample).for_each(|(d, &s)| *d = s as i8),
+            DType::F32 => interp
+                .input_f32(0)?
+                .iter_mut()
+                .zip(sample.chunks_exact(4))
+                .for_each(|(d, s)| *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]])),
+            other => bail!("input 0 is {}: only int8 and f32 inputs are supported", other.name()),
+        }
+        interp.invoke()?;
+        match output.dtype {
+            DType::I8 => interp.output_i8(0)?.iter().for_each(|&v| crc.update(&[v as u8])),
+            DType::F32 => interp.output_f32(0)?.iter().for_each(|v| crc.update(&v.to_le_bytes())),
+            other => bail!("output 0 is {}: only int8 and f32 outputs are supported", other.name()),
+        }
+    }
+    Ok(crc.finalize())
 }
 
 #[cfg(test)]
@@ -181,5 +359,27 @@ mod tests {
         assert_eq!(r.layers, [(0, "conv2d".to_string(), 40)]);
         assert_eq!((r.ticks_per_inference, r.output_crc32, r.stack_bytes), (101, 0xdeadbeef, 512));
         assert!(parse("ember-bench v1 board=x clock=y arena_bytes=1\n").is_err(), "no done line");
+    }
+
+    #[test]
+    fn tells_overflow_from_other_build_errors() {
+        let overflow = anyhow::anyhow!(
+            "cargo build failed:\n  = note: rust-lld: error: section '.rodata' will not fit in region 'FLASH': \
+             overflowed by 110440 bytes\n          rust-lld: error: section '.data' will not fit in region 'FLASH'"
+        );
+        assert_eq!(
+            build_error(&QEMU_M55, overflow).unwrap(),
+            "section '.rodata' will not fit in region 'FLASH': overflowed by 110440 bytes"
+        );
+        assert!(build_error(&QEMU_M55, anyhow::anyhow!("error[E0425]: cannot find value")).is_err());
+    }
+
+    #[test]
+    fn reads_memory_x_lengths() {
+        let m4 = "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 4M\n  RAM   : ORIGIN = 0x20000000, LENGTH = 4M\n}\n";
+        assert_eq!(memory_regions(m4).unwrap(), (4 << 20, 4 << 20));
+        let other = "MEMORY {\n FLASH (rx) : ORIGIN = 0x10000000, LENGTH = 512K\n             RAM (rwx): ORIGIN = 0x30000000, LENGTH = 0x00020000\n DTCM : ORIGIN = 0, LENGTH = 1K\n}";
+        assert_eq!(memory_regions(other).unwrap(), (512 << 10, 0x20000));
+        assert!(memory_regions("MEMORY { RAM : ORIGIN = 0, LENGTH = 4K }").is_err(), "no FLASH");
     }
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: the README's main job on an emulated Cortex-M4F.
 
 use anyhow::{ensure, Result};
-use ember::{AlignedBytes, Interpreter, Model};
+use ember::{AlignedBytes, Model};
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{to_internal, Runner};
 use ember_quantize::metrics::{accuracy, argmax};
@@ -9,7 +9,7 @@ use ember_quantize::npy::{load_samples, read_npy};
 use ember_quantize::onnx::{load_onnx, TractModel};
 use ember_quantize::pipeline::build;
 
-use crate::board::{self, elf_sizes, QEMU_M4};
+use crate::board::{self, elf_sizes, host_output_crc, QEMU_M4};
 use crate::{root, setup};
 
 /// Quantizes the digits CNN, runs `images` test images on the emulated board and prints the
@@ -96,21 +96,4 @@ pub fn run(images: usize) -> Result<()> {
     let host_argmax: Vec<usize> = host_int8[..images].iter().map(|o| argmax(o)).collect();
     ensure!(predicted == host_argmax, "board predictions differ from the host's");
     Ok(())
-}
-
-/// CRC32 over the int8 output bytes of every input in `batch` (concatenated), run on the host.
-fn host_output_crc(model: &Model, batch: &[u8]) -> Result<u32> {
-    let mut arena = vec![0u8; model.arena_bytes() + 16];
-    let mut interp = Interpreter::new(model, &mut arena)?;
-    let len = interp.input_i8(0)?.len();
-    let mut crc = crc32fast::Hasher::new();
-    for sample in batch.chunks_exact(len) {
-        for (d, &s) in interp.input_i8(0)?.iter_mut().zip(sample) {
-            *d = s as i8;
-        }
-        interp.invoke()?;
-        let out: Vec<u8> = interp.output_i8(0)?.iter().map(|&v| v as u8).collect();
-        crc.update(&out);
-    }
-    Ok(crc.finalize())
 }

@@ -2,7 +2,10 @@
 //!
 //! `cargo xtask demo` quantizes the bundled digits model, runs it on an emulated Cortex-M4F
 //! (QEMU `mps2-an386`) and prints predictions, accuracy, instructions per inference and memory.
+//! `cargo xtask bench-device` runs the MLPerf Tiny models on the emulated boards and writes
+//! `benches/results/device.json` and the on-device section of docs/BENCHMARKS.md.
 
+mod bench;
 mod board;
 mod demo;
 mod setup;
@@ -25,11 +28,56 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         images: usize,
     },
+    /// Quantize the MLPerf Tiny models (int8), run them on the emulated boards, write
+    /// benches/results/device.json and the on-device table in docs/BENCHMARKS.md.
+    BenchDevice {
+        /// Board to run on (repeatable): qemu-m4, qemu-m7, qemu-m55. Default: every board
+        /// known to build.
+        #[arg(long = "board")]
+        boards: Vec<String>,
+        /// ONNX model to run instead of the MLPerf Tiny models (repeatable).
+        #[arg(long = "model")]
+        models: Vec<std::path::PathBuf>,
+        /// Input range `LO..HI` of the synthetic calibration and test inputs (needed for models
+        /// outside the MLPerf Tiny table).
+        #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
+        range: Option<(f32, f32)>,
+        /// Longest one firmware run may take, in seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout_secs: u64,
+        /// Don't rewrite docs/BENCHMARKS.md.
+        #[arg(long)]
+        no_docs: bool,
+    },
+}
+
+fn parse_range(s: &str) -> Result<(f32, f32), String> {
+    let (lo, hi) = s.split_once("..").ok_or("expected LO..HI, e.g. -1..1")?;
+    let (lo, hi): (f32, f32) = (
+        lo.trim().parse().map_err(|e| format!("{lo}: {e}"))?,
+        hi.trim().parse().map_err(|e| format!("{hi}: {e}"))?,
+    );
+    if lo.is_finite() && hi.is_finite() && lo <= hi {
+        Ok((lo, hi))
+    } else {
+        Err(format!("{s}: LO must not exceed HI"))
+    }
 }
 
 fn main() {
     let result = match Cli::parse().command {
         Command::Demo { images } => demo::run(images),
+        Command::BenchDevice { boards, models, range, timeout_secs, no_docs } => {
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            bench::run(bench::Options {
+                boards,
+                models,
+                range,
+                timeout: std::time::Duration::from_secs(timeout_secs),
+                docs: !no_docs,
+                command: format!("cargo xtask {}", args.join(" ")),
+            })
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
