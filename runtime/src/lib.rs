@@ -18,6 +18,10 @@ pub use error::Error;
 pub use interpreter::{Hook, Interpreter, NoHook, OpEvent, OpOutput};
 pub use model::{IoInfo, Model, OpInfo, TensorInfo};
 
+/// CRC-32 (IEEE 802.3) of the model header, with a 1 KiB lookup table to keep flash small.
+/// `CRC32.checksum(bytes)` or `CRC32.digest()` for streaming.
+pub const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
 /// Wraps data (e.g. `include_bytes!` of a model) at the 16-byte alignment models need.
 #[repr(C, align(16))]
 pub struct Aligned<T: ?Sized>(pub T);

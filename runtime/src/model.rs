@@ -157,7 +157,7 @@ impl<'a> Model<'a> {
             return Err(Error::Truncated { needed: file_len.max(HEADER_LEN), got: bytes.len() });
         }
         let bytes = &bytes[..file_len];
-        let found = crc32fast::hash(&bytes[16..]);
+        let found = crate::CRC32.checksum(&bytes[16..]);
         if found != header.crc32 {
             return Err(Error::CrcMismatch { expected: header.crc32, found });
         }

@@ -326,7 +326,7 @@ impl ModelBuilder {
             ..Default::default()
         };
         out[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(&header));
-        header.crc32 = crc32fast::hash(&out[16..]);
+        header.crc32 = crate::CRC32.checksum(&out[16..]);
         out[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(&header));
         Ok(out)
     }
