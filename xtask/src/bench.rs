@@ -58,6 +58,8 @@ pub struct Options {
     pub range: Option<(f32, f32)>,
     /// Longest a board may run one model.
     pub timeout: Duration,
+    /// Where to write the JSON results.
+    pub json: PathBuf,
     /// Whether to rewrite the docs/BENCHMARKS.md section.
     pub docs: bool,
     /// The command line, for the docs.
@@ -196,10 +198,11 @@ pub fn run(options: Options) -> Result<()> {
         }
     }
 
-    let results = root().join("benches/results");
-    std::fs::create_dir_all(&results)?;
+    if let Some(dir) = options.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let json = serde_json::to_string_pretty(&runs)? + "\n";
-    std::fs::write(results.join("device.json"), json)?;
+    std::fs::write(&options.json, json).with_context(|| format!("writing {}", options.json.display()))?;
     let section = section(&runs, &options.command, &versions());
     println!("{section}");
     if options.docs {
@@ -208,7 +211,8 @@ pub fn run(options: Options) -> Result<()> {
         std::fs::write(&docs, replace_section(&text, &section))?;
     }
     eprintln!(
-        "wrote benches/results/device.json{}",
+        "wrote {}{}",
+        options.json.display(),
         if options.docs { " and docs/BENCHMARKS.md" } else { "" }
     );
 

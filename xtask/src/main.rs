@@ -45,6 +45,9 @@ enum Command {
         /// Longest one firmware run may take, in seconds.
         #[arg(long, default_value_t = 1800)]
         timeout_secs: u64,
+        /// Where to write the JSON results (default: benches/results/device.json).
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
         /// Don't rewrite docs/BENCHMARKS.md.
         #[arg(long)]
         no_docs: bool,
@@ -67,13 +70,14 @@ fn parse_range(s: &str) -> Result<(f32, f32), String> {
 fn main() {
     let result = match Cli::parse().command {
         Command::Demo { images } => demo::run(images),
-        Command::BenchDevice { boards, models, range, timeout_secs, no_docs } => {
+        Command::BenchDevice { boards, models, range, timeout_secs, json, no_docs } => {
             let args: Vec<String> = std::env::args().skip(1).collect();
             bench::run(bench::Options {
                 boards,
                 models,
                 range,
                 timeout: std::time::Duration::from_secs(timeout_secs),
+                json: json.unwrap_or_else(|| root().join("benches/results/device.json")),
                 docs: !no_docs,
                 command: format!("cargo xtask {}", args.join(" ")),
             })
