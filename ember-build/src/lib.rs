@@ -95,6 +95,7 @@ pub fn module_source(
     writeln!(s, "pub type Arena = ember::Aligned<[u8; ARENA_BYTES]>;")?;
     writeln!(s, "/// Number of ops (layers) in the model.")?;
     writeln!(s, "pub const OP_COUNT: usize = {};", model.op_count())?;
+    kernel_items(&mut s, &model)?;
     io_items(&mut s, "INPUT", "input", &input)?;
     io_items(&mut s, "OUTPUT", "output", &output)?;
 
@@ -121,6 +122,30 @@ pub fn module_source(
         writeln!(s, "pub const INPUT_COUNT: usize = {};", byte_len / sample)?;
     }
     Ok(s)
+}
+
+/// `Kernels`: the kernels the model's ops need, so firmware links only those.
+fn kernel_items(s: &mut String, model: &Model) -> Result<()> {
+    let (mut int8, mut float) = (0u32, 0u32);
+    let mut names = Vec::new();
+    for index in 0..model.op_count() as u16 {
+        let op = model.op(index)?;
+        let is_int8 = model.tensor(op.outputs[0])?.dtype == ember::format::DType::I8;
+        let mask = if is_int8 { &mut int8 } else { &mut float };
+        *mask |= ember::kernel_bit(op.kind);
+        let name = format!("{} ({})", op.kind.name(), if is_int8 { "int8" } else { "float" });
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    writeln!(s, "/// The kernels this model needs: {}.", names.join(", "))?;
+    writeln!(s, "/// `Interpreter::<Kernels>::with_kernels` links only these.")?;
+    writeln!(s, "pub struct Kernels;")?;
+    writeln!(s, "impl ember::Kernels for Kernels {{")?;
+    writeln!(s, "    const INT8: u32 = {int8:#034b};")?;
+    writeln!(s, "    const FLOAT: u32 = {float:#034b};")?;
+    writeln!(s, "}}")?;
+    Ok(())
 }
 
 /// `{PREFIX}_LEN`, `_SCALE`, `_ZERO_POINT` and `_SHAPE` for one model input or output.

@@ -87,6 +87,13 @@ pub enum Error {
         /// Bytes given.
         got: usize,
     },
+    /// The model needs a kernel the interpreter's kernel set does not link.
+    KernelNotLinked {
+        /// Operator index.
+        op: u16,
+        /// Operator kind.
+        kind: OpKind,
+    },
     /// No input or output with that index.
     NoSuchIo {
         /// Index asked for.
@@ -154,6 +161,12 @@ impl fmt::Display for Error {
             Error::ArenaTooSmall { needed, got } => write!(
                 f,
                 "arena too small: needs {needed} bytes at this address, got {got} (a 16-byte aligned arena needs Model::arena_bytes())"
+            ),
+            Error::KernelNotLinked { op, kind } => write!(
+                f,
+                "op {op} ({}) needs a kernel this firmware does not link: regenerate the model module \
+                 (ember-build) for this model, or use ember::AllKernels",
+                kind.name()
             ),
             Error::NoSuchIo { index, count } => {
                 write!(f, "no input/output {index}: the model has {count}")

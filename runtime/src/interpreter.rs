@@ -1,8 +1,11 @@
 //! Runs a validated model over a caller-provided arena.
 
+use core::marker::PhantomData;
+
 use crate::format::{DType, OpKind};
 use crate::model::{IoInfo, Model, TensorInfo};
-use crate::{ops, quant, Error};
+use crate::ops::{self, AllKernels, Kernels};
+use crate::{quant, Error};
 
 /// Alignment the interpreter gives the arena's start.
 const ARENA_ALIGN: usize = 16;
@@ -51,24 +54,41 @@ pub struct NoHook;
 
 impl Hook for NoHook {}
 
-/// Runs a model; owns nothing but borrows the model and the arena.
-pub struct Interpreter<'m, 'a> {
+/// Runs a model; owns nothing but borrows the model and the arena. `K` chooses the kernels
+/// linked into the program: all of them by default, only the model's with the `Kernels` type
+/// `ember-build` generates.
+pub struct Interpreter<'m, 'a, K: Kernels = AllKernels> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
+    kernels: PhantomData<K>,
 }
 
 impl<'m, 'a> Interpreter<'m, 'a> {
     /// Prepares to run `model` in `arena`, which needs `model.arena_bytes()` bytes after
-    /// aligning its start to 16 bytes.
+    /// aligning its start to 16 bytes, with every kernel linked.
     pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        Self::with_kernels(model, arena)
+    }
+}
+
+impl<'m, 'a, K: Kernels> Interpreter<'m, 'a, K> {
+    /// Like [`Interpreter::new`], linking only the kernels in `K`; fails if the model needs
+    /// another.
+    pub fn with_kernels(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         let misalignment = arena.as_ptr() as usize % ARENA_ALIGN;
         let skip = (ARENA_ALIGN - misalignment) % ARENA_ALIGN;
         let needed = model.arena_bytes().saturating_add(skip);
         if arena.len() < needed {
             return Err(Error::ArenaTooSmall { needed, got: arena.len() });
         }
+        for index in 0..model.op_count() as u16 {
+            let op = model.op(index)?;
+            if !ops::is_linked::<K>(model, &op)? {
+                return Err(Error::KernelNotLinked { op: index, kind: op.kind });
+            }
+        }
         let arena = &mut arena[skip..needed];
-        Ok(Self { model, arena })
+        Ok(Self { model, arena, kernels: PhantomData })
     }
 
     /// The model being run.
@@ -87,7 +107,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             let op = self.model.op(index)?;
             let event = OpEvent { index, kind: op.kind };
             hook.before(event);
-            ops::run(self.model, &op, self.arena)?;
+            ops::run::<K>(self.model, &op, self.arena)?;
             let tensor = self.model.tensor(op.outputs[0])?;
             let bytes = &self.arena[tensor.arena_range()];
             hook.after(event, OpOutput { tensor, bytes });
@@ -288,5 +308,28 @@ mod tests {
         assert_eq!(interp.output_i8(0).unwrap(), &[0, 0, 2, 10]);
         assert_eq!(y, [0.5, 0.5, 0.6, 1.0]);
         assert_eq!(interp.set_input(0, &[0.0; 3]), Err(Error::WrongLength { expected: 4, got: 3 }));
+    }
+
+    #[test]
+    fn a_kernel_set_must_link_every_kernel_the_model_needs() {
+        struct FloatRelu;
+        impl Kernels for FloatRelu {
+            const INT8: u32 = crate::kernel_bit(OpKind::Sigmoid);
+            const FLOAT: u32 = crate::kernel_bit(OpKind::Relu);
+        }
+        struct FloatReluSigmoid;
+        impl Kernels for FloatReluSigmoid {
+            const INT8: u32 = 0;
+            const FLOAT: u32 = crate::kernel_bit(OpKind::Relu) | crate::kernel_bit(OpKind::Sigmoid);
+        }
+        let bytes = two_op_model(false);
+        let model = Model::from_bytes(&bytes).unwrap();
+        let mut buf = Buffer([0; 64]);
+        let err = Interpreter::<FloatRelu>::with_kernels(&model, &mut buf.0).err();
+        assert_eq!(err, Some(Error::KernelNotLinked { op: 1, kind: OpKind::Sigmoid }));
+        let mut interp = Interpreter::<FloatReluSigmoid>::with_kernels(&model, &mut buf.0).unwrap();
+        interp.input_f32(0).unwrap().copy_from_slice(&[0.0; 4]);
+        interp.invoke().unwrap();
+        assert_eq!(interp.output_f32(0).unwrap(), &[0.5; 4]);
     }
 }

@@ -1,7 +1,10 @@
 //! Unary activations (`relu`, `clip`, `leaky_relu`, `hard_swish`, `hard_sigmoid`, `sigmoid`,
 //! `tanh`): `[x]` → `y` in f32, `[x, table]` → `y` in int8 through a 256-entry table.
 
-use super::{arity, expect_constant, expect_dims, expect_dtype, input, is_int8, output, shape_error, OpIo};
+use super::{
+    arity, expect_constant, expect_dims, expect_dtype, input, is_int8, kernel_bit, kernel_io, output,
+    shape_error, Kernels, OpIo,
+};
 use crate::format::params::UnaryParams;
 use crate::format::{DType, OpKind};
 use crate::kernels::activation::{self, UnaryF32};
@@ -22,7 +25,16 @@ pub(crate) fn unary(kind: OpKind, p: &UnaryParams) -> Option<UnaryF32> {
     })
 }
 
-pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+/// The op kinds this module runs.
+const KINDS: u32 = kernel_bit(OpKind::Relu)
+    | kernel_bit(OpKind::Clip)
+    | kernel_bit(OpKind::LeakyRelu)
+    | kernel_bit(OpKind::HardSwish)
+    | kernel_bit(OpKind::HardSigmoid)
+    | kernel_bit(OpKind::Sigmoid)
+    | kernel_bit(OpKind::Tanh);
+
+pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let p: UnaryParams = op.params()?;
     let f = unary(op.kind, &p).ok_or(op.error("not a unary op"))?;
     let (x, y) = (input(model, op, 0)?, output(model, op)?);
@@ -36,13 +48,13 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
         expect_constant(op, &table)?;
         expect_dtype(op, &table, DType::I8)?;
         expect_dims(op, &table, &[256], "[256]")?;
-        let Some(mut io) = io else { return Ok(()) };
+        let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
         let xv = io.read.input::<i8>(&x)?;
         let table: &[i8; 256] = io.read.input::<i8>(&table)?.try_into().map_err(|_| op.error("table"))?;
         activation::lookup_i8(table, xv, io.output()?);
     } else {
         arity(op, 1)?;
-        let Some(mut io) = io else { return Ok(()) };
+        let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
         let xv = io.read.input::<f32>(&x)?;
         activation::unary_f32(f, xv, io.output()?);
     }

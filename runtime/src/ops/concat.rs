@@ -1,12 +1,16 @@
 //! `concat`: `[x0, x1, …]` → `y` along one axis; int8 inputs and output share quantization.
 
-use super::{expect_dtype, expect_same_quant, input, is_int8, output, shape_error, Element, OpIo};
+use super::{
+    expect_dtype, expect_same_quant, input, is_int8, kernel_bit, kernel_io, output, shape_error, Element,
+    Kernels, OpIo,
+};
 use crate::format::params::ConcatParams;
+use crate::format::OpKind;
 use crate::kernels::concat::concat_part;
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
-pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let p: ConcatParams = op.params()?;
     let y = output(model, op)?;
     let axis = p.axis as usize;
@@ -31,7 +35,7 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
     if total != u64::from(y.dims[axis]) {
         return Err(shape_error(op, &y, "the sum of the inputs along the axis"));
     }
-    let Some(io) = io else { return Ok(()) };
+    let Some(io) = kernel_io::<K>(op, io, kernel_bit(OpKind::Concat), int8)? else { return Ok(()) };
     if int8 {
         copy_parts::<i8>(model, op, io, axis)
     } else {

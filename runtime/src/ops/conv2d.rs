@@ -1,12 +1,13 @@
 //! `conv2d`: `[x, w [Cout,KH,KW,Cin], bias]` (+ `requant` for int8) → `y`.
 
-use super::{input, nhwc, output, shape_error, weighted, OpIo};
+use super::{input, nhwc, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::ConvParams;
-use crate::kernels::{conv2d, ConvGeometry, Nhwc};
+use crate::format::OpKind;
+use crate::kernels::{conv2d, ClampF32, ConvGeometry, Int8Params, Nhwc, Weight};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::Error;
 
-pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let p: ConvParams = op.params()?;
     let (x, w, y) = (input(model, op, 0)?, input(model, op, 1)?, output(model, op)?);
     let (xs, ys) = (nhwc(op, &x)?, nhwc(op, &y)?);
@@ -15,12 +16,23 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
         return Err(shape_error(op, &w, "[Cout, KH, KW, Cin] matching x and y channels"));
     }
     let g = geometry(op, &y, xs, ys, [kh, kw], p.stride, p.dilation, p.pad)?;
-    let kernels = weighted::Kernels {
-        i8: conv2d::conv2d_i8,
-        f32: conv2d::conv2d_f32::<f32>,
-        f16: conv2d::conv2d_f32::<half::f16>,
-    };
-    weighted::run(model, op, io, &g, cout, &p.act, kernels)
+    weighted::run::<K, Conv2dKernels>(model, op, io, &g, cout, &p.act)
+}
+
+/// `conv2d`'s kernels.
+struct Conv2dKernels;
+
+impl weighted::WeightedKernels for Conv2dKernels {
+    const KIND: OpKind = OpKind::Conv2d;
+    type Geometry = ConvGeometry;
+
+    fn i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
+        conv2d::conv2d_i8(g, q, x, w, bias, out)
+    }
+
+    fn float<W: Weight>(g: &ConvGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {
+        conv2d::conv2d_f32(g, x, w, bias, act, out)
+    }
 }
 
 /// Dims of a rank-4 tensor.

@@ -1,13 +1,14 @@
 //! `depthwise_conv2d`: `[x, w [1,KH,KW,Cout], bias]` (+ `requant`) → `y`, Cout = Cin × multiplier.
 
 use super::conv2d::{dims4, geometry};
-use super::{input, nhwc, output, shape_error, weighted, OpIo};
+use super::{input, nhwc, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::ConvParams;
-use crate::kernels::depthwise_conv2d;
+use crate::format::OpKind;
+use crate::kernels::{depthwise_conv2d, ClampF32, ConvGeometry, Int8Params, Weight};
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
-pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let p: ConvParams = op.params()?;
     let (x, w, y) = (input(model, op, 0)?, input(model, op, 1)?, output(model, op)?);
     let (xs, ys) = (nhwc(op, &x)?, nhwc(op, &y)?);
@@ -16,10 +17,21 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
         return Err(shape_error(op, &w, "[1, KH, KW, Cout] with Cout a multiple of Cin"));
     }
     let g = geometry(op, &y, xs, ys, [kh, kw], p.stride, p.dilation, p.pad)?;
-    let kernels = weighted::Kernels {
-        i8: depthwise_conv2d::depthwise_conv2d_i8,
-        f32: depthwise_conv2d::depthwise_conv2d_f32::<f32>,
-        f16: depthwise_conv2d::depthwise_conv2d_f32::<half::f16>,
-    };
-    weighted::run(model, op, io, &g, cout, &p.act, kernels)
+    weighted::run::<K, DepthwiseConv2dKernels>(model, op, io, &g, cout, &p.act)
+}
+
+/// `depthwise_conv2d`'s kernels.
+struct DepthwiseConv2dKernels;
+
+impl weighted::WeightedKernels for DepthwiseConv2dKernels {
+    const KIND: OpKind = OpKind::DepthwiseConv2d;
+    type Geometry = ConvGeometry;
+
+    fn i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
+        depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out)
+    }
+
+    fn float<W: Weight>(g: &ConvGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {
+        depthwise_conv2d::depthwise_conv2d_f32(g, x, w, bias, act, out)
+    }
 }

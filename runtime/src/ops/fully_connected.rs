@@ -1,12 +1,13 @@
 //! `fully_connected`: `[x [rows…, depth], w [units, depth], bias]` (+ `requant`) → `y [rows…, units]`.
 
-use super::{input, output, shape_error, weighted, OpIo};
+use super::{input, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::FullyConnectedParams;
-use crate::kernels::{fully_connected, FcGeometry};
+use crate::format::OpKind;
+use crate::kernels::{fully_connected, ClampF32, FcGeometry, Int8Params, Weight};
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
-pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let p: FullyConnectedParams = op.params()?;
     let (x, w, y) = (input(model, op, 0)?, input(model, op, 1)?, output(model, op)?);
     let [units, depth] = match *w.dims {
@@ -21,12 +22,23 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
         return Err(shape_error(op, &y, "[rows…, units]"));
     }
     let g = FcGeometry { rows, depth, units };
-    let kernels = weighted::Kernels {
-        i8: fully_connected::fully_connected_i8,
-        f32: fully_connected::fully_connected_f32::<f32>,
-        f16: fully_connected::fully_connected_f32::<half::f16>,
-    };
-    weighted::run(model, op, io, &g, units, &p.act, kernels)
+    weighted::run::<K, FullyConnectedKernels>(model, op, io, &g, units, &p.act)
+}
+
+/// `fully_connected`'s kernels.
+struct FullyConnectedKernels;
+
+impl weighted::WeightedKernels for FullyConnectedKernels {
+    const KIND: OpKind = OpKind::FullyConnected;
+    type Geometry = FcGeometry;
+
+    fn i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
+        fully_connected::fully_connected_i8(g, q, x, w, bias, out)
+    }
+
+    fn float<W: Weight>(g: &FcGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {
+        fully_connected::fully_connected_f32(g, x, w, bias, act, out)
+    }
 }
 
 #[cfg(test)]

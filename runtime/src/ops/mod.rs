@@ -29,38 +29,99 @@ use crate::model::{Model, OpInfo, TensorInfo};
 use crate::quant::Requant;
 use crate::Error;
 
+/// Which kernels a firmware links: bit masks over op kinds (bit `kind as u8`, see
+/// [`kernel_bit`]), one for int8 and one for float (f32 and f16 weights). Kernels outside the
+/// masks are never referenced, so the linker drops them; `ember-build` generates the masks of a
+/// model, and [`AllKernels`] links everything.
+pub trait Kernels {
+    /// Op kinds whose int8 kernels are linked.
+    const INT8: u32;
+    /// Op kinds whose float kernels are linked.
+    const FLOAT: u32;
+}
+
+/// Links every kernel (the default).
+pub struct AllKernels;
+
+impl Kernels for AllKernels {
+    const INT8: u32 = u32::MAX;
+    const FLOAT: u32 = u32::MAX;
+}
+
+/// Links no kernel: validation runs every check through it without pulling kernels in.
+struct NoKernels;
+
+impl Kernels for NoKernels {
+    const INT8: u32 = 0;
+    const FLOAT: u32 = 0;
+}
+
+/// The bit of `kind` in a [`Kernels`] mask.
+pub const fn kernel_bit(kind: OpKind) -> u32 {
+    1 << kind as u32
+}
+
+/// Whether `op` computes in int8 (its output is int8) rather than in float.
+pub(crate) fn computes_in_int8(model: &Model, op: &OpInfo) -> Result<bool, Error> {
+    Ok(model.tensor(op.outputs[0])?.dtype == DType::I8)
+}
+
+/// Whether `K` links the kernel `op` needs (`reshape` needs none).
+pub(crate) fn is_linked<K: Kernels>(model: &Model, op: &OpInfo) -> Result<bool, Error> {
+    let mask = if computes_in_int8(model, op)? { K::INT8 } else { K::FLOAT };
+    Ok(op.kind == OpKind::Reshape || mask & kernel_bit(op.kind) != 0)
+}
+
 /// Validates an op without running it.
 pub(crate) fn prepare(model: &Model, op: &OpInfo) -> Result<(), Error> {
-    dispatch(model, op, None)
+    dispatch::<NoKernels>(model, op, None)
 }
 
-/// Runs an op over `arena`.
-pub(crate) fn run(model: &Model, op: &OpInfo, arena: &mut [u8]) -> Result<(), Error> {
+/// Runs an op over `arena` with the kernels `K` links.
+pub(crate) fn run<K: Kernels>(model: &Model, op: &OpInfo, arena: &mut [u8]) -> Result<(), Error> {
     let out = model.tensor(op.outputs[0])?;
-    dispatch(model, op, Some(OpIo::new(model, arena, out)?))
+    dispatch::<K>(model, op, Some(OpIo::new(model, arena, out)?))
 }
 
-fn dispatch(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+fn dispatch<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     match op.kind {
-        OpKind::Conv2d => conv2d::run(model, op, io),
-        OpKind::DepthwiseConv2d => depthwise_conv2d::run(model, op, io),
-        OpKind::FullyConnected => fully_connected::run(model, op, io),
-        OpKind::Add => add::run(model, op, io),
-        OpKind::Mul => mul::run(model, op, io),
+        OpKind::Conv2d => conv2d::run::<K>(model, op, io),
+        OpKind::DepthwiseConv2d => depthwise_conv2d::run::<K>(model, op, io),
+        OpKind::FullyConnected => fully_connected::run::<K>(model, op, io),
+        OpKind::Add => add::run::<K>(model, op, io),
+        OpKind::Mul => mul::run::<K>(model, op, io),
         OpKind::Relu
         | OpKind::Clip
         | OpKind::LeakyRelu
         | OpKind::HardSwish
         | OpKind::HardSigmoid
         | OpKind::Sigmoid
-        | OpKind::Tanh => activation::run(model, op, io),
-        OpKind::MaxPool | OpKind::AveragePool => pool::run(model, op, io),
-        OpKind::Mean => mean::run(model, op, io),
+        | OpKind::Tanh => activation::run::<K>(model, op, io),
+        OpKind::MaxPool | OpKind::AveragePool => pool::run::<K>(model, op, io),
+        OpKind::Mean => mean::run::<K>(model, op, io),
         OpKind::Reshape => reshape::run(model, op, io),
-        OpKind::Concat => concat::run(model, op, io),
-        OpKind::Pad => pad::run(model, op, io),
-        OpKind::Transpose => transpose::run(model, op, io),
-        OpKind::Softmax => softmax::run(model, op, io),
+        OpKind::Concat => concat::run::<K>(model, op, io),
+        OpKind::Pad => pad::run::<K>(model, op, io),
+        OpKind::Transpose => transpose::run::<K>(model, op, io),
+        OpKind::Softmax => softmax::run::<K>(model, op, io),
+    }
+}
+
+/// The arena view for running `op`'s kernel of this precision, which must be linked in `K`
+/// for one of `kinds`; `None` when only validating. With constant `kinds` and `int8` the
+/// kernel call after it is dead code for kernels `K` does not link.
+#[inline(always)]
+pub(crate) fn kernel_io<'m, 'r, K: Kernels>(
+    op: &OpInfo,
+    io: Option<OpIo<'m, 'r>>,
+    kinds: u32,
+    int8: bool,
+) -> Result<Option<OpIo<'m, 'r>>, Error> {
+    let linked = (if int8 { K::INT8 } else { K::FLOAT }) & kinds != 0;
+    match io {
+        None => Ok(None),
+        Some(io) if linked => Ok(Some(io)),
+        Some(_) => Err(Error::KernelNotLinked { op: op.index, kind: op.kind }),
     }
 }
 

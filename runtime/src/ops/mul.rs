@@ -1,13 +1,17 @@
 //! `mul`: `[a, b]` → `y` with numpy broadcasting.
 
 use super::binary::operands;
-use super::{check_requant, clamp_f32, clamp_i8, OpIo};
+use super::{check_requant, clamp_f32, clamp_i8, kernel_bit, kernel_io, Kernels, OpIo};
 use crate::format::params::MulParams;
+use crate::format::OpKind;
 use crate::kernels::mul::{self, MulParams as Int8Mul};
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
-pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+/// The op kinds this module runs.
+const KINDS: u32 = kernel_bit(OpKind::Mul);
+
+pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let p: MulParams = op.params()?;
     let o = operands(model, op)?;
     let [da, db, dy] = o.dims;
@@ -21,11 +25,11 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
             output: p.output,
             act: clamp_i8(op, &p.act)?,
         };
-        let Some(mut io) = io else { return Ok(()) };
+        let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
         let (a, b) = (io.read.input(&o.a)?, io.read.input(&o.b)?);
         mul::mul_i8(&dy[..r], &da[..r], a, &db[..r], b, &q, io.output()?);
     } else {
-        let Some(mut io) = io else { return Ok(()) };
+        let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
         let (a, b) = (io.read.input(&o.a)?, io.read.input(&o.b)?);
         mul::mul_f32(&dy[..r], &da[..r], a, &db[..r], b, clamp_f32(&p.act), io.output()?);
     }

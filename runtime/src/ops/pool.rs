@@ -2,8 +2,8 @@
 
 use super::conv2d::geometry;
 use super::{
-    arity, clamp_f32, clamp_i8, expect_dtype, expect_same_quant, input, is_int8, nhwc, output, shape_error,
-    OpIo,
+    arity, clamp_f32, clamp_i8, expect_dtype, expect_same_quant, input, is_int8, kernel_bit, kernel_io, nhwc,
+    output, shape_error, Kernels, OpIo,
 };
 use crate::format::params::PoolParams;
 use crate::format::OpKind;
@@ -11,7 +11,10 @@ use crate::kernels::pool;
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
-pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+/// The op kinds this module runs.
+const KINDS: u32 = kernel_bit(OpKind::MaxPool) | kernel_bit(OpKind::AveragePool);
+
+pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     arity(op, 1)?;
     let p: PoolParams = op.params()?;
     let (x, y) = (input(model, op, 0)?, output(model, op)?);
@@ -26,12 +29,12 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
     if is_int8(op, &x)? {
         expect_same_quant(op, &x, &y)?;
         let act = clamp_i8(op, &p.act)?;
-        let Some(mut io) = io else { return Ok(()) };
+        let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
         let xv = io.read.input(&x)?;
         let kernel = if max { pool::max_pool_i8 } else { pool::average_pool_i8 };
         kernel(&g, xv, act, io.output()?);
     } else {
-        let Some(mut io) = io else { return Ok(()) };
+        let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
         let xv = io.read.input(&x)?;
         let kernel = if max { pool::max_pool_f32 } else { pool::average_pool_f32 };
         kernel(&g, xv, clamp_f32(&p.act), io.output()?);

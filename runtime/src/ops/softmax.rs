@@ -1,12 +1,16 @@
 //! `softmax`: `[x]` → `y` over the last axis; int8 output has scale 1/256, zero point -128.
 
-use super::{arity, expect_dtype, input, is_int8, output, shape_error, OpIo};
+use super::{arity, expect_dtype, input, is_int8, kernel_bit, kernel_io, output, shape_error, Kernels, OpIo};
 use crate::format::params::SoftmaxParams;
+use crate::format::OpKind;
 use crate::kernels::softmax::{self, SoftmaxParams as Int8Softmax};
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
-pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+/// The op kinds this module runs.
+const KINDS: u32 = kernel_bit(OpKind::Softmax);
+
+pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     arity(op, 1)?;
     let p: SoftmaxParams = op.params()?;
     let (x, y) = (input(model, op, 0)?, output(model, op)?);
@@ -28,13 +32,13 @@ pub(super) fn run(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Er
             input_left_shift: p.input_left_shift,
             diff_min: p.diff_min,
         };
-        let Some(mut io) = io else { return Ok(()) };
+        let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
         softmax::softmax_i8(rows, depth, &q, io.read.input(&x)?, io.output()?);
     } else {
         if !p.beta.is_finite() {
             return Err(op.error("beta must be finite"));
         }
-        let Some(mut io) = io else { return Ok(()) };
+        let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
         softmax::softmax_f32(rows, depth, p.beta, io.read.input(&x)?, io.output()?);
     }
     Ok(())

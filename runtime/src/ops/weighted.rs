@@ -3,40 +3,37 @@
 
 use super::{
     arity, check_requant, clamp_f32, clamp_i8, expect_constant, expect_dims, expect_dtype, input, is_int8,
-    output, shape_error, OpIo,
+    kernel_bit, kernel_io, output, shape_error, Kernels, OpIo,
 };
 use crate::format::params::FusedAct;
-use crate::format::DType;
-use crate::kernels::{ClampF32, Int8Params};
+use crate::format::{DType, OpKind};
+use crate::kernels::{ClampF32, Int8Params, Weight};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::quant::Requant;
 use crate::Error;
 
-/// An int8 kernel: geometry, quantization, x, w, bias, output.
-type Int8Kernel<G> = fn(&G, &Int8Params, &[i8], &[i8], &[i32], &mut [i8]);
-/// A float kernel with weights of type `W`: geometry, x, w, bias, activation, output.
-type FloatKernel<G, W> = fn(&G, &[f32], &[W], &[f32], ClampF32, &mut [f32]);
-
-/// The three kernels of one weighted op over geometry `G`.
-pub(super) struct Kernels<G> {
+/// The kernels of one weighted op kind over its geometry: static calls (not function pointers),
+/// so kernels a firmware does not link are never referenced.
+pub(super) trait WeightedKernels {
+    /// The op kind.
+    const KIND: OpKind;
+    /// Geometry the kernels take.
+    type Geometry;
     /// int8 activations and weights.
-    pub i8: Int8Kernel<G>,
-    /// f32 activations and weights.
-    pub f32: FloatKernel<G, f32>,
-    /// f32 activations, f16 weights.
-    pub f16: FloatKernel<G, half::f16>,
+    fn i8(g: &Self::Geometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]);
+    /// f32 activations, weights of type `W` (f32 or f16).
+    fn float<W: Weight>(g: &Self::Geometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]);
 }
 
 /// Checks the weights (already shape-checked by the caller), bias and requantization of a
-/// weighted op with `units` output channels, then runs the kernel matching its types.
-pub(super) fn run<G>(
+/// weighted op with `units` output channels, then runs the kernel of `W` matching its types.
+pub(super) fn run<K: Kernels, W: WeightedKernels>(
     model: &Model,
     op: &OpInfo,
     io: Option<OpIo>,
-    g: &G,
+    g: &W::Geometry,
     units: usize,
     act: &FusedAct,
-    kernels: Kernels<G>,
 ) -> Result<(), Error> {
     let (x, w, y) = (input(model, op, 0)?, input(model, op, 1)?, output(model, op)?);
     let bias = input(model, op, 2)?;
@@ -50,7 +47,7 @@ pub(super) fn run<G>(
         expect_dtype(op, &bias, DType::I32)?;
         expect_dtype(op, &y, DType::I8)?;
         let act = clamp_i8(op, act)?;
-        let Some(mut io) = io else { return Ok(()) };
+        let Some(mut io) = kernel_io::<K>(op, io, kernel_bit(W::KIND), true)? else { return Ok(()) };
         let q = Int8Params {
             input_zero_point: x.scale_zero_point().1,
             output_zero_point: y.scale_zero_point().1,
@@ -58,7 +55,7 @@ pub(super) fn run<G>(
             act,
         };
         let (xv, wv, bv) = (io.read.input(&x)?, io.read.input(&w)?, io.read.input(&bias)?);
-        (kernels.i8)(g, &q, xv, wv, bv, io.output()?);
+        W::i8(g, &q, xv, wv, bv, io.output()?);
     } else {
         arity(op, 3)?;
         expect_dtype(op, &bias, DType::F32)?;
@@ -68,12 +65,12 @@ pub(super) fn run<G>(
             DType::F32 | DType::F16 => {}
             _ => return Err(op.error("float weights must be f32 or f16")),
         }
-        let Some(mut io) = io else { return Ok(()) };
+        let Some(mut io) = kernel_io::<K>(op, io, kernel_bit(W::KIND), false)? else { return Ok(()) };
         let (xv, bv) = (io.read.input(&x)?, io.read.input(&bias)?);
         if w.dtype == DType::F16 {
-            (kernels.f16)(g, xv, io.read.input(&w)?, bv, act, io.output()?);
+            W::float::<half::f16>(g, xv, io.read.input(&w)?, bv, act, io.output()?);
         } else {
-            (kernels.f32)(g, xv, io.read.input(&w)?, bv, act, io.output()?);
+            W::float::<f32>(g, xv, io.read.input(&w)?, bv, act, io.output()?);
         }
     }
     Ok(())

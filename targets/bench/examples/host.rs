@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         inputs: &inputs,
         layer_ticks: &mut layer_ticks,
     };
-    ember_bench::run(bench, &mut HostClock(Instant::now()), &mut Stdout, None)
+    ember_bench::run::<ember::AllKernels, _>(bench, &mut HostClock(Instant::now()), &mut Stdout, None)
         .map_err(|e| format!("{e:?}"))?;
     Ok(())
 }

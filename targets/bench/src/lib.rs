@@ -23,7 +23,7 @@
 use core::fmt::Write;
 
 use ember::format::DType;
-use ember::{Hook, Interpreter, Model, OpEvent, OpOutput};
+use ember::{Hook, Interpreter, Kernels, Model, OpEvent, OpOutput};
 
 /// The board's tick counter.
 pub trait Clock {
@@ -104,7 +104,7 @@ impl<C: Clock> Hook for LayerTimer<'_, '_, C> {
 }
 
 /// Runs every sample of `bench.inputs` and prints the report to `console`.
-pub fn run<C: Clock>(
+pub fn run<K: Kernels, C: Clock>(
     bench: Bench<'_>,
     clock: &mut C,
     console: &mut impl Write,
@@ -119,7 +119,7 @@ pub fn run<C: Clock>(
     if bench.inputs.is_empty() || !bench.inputs.len().is_multiple_of(sample_bytes) {
         return Err(Error::PartialSample { sample_bytes, batch_bytes: bench.inputs.len() });
     }
-    let mut interp = Interpreter::new(&model, bench.arena)?;
+    let mut interp = Interpreter::<K>::with_kernels(&model, bench.arena)?;
     writeln!(
         console,
         "ember-bench v1 board={} clock={} arena_bytes={} ops={ops}",
@@ -167,7 +167,11 @@ pub fn run<C: Clock>(
 }
 
 /// Copies one raw sample into input 0.
-fn write_input(interp: &mut Interpreter<'_, '_>, dtype: DType, sample: &[u8]) -> Result<(), Error> {
+fn write_input<K: Kernels>(
+    interp: &mut Interpreter<'_, '_, K>,
+    dtype: DType,
+    sample: &[u8],
+) -> Result<(), Error> {
     match dtype {
         DType::I8 => {
             for (d, &s) in interp.input_i8(0)?.iter_mut().zip(sample) {
@@ -185,7 +189,10 @@ fn write_input(interp: &mut Interpreter<'_, '_>, dtype: DType, sample: &[u8]) ->
 }
 
 /// Feeds output 0's bytes (little-endian) to `sink` and returns the index of its first largest value.
-fn read_output(interp: &Interpreter<'_, '_>, mut sink: impl FnMut(&[u8])) -> Result<usize, Error> {
+fn read_output<K: Kernels>(
+    interp: &Interpreter<'_, '_, K>,
+    mut sink: impl FnMut(&[u8]),
+) -> Result<usize, Error> {
     let dtype = interp.model().output(0)?.tensor.dtype;
     let argmax = match dtype {
         DType::I8 => {

@@ -28,7 +28,7 @@ fn run(inputs: &[u8], layer_slots: usize) -> Result<String, Error> {
     let bench =
         Bench { board: "test", model: &model, arena: &mut arena.0, inputs, layer_ticks: &mut layer_ticks };
     let mut out = String::new();
-    ember_bench::run(bench, &mut FakeClock(0), &mut out, None)?;
+    ember_bench::run::<ember::AllKernels, _>(bench, &mut FakeClock(0), &mut out, None)?;
     Ok(out)
 }
 

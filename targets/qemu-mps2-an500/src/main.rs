@@ -95,7 +95,7 @@ fn main() -> ! {
         inputs: &model::INPUTS.0,
         layer_ticks: &mut layer_ticks,
     };
-    if let Err(e) = ember_bench::run(bench, &mut clock, &mut console, Some(&stack)) {
+    if let Err(e) = ember_bench::run::<model::Kernels, _>(bench, &mut clock, &mut console, Some(&stack)) {
         panic!("benchmark failed: {e:?}");
     }
     debug::exit(debug::EXIT_SUCCESS);
