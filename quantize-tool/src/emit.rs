@@ -125,11 +125,7 @@ impl Emitter<'_> {
         let id = if self.int8() {
             let q = match self.qparams.and_then(|q| q[t]) {
                 Some(q) if !own_range => q,
-                _ => {
-                    let lo = data.iter().copied().fold(f32::INFINITY, f32::min);
-                    let hi = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    QParams::from_range(lo, hi)
-                }
+                _ => QParams::covering(&data),
             };
             let values: Vec<i8> = data.iter().map(|&x| q.quantize(x)).collect();
             let quant = Quant::PerTensor { scale: q.scale, zero_point: q.zero_point };
@@ -340,11 +336,7 @@ impl Emitter<'_> {
     fn operand_q(&self, t: TensorId) -> Result<QParams> {
         match &self.graph.tensors[t].data {
             None => self.q(t),
-            Some(data) => {
-                let lo = data.iter().copied().fold(f32::INFINITY, f32::min);
-                let hi = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                Ok(QParams::from_range(lo, hi))
-            }
+            Some(data) => Ok(QParams::covering(data)),
         }
     }
 

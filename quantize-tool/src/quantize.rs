@@ -29,6 +29,13 @@ impl QParams {
         Self { scale, zero_point }
     }
 
+    /// Asymmetric int8 parameters covering every value of a constant.
+    pub fn covering(values: &[f32]) -> Self {
+        let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        Self::from_range(lo, hi)
+    }
+
     /// Quantizes one value.
     pub fn quantize(self, x: f32) -> i8 {
         ember::quant::quantize_i8(x, self.scale, self.zero_point)
