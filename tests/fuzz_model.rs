@@ -1,7 +1,7 @@
 //! Corrupt model files never crash the runtime.
 //!
-//! Each test feeds at least 10,000 mutated model files to [`Model::from_bytes`]. When a file
-//! is accepted, the test also uses it the way a caller would: reads every tensor, op, input and
+//! Each test feeds at least 10,000 mutated model files to [`Model::from_bytes`] and
+//! [`Model::validate_ops`]. When a file is accepted, the test also uses it the way a caller would: reads every tensor, op, input and
 //! output description, builds an [`Interpreter`] over an exact arena, a one-byte-too-small one
 //! and a misaligned one, fills the inputs with random bytes, calls `invoke` and reads the
 //! outputs. Passing proves that every one of those calls returns `Ok` or an [`Error`] and none
@@ -34,7 +34,7 @@ use ember::format::writer::{IoDesc, ModelBuilder, Quant};
 use ember::format::{
     section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, TensorRecord, MAX_RANK,
 };
-use ember::{AlignedBytes, Error, Interpreter, Model};
+use ember::{AlignedBytes, AllKernels, Error, Interpreter, Model};
 use ember_quantize::emit::Precision;
 use ember_quantize::{host, npy, onnx, pipeline};
 use proptest::collection::vec;
@@ -234,7 +234,7 @@ impl Stats {
 /// Loads `bytes` as a model and, if it is accepted, runs it; panics only on a runtime bug.
 fn exercise(bytes: &[u8], input_seed: u64, stats: &Stats) {
     let aligned = AlignedBytes::new(bytes);
-    let loaded = Model::from_bytes(&aligned);
+    let loaded = Model::from_bytes(&aligned).and_then(|m| m.validate_ops::<AllKernels>().map(|()| m));
     stats.record(&loaded);
     if let Ok(model) = loaded {
         if run(&model, input_seed) {

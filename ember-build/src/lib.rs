@@ -71,6 +71,7 @@ pub fn module_source(
 ) -> Result<String> {
     let aligned = AlignedBytes::new(model_bytes);
     let model = Model::from_bytes(&aligned).context("invalid model")?;
+    model.validate_ops::<ember::AllKernels>().context("invalid model")?;
     ensure!(model.input_count() >= 1 && model.output_count() >= 1, "the model has no input or no output");
     let input = model.input(0)?;
     let output = model.output(0)?;

@@ -376,13 +376,13 @@ impl Emitter<'_> {
             }
             Precision::Int8 => {
                 let (qx, qy) = (self.q(x_t)?, self.q(out_t)?);
+                // The requant table carries in_scale × w_scale[c] / out_scale, all the kernels
+                // need: weights and bias are stored without quantization records, which would
+                // cost 16 bytes of flash per output channel and never be read.
                 let (wq, scales) = quantize_weights(&w_data, &w_shape, axis);
-                let quant = Quant::PerChannel { axis, scales: scales.clone() };
-                let w = self.b.constant_of(DType::I8, &w_shape, &wq, Some(&quant))?;
+                let w = self.b.constant_of(DType::I8, &w_shape, &wq, None)?;
                 let bq = quantize_bias(&bias, qx.scale, &scales);
-                let bias_scales = scales.iter().map(|&s| qx.scale * s).collect();
-                let bquant = Quant::PerChannel { axis: 0, scales: bias_scales };
-                let b = self.b.constant_of(DType::I32, &[units], &bq, Some(&bquant))?;
+                let b = self.b.constant_of(DType::I32, &[units], &bq, None)?;
                 let requant: Vec<Requant> = scales
                     .iter()
                     .map(|&s| Requant::from_f64(qx.scale as f64 * s as f64 / qy.scale as f64))

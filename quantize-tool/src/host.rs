@@ -23,9 +23,11 @@ impl ModelFile {
         Self { bytes: AlignedBytes::new(bytes) }
     }
 
-    /// The validated model.
+    /// The validated model (structure and every op).
     pub fn model(&self) -> Result<Model<'_>> {
-        Model::from_bytes(&self.bytes).context("invalid Ember model")
+        let model = Model::from_bytes(&self.bytes).context("invalid Ember model")?;
+        model.validate_ops::<ember::AllKernels>().context("invalid Ember model")?;
+        Ok(model)
     }
 
     /// File size in bytes.

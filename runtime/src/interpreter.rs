@@ -65,15 +65,16 @@ pub struct Interpreter<'m, 'a, K: Kernels = AllKernels> {
 
 impl<'m, 'a> Interpreter<'m, 'a> {
     /// Prepares to run `model` in `arena`, which needs `model.arena_bytes()` bytes after
-    /// aligning its start to 16 bytes, with every kernel linked.
+    /// aligning its start to 16 bytes, with every kernel linked; checks every op
+    /// ([`Model::validate_ops`]).
     pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         Self::with_kernels(model, arena)
     }
 }
 
 impl<'m, 'a, K: Kernels> Interpreter<'m, 'a, K> {
-    /// Like [`Interpreter::new`], linking only the kernels in `K`; fails if the model needs
-    /// another.
+    /// Like [`Interpreter::new`], linking only the kernels in `K` (and only their checks);
+    /// fails if the model needs another.
     pub fn with_kernels(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         let misalignment = arena.as_ptr() as usize % ARENA_ALIGN;
         let skip = (ARENA_ALIGN - misalignment) % ARENA_ALIGN;
@@ -81,12 +82,7 @@ impl<'m, 'a, K: Kernels> Interpreter<'m, 'a, K> {
         if arena.len() < needed {
             return Err(Error::ArenaTooSmall { needed, got: arena.len() });
         }
-        for index in 0..model.op_count() as u16 {
-            let op = model.op(index)?;
-            if !ops::is_linked::<K>(model, &op)? {
-                return Err(Error::KernelNotLinked { op: index, kind: op.kind });
-            }
-        }
+        model.validate_ops::<K>()?;
         let arena = &mut arena[skip..needed];
         Ok(Self { model, arena, kernels: PhantomData })
     }

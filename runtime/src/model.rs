@@ -1,8 +1,10 @@
 //! A validated, zero-copy view of a model file.
 //!
-//! [`Model::from_bytes`] checks everything once — CRC, section bounds, every tensor and op
-//! record, op arity, parameters and shapes, graph order and the memory plan — so the
-//! interpreter can run the model without ever reading out of bounds.
+//! [`Model::from_bytes`] checks the file's structure once — CRC, section bounds, every tensor
+//! and op record, the tensors each op reads and writes, graph order and the memory plan.
+//! [`Model::validate_ops`] checks each op's parameters and shapes with the code of the kernels
+//! a program links (the interpreter calls it), so the interpreter can run the model without
+//! ever reading out of bounds, and a firmware carries the checks of its own ops only.
 
 use bytemuck::Pod;
 
@@ -180,6 +182,16 @@ impl<'a> Model<'a> {
         Ok(model)
     }
 
+    /// Checks every op's parameters and shapes, and that `K` links its kernel.
+    /// [`crate::Interpreter::with_kernels`] calls it; with [`crate::AllKernels`] it checks
+    /// everything any program could run.
+    pub fn validate_ops<K: ops::Kernels>(&self) -> Result<(), Error> {
+        for index in 0..self.ops.len() as u16 {
+            ops::prepare::<K>(self, &self.op(index)?)?;
+        }
+        Ok(())
+    }
+
     /// Arena bytes the interpreter needs (for a 16-byte aligned arena).
     pub fn arena_bytes(&self) -> usize {
         self.arena_bytes
@@ -330,7 +342,6 @@ impl<'a> Model<'a> {
         for index in 0..self.ops.len() as u16 {
             let op = self.op(index)?;
             self.validate_op_io(&op)?;
-            ops::prepare(self, &op)?;
         }
         self.validate_io()?;
         self.validate_plan()

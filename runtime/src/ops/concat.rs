@@ -81,7 +81,7 @@ mod tests {
         let model = Model::from_parts(&tensors, &ops, &[0, 1, 2], &[0; 4], 0);
         let expected = "the sum of the inputs along the axis";
         assert_eq!(
-            crate::ops::prepare(&model, &model.op(0).unwrap()),
+            crate::ops::prepare::<crate::AllKernels>(&model, &model.op(0).unwrap()),
             Err(Error::ShapeMismatch { op: 0, kind: OpKind::Concat, tensor: 2, expected })
         );
     }

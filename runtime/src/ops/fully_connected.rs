@@ -67,7 +67,7 @@ mod tests {
         let params = [0; 64];
         let model = Model::from_parts(&tensors, &ops, &[0, 1, 2], &params[..params_len], 0);
         assert_eq!(
-            crate::ops::prepare(&model, &model.op(0).unwrap()),
+            crate::ops::prepare::<crate::AllKernels>(&model, &model.op(0).unwrap()),
             Err(Error::ShapeMismatch {
                 op: 0,
                 kind: OpKind::FullyConnected,

@@ -1,8 +1,10 @@
 //! Op glue: checks an op's tensors and parameters against its kind, then calls the kernel.
 //!
 //! Each op module exposes `run(model, op, io)`. The same code path checks every shape and
-//! length before touching data, so [`prepare`] (called once by `Model::from_bytes` with no
-//! arena) and the interpreter (on every `invoke`) can never disagree.
+//! length before touching data, so [`prepare`] (called once per op by
+//! `Model::validate_ops`, with no arena) and the interpreter (on every `invoke`) can never
+//! disagree. Both go through one `dispatch::<K>`, whose arms for op kinds `K` does not link are
+//! dead code: a firmware carries the checks and kernels of its model's ops only.
 
 mod activation;
 mod add;
@@ -48,14 +50,6 @@ impl Kernels for AllKernels {
     const FLOAT: u32 = u32::MAX;
 }
 
-/// Links no kernel: validation runs every check through it without pulling kernels in.
-struct NoKernels;
-
-impl Kernels for NoKernels {
-    const INT8: u32 = 0;
-    const FLOAT: u32 = 0;
-}
-
 /// The bit of `kind` in a [`Kernels`] mask.
 pub const fn kernel_bit(kind: OpKind) -> u32 {
     1 << kind as u32
@@ -67,14 +61,14 @@ pub(crate) fn computes_in_int8(model: &Model, op: &OpInfo) -> Result<bool, Error
 }
 
 /// Whether `K` links the kernel `op` needs (`reshape` needs none).
-pub(crate) fn is_linked<K: Kernels>(model: &Model, op: &OpInfo) -> Result<bool, Error> {
+fn is_linked<K: Kernels>(model: &Model, op: &OpInfo) -> Result<bool, Error> {
     let mask = if computes_in_int8(model, op)? { K::INT8 } else { K::FLOAT };
     Ok(op.kind == OpKind::Reshape || mask & kernel_bit(op.kind) != 0)
 }
 
-/// Validates an op without running it.
-pub(crate) fn prepare(model: &Model, op: &OpInfo) -> Result<(), Error> {
-    dispatch::<NoKernels>(model, op, None)
+/// Validates an op without running it, failing if `K` does not link its kernel.
+pub(crate) fn prepare<K: Kernels>(model: &Model, op: &OpInfo) -> Result<(), Error> {
+    dispatch::<K>(model, op, None)
 }
 
 /// Runs an op over `arena` with the kernels `K` links.
@@ -84,27 +78,43 @@ pub(crate) fn run<K: Kernels>(model: &Model, op: &OpInfo, arena: &mut [u8]) -> R
 }
 
 fn dispatch<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
-    match op.kind {
-        OpKind::Conv2d => conv2d::run::<K>(model, op, io),
-        OpKind::DepthwiseConv2d => depthwise_conv2d::run::<K>(model, op, io),
-        OpKind::FullyConnected => fully_connected::run::<K>(model, op, io),
-        OpKind::Add => add::run::<K>(model, op, io),
-        OpKind::Mul => mul::run::<K>(model, op, io),
-        OpKind::Relu
-        | OpKind::Clip
-        | OpKind::LeakyRelu
-        | OpKind::HardSwish
-        | OpKind::HardSigmoid
-        | OpKind::Sigmoid
-        | OpKind::Tanh => activation::run::<K>(model, op, io),
-        OpKind::MaxPool | OpKind::AveragePool => pool::run::<K>(model, op, io),
-        OpKind::Mean => mean::run::<K>(model, op, io),
-        OpKind::Reshape => reshape::run(model, op, io),
-        OpKind::Concat => concat::run::<K>(model, op, io),
-        OpKind::Pad => pad::run::<K>(model, op, io),
-        OpKind::Transpose => transpose::run::<K>(model, op, io),
-        OpKind::Softmax => softmax::run::<K>(model, op, io),
+    use OpKind::*;
+    if !is_linked::<K>(model, op)? {
+        return Err(Error::KernelNotLinked { op: op.index, kind: op.kind });
     }
+    // Each guard is a constant once `K` is known, so unlinked arms vanish with their glue.
+    match op.kind {
+        Conv2d if links::<K>(&[Conv2d]) => conv2d::run::<K>(model, op, io),
+        DepthwiseConv2d if links::<K>(&[DepthwiseConv2d]) => depthwise_conv2d::run::<K>(model, op, io),
+        FullyConnected if links::<K>(&[FullyConnected]) => fully_connected::run::<K>(model, op, io),
+        Add if links::<K>(&[Add]) => add::run::<K>(model, op, io),
+        Mul if links::<K>(&[Mul]) => mul::run::<K>(model, op, io),
+        Relu | Clip | LeakyRelu | HardSwish | HardSigmoid | Sigmoid | Tanh
+            if links::<K>(&[Relu, Clip, LeakyRelu, HardSwish, HardSigmoid, Sigmoid, Tanh]) =>
+        {
+            activation::run::<K>(model, op, io)
+        }
+        MaxPool | AveragePool if links::<K>(&[MaxPool, AveragePool]) => pool::run::<K>(model, op, io),
+        Mean if links::<K>(&[Mean]) => mean::run::<K>(model, op, io),
+        Reshape => reshape::run(model, op, io),
+        Concat if links::<K>(&[Concat]) => concat::run::<K>(model, op, io),
+        Pad if links::<K>(&[Pad]) => pad::run::<K>(model, op, io),
+        Transpose if links::<K>(&[Transpose]) => transpose::run::<K>(model, op, io),
+        Softmax if links::<K>(&[Softmax]) => softmax::run::<K>(model, op, io),
+        _ => Err(Error::KernelNotLinked { op: op.index, kind: op.kind }),
+    }
+}
+
+/// Whether `K` links a kernel, int8 or float, of any of `kinds`.
+#[inline(always)]
+const fn links<K: Kernels>(kinds: &[OpKind]) -> bool {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < kinds.len() {
+        mask |= kernel_bit(kinds[i]);
+        i += 1;
+    }
+    (K::INT8 | K::FLOAT) & mask != 0
 }
 
 /// The arena view for running `op`'s kernel of this precision, which must be linked in `K`

@@ -75,7 +75,7 @@ mod tests {
     #[test]
     fn reshape_without_alias_is_rejected() {
         let bytes = model(DType::F32, false);
-        let err = Model::from_bytes(&bytes).err();
+        let err = Model::from_bytes(&bytes).unwrap().validate_ops::<crate::AllKernels>().err();
         assert_eq!(
             err,
             Some(Error::BadOp {
