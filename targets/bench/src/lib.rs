@@ -17,10 +17,22 @@
 //! and divided by the sample count). The summary CRC32 (IEEE) covers the output bytes of all
 //! samples concatenated; `stack_bytes` is the peak stack use measured by [`StackPaint`] (0 when
 //! not measured).
+//!
+//! Features add what boards share: `cortex-m` the [`firmware!`] entry point and the DWT cycle
+//! clock, `systick` the SysTick instruction clock for QEMU, `semihosting` and `defmt` the two
+//! consoles, `std` a clock and console for hosted programs.
 #![no_std]
 #![deny(missing_docs)]
 
-use core::fmt::Write;
+#[cfg(feature = "std")]
+extern crate std;
+
+#[cfg(feature = "cortex-m")]
+pub mod firmware;
+#[cfg(feature = "std")]
+pub mod hosted;
+
+use core::fmt::{self, Write};
 
 use ember::format::DType;
 use ember::{Hook, Interpreter, Kernels, Model, OpEvent, OpOutput};
@@ -49,7 +61,7 @@ pub struct Bench<'a> {
 }
 
 /// Why a benchmark could not run.
-#[derive(Debug)]
+#[derive(Debug)] // For tests and host programs: firmware prints errors through `Display`.
 pub enum Error {
     /// The runtime refused the model or failed while running it.
     Ember(ember::Error),
@@ -71,14 +83,34 @@ pub enum Error {
     Console,
 }
 
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Ember(e) => write!(f, "{e}"),
+            Error::PartialSample { sample_bytes, batch_bytes } => write!(
+                f,
+                "the input batch has {batch_bytes} bytes: not a whole, non-zero number of {sample_bytes}-byte samples"
+            ),
+            Error::TooFewLayerSlots { ops } => write!(f, "fewer layer tick slots than the model's {ops} ops"),
+            Error::UnsupportedDType(dtype) => {
+                write!(f, "input 0 or output 0 is {}: only int8 and f32 are supported", dtype.name())
+            }
+            Error::Console => f.write_str("the console failed"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}
+
 impl From<ember::Error> for Error {
     fn from(e: ember::Error) -> Self {
         Error::Ember(e)
     }
 }
 
-impl From<core::fmt::Error> for Error {
-    fn from(_: core::fmt::Error) -> Self {
+impl From<fmt::Error> for Error {
+    fn from(_: fmt::Error) -> Self {
         Error::Console
     }
 }
