@@ -95,6 +95,8 @@ pub struct Run {
     pub input_bytes: u64,
     /// Flash bytes of the firmware image.
     pub flash_bytes: Option<u64>,
+    /// Flash minus the input batch: code and model, what TFLite Micro's firmware text counts.
+    pub firmware_bytes: Option<u64>,
     /// Flash minus the model and the input batch: code, tables and other constants.
     pub code_bytes: Option<u64>,
     /// Static RAM (`.data`, `.bss`, `.uninit`; includes the arena).
@@ -335,6 +337,7 @@ fn run_on(board: &Board, prepared: &Prepared, timeout: Duration) -> Result<Run> 
         model_bytes: prepared.model_bytes,
         input_bytes: prepared.input_bytes,
         flash_bytes: None,
+        firmware_bytes: None,
         code_bytes: None,
         ram_bytes: None,
         stack_bytes: None,
@@ -370,6 +373,7 @@ fn run_on(board: &Board, prepared: &Prepared, timeout: Duration) -> Result<Run> 
     };
     let sizes = elf_sizes(&elf)?;
     run.flash_bytes = Some(sizes.flash);
+    run.firmware_bytes = Some(sizes.flash.saturating_sub(prepared.input_bytes));
     run.code_bytes = Some(sizes.flash.saturating_sub(prepared.model_bytes + prepared.input_bytes));
     run.ram_bytes = Some(sizes.ram);
     if sizes.ram + STACK_MARGIN > ram_len {
@@ -476,6 +480,49 @@ pub fn table(runs: &[Run]) -> String {
     s
 }
 
+/// TFLite Micro's memory for an MLPerf Tiny int8 model on a Cortex-M4 (issue 3's figures: the
+/// interpreter's `arena_used_bytes`, firmware text including the model, and that text minus the
+/// model, with the same minimal startup and printing).
+struct Tflm {
+    model: &'static str,
+    arena: u64,
+    firmware: u64,
+    code: u64,
+}
+
+const TFLM: &[Tflm] = &[
+    Tflm { model: "kws", arena: 22_820, firmware: 142_884, code: 88_948 },
+    Tflm { model: "vww", arena: 100_708, firmware: 422_236, code: 88_948 },
+    Tflm { model: "ic", arena: 54_996, firmware: 182_304, code: 83_808 },
+    Tflm { model: "ad", arena: 2_580, firmware: 313_204, code: 36_228 },
+];
+
+/// The comparison with TFLite Micro: Ember's Cortex-M4 runs of the MLPerf Tiny models against
+/// [`TFLM`]; `None` when no such run exists.
+pub fn tflm_table(runs: &[Run]) -> Option<String> {
+    let mut s = String::from(
+        "| model | arena: Ember / TFLM | code + model: Ember / TFLM | code: Ember / TFLM (goal ≤ 50 %) |\n\
+         |---|--:|--:|--:|\n",
+    );
+    let ratio = |ours: u64, theirs: u64| {
+        format!("{} / {} ({:.0} %)", thousands(ours), thousands(theirs), 100.0 * ours as f64 / theirs as f64)
+    };
+    let mut rows = 0;
+    for t in TFLM {
+        let Some(r) = runs.iter().find(|r| r.model == t.model && r.board == "qemu-m4") else { continue };
+        let (Some(firmware), Some(code)) = (r.firmware_bytes, r.code_bytes) else { continue };
+        s += &format!(
+            "| {} | {} | {} | {} |\n",
+            t.model,
+            ratio(r.arena_bytes, t.arena),
+            ratio(firmware, t.firmware),
+            ratio(code, t.code)
+        );
+        rows += 1;
+    }
+    (rows > 0).then_some(s)
+}
+
 /// The docs section: heading, command, what the numbers are, the table.
 pub fn section(runs: &[Run], command: &str, versions: &str) -> String {
     let samples = runs.first().map_or(BATCH, |r| r.samples);
@@ -492,8 +539,13 @@ pub fn section(runs: &[Run], command: &str, versions: &str) -> String {
          time (see targets/README.md). MACs / instruction compares kernels and builds, not chips.\n\
          Bytes: arena is the model's memory plan; flash is the whole image; code is flash minus the\n\
          model file and the input batch; RAM is static RAM (arena included); stack is the painted\n\
-         peak. Output = host: the board's output bytes for the batch equal the host runtime's (CRC32).\n\n{}",
-        table(runs)
+         peak. Output = host: the board's output bytes for the batch equal the host runtime's (CRC32).\n\n{}{}",
+        table(runs),
+        tflm_table(runs).map_or(String::new(), |t| format!(
+            "\nAgainst TFLite Micro on a Cortex-M4 (its figures from issue 3: `arena_used_bytes`, and\n\
+             firmware text with and without the model, with the same minimal startup and printing).\n\
+             Ember's code + model is flash minus the input batch, on `qemu-m4`:\n\n{t}"
+        ))
     )
 }
 
@@ -536,6 +588,7 @@ mod tests {
             model_bytes: 30_000,
             input_bytes: 1960,
             flash_bytes: instructions.map(|_| 150_000),
+            firmware_bytes: instructions.map(|_| 148_040),
             code_bytes: instructions.map(|_| 118_040),
             ram_bytes: instructions.map(|_| 16_024),
             stack_bytes: instructions.map(|_| 2_100),
@@ -567,6 +620,17 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(0), "0");
+    }
+
+    #[test]
+    fn tflm_table_compares_m4_runs_only() {
+        assert_eq!(tflm_table(&[run("vww", None, None, Some("does not fit"))]), None);
+        let t = tflm_table(&[run("kws", Some(8_000_000), Some(true), None)]).unwrap();
+        let row = t.lines().nth(2).unwrap();
+        assert_eq!(
+            row,
+            "| kws | 16,000 / 22,820 (70 %) | 148,040 / 142,884 (104 %) | 118,040 / 88,948 (133 %) |"
+        );
     }
 
     #[test]
