@@ -60,10 +60,10 @@ pub(crate) fn computes_in_int8(model: &Model, op: &OpInfo) -> Result<bool, Error
     Ok(model.tensor(op.outputs[0])?.dtype == DType::I8)
 }
 
-/// Whether `K` links the kernel `op` needs (`reshape` needs none).
+/// Whether `K` links the kernel `op` needs (for `reshape`, the aliasing checks).
 fn is_linked<K: Kernels>(model: &Model, op: &OpInfo) -> Result<bool, Error> {
     let mask = if computes_in_int8(model, op)? { K::INT8 } else { K::FLOAT };
-    Ok(op.kind == OpKind::Reshape || mask & kernel_bit(op.kind) != 0)
+    Ok(mask & kernel_bit(op.kind) != 0)
 }
 
 /// Validates an op without running it, failing if `K` does not link its kernel.
@@ -96,7 +96,7 @@ fn dispatch<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<
         }
         MaxPool | AveragePool if links::<K>(&[MaxPool, AveragePool]) => pool::run::<K>(model, op, io),
         Mean if links::<K>(&[Mean]) => mean::run::<K>(model, op, io),
-        Reshape => reshape::run(model, op, io),
+        Reshape if links::<K>(&[Reshape]) => reshape::run(model, op, io),
         Concat if links::<K>(&[Concat]) => concat::run::<K>(model, op, io),
         Pad if links::<K>(&[Pad]) => pad::run::<K>(model, op, io),
         Transpose if links::<K>(&[Transpose]) => transpose::run::<K>(model, op, io),
