@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Instant;
 use std::{format, vec};
 
-use ember::AlignedBytes;
+use ember::{AlignedBytes, AllKernels, Kernels};
 
-use crate::{Bench, Clock};
+use crate::{Bench, Clock, Error};
 
 /// Nanoseconds since the clock was made (`clock=nanoseconds`), from [`Instant`].
 pub struct InstantClock(Instant);
@@ -45,6 +45,14 @@ impl core::fmt::Write for Stdout {
     }
 }
 
+/// Runs the benchmark with `K`'s kernels, timing with [`InstantClock`] and printing the report to
+/// stdout.
+pub fn run<K: Kernels>(board: &str, model: &[u8], inputs: &[u8], arena: &mut [u8]) -> Result<(), Error> {
+    let mut layer_ticks = vec![0; ember::Model::from_bytes(model)?.op_count()];
+    let bench = Bench { board, model, arena, inputs, layer_ticks: &mut layer_ticks };
+    crate::run::<K, _>(bench, &mut InstantClock::start(), &mut Stdout::lock(), None)
+}
+
 /// Runs the benchmark on a model file and a raw input batch file with every kernel linked,
 /// printing the report to stdout.
 pub fn run_files(board: &str, model: &Path, inputs: &Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -54,12 +62,8 @@ pub fn run_files(board: &str, model: &Path, inputs: &Path) -> Result<(), Box<dyn
             .map_err(|e| format!("{}: {e}", path.display()))
     };
     let (model, inputs) = (read(model)?, read(inputs)?);
-    let parsed = ember::Model::from_bytes(&model)?;
     // Room to align the arena's start to 16 bytes.
-    let mut arena = vec![0u8; parsed.arena_bytes() + 15];
-    let mut layer_ticks = vec![0u64; parsed.op_count()];
-    let bench =
-        Bench { board, model: &model, arena: &mut arena, inputs: &inputs, layer_ticks: &mut layer_ticks };
-    crate::run::<ember::AllKernels, _>(bench, &mut InstantClock::start(), &mut Stdout::lock(), None)?;
+    let mut arena = vec![0u8; ember::Model::from_bytes(&model)?.arena_bytes() + 15];
+    run::<AllKernels>(board, &model, &inputs, &mut arena)?;
     Ok(())
 }
