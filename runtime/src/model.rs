@@ -491,7 +491,8 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
-    /// Checks that no two arena regions alive during the same op overlap.
+    /// Checks that no two arena regions alive during the same op overlap, except an output
+    /// written in place over an input of its op.
     fn validate_plan(&self) -> Result<(), Error> {
         let n = self.tensors.len() as u16;
         for a in 0..n {
@@ -505,7 +506,11 @@ impl<'a> Model<'a> {
                     continue;
                 }
                 let live = ta.live_first <= tb.live_last && tb.live_first <= ta.live_last;
-                if live && overlaps(ta.arena_range(), tb.arena_range()) {
+                if live
+                    && overlaps(ta.arena_range(), tb.arena_range())
+                    && !self.in_place(&ta, &tb)?
+                    && !self.in_place(&tb, &ta)?
+                {
                     return Err(Error::PlanOverlap { a, b });
                 }
             }
@@ -524,6 +529,36 @@ impl<'a> Model<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `y` is written in place over `x`: `y` is the output of an op that can run in
+    /// place ([`OpKind::runs_in_place`]) and reads `x` or an alias of it, `x` dies at that op
+    /// and is no model input and (not even through an alias) no model output, and both have
+    /// the same bytes and element type.
+    fn in_place(&self, x: &TensorInfo, y: &TensorInfo) -> Result<bool, Error> {
+        let index = y.live_first;
+        if x.live_last != index || x.arena_range() != y.arena_range() || x.dtype != y.dtype {
+            return Ok(false);
+        }
+        let op = self.op(index)?;
+        if !op.kind.runs_in_place() || op.outputs != [y.id] || self.is_input(x.id) {
+            return Ok(false);
+        }
+        let mut reads_x = false;
+        for &id in op.inputs {
+            reads_x |= self.root(id)? == x.id;
+        }
+        for r in self.outputs {
+            if self.root(r.tensor)? == x.id {
+                return Ok(false);
+            }
+        }
+        Ok(reads_x)
+    }
+
+    /// The tensor whose storage `id` uses: `id`, or the tensor it aliases.
+    fn root(&self, id: u16) -> Result<u16, Error> {
+        Ok(self.tensor(id)?.alias_of.unwrap_or(id))
     }
 }
 
@@ -601,5 +636,103 @@ mod tests {
         };
         let expected = Error::BadTensor { tensor: 0, reason: "constant data outside the blob" };
         assert_eq!(model.constant_bytes(&t), Err(expected));
+    }
+
+    /// In-place outputs (check 27): an f32 model over `[1, 8]` tensors `0..offsets.len()` at
+    /// the given arena offsets; tensor 0 is the input, each op is `(kind, inputs, output)`,
+    /// and a reshape output aliases its input.
+    fn model(offsets: &[usize], ops: &[(OpKind, &[u16], u16)], outputs: &[u16]) -> crate::AlignedBytes {
+        use crate::format::params::{
+            AddParams, FusedAct, NoParams, SoftmaxParams, TransposeParams, UnaryParams,
+        };
+        use crate::format::writer::{IoDesc, ModelBuilder};
+        let mut b = ModelBuilder::new();
+        for _ in offsets {
+            b.activation(DType::F32, &[1, 8], None).unwrap();
+        }
+        for &(kind, inputs, output) in ops {
+            match kind {
+                OpKind::Add => {
+                    let r = crate::quant::Requant::default();
+                    let p = AddParams { act: FusedAct::NONE, left_shift: 0, a: r, b: r, output: r };
+                    b.op(kind, inputs, &[output], &p)
+                }
+                OpKind::Softmax => {
+                    let p =
+                        SoftmaxParams { beta: 1.0, input_multiplier: 0, input_left_shift: 0, diff_min: 0 };
+                    b.op(kind, inputs, &[output], &p)
+                }
+                OpKind::Transpose => {
+                    let mut perm = [0; MAX_RANK];
+                    perm[1] = 1;
+                    b.op(kind, inputs, &[output], &TransposeParams { perm })
+                }
+                OpKind::Reshape => {
+                    b.alias(output, inputs[0]);
+                    b.op(kind, inputs, &[output], &NoParams)
+                }
+                _ => b.op(kind, inputs, &[output], &UnaryParams { a: 0.0, b: 0.0 }),
+            }
+            .unwrap();
+        }
+        for (id, &offset) in offsets.iter().enumerate() {
+            b.place(id as u16, offset);
+        }
+        b.arena_bytes(offsets.iter().max().map_or(0, |&end| end + 32));
+        let io = |tensor: u16| IoDesc {
+            tensor,
+            name: format!("t{tensor}"),
+            onnx_shape: vec![1, 8],
+            perm: vec![0, 1],
+        };
+        b.input(io(0));
+        for &t in outputs {
+            b.output(io(t));
+        }
+        crate::AlignedBytes::new(&b.finish().unwrap())
+    }
+
+    /// The first output's bytes after running `bytes` on a ramp input.
+    fn run(bytes: &[u8]) -> Vec<u8> {
+        let model = Model::from_bytes(bytes).unwrap();
+        let mut arena = vec![0u8; model.arena_bytes() + 16];
+        let mut interp = crate::Interpreter::new(&model, &mut arena).unwrap();
+        interp.set_input(0, &[-2.0, -1.0, -0.5, 0.0, 0.25, 1.0, 3.0, 7.0]).unwrap();
+        interp.invoke().unwrap();
+        bytemuck::cast_slice(interp.output_f32(0).unwrap()).to_vec()
+    }
+
+    #[test]
+    fn outputs_written_in_place_give_the_same_bytes() {
+        use OpKind::*;
+        // relu → t1, sigmoid over t1, add over it (the model input is read too), softmax over that.
+        let ops: &[(OpKind, &[u16], u16)] =
+            &[(Relu, &[0], 1), (Sigmoid, &[1], 2), (Add, &[2, 0], 3), (Softmax, &[3], 4)];
+        let in_place = model(&[0, 32, 32, 32, 32], ops, &[4]);
+        let separate = model(&[0, 32, 64, 32, 64], ops, &[4]);
+        assert_eq!(run(&in_place), run(&separate));
+        // The add's other operand may be the overwritten one.
+        let ops: &[(OpKind, &[u16], u16)] = &[(Relu, &[0], 1), (Sigmoid, &[1], 2), (Add, &[0, 2], 3)];
+        assert_eq!(run(&model(&[0, 32, 32, 32], ops, &[3])), run(&model(&[0, 32, 64, 32], ops, &[3])));
+    }
+
+    #[test]
+    fn only_ops_that_can_run_in_place_overwrite_an_input_that_dies_there() {
+        use OpKind::*;
+        let rejected = |offsets: &[usize], ops: &[(OpKind, &[u16], u16)], outputs: &[u16], a: u16, b: u16| {
+            let bytes = model(offsets, ops, outputs);
+            assert_eq!(Model::from_bytes(&bytes).err(), Some(Error::PlanOverlap { a, b }), "{ops:?}");
+        };
+        // A transpose cannot run in place.
+        rejected(&[0, 32, 32], &[(Relu, &[0], 1), (Transpose, &[1], 2)], &[2], 1, 2);
+        // The overwritten tensor is read later.
+        rejected(&[0, 32, 32, 64], &[(Relu, &[0], 1), (Sigmoid, &[1], 2), (Add, &[2, 1], 3)], &[3], 1, 2);
+        // A model input, and a model output (directly and through a reshape alias).
+        rejected(&[0, 0], &[(Relu, &[0], 1)], &[1], 0, 1);
+        rejected(&[0, 32, 32], &[(Relu, &[0], 1), (Sigmoid, &[1], 2)], &[2, 1], 1, 2);
+        let ops: &[(OpKind, &[u16], u16)] = &[(Relu, &[0], 1), (Reshape, &[1], 2), (Sigmoid, &[1], 3)];
+        rejected(&[0, 32, 32, 32], ops, &[3, 2], 1, 3);
+        // Not exactly the same bytes.
+        rejected(&[0, 32, 48], &[(Relu, &[0], 1), (Sigmoid, &[1], 2)], &[2], 1, 2);
     }
 }

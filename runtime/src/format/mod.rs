@@ -304,3 +304,16 @@ op_kinds! {
     /// Softmax over the last axis: `[x]`.
     Softmax = 20, "softmax";
 }
+
+impl OpKind {
+    /// Whether an op of this kind may write its output over one of its inputs (docs/FORMAT.md
+    /// §10, check 27): its kernel reads each input element only before writing the output
+    /// element at the same index (softmax: before writing that element's row).
+    pub fn runs_in_place(self) -> bool {
+        use OpKind::*;
+        matches!(
+            self,
+            Add | Mul | Relu | Clip | LeakyRelu | HardSwish | HardSigmoid | Sigmoid | Tanh | Softmax
+        )
+    }
+}

@@ -1,8 +1,8 @@
 //! Standalone activation functions: f32 unary ops computed with `libm` (so every target
 //! produces the same bits) and the int8 kernel, a 256-entry lookup table built offline from
-//! the same functions in f64.
+//! the same functions in f64. Both run in place when their input is the output buffer.
 
-use super::ClampF32;
+use super::{ClampF32, Input};
 
 /// An f32 elementwise activation, with ONNX semantics.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,17 +97,13 @@ impl UnaryF32 {
 }
 
 /// Applies `op` to every element of `x`.
-pub fn unary_f32(op: UnaryF32, x: &[f32], out: &mut [f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = op.apply(v);
-    }
+pub fn unary_f32(op: UnaryF32, x: Input<f32>, out: &mut [f32]) {
+    x.map(out, |v| op.apply(v));
 }
 
 /// int8 unary op through a 256-entry table indexed by the input byte (`table[x as u8 as usize]`).
-pub fn lookup_i8(table: &[i8; 256], x: &[i8], out: &mut [i8]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = table[v as u8 as usize];
-    }
+pub fn lookup_i8(table: &[i8; 256], x: Input<i8>, out: &mut [i8]) {
+    x.map(out, |v| table[v as u8 as usize]);
 }
 
 #[cfg(test)]
@@ -155,11 +151,31 @@ mod tests {
         }
     }
 
+    /// `unary_f32` of `xs`, after checking that running it in place gives the same bits.
+    fn unary(op: UnaryF32, xs: &[f32]) -> Vec<f32> {
+        let mut out = vec![f32::NAN; xs.len()];
+        unary_f32(op, Input::Separate(xs), &mut out);
+        let mut in_place = xs.to_vec();
+        unary_f32(op, Input::InPlace, &mut in_place);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&in_place), bits(&out), "{op:?} in place");
+        out
+    }
+
+    /// `lookup_i8` of `xs`, after checking that running it in place gives the same bytes.
+    fn lookup(table: &[i8; 256], xs: &[i8]) -> Vec<i8> {
+        let mut out = vec![0; xs.len()];
+        lookup_i8(table, Input::Separate(xs), &mut out);
+        let mut in_place = xs.to_vec();
+        lookup_i8(table, Input::InPlace, &mut in_place);
+        assert_eq!(in_place, out, "in place");
+        out
+    }
+
     /// Checks f32 `unary_f32` against the f64 reference within 1e-6 relative (plus the f32
     /// subnormal range, where f32 cannot carry relative precision).
     fn check_f32(op: UnaryF32, xs: &[f32]) {
-        let mut out = vec![f32::NAN; xs.len()];
-        unary_f32(op, xs, &mut out);
+        let out = unary(op, xs);
         for (&x, &got) in xs.iter().zip(&out) {
             let want = reference(op, f64::from(x));
             let tol = want.abs() * 1e-6 + f64::from(f32::MIN_POSITIVE);
@@ -179,17 +195,15 @@ mod tests {
     #[test]
     fn f32_hand_checked() {
         let xs = [-4.0, -3.0, -1.0, 0.0, 1.0, 3.0, 8.0];
-        let mut out = [0.0; 7];
-        unary_f32(UnaryF32::Relu, &xs, &mut out);
-        assert_eq!(out, [0.0, 0.0, 0.0, 0.0, 1.0, 3.0, 8.0]);
-        unary_f32(UnaryF32::Clip { min: -1.0, max: 6.0 }, &xs, &mut out);
-        assert_eq!(out, [-1.0, -1.0, -1.0, 0.0, 1.0, 3.0, 6.0]);
-        unary_f32(UnaryF32::LeakyRelu { alpha: 0.5 }, &xs, &mut out);
-        assert_eq!(out, [-2.0, -1.5, -0.5, 0.0, 1.0, 3.0, 8.0]);
-        unary_f32(UnaryF32::HardSwish, &xs, &mut out);
-        assert_eq!(out, [0.0, 0.0, -1.0 / 3.0, 0.0, 2.0 / 3.0, 3.0, 8.0]);
-        unary_f32(UnaryF32::HardSigmoid { alpha: 0.25, beta: 0.5 }, &xs, &mut out);
-        assert_eq!(out, [0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.0]);
+        assert_eq!(unary(UnaryF32::Relu, &xs), [0.0, 0.0, 0.0, 0.0, 1.0, 3.0, 8.0]);
+        assert_eq!(
+            unary(UnaryF32::Clip { min: -1.0, max: 6.0 }, &xs),
+            [-1.0, -1.0, -1.0, 0.0, 1.0, 3.0, 6.0]
+        );
+        assert_eq!(unary(UnaryF32::LeakyRelu { alpha: 0.5 }, &xs), [-2.0, -1.5, -0.5, 0.0, 1.0, 3.0, 8.0]);
+        assert_eq!(unary(UnaryF32::HardSwish, &xs), [0.0, 0.0, -1.0 / 3.0, 0.0, 2.0 / 3.0, 3.0, 8.0]);
+        let hard_sigmoid = UnaryF32::HardSigmoid { alpha: 0.25, beta: 0.5 };
+        assert_eq!(unary(hard_sigmoid, &xs), [0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.0]);
         assert_eq!(UnaryF32::Sigmoid.apply(0.0), 0.5);
         assert_eq!(UnaryF32::Tanh.apply(0.0), 0.0);
         assert!(UnaryF32::Relu.apply(f32::NAN).is_nan());
@@ -200,8 +214,7 @@ mod tests {
     fn check_i8(op: UnaryF32, input: (f32, i32), output: (f32, i32)) {
         let table = build_table(|x| op.apply_f64(x), input.0, input.1, output.0, output.1);
         let xs: Vec<i8> = (-128..=127).collect();
-        let mut out = vec![0i8; 256];
-        lookup_i8(&table, &xs, &mut out);
+        let out = lookup(&table, &xs);
         for (&q, &got) in xs.iter().zip(&out) {
             let x = f64::from(i32::from(q) - input.1) * f64::from(input.0);
             let y = reference(op, x) / f64::from(output.0);
@@ -223,12 +236,9 @@ mod tests {
     fn i8_table_saturates_and_indexes_by_byte() {
         // Identity-like ReLU with a much finer output scale saturates at 127; Tanh reaches -1.
         let relu = build_table(|x| UnaryF32::Relu.apply_f64(x), 0.1, 0, 0.01, -128);
-        let mut out = [0i8; 4];
-        lookup_i8(&relu, &[-128, 0, 2, 127], &mut out);
-        assert_eq!(out, [-128, -128, -108, 127]);
+        assert_eq!(lookup(&relu, &[-128, 0, 2, 127]), [-128, -128, -108, 127]);
         let tanh = build_table(|x| UnaryF32::Tanh.apply_f64(x), 0.1, 0, 1.0 / 128.0, 0);
-        lookup_i8(&tanh, &[-128, 0, 127, 1], &mut out);
-        assert_eq!(out, [-128, 0, 127, 13]);
+        assert_eq!(lookup(&tanh, &[-128, 0, 127, 1]), [-128, 0, 127, 13]);
     }
 
     proptest! {

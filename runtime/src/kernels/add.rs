@@ -1,7 +1,7 @@
 //! Elementwise ADD with numpy broadcasting: f32, and int8 bit-exact with TFLite's reference.
 
 use super::broadcast::broadcast_binary;
-use super::{ClampF32, ClampI8};
+use super::{ClampF32, ClampI8, Input};
 use crate::quant::Requant;
 
 /// Left shift TFLite applies to int8 ADD inputs before rescaling them to a common scale.
@@ -66,26 +66,27 @@ impl AddParams {
     }
 }
 
-/// f32 `out = act(a + b)` with numpy broadcasting.
+/// f32 `out = act(a + b)` with numpy broadcasting; in place over an operand with the output's shape.
 pub fn add_f32(
     out_shape: &[usize],
     a_shape: &[usize],
-    a: &[f32],
+    a: Input<f32>,
     b_shape: &[usize],
-    b: &[f32],
+    b: Input<f32>,
     act: ClampF32,
     out: &mut [f32],
 ) {
     broadcast_binary(out_shape, a_shape, a, b_shape, b, out, |x, y| act.apply(x + y));
 }
 
-/// int8 `out = act(a + b)` with numpy broadcasting, bit-exact with TFLite's reference ADD.
+/// int8 `out = act(a + b)` with numpy broadcasting, bit-exact with TFLite's reference ADD;
+/// in place over an operand with the output's shape.
 pub fn add_i8(
     out_shape: &[usize],
     a_shape: &[usize],
-    a: &[i8],
+    a: Input<i8>,
     b_shape: &[usize],
-    b: &[i8],
+    b: Input<i8>,
     p: &AddParams,
     out: &mut [i8],
 ) {
@@ -105,17 +106,21 @@ mod tests {
 
     /// Runs f32 ADD and checks it against the f64 reference.
     fn run_f32(shapes: [&[usize]; 3], a: &[f32], b: &[f32], act: ClampF32) {
+        let kernel = |a, b, out: &mut [f32]| add_f32(shapes[0], shapes[1], a, shapes[2], b, act, out);
         let mut out = vec![f32::NAN; shapes[0].iter().product()];
-        add_f32(shapes[0], shapes[1], a, shapes[2], b, act, &mut out);
+        kernel(Input::Separate(a), Input::Separate(b), &mut out);
         check_f32(shapes, (a, b), act, real, &out);
+        check_in_place(shapes, (a, b), &out, kernel);
     }
 
     /// Runs int8 ADD, checks it within 1 LSB of the f64 reference and returns its output.
     fn run_i8(shapes: [&[usize]; 3], a: &[i8], b: &[i8], q: Quant, act: ClampI8) -> Vec<i8> {
         let p = AddParams::new(q.a.0, q.a.1, q.b.0, q.b.1, q.out.0, q.out.1, act);
+        let kernel = |a, b, out: &mut [i8]| add_i8(shapes[0], shapes[1], a, shapes[2], b, &p, out);
         let mut out = vec![0i8; shapes[0].iter().product()];
-        add_i8(shapes[0], shapes[1], a, shapes[2], b, &p, &mut out);
+        kernel(Input::Separate(a), Input::Separate(b), &mut out);
         check_i8(shapes, (a, b), q, act, real, &out);
+        check_in_place(shapes, (a, b), &out, kernel);
         out
     }
 
@@ -141,7 +146,7 @@ mod tests {
         let relu6 = ClampF32 { min: 0.0, max: 6.0 };
         let mut out = [0.0f32; 6];
         let (a, b) = ([-3.0, 1.0, 2.5, 9.0, 0.5, -0.5], [1.0, 2.0]);
-        add_f32(&[3, 2], &[3, 2], &a, &[1, 2], &b, relu6, &mut out);
+        add_f32(&[3, 2], &[3, 2], Input::Separate(&a), &[1, 2], Input::Separate(&b), relu6, &mut out);
         assert_eq!(out, [0.0, 3.0, 3.5, 6.0, 1.5, 1.5]);
         let (a, b) = (ramp_f32(4, 1.0, 1.0), ramp_f32(24, -5.0, 0.5));
         run_f32([NHWC, CHANNEL, NHWC], &a, &b, relu6);
@@ -152,9 +157,17 @@ mod tests {
         // Equal scales, zero points -3 and 7, output zero point 0: q = (a + 3) + (b - 7).
         let p = AddParams::new(0.5, -3, 0.5, 7, 0.5, 0, ClampI8::FULL);
         let mut out = [0i8; 4];
-        add_i8(&[4], &[4], &[-3, 10, 100, -128], &[1], &[7], &p, &mut out);
+        add_i8(&[4], &[4], Input::Separate(&[-3, 10, 100, -128]), &[1], Input::Separate(&[7]), &p, &mut out);
         assert_eq!(out, [0, 13, 103, -125]);
-        add_i8(&[4], &[4], &[120, -128, 0, 5], &[4], &[27, -120, 0, 5], &p, &mut out);
+        add_i8(
+            &[4],
+            &[4],
+            Input::Separate(&[120, -128, 0, 5]),
+            &[4],
+            Input::Separate(&[27, -120, 0, 5]),
+            &p,
+            &mut out,
+        );
         assert_eq!(out, [127, -128, -4, 6]);
     }
 
@@ -196,7 +209,15 @@ mod tests {
             AddParams { left_shift: 99, ..unit },
             AddParams { left_shift: -5, a_offset: i32::MAX, ..unit },
         ] {
-            add_i8(&[3], &[3], &[-128, 0, 127], &[3], &[127, 0, -128], &p, &mut out);
+            add_i8(
+                &[3],
+                &[3],
+                Input::Separate(&[-128, 0, 127]),
+                &[3],
+                Input::Separate(&[127, 0, -128]),
+                &p,
+                &mut out,
+            );
         }
     }
 

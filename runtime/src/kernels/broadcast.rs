@@ -5,79 +5,102 @@
 //! as soon as the remaining operand blocks are either whole (same shape as the output block)
 //! or a single broadcast element, so same-shape and scalar operands never recurse and a
 //! per-channel operand (`[1, 1, 1, C]` against `[N, H, W, C]`) runs a flat loop per pixel.
+//! An operand may be the output buffer itself (in place): element `i` is read just before
+//! output element `i` is written.
+
+use super::Input;
 
 /// Writes `f(a, b)` to every element of `out`, reading `a` and `b` with numpy broadcasting.
+/// An [`Input::InPlace`] operand is the output itself, and has the output's shape.
 #[inline]
-pub fn broadcast_binary<A: Copy, B: Copy, O: Copy>(
+pub fn broadcast_binary<T: Copy>(
     out_shape: &[usize],
     a_shape: &[usize],
-    a: &[A],
+    a: Input<T>,
     b_shape: &[usize],
-    b: &[B],
-    out: &mut [O],
-    f: impl Fn(A, B) -> O,
+    b: Input<T>,
+    out: &mut [T],
+    f: impl Fn(T, T) -> T,
 ) {
     walk(out_shape, a_shape, a, b_shape, b, out, &f);
 }
 
 /// One level of [`broadcast_binary`]: `out` is the block spanned by `out_shape`, and `a` and
 /// `b` are the operand blocks that feed it.
-fn walk<A: Copy, B: Copy, O: Copy>(
+fn walk<T: Copy>(
     out_shape: &[usize],
     a_shape: &[usize],
-    a: &[A],
+    a: Input<T>,
     b_shape: &[usize],
-    b: &[B],
-    out: &mut [O],
-    f: &impl Fn(A, B) -> O,
+    b: Input<T>,
+    out: &mut [T],
+    f: &impl Fn(T, T) -> T,
 ) {
     if out.is_empty() {
         return;
     }
-    // Every remaining dimension is equal to the output's or 1, so an operand block with as
-    // many elements as the output block has the output's shape, and one with a single
-    // element is broadcast over all of it.
-    let a_whole = a.len() == out.len();
-    let b_whole = b.len() == out.len();
-    match (a_whole, b_whole, a, b) {
-        (true, true, _, _) => {
-            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                *o = f(x, y);
-            }
+    if let (Some(a), Some(b)) = (Lane::of(a, out.len()), Lane::of(b, out.len())) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = f(a.at(i, *o), b.at(i, *o));
         }
-        (true, false, _, &[y]) => {
-            for (o, &x) in out.iter_mut().zip(a) {
-                *o = f(x, y);
-            }
+        return;
+    }
+    let (Some((&n, out_rest)), Some((&na, a_rest)), Some((&nb, b_rest))) =
+        (out_shape.split_first(), a_shape.split_first(), b_shape.split_first())
+    else {
+        return;
+    };
+    let out_block: usize = out_rest.iter().product();
+    let a_block: usize = a_rest.iter().product();
+    let b_block: usize = b_rest.iter().product();
+    if out_block == 0 {
+        return;
+    }
+    for (i, out_chunk) in out.chunks_exact_mut(out_block).take(n).enumerate() {
+        let ia = if na == 1 { 0 } else { i };
+        let ib = if nb == 1 { 0 } else { i };
+        let (Some(a_chunk), Some(b_chunk)) =
+            (a.slice(ia * a_block..(ia + 1) * a_block), b.slice(ib * b_block..(ib + 1) * b_block))
+        else {
+            return;
+        };
+        walk(out_rest, a_rest, a_chunk, b_rest, b_chunk, out_chunk, f);
+    }
+}
+
+/// How one flat loop reads an operand block.
+#[derive(Clone, Copy)]
+enum Lane<'a, T> {
+    /// A block with the output block's shape.
+    Whole(&'a [T]),
+    /// One element, broadcast over the output block.
+    Splat(T),
+    /// The output block itself.
+    Output,
+}
+
+impl<'a, T: Copy> Lane<'a, T> {
+    /// How to read `x` over an output block of `len` elements, if a flat loop can: every
+    /// remaining dimension equals the output's or is 1, so a block with as many elements as
+    /// the output block has its shape, and one with a single element is broadcast over it.
+    #[inline(always)]
+    fn of(x: Input<'a, T>, len: usize) -> Option<Self> {
+        match x {
+            Input::InPlace => Some(Lane::Output),
+            Input::Separate(x) if x.len() == len => Some(Lane::Whole(x)),
+            Input::Separate(&[v]) => Some(Lane::Splat(v)),
+            Input::Separate(_) => None,
         }
-        (false, true, &[x], _) => {
-            for (o, &y) in out.iter_mut().zip(b) {
-                *o = f(x, y);
-            }
-        }
-        (false, false, &[x], &[y]) => out.fill(f(x, y)),
-        _ => {
-            let (Some((&n, out_rest)), Some((&na, a_rest)), Some((&nb, b_rest))) =
-                (out_shape.split_first(), a_shape.split_first(), b_shape.split_first())
-            else {
-                return;
-            };
-            let out_block: usize = out_rest.iter().product();
-            let a_block: usize = a_rest.iter().product();
-            let b_block: usize = b_rest.iter().product();
-            if out_block == 0 {
-                return;
-            }
-            for (i, out_chunk) in out.chunks_exact_mut(out_block).take(n).enumerate() {
-                let ia = if na == 1 { 0 } else { i };
-                let ib = if nb == 1 { 0 } else { i };
-                let (Some(a_chunk), Some(b_chunk)) =
-                    (a.get(ia * a_block..(ia + 1) * a_block), b.get(ib * b_block..(ib + 1) * b_block))
-                else {
-                    return;
-                };
-                walk(out_rest, a_rest, a_chunk, b_rest, b_chunk, out_chunk, f);
-            }
+    }
+
+    /// The operand at flat index `i` of the block, where the output holds `out`; `i` is
+    /// below the block's length, which a `Whole` slice has.
+    #[inline(always)]
+    fn at(self, i: usize, out: T) -> T {
+        match self {
+            Lane::Whole(x) => x[i],
+            Lane::Splat(v) => v,
+            Lane::Output => out,
         }
     }
 }
@@ -85,7 +108,7 @@ fn walk<A: Copy, B: Copy, O: Copy>(
 /// Test support shared by the broadcasting kernels' tests: index reference, inputs, checks.
 #[cfg(test)]
 pub(crate) mod reference {
-    use super::super::{ClampF32, ClampI8};
+    use super::super::{ClampF32, ClampI8, Input};
 
     /// `(index into a, index into b)` for each output element in row-major order, computed
     /// by unravelling each flat output index independently of the walker.
@@ -155,6 +178,29 @@ pub(crate) mod reference {
         pub out: (f32, i32),
     }
 
+    /// Checks that `kernel` writes `expected` in place over each operand with the output's
+    /// shape, and over both when they are the same values (a tensor combined with itself).
+    pub fn check_in_place<'a, T: Copy + PartialEq + core::fmt::Debug>(
+        shapes: [&[usize]; 3],
+        (a, b): (&'a [T], &'a [T]),
+        expected: &[T],
+        kernel: impl Fn(Input<'a, T>, Input<'a, T>, &mut [T]),
+    ) {
+        let run = |a: Input<'a, T>, b: Input<'a, T>, mut out: Vec<T>| {
+            kernel(a, b, &mut out);
+            out
+        };
+        if shapes[1] == shapes[0] {
+            assert_eq!(run(Input::InPlace, Input::Separate(b), a.to_vec()), expected, "a in place");
+        }
+        if shapes[2] == shapes[0] {
+            assert_eq!(run(Input::Separate(a), Input::InPlace, b.to_vec()), expected, "b in place");
+        }
+        if shapes[1] == shapes[0] && a == b {
+            assert_eq!(run(Input::InPlace, Input::InPlace, a.to_vec()), expected, "both in place");
+        }
+    }
+
     /// Checks an f32 kernel's output against `real(a, b)` in f64, clamped, within 1e-6
     /// relative.
     pub fn check_f32(
@@ -200,12 +246,41 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Runs the walker with `f = (a, b) -> (a, b)` so the output records the source indices.
+    /// Runs the walker with `a` = `(index, _)` and `b` = `(_, index)` and `f` combining the two,
+    /// so the output records the source indices. When an operand has the output's shape, also
+    /// runs it in place and checks the output is the same.
     fn walked(out_shape: &[usize], a_shape: &[usize], b_shape: &[usize]) -> Vec<(usize, usize)> {
-        let a: Vec<usize> = (0..a_shape.iter().product()).collect();
-        let b: Vec<usize> = (0..b_shape.iter().product()).collect();
+        let a: Vec<(usize, usize)> = (0..a_shape.iter().product()).map(|i| (i, usize::MAX)).collect();
+        let b: Vec<(usize, usize)> = (0..b_shape.iter().product()).map(|i| (usize::MAX, i)).collect();
+        let f = |x: (usize, usize), y: (usize, usize)| (x.0, y.1);
         let mut out = vec![(usize::MAX, usize::MAX); out_shape.iter().product()];
-        broadcast_binary(out_shape, a_shape, &a, b_shape, &b, &mut out, |x, y| (x, y));
+        broadcast_binary(out_shape, a_shape, Input::Separate(&a), b_shape, Input::Separate(&b), &mut out, f);
+        if a_shape == out_shape {
+            let mut in_place = a.clone();
+            broadcast_binary(
+                out_shape,
+                a_shape,
+                Input::InPlace,
+                b_shape,
+                Input::Separate(&b),
+                &mut in_place,
+                f,
+            );
+            assert_eq!(in_place, out, "a in place");
+        }
+        if b_shape == out_shape {
+            let mut in_place = b.clone();
+            broadcast_binary(
+                out_shape,
+                a_shape,
+                Input::Separate(&a),
+                b_shape,
+                Input::InPlace,
+                &mut in_place,
+                f,
+            );
+            assert_eq!(in_place, out, "b in place");
+        }
         out
     }
 

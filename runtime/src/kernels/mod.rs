@@ -1,7 +1,8 @@
 //! Reference kernels in portable Rust: the oracle every optimized kernel is checked against.
 //!
 //! Kernels take plain slices and small geometry structs; the interpreter's op glue
-//! (`crate::ops`) has already validated every length, so kernels only compute. Activation
+//! (`crate::ops`) has already validated every length, so kernels only compute. Elementwise
+//! kernels take their input as an [`Input`], which may be the output buffer itself. Activation
 //! tensors are NHWC. f32 kernels are generic over the weight element type so f16 weights are
 //! widened on the fly without a copy.
 
@@ -21,7 +22,53 @@ pub mod softmax;
 pub(crate) mod testutil;
 pub mod transpose;
 
+use core::ops::Range;
+
 use crate::quant::Requant;
+
+/// An elementwise kernel's input: a slice of its own, or the output buffer it overwrites.
+///
+/// In place, an input element is read only before the output element at its index is
+/// written (softmax reads a whole row before writing it), so both forms give the same bits.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a, T> {
+    /// A separate slice with the output's length.
+    Separate(&'a [T]),
+    /// The output buffer itself.
+    InPlace,
+}
+
+impl<'a, T: Copy> Input<'a, T> {
+    /// Writes `f(x)` to every output element, `x` being the input element at its index.
+    #[inline(always)]
+    pub fn map(self, out: &mut [T], mut f: impl FnMut(T) -> T) {
+        match self {
+            Input::Separate(x) => out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v)),
+            Input::InPlace => out.iter_mut().for_each(|o| *o = f(*o)),
+        }
+    }
+
+    /// The input's elements, given the output buffer before the kernel writes to it.
+    #[inline(always)]
+    pub fn values<'s>(self, out: &'s [T]) -> &'s [T]
+    where
+        'a: 's,
+    {
+        match self {
+            Input::Separate(x) => x,
+            Input::InPlace => out,
+        }
+    }
+
+    /// The input elements that feed `out[range]`, if the input has them.
+    #[inline(always)]
+    pub fn slice(self, range: Range<usize>) -> Option<Self> {
+        match self {
+            Input::Separate(x) => x.get(range).map(Input::Separate),
+            Input::InPlace => Some(Input::InPlace),
+        }
+    }
+}
 
 /// Shape of an NHWC activation tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -1,7 +1,7 @@
 //! Elementwise MUL with numpy broadcasting: f32, and int8 bit-exact with TFLite's reference.
 
 use super::broadcast::broadcast_binary;
-use super::{ClampF32, ClampI8};
+use super::{ClampF32, ClampI8, Input};
 use crate::quant::Requant;
 
 /// Quantization of a TFLite int8 MUL; the offsets are the negated input zero points and the
@@ -52,26 +52,27 @@ impl MulParams {
     }
 }
 
-/// f32 `out = act(a × b)` with numpy broadcasting.
+/// f32 `out = act(a × b)` with numpy broadcasting; in place over an operand with the output's shape.
 pub fn mul_f32(
     out_shape: &[usize],
     a_shape: &[usize],
-    a: &[f32],
+    a: Input<f32>,
     b_shape: &[usize],
-    b: &[f32],
+    b: Input<f32>,
     act: ClampF32,
     out: &mut [f32],
 ) {
     broadcast_binary(out_shape, a_shape, a, b_shape, b, out, |x, y| act.apply(x * y));
 }
 
-/// int8 `out = act(a × b)` with numpy broadcasting, bit-exact with TFLite's reference MUL.
+/// int8 `out = act(a × b)` with numpy broadcasting, bit-exact with TFLite's reference MUL;
+/// in place over an operand with the output's shape.
 pub fn mul_i8(
     out_shape: &[usize],
     a_shape: &[usize],
-    a: &[i8],
+    a: Input<i8>,
     b_shape: &[usize],
-    b: &[i8],
+    b: Input<i8>,
     p: &MulParams,
     out: &mut [i8],
 ) {
@@ -91,17 +92,21 @@ mod tests {
 
     /// Runs f32 MUL and checks it against the f64 reference.
     fn run_f32(shapes: [&[usize]; 3], a: &[f32], b: &[f32], act: ClampF32) {
+        let kernel = |a, b, out: &mut [f32]| mul_f32(shapes[0], shapes[1], a, shapes[2], b, act, out);
         let mut out = vec![f32::NAN; shapes[0].iter().product()];
-        mul_f32(shapes[0], shapes[1], a, shapes[2], b, act, &mut out);
+        kernel(Input::Separate(a), Input::Separate(b), &mut out);
         check_f32(shapes, (a, b), act, real, &out);
+        check_in_place(shapes, (a, b), &out, kernel);
     }
 
     /// Runs int8 MUL, checks it within 1 LSB of the f64 reference and returns its output.
     fn run_i8(shapes: [&[usize]; 3], a: &[i8], b: &[i8], q: Quant, act: ClampI8) -> Vec<i8> {
         let p = MulParams::new(q.a.0, q.a.1, q.b.0, q.b.1, q.out.0, q.out.1, act);
+        let kernel = |a, b, out: &mut [i8]| mul_i8(shapes[0], shapes[1], a, shapes[2], b, &p, out);
         let mut out = vec![0i8; shapes[0].iter().product()];
-        mul_i8(shapes[0], shapes[1], a, shapes[2], b, &p, &mut out);
+        kernel(Input::Separate(a), Input::Separate(b), &mut out);
         check_i8(shapes, (a, b), q, act, real, &out);
+        check_in_place(shapes, (a, b), &out, kernel);
         out
     }
 
@@ -127,7 +132,7 @@ mod tests {
         let relu6 = ClampF32 { min: 0.0, max: 6.0 };
         let mut out = [0.0f32; 6];
         let (a, b) = ([-3.0, 1.0, 2.5, 9.0, 0.5, -0.5], [1.0, 2.0]);
-        mul_f32(&[3, 2], &[3, 2], &a, &[1, 2], &b, relu6, &mut out);
+        mul_f32(&[3, 2], &[3, 2], Input::Separate(&a), &[1, 2], Input::Separate(&b), relu6, &mut out);
         assert_eq!(out, [0.0, 2.0, 2.5, 6.0, 0.5, 0.0]);
         let (a, b) = (ramp_f32(4, 1.0, 1.0), ramp_f32(24, -5.0, 0.5));
         run_f32([NHWC, CHANNEL, NHWC], &a, &b, relu6);
@@ -138,9 +143,17 @@ mod tests {
         // Zero points -3 and 7, output scale = product of input scales: q = (a + 3) × (b − 7).
         let p = MulParams::new(0.5, -3, 0.25, 7, 0.125, 0, ClampI8::FULL);
         let mut out = [0i8; 4];
-        mul_i8(&[4], &[4], &[-3, 2, -13, 100], &[1], &[10], &p, &mut out);
+        mul_i8(&[4], &[4], Input::Separate(&[-3, 2, -13, 100]), &[1], Input::Separate(&[10]), &p, &mut out);
         assert_eq!(out, [0, 15, -30, 127]);
-        mul_i8(&[4], &[4], &[7, -128, 0, 1], &[4], &[-128, 127, 7, 3], &p, &mut out);
+        mul_i8(
+            &[4],
+            &[4],
+            Input::Separate(&[7, -128, 0, 1]),
+            &[4],
+            Input::Separate(&[-128, 127, 7, 3]),
+            &p,
+            &mut out,
+        );
         assert_eq!(out, [-128, -128, 0, -16]);
     }
 
@@ -178,7 +191,15 @@ mod tests {
             MulParams::new(f32::NAN, i32::MIN, f32::INFINITY, i32::MAX, 1e-30, i32::MAX, ClampI8::FULL),
             MulParams::new(1e30, i32::MIN, 1e30, i32::MIN, 1e-30, 0, ClampI8::FULL),
         ] {
-            mul_i8(&[3], &[3], &[-128, 0, 127], &[3], &[127, 0, -128], &p, &mut out);
+            mul_i8(
+                &[3],
+                &[3],
+                Input::Separate(&[-128, 0, 127]),
+                &[3],
+                Input::Separate(&[127, 0, -128]),
+                &p,
+                &mut out,
+            );
         }
     }
 

@@ -6,6 +6,7 @@
 //! Products of two fixed-point values use [`saturating_rounding_doubling_high_mul`], which
 //! adds their integer bits; additions wrap like gemmlowp's raw `int32_t` additions.
 
+use super::Input;
 use crate::quant::{quantize_multiplier, rounding_divide_by_pot, saturating_rounding_doubling_high_mul};
 
 /// Integer bits of the scaled logit differences fed to the exponential (TFLite's
@@ -53,18 +54,21 @@ impl SoftmaxParams {
     }
 }
 
-/// f32 softmax of each row of `x` (`[rows, depth]`): `exp(beta × (x − max)) / sum`.
-pub fn softmax_f32(rows: usize, depth: usize, beta: f32, x: &[f32], out: &mut [f32]) {
+/// f32 softmax of each row of `x` (`[rows, depth]`): `exp(beta × (x − max)) / sum`. In place,
+/// each row is read whole before it is written.
+pub fn softmax_f32(rows: usize, depth: usize, beta: f32, x: Input<f32>, out: &mut [f32]) {
     if depth == 0 {
         return;
     }
-    for (row, out_row) in x.chunks_exact(depth).zip(out.chunks_exact_mut(depth)).take(rows) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for (r, out_row) in out.chunks_exact_mut(depth).take(rows).enumerate() {
+        let Some(row) = x.slice(r * depth..(r + 1) * depth) else { return };
+        let max = row.values(out_row).iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
-        for (o, &v) in out_row.iter_mut().zip(row) {
-            *o = libm::expf((v - max) * beta);
-            sum += *o;
-        }
+        row.map(out_row, |v| {
+            let e = libm::expf((v - max) * beta);
+            sum += e;
+            e
+        });
         for o in out_row.iter_mut() {
             *o /= sum;
         }
@@ -72,16 +76,19 @@ pub fn softmax_f32(rows: usize, depth: usize, beta: f32, x: &[f32], out: &mut [f
 }
 
 /// int8 softmax of each row of `x` (`[rows, depth]`), bit-exact with TFLite's reference;
-/// the output has scale 1/256 and zero point −128.
-pub fn softmax_i8(rows: usize, depth: usize, p: &SoftmaxParams, x: &[i8], out: &mut [i8]) {
+/// the output has scale 1/256 and zero point −128. In place, each row is read whole before it
+/// is written.
+pub fn softmax_i8(rows: usize, depth: usize, p: &SoftmaxParams, x: Input<i8>, out: &mut [i8]) {
     if depth == 0 {
         return;
     }
-    for (row, out_row) in x.chunks_exact(depth).zip(out.chunks_exact_mut(depth)).take(rows) {
-        let max = i32::from(row.iter().copied().fold(i8::MIN, i8::max));
+    for (r, out_row) in out.chunks_exact_mut(depth).take(rows).enumerate() {
+        let Some(row) = x.slice(r * depth..(r + 1) * depth) else { return };
+        let values = row.values(out_row);
+        let max = i32::from(values.iter().copied().fold(i8::MIN, i8::max));
         // Q12.19 sum of the Q0.31 exponentials.
         let mut sum_of_exps = 0i32;
-        for &v in row {
+        for &v in values {
             let diff = i32::from(v) - max;
             if diff >= p.diff_min {
                 let exp = exp_on_negative_values(p.rescale(diff));
@@ -92,16 +99,16 @@ pub fn softmax_i8(rows: usize, depth: usize, p: &SoftmaxParams, x: &[i8], out: &
         let (scale, bits_over_unit) = reciprocal(sum_of_exps, ACCUMULATION_INTEGER_BITS);
         // `scale × exp` is the probability × 2^-bits_over_unit in Q0.31; keep 8 bits.
         let out_shift = bits_over_unit + 31 - 8;
-        for (o, &v) in out_row.iter_mut().zip(row) {
+        row.map(out_row, |v| {
             let diff = i32::from(v) - max;
-            *o = if diff >= p.diff_min {
+            if diff >= p.diff_min {
                 let exp = exp_on_negative_values(p.rescale(diff));
                 let q = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, exp), out_shift);
                 q.wrapping_sub(128).clamp(-128, 127) as i8
             } else {
                 i8::MIN
-            };
-        }
+            }
+        });
     }
 }
 
@@ -242,7 +249,10 @@ mod tests {
     fn run_i8(rows: usize, depth: usize, scale: f32, beta: f32, x: &[i8]) -> Vec<i8> {
         let p = SoftmaxParams::new(scale, beta);
         let mut out = vec![0i8; rows * depth];
-        softmax_i8(rows, depth, &p, x, &mut out);
+        softmax_i8(rows, depth, &p, Input::Separate(x), &mut out);
+        let mut in_place = x.to_vec();
+        softmax_i8(rows, depth, &p, Input::InPlace, &mut in_place);
+        assert_eq!(in_place, out, "in place");
         for (row, out_row) in x.chunks(depth).zip(out.chunks(depth)) {
             let real: Vec<f64> = row.iter().map(|&v| f64::from(v) * f64::from(scale)).collect();
             for (&got, prob) in out_row.iter().zip(reference(&real, beta.into())) {
@@ -258,7 +268,11 @@ mod tests {
     /// exponent's absolute error).
     fn run_f32(rows: usize, depth: usize, beta: f32, x: &[f32]) -> Vec<f32> {
         let mut out = vec![f32::NAN; rows * depth];
-        softmax_f32(rows, depth, beta, x, &mut out);
+        softmax_f32(rows, depth, beta, Input::Separate(x), &mut out);
+        let mut in_place = x.to_vec();
+        softmax_f32(rows, depth, beta, Input::InPlace, &mut in_place);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&in_place), bits(&out), "in place");
         for (row, out_row) in x.chunks(depth).zip(out.chunks(depth)) {
             let real: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
             let max = real.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -359,10 +373,13 @@ mod tests {
             SoftmaxParams { input_multiplier: i32::MIN, input_left_shift: -7, diff_min: 5 },
             SoftmaxParams { input_multiplier: i32::MAX, input_left_shift: 99, diff_min: i32::MIN },
         ] {
-            softmax_i8(2, 2, &p, &x, &mut out);
+            softmax_i8(2, 2, &p, Input::Separate(&x), &mut out);
+            softmax_i8(2, 2, &p, Input::InPlace, &mut out);
         }
-        softmax_i8(0, 0, &SoftmaxParams::new(0.1, 1.0), &[], &mut []);
-        softmax_f32(1, 0, 1.0, &[], &mut []);
+        softmax_i8(0, 0, &SoftmaxParams::new(0.1, 1.0), Input::Separate(&[]), &mut []);
+        softmax_f32(1, 0, 1.0, Input::InPlace, &mut []);
+        // An input shorter than the output stops at its last whole row.
+        softmax_f32(2, 2, 1.0, Input::Separate(&[0.0; 3]), &mut [0.0; 4]);
     }
 
     proptest! {

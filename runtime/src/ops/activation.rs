@@ -49,13 +49,13 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
         expect_dtype(op, &table, DType::I8)?;
         expect_dims(op, &table, &[256], "[256]")?;
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
-        let xv = io.read.input::<i8>(&x)?;
+        let xv = io.read.operand::<i8>(&x)?;
         let table: &[i8; 256] = io.read.input::<i8>(&table)?.try_into().map_err(|_| op.error("table"))?;
         activation::lookup_i8(table, xv, io.output()?);
     } else {
         arity(op, 1)?;
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
-        let xv = io.read.input::<f32>(&x)?;
+        let xv = io.read.operand::<f32>(&x)?;
         activation::unary_f32(f, xv, io.output()?);
     }
     Ok(())

@@ -26,7 +26,7 @@ use bytemuck::Pod;
 
 use crate::format::params::FusedAct;
 use crate::format::{DType, OpKind, Storage, MAX_RANK};
-use crate::kernels::{ClampF32, ClampI8, Nhwc};
+use crate::kernels::{ClampF32, ClampI8, Input, Nhwc};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::quant::Requant;
 use crate::Error;
@@ -156,6 +156,8 @@ impl Element for i32 {
 
 /// The arena split around one op's output: inputs are read from the parts before and after
 /// it (the plan was checked to never overlap live tensors), the output is written in place.
+/// An op that may run in place reads an input planned over its output's bytes from the
+/// output buffer itself ([`Reader::operand`]).
 pub(crate) struct OpIo<'m, 'r> {
     /// Read access to constants and to the arena outside the output.
     pub read: Reader<'m, 'r>,
@@ -215,6 +217,17 @@ impl<'m, 'r> Reader<'m, 'r> {
         };
         bytemuck::try_cast_slice(bytes)
             .map_err(|_| Error::BadTensor { tensor: t.id, reason: "misaligned for its element type" })
+    }
+
+    /// Input `t` of an elementwise kernel: [`Input::InPlace`] when the plan put it exactly on
+    /// the output's bytes (which the loader allows only for ops that can run in place),
+    /// otherwise as [`Reader::input`] reads it.
+    pub(crate) fn operand<T: Element>(&self, t: &TensorInfo) -> Result<Input<'r, T>, Error> {
+        let output = self.before.len()..self.after_start;
+        if t.storage == Storage::Arena && t.dtype == T::DTYPE && t.arena_range() == output {
+            return Ok(Input::InPlace);
+        }
+        self.input(t).map(Input::Separate)
     }
 
     /// An i32 `[n, 2]` tensor as requantization factors.

@@ -26,11 +26,11 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
             act: clamp_i8(op, &p.act)?,
         };
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
-        let (a, b) = (io.read.input(&o.a)?, io.read.input(&o.b)?);
+        let (a, b) = (io.read.operand(&o.a)?, io.read.operand(&o.b)?);
         mul::mul_i8(&dy[..r], &da[..r], a, &db[..r], b, &q, io.output()?);
     } else {
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
-        let (a, b) = (io.read.input(&o.a)?, io.read.input(&o.b)?);
+        let (a, b) = (io.read.operand(&o.a)?, io.read.operand(&o.b)?);
         mul::mul_f32(&dy[..r], &da[..r], a, &db[..r], b, clamp_f32(&p.act), io.output()?);
     }
     Ok(())

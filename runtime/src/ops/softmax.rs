@@ -33,13 +33,13 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
             diff_min: p.diff_min,
         };
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
-        softmax::softmax_i8(rows, depth, &q, io.read.input(&x)?, io.output()?);
+        softmax::softmax_i8(rows, depth, &q, io.read.operand(&x)?, io.output()?);
     } else {
         if !p.beta.is_finite() {
             return Err(op.error("beta must be finite"));
         }
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
-        softmax::softmax_f32(rows, depth, p.beta, io.read.input(&x)?, io.output()?);
+        softmax::softmax_f32(rows, depth, p.beta, io.read.operand(&x)?, io.output()?);
     }
     Ok(())
 }
