@@ -4,6 +4,7 @@
 //! (QEMU `mps2-an386`) and prints predictions, accuracy, instructions per inference and memory.
 //! `cargo xtask bench-device` runs the MLPerf Tiny models on the emulated boards and writes
 //! `benches/results/device.json` and the on-device section of docs/BENCHMARKS.md.
+//! `cargo xtask setup` installs the rustup targets and tools every board crate needs.
 
 mod bench;
 mod board;
@@ -22,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Install what the board crates need: rustup targets, QEMU (system and user mode) and the
+    /// aarch64 cross linker (apt-get, when run as root on Debian/Ubuntu).
+    Setup,
     /// Quantize the digits CNN, run it on the emulated Cortex-M4F, print the figures.
     Demo {
         /// How many test images to run on the board.
@@ -69,6 +73,7 @@ fn parse_range(s: &str) -> Result<(f32, f32), String> {
 
 fn main() {
     let result = match Cli::parse().command {
+        Command::Setup => setup::all(),
         Command::Demo { images } => demo::run(images),
         Command::BenchDevice { boards, models, range, timeout_secs, json, no_docs } => {
             let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,10 +1,41 @@
-//! Installing what the emulated boards need: the rustup target and QEMU.
+//! Installing what the board crates need: rustup targets, QEMU (system mode for the Cortex-M
+//! boards, user mode for aarch64 Linux) and the aarch64 cross linker.
 
 use std::process::Command;
 
 use anyhow::{bail, Result};
 
 use crate::run_checked;
+
+/// Every target a crate under `targets/` builds for.
+const TARGETS: &[&str] = &["thumbv7em-none-eabihf", "thumbv8m.main-none-eabihf", "aarch64-unknown-linux-gnu"];
+
+/// A command that must run, and the Debian/Ubuntu package that installs it.
+struct Tool {
+    command: &'static str,
+    package: &'static str,
+    /// How to get it elsewhere, if there is a way.
+    elsewhere: Option<&'static str>,
+}
+
+const QEMU_SYSTEM_ARM: Tool = Tool {
+    command: "qemu-system-arm",
+    package: "qemu-system-arm",
+    elsewhere: Some("on macOS: brew install qemu"),
+};
+const QEMU_AARCH64: Tool =
+    Tool { command: "qemu-aarch64-static", package: "qemu-user-static", elsewhere: None };
+const AARCH64_GCC: Tool =
+    Tool { command: "aarch64-linux-gnu-gcc", package: "gcc-aarch64-linux-gnu", elsewhere: None };
+
+/// `cargo xtask setup`: every rustup target and tool the board crates need, so that each of them
+/// builds and the emulated ones run.
+pub fn all() -> Result<()> {
+    for target in TARGETS {
+        rustup_target(target)?;
+    }
+    apt_tools(&[QEMU_SYSTEM_ARM, QEMU_AARCH64, AARCH64_GCC])
+}
 
 /// Adds a rustup target (a no-op when present).
 pub fn rustup_target(target: &str) -> Result<()> {
@@ -15,22 +46,38 @@ pub fn rustup_target(target: &str) -> Result<()> {
 /// Makes sure `qemu-system-arm` runs; installs it with apt-get when running as root on
 /// Debian/Ubuntu, otherwise says how.
 pub fn qemu_system_arm() -> Result<()> {
-    if Command::new("qemu-system-arm").arg("--version").output().is_ok_and(|o| o.status.success()) {
+    apt_tools(&[QEMU_SYSTEM_ARM])
+}
+
+/// Makes sure every tool's command runs: installs the missing ones' packages with apt-get when
+/// running as root on Debian/Ubuntu, otherwise says how.
+fn apt_tools(tools: &[Tool]) -> Result<()> {
+    let missing: Vec<&Tool> = tools
+        .iter()
+        .filter(|t| !Command::new(t.command).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     let has_apt = Command::new("apt-get").arg("--version").output().is_ok();
     if !(is_root && has_apt) {
+        let commands: Vec<&str> = missing.iter().map(|t| t.command).collect();
+        let elsewhere: String =
+            missing.iter().filter_map(|t| t.elsewhere).map(|e| format!("; {e}")).collect();
         bail!(
-            "qemu-system-arm is not installed. On Debian/Ubuntu: sudo apt-get install -y qemu-system-arm; \
-             on macOS: brew install qemu; then run this again"
+            "not installed: {}. On Debian/Ubuntu: sudo apt-get install -y {}{elsewhere}; then run this again",
+            commands.join(", "),
+            packages.join(" ")
         );
     }
-    eprintln!("installing qemu-system-arm with apt-get ...");
+    eprintln!("installing {} with apt-get ...", packages.join(" "));
     run_checked(Command::new("apt-get").arg("update").arg("-qq"))?;
     run_checked(
         Command::new("apt-get")
-            .args(["install", "-y", "-qq", "qemu-system-arm"])
+            .args(["install", "-y", "-qq"])
+            .args(&packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
     Ok(())
