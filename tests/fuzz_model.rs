@@ -10,7 +10,9 @@
 //! `Ok`) and a too-small arena is rejected with `ArenaTooSmall`.
 //!
 //! The seed corpus holds valid files that `ember-quantize` writes from committed ONNX models in
-//! int8, f16 and f32; together they use every op kind. Two families of mutations:
+//! int8, f16 and f32, and from a chain of every op kind that can run in place (written over
+//! its input: docs/FORMAT.md §10, check 27); together they use every op kind. Two families of
+//! mutations:
 //!
 //! * raw corruption: truncations, 1–8 bit flips, byte overwrites, random files, and random
 //!   bytes behind a valid header prefix;
@@ -29,6 +31,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+mod common;
+
 use ember::format::params::{PadParams, TransposeParams};
 use ember::format::writer::{IoDesc, ModelBuilder, Quant};
 use ember::format::{
@@ -40,6 +44,7 @@ use ember_quantize::{host, npy, onnx, pipeline};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
 
 /// Mutated files each test feeds to the runtime (one per proptest case).
 const FILES_PER_TEST: u32 = 10_240;
@@ -108,8 +113,19 @@ fn corpus() -> &'static [Seed] {
                 seeds.push(Seed { name: format!("{name} {precision:?}"), bytes: written.bytes });
             }
         }
+        let chain = common::in_place_graph();
+        let samples: Vec<Vec<_>> = (0..8)
+            .map(|i| {
+                vec![ArrayD::from_shape_fn(IxDyn(&[1, 2, 2, 3]), |d| {
+                    (i + d[1] * 6 + d[2] * 3 + d[3]) as f32 / 4.0 - 2.0
+                })]
+            })
+            .collect();
         for (dtype, precision) in [(DType::I8, Precision::Int8), (DType::F32, Precision::F32)] {
             seeds.push(Seed { name: format!("pad_transpose {precision:?}"), bytes: pad_transpose(dtype) });
+            let written = pipeline::build(&chain, precision, Some(&samples)).expect("quantizes");
+            assert!(written.plan.in_place_ops > 0, "the chain has ops in place");
+            seeds.push(Seed { name: format!("in_place_chain {precision:?}"), bytes: written.bytes });
         }
         check_corpus(&seeds);
         seeds

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use ember::format::{OpKind, Storage};
-use ember::{Model, TensorInfo};
+use ember::{Model, OpInfo, TensorInfo};
 
 /// Multiply-accumulates of op `index` (0 for ops without a weight product).
 pub fn op_macs(model: &Model, index: u16) -> u64 {
@@ -45,9 +45,10 @@ pub fn report(model: &Model, file_len: usize) -> String {
     let mut total_macs = 0;
     let _ = writeln!(
         s,
-        "{:>4}  {:<17} {:<34} {:<22} {:>10} {:>9}",
+        "{:>4}  {:<17} {:<34} {:<22} {:>10} {:>9}  output at",
         "op", "kind", "inputs", "output", "MACs", "weights"
     );
+    let mut in_place_ops = 0;
     for index in 0..model.op_count() as u16 {
         let Ok(op) = model.op(index) else { continue };
         let mut inputs = Vec::new();
@@ -61,16 +62,24 @@ pub fn report(model: &Model, file_len: usize) -> String {
                 }
             }
         }
-        let out =
-            model.tensor(op.outputs[0]).map(|t| format!("{}{}", shape(&t), quant(&t))).unwrap_or_default();
+        let Ok(out) = model.tensor(op.outputs[0]) else { continue };
+        let placement = if out.alias_of.is_some() {
+            " (alias)"
+        } else if writes_in_place(model, &op, &out) {
+            in_place_ops += 1;
+            " (in place)"
+        } else {
+            ""
+        };
         let macs = op_macs(model, index);
         total_macs += macs;
         let _ = writeln!(
             s,
-            "{index:>4}  {:<17} {:<34} {:<22} {macs:>10} {weight_bytes:>9}",
+            "{index:>4}  {:<17} {:<34} {:<22} {macs:>10} {weight_bytes:>9}  {}{placement}",
             op.kind.name(),
             inputs.join(" "),
-            out
+            format!("{}{}", shape(&out), quant(&out)),
+            out.offset
         );
     }
     let _ = writeln!(s);
@@ -100,10 +109,18 @@ pub fn report(model: &Model, file_len: usize) -> String {
     }
     let _ = writeln!(
         s,
-        "ops: {}  MACs: {total_macs}  weight bytes: {}  arena bytes: {}  file bytes: {file_len}",
+        "ops: {}  MACs: {total_macs}  weight bytes: {}  arena bytes: {} (in-place ops: {in_place_ops})  file bytes: {file_len}",
         model.op_count(),
         model.weight_bytes(),
         model.arena_bytes()
     );
     s
+}
+
+/// Whether `op` writes its output `out` over one of its arena inputs (docs/FORMAT.md §10, check 27).
+fn writes_in_place(model: &Model, op: &OpInfo, out: &TensorInfo) -> bool {
+    op.inputs
+        .iter()
+        .filter_map(|&id| model.tensor(id).ok())
+        .any(|t| t.storage == Storage::Arena && t.offset == out.offset && t.byte_len == out.byte_len)
 }

@@ -148,17 +148,37 @@ fn quantize(
     write_atomically(output, &written.bytes)?;
     let file = ModelFile::from_bytes(&written.bytes);
     let m = file.model()?;
+    let plan = &written.plan;
     println!(
-        "wrote {} ({:?}): {} ops, {} weight bytes, arena {} bytes (activations unshared: {} bytes), {} calibration samples",
+        "wrote {} ({:?}): {} ops, {} weight bytes, {} calibration samples",
         output.display(),
         precision,
         m.op_count(),
         m.weight_bytes(),
-        written.plan.arena_bytes,
-        written.plan.unshared_bytes,
         samples.len()
     );
+    println!(
+        "arena: {} bytes (greedy by size: {}; lower bound: {}; no reuse: {}; in-place ops: {})",
+        thousands(plan.arena_bytes),
+        thousands(plan.greedy_bytes),
+        thousands(plan.lower_bound_bytes),
+        thousands(plan.unshared_bytes),
+        plan.in_place_ops
+    );
     Ok(())
+}
+
+/// `n` with a comma between thousands: `64512` → `64,512`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
@@ -235,4 +255,17 @@ fn eval(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_are_separated_by_commas() {
+        let cases = [(0, "0"), (768, "768"), (1000, "1,000"), (64512, "64,512"), (1234567, "1,234,567")];
+        for (n, expected) in cases {
+            assert_eq!(thousands(n), expected);
+        }
+    }
 }

@@ -7,21 +7,32 @@ use crate::calibrate::calibrate;
 use crate::emit::{emit, Precision};
 use crate::graph::Graph;
 use crate::host::ModelFile;
-use crate::plan::{plan, PlanReport};
+use crate::plan::{plan, Options, PlanReport};
 use crate::quantize::activation_params;
 
 /// A written model and what planning found.
 pub struct Written {
     /// The model file's bytes.
     pub bytes: Vec<u8>,
-    /// Memory plan figures.
+    /// Memory plan figures: the chosen plan's arena bytes and greedy by size's (TFLite Micro's
+    /// plan), the lower bound, no reuse, ops in place.
     pub plan: PlanReport,
 }
 
 /// Lowers, plans and serializes `graph` at `precision`. int8 needs calibration samples (each a
 /// list of inputs in ONNX layout).
 pub fn build(graph: &Graph, precision: Precision, calib: Option<&[Vec<ArrayD<f32>>]>) -> Result<Written> {
-    let float = write(graph, Precision::F32, None)?;
+    build_with(graph, precision, calib, Options::default())
+}
+
+/// As [`build`], planning the arena with `options`.
+pub fn build_with(
+    graph: &Graph,
+    precision: Precision,
+    calib: Option<&[Vec<ArrayD<f32>>]>,
+    options: Options,
+) -> Result<Written> {
+    let float = write(graph, Precision::F32, None, options)?;
     if precision == Precision::F32 {
         return Ok(float);
     }
@@ -36,16 +47,17 @@ pub fn build(graph: &Graph, precision: Precision, calib: Option<&[Vec<ArrayD<f32
         }
         _ => None,
     };
-    write(graph, precision, qparams.as_deref())
+    write(graph, precision, qparams.as_deref(), options)
 }
 
 fn write(
     graph: &Graph,
     precision: Precision,
     qparams: Option<&[Option<crate::quantize::QParams>]>,
+    options: Options,
 ) -> Result<Written> {
     let mut emitted = emit(graph, precision, qparams)?;
-    let plan = plan(&mut emitted.builder);
+    let plan = plan(&mut emitted.builder, options);
     let bytes = emitted.builder.finish()?;
     ModelFile::from_bytes(&bytes).model().context("internal error: the written model fails validation")?;
     Ok(Written { bytes, plan })

@@ -33,6 +33,7 @@ fn quantize_inspect_run_eval_digits() {
         tool(&["quantize", onnx_s, "-o", out_s, "--precision", "int8", "--calib", calib.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("200 calibration samples"), "{}", text(&o));
+    assert!(text(&o).contains("arena: 768 bytes (greedy by size: 768; lower bound: 768;"), "{}", text(&o));
     let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).collect();
     assert_eq!(leftovers.len(), 1, "only the model remains, no temporary file");
 

@@ -221,6 +221,40 @@ impl ModelBuilder {
         self.ops.len()
     }
 
+    /// Tensor `id`'s record so far (planning sets its offset, `finish` its lifetime).
+    pub fn tensor(&self, id: u16) -> &TensorRecord {
+        &self.tensors[id as usize]
+    }
+
+    /// The kind of op `index` (`None` only for a kind byte this builder never writes).
+    pub fn op_kind(&self, index: usize) -> Option<OpKind> {
+        OpKind::from_u8(self.ops[index].kind)
+    }
+
+    /// The input tensor ids of op `index`.
+    pub fn op_inputs(&self, index: usize) -> &[u16] {
+        let r = &self.ops[index];
+        let start = r.io_start as usize;
+        &self.op_io[start..start + r.n_inputs as usize]
+    }
+
+    /// The output tensor ids of op `index`.
+    pub fn op_outputs(&self, index: usize) -> &[u16] {
+        let r = &self.ops[index];
+        let start = r.io_start as usize + r.n_inputs as usize;
+        &self.op_io[start..start + r.n_outputs as usize]
+    }
+
+    /// The model inputs declared so far.
+    pub fn inputs(&self) -> &[IoDesc] {
+        &self.inputs
+    }
+
+    /// The model outputs declared so far.
+    pub fn outputs(&self) -> &[IoDesc] {
+        &self.outputs
+    }
+
     /// Whether tensor `id` lives in the arena (and is not an alias).
     pub fn is_arena_root(&self, id: u16) -> bool {
         let t = &self.tensors[id as usize];
@@ -249,10 +283,8 @@ impl ModelBuilder {
         for d in &self.outputs {
             touch(d.tensor, last);
         }
-        for (i, op) in self.ops.iter().enumerate() {
-            let start = op.io_start as usize;
-            let end = start + op.n_inputs as usize + op.n_outputs as usize;
-            for &id in &self.op_io[start..end] {
+        for i in 0..self.ops.len() {
+            for &id in self.op_inputs(i).iter().chain(self.op_outputs(i)) {
                 touch(id, i as u16);
             }
         }
