@@ -9,6 +9,7 @@
 //! `EMBER_MODEL` (an `.ember` file) and `EMBER_INPUTS` (its raw input batch) choose the model;
 //! without `EMBER_MODEL`, the committed digits model and its 32 test samples in
 //! `targets/models/` are used.
+#![deny(missing_docs)]
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,7 @@ pub fn model() -> Result<()> {
     ember_build::generate(&model, Some(&inputs), &out_dir()?.join("model.rs"))
 }
 
+/// The build script's output folder.
 fn out_dir() -> Result<PathBuf> {
     Ok(PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR is not set: call this from a build script")?))
 }
