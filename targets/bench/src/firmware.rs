@@ -113,8 +113,9 @@ pub mod __private {
 }
 
 /// Defines a board's entry point: the model module `build.rs` generated with `ember-build`
-/// (`mod model`), and a cortex-m-rt `main` that paints the stack, starts the clock, runs every
-/// sample of `model::INPUTS` and ends through the console.
+/// (`mod model`; the board crate depends on `ember`, which it names), and a `main` that paints
+/// the stack, starts the clock, runs every sample of `model::INPUTS` and ends through the
+/// console.
 ///
 /// - `board`: the name printed as `board=`;
 /// - `entry` (optional): the entry-point attribute, cortex-m-rt's `entry` by default (a HAL's
