@@ -537,28 +537,26 @@ impl<'a> Model<'a> {
     /// the same bytes and element type.
     fn in_place(&self, x: &TensorInfo, y: &TensorInfo) -> Result<bool, Error> {
         let index = y.live_first;
-        if x.live_last != index || x.arena_range() != y.arena_range() || x.dtype != y.dtype {
+        if x.live_last != index
+            || x.arena_range() != y.arena_range()
+            || x.dtype != y.dtype
+            || self.is_input(x.id)
+        {
             return Ok(false);
         }
         let op = self.op(index)?;
-        if !op.kind.runs_in_place() || op.outputs != [y.id] || self.is_input(x.id) {
-            return Ok(false);
-        }
-        let mut reads_x = false;
-        for &id in op.inputs {
-            reads_x |= self.root(id)? == x.id;
-        }
-        for r in self.outputs {
-            if self.root(r.tensor)? == x.id {
-                return Ok(false);
-            }
-        }
-        Ok(reads_x)
+        Ok(op.kind.runs_in_place()
+            && op.outputs == [y.id]
+            && op.inputs.iter().any(|&id| self.root(id) == x.id)
+            && !self.outputs.iter().any(|r| self.root(r.tensor) == x.id))
     }
 
-    /// The tensor whose storage `id` uses: `id`, or the tensor it aliases.
-    fn root(&self, id: u16) -> Result<u16, Error> {
-        Ok(self.tensor(id)?.alias_of.unwrap_or(id))
+    /// The tensor whose storage `id` uses: the tensor it aliases, or itself.
+    fn root(&self, id: u16) -> u16 {
+        match self.tensors.get(id as usize) {
+            Some(r) if r.alias_of != NO_ALIAS => r.alias_of,
+            _ => id,
+        }
     }
 }
 
