@@ -152,7 +152,7 @@ pub fn run(options: Options) -> Result<()> {
         ensure!(root().join(b.dir).is_dir(), "board {}: no crate at {}", b.name, b.dir);
         setup::rustup_target(b.target)?;
     }
-    setup::qemu_system_arm()?;
+    setup::qemu_boards()?;
     let specs: Vec<(String, PathBuf, (f32, f32))> = if options.models.is_empty() {
         MLPERF
             .iter()

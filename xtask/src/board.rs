@@ -1,7 +1,8 @@
 //! Building and running board firmware, and reading the report it prints.
 //!
 //! Firmware prints the line protocol of `targets/bench` (see targets/README.md):
-//! `ember-bench v1 …`, one `sample` line per input, one `layer` line per op, `summary`, `done`.
+//! `ember-bench v2 …`, one `sample` line per input, one `layer` line per op, `summary`, `done`.
+//! Tick totals are divided by the sample count here, so the firmware needs no 64-bit division.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -145,10 +146,15 @@ pub fn parse(text: &str) -> Result<Report> {
             Some("layer") => report.layers.push((
                 field(&f, "index", line)?,
                 field(&f, "kind", line)?,
-                field(&f, "ticks", line)?,
+                field(&f, "ticks_total", line)?,
             )),
             Some("summary") => {
-                report.ticks_per_inference = field(&f, "ticks_per_inference", line)?;
+                let samples: u64 = field(&f, "samples", line)?;
+                ensure!(samples > 0, "no samples in {line:?}");
+                report.ticks_per_inference = field::<u64>(&f, "ticks_total", line)? / samples;
+                for layer in &mut report.layers {
+                    layer.2 /= samples;
+                }
                 report.output_crc32 = field(&f, "output_crc32", line)?;
                 report.stack_bytes = field(&f, "stack_bytes", line)?;
             }
@@ -344,11 +350,11 @@ mod tests {
 
     #[test]
     fn parses_the_line_protocol() {
-        let text = "boot noise\nember-bench v1 board=qemu-m4 clock=instructions arena_bytes=768 ops=6\n\
+        let text = "boot noise\nember-bench v2 board=qemu-m4 clock=instructions arena_bytes=768 ops=6\n\
             sample index=0 argmax=2 output_crc32=0x0000abcd ticks=100\n\
             sample index=1 argmax=0 output_crc32=0x00000001 ticks=102\n\
-            layer index=0 kind=conv2d ticks=40\n\
-            summary samples=2 ticks_per_inference=101 output_crc32=0xdeadbeef stack_bytes=512\ndone\n";
+            layer index=0 kind=conv2d ticks_total=80\n\
+            summary samples=2 ticks_total=202 output_crc32=0xdeadbeef stack_bytes=512\ndone\n";
         let r = parse(text).unwrap();
         assert_eq!(r.board, "qemu-m4");
         assert_eq!(r.arena_bytes, 768);
@@ -358,7 +364,7 @@ mod tests {
         );
         assert_eq!(r.layers, [(0, "conv2d".to_string(), 40)]);
         assert_eq!((r.ticks_per_inference, r.output_crc32, r.stack_bytes), (101, 0xdeadbeef, 512));
-        assert!(parse("ember-bench v1 board=x clock=y arena_bytes=1\n").is_err(), "no done line");
+        assert!(parse("ember-bench v2 board=x clock=y arena_bytes=1\n").is_err(), "no done line");
     }
 
     #[test]

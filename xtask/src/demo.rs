@@ -16,7 +16,7 @@ use crate::{root, setup};
 /// figures, checking the board's output bytes against the host's.
 pub fn run(images: usize) -> Result<()> {
     setup::rustup_target(QEMU_M4.target)?;
-    setup::qemu_system_arm()?;
+    setup::qemu_boards()?;
 
     let dir = root().join("models/digits");
     let onnx = dir.join("digits_cnn.onnx");

@@ -1,5 +1,6 @@
 //! Installing what the board crates need: rustup targets, QEMU (system mode for the Cortex-M
-//! boards, user mode for aarch64 Linux) and the aarch64 cross linker.
+//! boards, user mode for aarch64 Linux), defmt-print (decodes the QEMU boards' output) and the
+//! aarch64 cross linker.
 
 use std::process::Command;
 
@@ -34,8 +35,12 @@ pub fn all() -> Result<()> {
     for target in TARGETS {
         rustup_target(target)?;
     }
-    apt_tools(&[QEMU_SYSTEM_ARM, QEMU_AARCH64, AARCH64_GCC])
+    apt_tools(&[QEMU_SYSTEM_ARM, QEMU_AARCH64, AARCH64_GCC])?;
+    defmt_print()
 }
+
+/// The defmt-print the QEMU boards' runner (`targets/qemu-run`) decodes their output with.
+const DEFMT_PRINT_VERSION: &str = "1.2.0";
 
 /// Adds a rustup target (a no-op when present).
 pub fn rustup_target(target: &str) -> Result<()> {
@@ -43,10 +48,30 @@ pub fn rustup_target(target: &str) -> Result<()> {
     Ok(())
 }
 
-/// Makes sure `qemu-system-arm` runs; installs it with apt-get when running as root on
-/// Debian/Ubuntu, otherwise says how.
-pub fn qemu_system_arm() -> Result<()> {
-    apt_tools(&[QEMU_SYSTEM_ARM])
+/// Makes sure the QEMU boards run: `qemu-system-arm` (installed with apt-get when running as
+/// root on Debian/Ubuntu, otherwise says how) and defmt-print.
+pub fn qemu_boards() -> Result<()> {
+    apt_tools(&[QEMU_SYSTEM_ARM])?;
+    defmt_print()
+}
+
+/// Installs defmt-print with `cargo install` unless this version of it runs.
+fn defmt_print() -> Result<()> {
+    let runs = Command::new("defmt-print").arg("--version").output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(DEFMT_PRINT_VERSION)
+    });
+    if !runs {
+        eprintln!("installing defmt-print {DEFMT_PRINT_VERSION} with cargo install ...");
+        run_checked(Command::new("cargo").args([
+            "install",
+            "--locked",
+            "--quiet",
+            "defmt-print",
+            "--version",
+            DEFMT_PRINT_VERSION,
+        ]))?;
+    }
+    Ok(())
 }
 
 /// Makes sure every tool's command runs: installs the missing ones' packages with apt-get when

@@ -234,7 +234,6 @@ macro_rules! op_kinds {
     ($($(#[$doc:meta])* $variant:ident = $value:literal, $name:literal;)*) => {
         /// Operator kinds, with one snake_case name used everywhere (format, glue, kernels, docs).
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
         #[repr(u8)]
         pub enum OpKind {
             $($(#[$doc])* $variant = $value,)*
@@ -256,6 +255,16 @@ macro_rules! op_kinds {
             pub fn name(self) -> &'static str {
                 match self {
                     $(OpKind::$variant => $name,)*
+                }
+            }
+        }
+
+        /// The snake_case name, interned by defmt (not stored in flash).
+        #[cfg(feature = "defmt")]
+        impl defmt::Format for OpKind {
+            fn format(&self, f: defmt::Formatter<'_>) {
+                match self {
+                    $(OpKind::$variant => defmt::write!(f, $name),)*
                 }
             }
         }

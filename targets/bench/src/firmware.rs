@@ -1,51 +1,118 @@
 //! What every Cortex-M board crate shares: the [`firmware!`](crate::firmware!) entry point, the
-//! [`Console`] a board prints to, stack painting over cortex-m-rt's stack and the cycle clock.
+//! defmt [`Defmt`] report, the semihosting exit, stack painting over cortex-m-rt's stack and the
+//! cycle clock.
 //!
-//! A board crate is then its memory map (`memory.x`), its clock, its console and its name:
+//! A board crate is then its memory map (`memory.x`), its clock, its defmt logger (the output
+//! channel: `defmt-semihosting` under QEMU, `defmt-rtt` under `probe-rs`) and its name:
 //!
 //! ```ignore
+//! use defmt_semihosting as _;
+//! use panic_probe as _;
+//!
 //! ember_bench::firmware! {
 //!     board: "qemu-mps2-an386",
 //!     clock: |core| SysTickClock::<40>::start(core.SYST),
-//!     console: Semihosting::stdout(),
 //! }
 //! ```
+//!
+//! The report's format strings live in the ELF's `.defmt` section, not in flash; `defmt-print`
+//! (QEMU, through `targets/qemu-run`) or `probe-rs run` turn the frames back into the report
+//! lines of [`crate::Lines`].
 
 use cortex_m::peripheral::{DCB, DWT};
+use cortex_m_rt::{exception, ExceptionFrame};
+use cortex_m_semihosting::debug;
+use ember::format::OpKind;
 use ember::Kernels;
 
-use crate::{Bench, Clock, Error, StackPaint};
+use crate::{Bench, Clock, Error, Report, StackPaint};
 
-#[cfg(feature = "defmt")]
-mod defmt_console;
-#[cfg(feature = "semihosting")]
-mod semihosting;
+#[cfg(feature = "no-device-interrupts")]
+mod interrupts;
 #[cfg(feature = "systick")]
 mod systick;
 
-#[cfg(feature = "defmt")]
-pub use defmt_console::Defmt;
-#[cfg(feature = "semihosting")]
-pub use semihosting::Semihosting;
 #[cfg(feature = "systick")]
 pub use systick::SysTickClock;
 
-/// A firmware's output channel: it prints the report and ends the program.
-pub trait Console: core::fmt::Write {
-    /// Ends the program: successfully after a complete report (`Ok`), or as a failure after
-    /// printing why (`Err`, through its `Display`).
-    fn exit(&mut self, result: Result<(), Error>) -> !;
+/// The report as defmt messages, one per line of the protocol.
+pub struct Defmt;
+
+impl Report for Defmt {
+    fn header(&mut self, board: &str, clock: &str, arena_bytes: usize, ops: usize) -> Result<(), Error> {
+        defmt::println!(
+            "ember-bench v2 board={=str} clock={=str} arena_bytes={=usize} ops={=usize}",
+            board,
+            clock,
+            arena_bytes,
+            ops
+        );
+        Ok(())
+    }
+
+    fn sample(&mut self, index: usize, argmax: usize, output_crc32: u32, ticks: u64) -> Result<(), Error> {
+        defmt::println!(
+            "sample index={=usize} argmax={=usize} output_crc32={=u32:#010x} ticks={=u64}",
+            index,
+            argmax,
+            output_crc32,
+            ticks
+        );
+        Ok(())
+    }
+
+    fn layer(&mut self, index: usize, kind: OpKind, ticks_total: u64) -> Result<(), Error> {
+        // `OpKind`'s defmt format is its snake_case name, kept in the ELF, not in flash.
+        defmt::println!("layer index={=usize} kind={} ticks_total={=u64}", index, kind, ticks_total);
+        Ok(())
+    }
+
+    fn summary(
+        &mut self,
+        samples: usize,
+        ticks_total: u64,
+        output_crc32: u32,
+        stack_bytes: usize,
+    ) -> Result<(), Error> {
+        defmt::println!(
+            "summary samples={=usize} ticks_total={=u64} output_crc32={=u32:#010x} stack_bytes={=usize}",
+            samples,
+            ticks_total,
+            output_crc32,
+            stack_bytes
+        );
+        defmt::println!("done");
+        Ok(())
+    }
 }
 
-/// Runs the benchmark (see [`crate::run`]) and ends the program through `console`.
-pub fn run_and_exit<K: Kernels>(
-    bench: Bench<'_>,
-    clock: &mut impl Clock,
-    console: &mut impl Console,
-    stack: &StackPaint,
-) -> ! {
-    let result = crate::run::<K, _>(bench, clock, console, Some(stack));
-    console.exit(result)
+/// Runs the benchmark (see [`crate::run`]), reporting through defmt, and ends the program: a
+/// semihosting exit with status 0, or 1 after printing why it failed.
+pub fn run_and_exit<K: Kernels>(bench: Bench<'_>, clock: &mut impl Clock, stack: &StackPaint) -> ! {
+    match crate::run::<K, _>(bench, clock, &mut Defmt, Some(stack)) {
+        Ok(()) => exit(debug::EXIT_SUCCESS),
+        Err(e) => {
+            defmt::println!("benchmark failed: {}", e);
+            exit(debug::EXIT_FAILURE)
+        }
+    }
+}
+
+/// Ends the program with a semihosting exit (QEMU and `probe-rs run` exit with `status`); waits
+/// if the host carries on.
+fn exit(status: debug::ExitStatus) -> ! {
+    debug::exit(status);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// A fault, or a panic (`panic-probe` ends in `udf`): reported, then a failing exit instead of
+/// cortex-m-rt's endless loop, so QEMU ends at once.
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    defmt::println!("hard fault at pc={=u32:#010x} (a panic, or a fault in the firmware)", frame.pc());
+    exit(debug::EXIT_FAILURE)
 }
 
 /// Paints the stack region of cortex-m-rt's linker script (`_stack_end` up to `_stack_start`)
@@ -114,30 +181,28 @@ pub mod __private {
 
 /// Defines a board's entry point: the model module `build.rs` generated with `ember-build`
 /// (`mod model`; the board crate depends on `ember`, which it names), and a `main` that paints
-/// the stack, starts the clock, runs every sample of `model::INPUTS` and ends through the
-/// console.
+/// the stack, starts the clock, runs every sample of `model::INPUTS`, reports through defmt
+/// and ends with a semihosting exit.
 ///
 /// - `board`: the name printed as `board=`;
 /// - `entry` (optional): the entry-point attribute, cortex-m-rt's `entry` by default (a HAL's
 ///   own, e.g. `rp235x_hal::entry`, where it does chip setup before `main`);
 /// - `clock`: a closure from the core peripherals (`cortex_m::Peripherals`) to the board's
 ///   [`Clock`](crate::Clock); it also does any chip setup the benchmark needs (e.g. the system
-///   clock), since it runs before the benchmark and after the stack is painted;
-/// - `console`: the board's [`Console`].
+///   clock), since it runs before the benchmark and after the stack is painted.
 ///
 /// The arena is a static of the generated `model::Arena` type (exactly the planned size). The
 /// firmware must keep cortex-m-rt's stack region free of other data (see [`paint_stack`]).
 #[macro_export]
 macro_rules! firmware {
-    (board: $board:expr, clock: $clock:expr, console: $console:expr $(,)?) => {
+    (board: $board:expr, clock: $clock:expr $(,)?) => {
         $crate::firmware! {
             board: $board,
             entry: $crate::firmware::__private::entry,
             clock: $clock,
-            console: $console,
         }
     };
-    (board: $board:expr, entry: $entry:meta, clock: $clock:expr, console: $console:expr $(,)?) => {
+    (board: $board:expr, entry: $entry:meta, clock: $clock:expr $(,)?) => {
         /// The model module generated by `build.rs`.
         #[allow(dead_code)] // Not every generated constant is needed here.
         mod model {
@@ -154,7 +219,6 @@ macro_rules! firmware {
             // this macro has no heap (the documented contract of `firmware!`).
             let stack = unsafe { $crate::firmware::paint_stack() };
             let mut clock = $crate::firmware::__private::start_clock($clock);
-            let mut console = $console;
             let mut layer_ticks = [0; model::OP_COUNT];
             let bench = $crate::Bench {
                 board: $board,
@@ -163,7 +227,7 @@ macro_rules! firmware {
                 inputs: &model::INPUTS.0,
                 layer_ticks: &mut layer_ticks,
             };
-            $crate::firmware::run_and_exit::<model::Kernels>(bench, &mut clock, &mut console, &stack)
+            $crate::firmware::run_and_exit::<model::Kernels>(bench, &mut clock, &stack)
         }
     };
 }

@@ -1,4 +1,4 @@
-//! A clock and a console for programs with an operating system (the host example, Linux boards).
+//! A clock and stdout for programs with an operating system (the host example, Linux boards).
 
 use std::boxed::Box;
 use std::io::Write as _;
@@ -8,7 +8,7 @@ use std::{format, vec};
 
 use ember::{AlignedBytes, AllKernels, Kernels};
 
-use crate::{Bench, Clock, Error};
+use crate::{Bench, Clock, Error, Lines};
 
 /// Nanoseconds since the clock was made (`clock=nanoseconds`), from [`Instant`].
 pub struct InstantClock(Instant);
@@ -50,7 +50,7 @@ impl core::fmt::Write for Stdout {
 pub fn run<K: Kernels>(board: &str, model: &[u8], inputs: &[u8], arena: &mut [u8]) -> Result<(), Error> {
     let mut layer_ticks = vec![0; ember::Model::from_bytes(model)?.op_count()];
     let bench = Bench { board, model, arena, inputs, layer_ticks: &mut layer_ticks };
-    crate::run::<K, _>(bench, &mut InstantClock::start(), &mut Stdout::lock(), None)
+    crate::run::<K, _>(bench, &mut InstantClock::start(), &mut Lines(Stdout::lock()), None)
 }
 
 /// Runs the benchmark on a model file and a raw input batch file with every kernel linked,

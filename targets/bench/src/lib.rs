@@ -1,40 +1,46 @@
 //! The board-independent benchmark application.
 //!
 //! A board crate provides the model, an arena, an input batch (the items `ember-build`
-//! generates), a [`Clock`] and a console (any [`core::fmt::Write`]), then calls [`run`]. It runs
-//! every sample through the [`Interpreter`], timing the whole inference and each op (through a
-//! [`Hook`]), and prints a line-based report for a host program to parse:
+//! generates), a [`Clock`] and a [`Report`] sink, then calls [`run`]. It runs every sample
+//! through the [`Interpreter`], timing the whole inference and each op (through a [`Hook`]),
+//! and reports a line-based protocol for a host program to parse:
 //!
 //! ```text
-//! ember-bench v1 board=<name> clock=<instructions|cycles> arena_bytes=<n> ops=<n>
+//! ember-bench v2 board=<name> clock=<instructions|cycles|nanoseconds> arena_bytes=<n> ops=<n>
 //! sample index=<i> argmax=<k> output_crc32=<0x%08x> ticks=<n>
-//! layer index=<op index> kind=<op kind name> ticks=<n>
-//! summary samples=<n> ticks_per_inference=<mean> output_crc32=<0x%08x> stack_bytes=<n>
+//! layer index=<op index> kind=<op kind name> ticks_total=<n>
+//! summary samples=<n> ticks_total=<n> output_crc32=<0x%08x> stack_bytes=<n>
 //! done
 //! ```
 //!
-//! One `sample` line per sample and one `layer` line per op (its ticks summed over all samples
-//! and divided by the sample count). The summary CRC32 (IEEE) covers the output bytes of all
-//! samples concatenated; `stack_bytes` is the peak stack use measured by [`StackPaint`] (0 when
-//! not measured).
+//! One `sample` line per sample (the ticks of its inference) and one `layer` line per op (its
+//! ticks summed over all samples). `summary` gives the ticks of all inferences: a host divides
+//! by `samples` for the mean, so the firmware needs no 64-bit division. The summary CRC32 (IEEE)
+//! covers the output bytes of all samples concatenated; `stack_bytes` is the peak stack use
+//! measured by [`StackPaint`] (0 when not measured).
 //!
-//! Features add what boards share: `cortex-m` the [`firmware!`] entry point and the DWT cycle
-//! clock, `systick` the SysTick instruction clock for QEMU, `semihosting` and `defmt` the two
-//! consoles, `std` a clock and console for hosted programs.
+//! [`Lines`] writes these lines to any [`core::fmt::Write`]; firmware sends each line as one
+//! defmt message (`firmware::Defmt`), whose format strings stay in the ELF's debug sections, so
+//! the firmware carries neither them nor `core::fmt`, and `defmt-print` or `probe-rs` prints the
+//! same lines.
+//!
+//! Features add what boards share: `firmware` the [`firmware!`] entry point, the defmt report,
+//! stack painting and the DWT cycle clock; `systick` the SysTick instruction clock for QEMU;
+//! `std` a clock and stdout for hosted programs.
 #![no_std]
 #![deny(missing_docs)]
 
 #[cfg(feature = "std")]
 extern crate std;
 
-#[cfg(feature = "cortex-m")]
+#[cfg(feature = "firmware")]
 pub mod firmware;
 #[cfg(feature = "std")]
 pub mod hosted;
 
-use core::fmt::{self, Write};
+use core::fmt;
 
-use ember::format::DType;
+use ember::format::{DType, OpKind};
 use ember::{Hook, Interpreter, Kernels, Model, OpEvent, OpOutput};
 
 /// The board's tick counter.
@@ -60,8 +66,65 @@ pub struct Bench<'a> {
     pub layer_ticks: &'a mut [u64],
 }
 
+/// Where the report goes: one method per line of the protocol (see the crate docs).
+pub trait Report {
+    /// `ember-bench v2 board=… clock=… arena_bytes=… ops=…`
+    fn header(&mut self, board: &str, clock: &str, arena_bytes: usize, ops: usize) -> Result<(), Error>;
+    /// `sample index=… argmax=… output_crc32=… ticks=…`
+    fn sample(&mut self, index: usize, argmax: usize, output_crc32: u32, ticks: u64) -> Result<(), Error>;
+    /// `layer index=… kind=… ticks_total=…`
+    fn layer(&mut self, index: usize, kind: OpKind, ticks_total: u64) -> Result<(), Error>;
+    /// `summary samples=… ticks_total=… output_crc32=… stack_bytes=…`, then `done`.
+    fn summary(
+        &mut self,
+        samples: usize,
+        ticks_total: u64,
+        output_crc32: u32,
+        stack_bytes: usize,
+    ) -> Result<(), Error>;
+}
+
+/// The report as text lines on a [`core::fmt::Write`].
+pub struct Lines<W>(pub W);
+
+impl<W: fmt::Write> Report for Lines<W> {
+    fn header(&mut self, board: &str, clock: &str, arena_bytes: usize, ops: usize) -> Result<(), Error> {
+        Ok(writeln!(
+            self.0,
+            "ember-bench v2 board={board} clock={clock} arena_bytes={arena_bytes} ops={ops}"
+        )?)
+    }
+
+    fn sample(&mut self, index: usize, argmax: usize, output_crc32: u32, ticks: u64) -> Result<(), Error> {
+        Ok(writeln!(
+            self.0,
+            "sample index={index} argmax={argmax} output_crc32={output_crc32:#010x} ticks={ticks}"
+        )?)
+    }
+
+    fn layer(&mut self, index: usize, kind: OpKind, ticks_total: u64) -> Result<(), Error> {
+        Ok(writeln!(self.0, "layer index={index} kind={} ticks_total={ticks_total}", kind.name())?)
+    }
+
+    fn summary(
+        &mut self,
+        samples: usize,
+        ticks_total: u64,
+        output_crc32: u32,
+        stack_bytes: usize,
+    ) -> Result<(), Error> {
+        writeln!(
+            self.0,
+            "summary samples={samples} ticks_total={ticks_total} output_crc32={output_crc32:#010x} \
+             stack_bytes={stack_bytes}"
+        )?;
+        Ok(writeln!(self.0, "done")?)
+    }
+}
+
 /// Why a benchmark could not run.
-#[derive(Debug)] // For tests and host programs: firmware prints errors through `Display`.
+#[derive(Debug)]
+#[cfg_attr(feature = "firmware", derive(defmt::Format))]
 pub enum Error {
     /// The runtime refused the model or failed while running it.
     Ember(ember::Error),
@@ -79,8 +142,8 @@ pub enum Error {
     },
     /// Input 0 or output 0 is neither int8 nor f32.
     UnsupportedDType(DType),
-    /// The console failed.
-    Console,
+    /// The report could not be written.
+    Report,
 }
 
 impl fmt::Display for Error {
@@ -95,7 +158,7 @@ impl fmt::Display for Error {
             Error::UnsupportedDType(dtype) => {
                 write!(f, "input 0 or output 0 is {}: only int8 and f32 are supported", dtype.name())
             }
-            Error::Console => f.write_str("the console failed"),
+            Error::Report => f.write_str("the report could not be written"),
         }
     }
 }
@@ -111,7 +174,7 @@ impl From<ember::Error> for Error {
 
 impl From<fmt::Error> for Error {
     fn from(_: fmt::Error) -> Self {
-        Error::Console
+        Error::Report
     }
 }
 
@@ -135,11 +198,11 @@ impl<C: Clock> Hook for LayerTimer<'_, '_, C> {
     }
 }
 
-/// Runs every sample of `bench.inputs` and prints the report to `console`.
+/// Runs every sample of `bench.inputs` and sends the report to `report`.
 pub fn run<K: Kernels, C: Clock>(
     bench: Bench<'_>,
     clock: &mut C,
-    console: &mut impl Write,
+    report: &mut impl Report,
     stack: Option<&StackPaint>,
 ) -> Result<(), Error> {
     let model = Model::from_bytes(bench.model)?;
@@ -152,17 +215,11 @@ pub fn run<K: Kernels, C: Clock>(
         return Err(Error::PartialSample { sample_bytes, batch_bytes: bench.inputs.len() });
     }
     let mut interp = Interpreter::<K>::with_kernels(&model, bench.arena)?;
-    writeln!(
-        console,
-        "ember-bench v1 board={} clock={} arena_bytes={} ops={ops}",
-        bench.board,
-        C::UNIT,
-        model.arena_bytes()
-    )?;
+    report.header(bench.board, C::UNIT, model.arena_bytes(), ops)?;
 
     let mut all_outputs = ember::CRC32.digest();
     let mut total_ticks = 0u64;
-    let mut samples = 0u64;
+    let mut samples = 0;
     for (index, sample) in bench.inputs.chunks_exact(sample_bytes).enumerate() {
         write_input(&mut interp, input.dtype, sample)?;
         let mut timer = LayerTimer { clock: &mut *clock, ticks: &mut *layer_ticks, start: 0 };
@@ -174,28 +231,15 @@ pub fn run<K: Kernels, C: Clock>(
             crc.update(bytes);
             all_outputs.update(bytes);
         })?;
-        writeln!(
-            console,
-            "sample index={index} argmax={argmax} output_crc32={:#010x} ticks={ticks}",
-            crc.finalize()
-        )?;
+        report.sample(index, argmax, crc.finalize(), ticks)?;
         total_ticks += ticks;
         samples += 1;
     }
 
-    for (index, ticks) in layer_ticks.iter().enumerate() {
-        let kind = model.op(index as u16)?.kind;
-        writeln!(console, "layer index={index} kind={} ticks={}", kind.name(), ticks / samples)?;
+    for (index, &ticks) in layer_ticks.iter().enumerate() {
+        report.layer(index, model.op(index as u16)?.kind, ticks)?;
     }
-    writeln!(
-        console,
-        "summary samples={samples} ticks_per_inference={} output_crc32={:#010x} stack_bytes={}",
-        total_ticks / samples,
-        all_outputs.finalize(),
-        stack.map_or(0, StackPaint::peak_bytes)
-    )?;
-    writeln!(console, "done")?;
-    Ok(())
+    report.summary(samples, total_ticks, all_outputs.finalize(), stack.map_or(0, StackPaint::peak_bytes))
 }
 
 /// Copies one raw sample into input 0.

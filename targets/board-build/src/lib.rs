@@ -23,13 +23,19 @@ pub fn firmware() -> Result<()> {
     model()
 }
 
-/// Copies the crate's `memory.x` to `OUT_DIR` and puts that on the linker's search path, where
-/// cortex-m-rt's `link.x` finds it.
+/// Copies the crate's `memory.x` (and `device.x`, if it has one) to `OUT_DIR` and puts that on
+/// the linker's search path, where cortex-m-rt's `link.x` finds them.
 pub fn memory_x() -> Result<()> {
     let out = out_dir()?;
     std::fs::copy("memory.x", out.join("memory.x")).context("cannot copy memory.x")?;
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
+    // A board without a device crate (the QEMU boards) brings its own interrupt list for
+    // cortex-m-rt's `device` feature; a device crate's build script provides it otherwise.
+    if Path::new("device.x").exists() {
+        std::fs::copy("device.x", out.join("device.x")).context("cannot copy device.x")?;
+        println!("cargo:rerun-if-changed=device.x");
+    }
     Ok(())
 }
 

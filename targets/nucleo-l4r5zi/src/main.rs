@@ -9,7 +9,7 @@
 #![no_main]
 
 use defmt_rtt as _;
-use ember_bench::firmware::{Defmt, DwtClock};
+use ember_bench::firmware::DwtClock;
 use panic_probe as _;
 use stm32l4::stm32l4r5;
 
@@ -20,7 +20,6 @@ ember_bench::firmware! {
         sysclk_120mhz(&device);
         DwtClock::start(core.DCB, core.DWT)
     },
-    console: Defmt::new(),
 }
 
 /// Runs the core at 120 MHz (RM0432, "Range 1 boost mode" and "Clock switching"): PLL from

@@ -6,12 +6,12 @@
 #![no_std]
 #![no_main]
 
-use ember_bench::firmware::{Semihosting, SysTickClock};
-use panic_semihosting as _;
+use defmt_semihosting as _;
+use ember_bench::firmware::SysTickClock;
+use panic_probe as _;
 
 ember_bench::firmware! {
     board: "qemu-mps2-an386",
     // SysTick runs on the 25 MHz processor clock: a tick is 40 instructions.
     clock: |core| SysTickClock::<40>::start(core.SYST),
-    console: Semihosting::stdout(),
 }

@@ -16,13 +16,13 @@
 #![no_std]
 #![no_main]
 
-use ember_bench::firmware::{Semihosting, SysTickClock};
-use panic_semihosting as _;
+use defmt_semihosting as _;
+use ember_bench::firmware::SysTickClock;
+use panic_probe as _;
 
 ember_bench::firmware! {
     board: "qemu-mps3-an547",
     // SysTick runs on the 32 MHz processor clock (the SSE-300's MAINCLK; QEMU wires no SysTick
     // reference clock on this board): a tick is 31.25 instructions, reported rounded down.
     clock: |core| SysTickClock::<125, 4>::start(core.SYST),
-    console: Semihosting::stdout(),
 }

@@ -8,7 +8,7 @@
 #![no_main]
 
 use defmt_rtt as _;
-use ember_bench::firmware::{Defmt, DwtClock};
+use ember_bench::firmware::DwtClock;
 use panic_probe as _;
 use rp235x_hal as hal;
 
@@ -43,5 +43,4 @@ ember_bench::firmware! {
         }
         DwtClock::start(core.DCB, core.DWT)
     },
-    console: Defmt::new(),
 }
