@@ -89,6 +89,8 @@ pub struct Run {
     pub macs: u64,
     /// Arena bytes of the model's memory plan.
     pub arena_bytes: u64,
+    /// Arena bytes a greedy-by-size plan (TFLite Micro's planner) would need for the same model.
+    pub arena_greedy_bytes: u64,
     /// Model file bytes (in flash).
     pub model_bytes: u64,
     /// Input batch bytes (in flash).
@@ -133,6 +135,7 @@ struct Prepared {
     samples: usize,
     macs: u64,
     arena_bytes: u64,
+    arena_greedy_bytes: u64,
     host_crc: u32,
 }
 
@@ -299,6 +302,7 @@ fn prepare(name: &str, path: &Path, range: (f32, f32), work: &Path) -> Result<Pr
         samples: BATCH,
         macs,
         arena_bytes: model.arena_bytes() as u64,
+        arena_greedy_bytes: written.plan.greedy_bytes as u64,
         host_crc: board::host_output_crc(&model, &batch)?,
     })
 }
@@ -334,6 +338,7 @@ fn run_on(board: &Board, prepared: &Prepared, timeout: Duration) -> Result<Run> 
         cycles: None,
         macs: prepared.macs,
         arena_bytes: prepared.arena_bytes,
+        arena_greedy_bytes: prepared.arena_greedy_bytes,
         model_bytes: prepared.model_bytes,
         input_bytes: prepared.input_bytes,
         flash_bytes: None,
@@ -454,8 +459,8 @@ fn versions() -> String {
 /// The markdown table: one row per run.
 pub fn table(runs: &[Run]) -> String {
     let mut s = String::from(
-        "| model | board | instructions / inference | MACs | MACs / instruction | arena | flash | code | RAM | stack | output = host |\n\
-         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
+        "| model | board | instructions / inference | MACs | MACs / instruction | arena | arena, greedy by size | flash | code | RAM | stack | output = host |\n\
+         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
     );
     let bytes = |b: Option<u64>| b.map_or("–".into(), thousands);
     for r in runs {
@@ -465,11 +470,12 @@ pub fn table(runs: &[Run]) -> String {
             (None, None) => (r.note.clone().unwrap_or_else(|| "–".into()), "–".into()),
         };
         s += &format!(
-            "| {} | {} | {ticks} | {} | {per} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {ticks} | {} | {per} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.model,
             r.board,
             thousands(r.macs),
             thousands(r.arena_bytes),
+            thousands(r.arena_greedy_bytes),
             bytes(r.flash_bytes),
             bytes(r.code_bytes),
             bytes(r.ram_bytes),
@@ -530,14 +536,15 @@ pub fn section(runs: &[Run], command: &str, versions: &str) -> String {
         "{SECTION}\n\n\
          `{command}`\n\n\
          {versions}.\n\
-         Release build (`opt-level = 3`, LTO, one codegen unit). Each model is quantized at int8\n\
+         Release build of the board crates (`opt-level = \"s\"`, LTO, one codegen unit). Each model is quantized at int8\n\
          with 64 seeded synthetic calibration inputs in its README's input range (plus the real\n\
          samples tests/mlperf.rs uses) and run on a batch of {samples} seeded inputs; the raw results\n\
          are in `benches/results/device.json`.\n\n\
          Instructions are QEMU `-icount` instruction counts, the mean per inference over the batch,\n\
          counted in steps of the board's SysTick tick and identical on every run: not cycles and not\n\
          time (see targets/README.md). MACs / instruction compares kernels and builds, not chips.\n\
-         Bytes: arena is the model's memory plan; flash is the whole image; code is flash minus the\n\
+         Bytes: arena is the model's memory plan (ember-quantize's planner), next to what TFLite\n\
+         Micro's greedy-by-size planner needs for the same tensors; flash is the whole image; code is flash minus the\n\
          model file and the input batch; RAM is static RAM (arena included); stack is the painted\n\
          peak. Output = host: the board's output bytes for the batch equal the host runtime's (CRC32).\n\n{}{}",
         table(runs),
@@ -585,6 +592,7 @@ mod tests {
             cycles: None,
             macs: 2_000_000,
             arena_bytes: 16_000,
+            arena_greedy_bytes: 16_512,
             model_bytes: 30_000,
             input_bytes: 1960,
             flash_bytes: instructions.map(|_| 150_000),
@@ -611,11 +619,11 @@ mod tests {
         assert!(lines[0].contains("instructions / inference") && !t.contains("cycles") && !t.contains("ms"));
         assert_eq!(
             lines[2],
-            "| kws | qemu-m4 | 8,000,000 | 2,000,000 | 0.250 | 16,000 | 150,000 | 118,040 | 16,024 | 2,100 | yes |"
+            "| kws | qemu-m4 | 8,000,000 | 2,000,000 | 0.250 | 16,000 | 16,512 | 150,000 | 118,040 | 16,024 | 2,100 | yes |"
         );
         assert_eq!(
             lines[3],
-            "| vww | qemu-m4 | does not fit: 400000 bytes > 262144 bytes of flash | 2,000,000 | – | 16,000 | – | – | – | – | – |"
+            "| vww | qemu-m4 | does not fit: 400000 bytes > 262144 bytes of flash | 2,000,000 | – | 16,000 | 16,512 | – | – | – | – | – |"
         );
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
