@@ -35,25 +35,57 @@ use std::path::Path;
 use anyhow::{bail, ensure, Context, Result};
 use ember::{AlignedBytes, IoInfo, Model};
 
-/// Writes the Rust module for `model` (an .ember file) and, optionally, a raw input batch, to `out`.
+/// Writes the Rust module for `model` (an .ember file) and, optionally, a raw input batch, to `out`,
+/// naming the files by absolute path (for a build script writing to `OUT_DIR`).
 ///
 /// The file is only rewritten when its text changes, so unchanged models cause no rebuild.
 pub fn generate(model: &Path, inputs: Option<&Path>, out: &Path) -> Result<()> {
-    let absolute = |p: &Path| -> Result<String> {
+    write_module(model, inputs, out, IncludePaths::Absolute)
+}
+
+/// How the generated module names the files it embeds with `include_bytes!`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IncludePaths {
+    /// Absolute paths: for a module generated into `OUT_DIR` and `include!`d.
+    Absolute,
+    /// Relative to the module's own folder: for a module file kept in a source tree
+    /// (`include_bytes!` resolves paths from the file it appears in).
+    RelativeToModule,
+}
+
+/// Writes the module for `model` (and an optional raw input batch) to `out`, naming the files as
+/// `paths` says; rewrites `out` only when its text changes.
+pub fn write_module(model: &Path, inputs: Option<&Path>, out: &Path, paths: IncludePaths) -> Result<()> {
+    let out_dir = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let include_path = |p: &Path| -> Result<String> {
         let abs = std::fs::canonicalize(p).with_context(|| format!("cannot find {}", p.display()))?;
-        abs.to_str().map(str::to_owned).with_context(|| format!("{} is not valid UTF-8", abs.display()))
+        let named = match paths {
+            IncludePaths::Absolute => abs,
+            IncludePaths::RelativeToModule => {
+                let dir = std::fs::canonicalize(out_dir)
+                    .with_context(|| format!("cannot find the folder of {}", out.display()))?;
+                pathdiff::diff_paths(&abs, &dir).unwrap_or(abs)
+            }
+        };
+        named.to_str().map(str::to_owned).with_context(|| format!("{} is not valid UTF-8", named.display()))
     };
     let model_bytes = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
     let inputs = match inputs {
         Some(p) => {
             let len = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?.len();
-            Some((absolute(p)?, usize::try_from(len)?))
+            Some((include_path(p)?, usize::try_from(len)?))
         }
         None => None,
     };
-    let source =
-        module_source(&model_bytes, &absolute(model)?, inputs.as_ref().map(|(p, len)| (p.as_str(), *len)))
-            .with_context(|| format!("model {}", model.display()))?;
+    let source = module_source(
+        &model_bytes,
+        &include_path(model)?,
+        inputs.as_ref().map(|(p, len)| (p.as_str(), *len)),
+    )
+    .with_context(|| format!("model {}", model.display()))?;
     if std::fs::read_to_string(out).ok().as_deref() != Some(source.as_str()) {
         std::fs::write(out, source).with_context(|| format!("cannot write {}", out.display()))?;
     }

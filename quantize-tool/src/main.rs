@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
+use ember_build::IncludePaths;
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare};
@@ -41,6 +42,20 @@ enum Command {
         /// Concrete shape for an input with symbolic dims, e.g. `input:1,3,32,32` (repeatable).
         #[arg(long = "input-shape", value_parser = parse_input_shape)]
         input_shapes: Vec<(String, Vec<usize>)>,
+    },
+    /// Write a Rust module that embeds an Ember model for firmware: the model (16-byte aligned),
+    /// `ARENA_BYTES` and an `Arena` type of exactly that size, `OP_COUNT`, the `Kernels` it needs,
+    /// input/output shapes and quantization (as `ember-build` does from a build script).
+    Codegen {
+        /// The Ember model.
+        model: PathBuf,
+        /// The module file, e.g. `src/model.rs`; it names the model by its path relative to this
+        /// file's folder.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// A raw input batch to embed as `INPUTS` (whole samples of input 0, internal layout).
+        #[arg(long)]
+        inputs: Option<PathBuf>,
     },
     /// Describe an Ember model: ops, shapes, MACs, weights, memory plan, quantization.
     Inspect {
@@ -96,6 +111,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Quantize { model, output, precision, calib, calib_limit, input_shapes } => {
             quantize(&model, &output, precision, calib.as_deref(), calib_limit, &input_shapes)
+        }
+        Command::Codegen { model, output, inputs } => {
+            ember_build::write_module(&model, inputs.as_deref(), &output, IncludePaths::RelativeToModule)?;
+            eprintln!("wrote {}", output.display());
+            Ok(())
         }
         Command::Inspect { model } => {
             let file = ModelFile::read(&model)?;

@@ -1,5 +1,5 @@
-//! The `ember-quantize` command line: quantize, inspect, run and eval on the bundled digits
-//! model, and the errors a user meets first.
+//! The `ember-quantize` command line: quantize, inspect, run, eval and codegen on the bundled
+//! digits model, and the errors a user meets first.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -66,6 +66,41 @@ fn quantize_inspect_run_eval_digits() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("samples: 450") && t.contains("accuracy: f32 (tract) 97.33%, ember 97.33%"), "{t}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn codegen_writes_a_module_naming_the_model_relative_to_itself() {
+    let dir = scratch("codegen");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let model = dir.join("digits.ember");
+    let committed = models().join("../targets/models");
+    std::fs::copy(committed.join("digits_int8.ember"), &model).unwrap();
+    let inputs = committed.join("digits_inputs.bin");
+    let out = src.join("model.rs");
+    let o = tool(&[
+        "codegen",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let module = std::fs::read_to_string(&out).unwrap();
+    for expected in [
+        "include_bytes!(\"../digits.ember\")",
+        "pub const ARENA_BYTES: usize = 768;",
+        "pub type Arena = ember::Aligned<[u8; ARENA_BYTES]>;",
+        "pub const OP_COUNT: usize = 6;",
+        "impl ember::Kernels for Kernels",
+        "pub static INPUTS: &ember::Aligned<[u8; 2048]>",
+    ] {
+        assert!(module.contains(expected), "missing {expected:?} in:\n{module}");
+    }
+    let o = tool(&["codegen", dir.join("missing.ember").to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("missing.ember"), "{}", text(&o));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
