@@ -68,6 +68,19 @@ impl Window {
             self.cols.iter().map(move |(kx, ix)| (ky * self.kernel_w + kx, row + ix))
         })
     }
+
+    /// The cells as runs `(tap, pixel, count)` of consecutive taps reading consecutive pixels,
+    /// in the order of [`Window::cells`]: one run per window row when the column dilation is 1
+    /// (then an NHWC row of `count` pixels and its filter row are each contiguous), else one per
+    /// cell.
+    pub(crate) fn runs(self) -> impl Iterator<Item = (usize, usize, usize)> {
+        let whole_rows = self.cols.dilation == 1 && self.cols.len() > 0;
+        self.rows.iter().flat_map(move |(ky, iy)| {
+            let row = self.base + iy * self.width;
+            let (runs, count) = if whole_rows { (1, self.cols.len()) } else { (self.cols.len(), 1) };
+            self.cols.iter().take(runs).map(move |(kx, ix)| (ky * self.kernel_w + kx, row + ix, count))
+        })
+    }
 }
 
 /// Calls `f(window, out_pixel)` for every output pixel, `out_pixel` counting output pixels in
@@ -88,13 +101,14 @@ pub(crate) fn for_each_window(g: &ConvGeometry, mut f: impl FnMut(Window, usize)
     }
 }
 
-/// Shared loop: `out[p, oc] = finish(oc, Σ over valid taps and input channels of mac)`.
+/// Shared loop: `out[p, oc] = finish(oc, Σ over runs of valid taps of dot(input, filter))`, in
+/// tap-major, channel-minor order.
 fn conv2d<X: Copy, W: Copy, A: Copy, O>(
     g: &ConvGeometry,
     x: &[X],
     w: &[W],
     zero: A,
-    mac: impl Fn(A, X, W) -> A + Copy,
+    dot: impl Fn(A, &[X], &[W]) -> A,
     finish: impl Fn(usize, A) -> O,
     out: &mut [O],
 ) {
@@ -103,8 +117,8 @@ fn conv2d<X: Copy, W: Copy, A: Copy, O>(
     for_each_window(g, |window, pixel| {
         for (oc, o) in out[pixel * cout..][..cout].iter_mut().enumerate() {
             let filter = &w[oc * filter_len..][..filter_len];
-            let acc = window.cells().fold(zero, |acc, (tap, px)| {
-                dot(acc, &x[px * cin..][..cin], &filter[tap * cin..][..cin], mac)
+            let acc = window.runs().fold(zero, |acc, (tap, px, count)| {
+                dot(acc, &x[px * cin..][..count * cin], &filter[tap * cin..][..count * cin])
             });
             *o = finish(oc, acc);
         }
@@ -120,13 +134,29 @@ pub fn conv2d_f32<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    conv2d(g, x, w, 0.0, mac_f32, |oc, acc| act.apply(acc + bias[oc]), out);
+    let dot = |acc, xs: &[f32], ws: &[W]| dot(acc, xs, ws, mac_f32);
+    conv2d(g, x, w, 0.0, dot, |oc, acc| act.apply(acc + bias[oc]), out);
 }
 
 /// int8 convolution with symmetric weights; layouts as in [`conv2d_f32`].
 pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     let mac = mac_i8(q.input_zero_point.wrapping_neg());
-    conv2d(g, x, w, 0, mac, |oc, acc| requantize(q, oc, acc, bias[oc]), out);
+    conv2d_i8_with(g, q, x, w, bias, out, |acc, xs, ws| dot(acc, xs, ws, mac));
+}
+
+/// [`conv2d_i8`] with the inner product over one tap's input channels given (as in
+/// [`super::fully_connected::fully_connected_i8_with`]).
+#[inline(always)]
+pub(crate) fn conv2d_i8_with(
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+    dot: impl Fn(i32, &[i8], &[i8]) -> i32,
+) {
+    conv2d(g, x, w, 0, dot, |oc, acc| requantize(q, oc, acc, bias[oc]), out);
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ fn fully_connected<X: Copy, W: Copy, A: Copy, O>(
     x: &[X],
     w: &[W],
     zero: A,
-    mac: impl Fn(A, X, W) -> A + Copy,
+    dot: impl Fn(A, &[X], &[W]) -> A,
     finish: impl Fn(usize, A) -> O,
     out: &mut [O],
 ) {
@@ -43,7 +43,7 @@ fn fully_connected<X: Copy, W: Copy, A: Copy, O>(
     for r in 0..g.rows {
         let row = &x[r * depth..][..depth];
         for (u, o) in out[r * units..][..units].iter_mut().enumerate() {
-            *o = finish(u, dot(zero, row, &w[u * depth..][..depth], mac));
+            *o = finish(u, dot(zero, row, &w[u * depth..][..depth]));
         }
     }
 }
@@ -57,13 +57,29 @@ pub fn fully_connected_f32<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    fully_connected(g, x, w, 0.0, mac_f32, |u, acc| act.apply(acc + bias[u]), out);
+    let dot = |acc, xs: &[f32], ws: &[W]| dot(acc, xs, ws, mac_f32);
+    fully_connected(g, x, w, 0.0, dot, |u, acc| act.apply(acc + bias[u]), out);
 }
 
 /// int8 fully connected layer with symmetric weights; layouts as in [`fully_connected_f32`].
 pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     let mac = mac_i8(q.input_zero_point.wrapping_neg());
-    fully_connected(g, x, w, 0, mac, |u, acc| requantize(q, u, acc, bias[u]), out);
+    fully_connected_i8_with(g, q, x, w, bias, out, |acc, xs, ws| dot(acc, xs, ws, mac));
+}
+
+/// [`fully_connected_i8`] with the inner product `dot(acc, x, w) = acc + Σ (x − input zero
+/// point) × w` given, so optimized kernels share the loop and output stage.
+#[inline(always)]
+pub(crate) fn fully_connected_i8_with(
+    g: &FcGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+    dot: impl Fn(i32, &[i8], &[i8]) -> i32,
+) {
+    fully_connected(g, x, w, 0, dot, |u, acc| requantize(q, u, acc, bias[u]), out);
 }
 
 #[cfg(test)]

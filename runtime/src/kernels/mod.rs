@@ -1,4 +1,6 @@
-//! Reference kernels in portable Rust: the oracle every optimized kernel is checked against.
+//! Reference kernels in portable Rust: the oracle every optimized kernel is checked against;
+//! hand-written kernels per architecture (`cortex_m_dsp`) and the set the interpreter runs
+//! ([`selected`]).
 //!
 //! Kernels take plain slices and small geometry structs; the interpreter's op glue
 //! (`crate::ops`) has already validated every length, so kernels only compute. Elementwise
@@ -11,6 +13,8 @@ pub mod add;
 pub mod broadcast;
 pub mod concat;
 pub mod conv2d;
+#[cfg(ember_arm_dsp)]
+pub mod cortex_m_dsp;
 pub mod depthwise_conv2d;
 pub mod fully_connected;
 pub mod mean;
@@ -21,6 +25,15 @@ pub mod softmax;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod transpose;
+
+/// The int8 kernels the interpreter runs: the hand-written ones of the target where they exist
+/// (chosen at compile time, see `runtime/build.rs`), the reference kernels otherwise.
+pub mod selected {
+    #[cfg(ember_arm_dsp)]
+    pub use super::cortex_m_dsp::{conv2d_i8, fully_connected_i8};
+    #[cfg(not(ember_arm_dsp))]
+    pub use super::{conv2d::conv2d_i8, fully_connected::fully_connected_i8};
+}
 
 use core::ops::Range;
 

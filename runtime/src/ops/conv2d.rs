@@ -27,7 +27,7 @@ impl weighted::WeightedKernels for Conv2dKernels {
     type Geometry = ConvGeometry;
 
     fn i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
-        conv2d::conv2d_i8(g, q, x, w, bias, out)
+        crate::kernels::selected::conv2d_i8(g, q, x, w, bias, out)
     }
 
     fn float<W: Weight>(g: &ConvGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {

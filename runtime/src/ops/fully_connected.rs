@@ -33,7 +33,7 @@ impl weighted::WeightedKernels for FullyConnectedKernels {
     type Geometry = FcGeometry;
 
     fn i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
-        fully_connected::fully_connected_i8(g, q, x, w, bias, out)
+        crate::kernels::selected::fully_connected_i8(g, q, x, w, bias, out)
     }
 
     fn float<W: Weight>(g: &FcGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {

@@ -90,18 +90,18 @@ impl Report for Defmt {
 /// semihosting exit with status 0, or 1 after printing why it failed.
 pub fn run_and_exit<K: Kernels>(bench: Bench<'_>, clock: &mut impl Clock, stack: &StackPaint) -> ! {
     match crate::run::<K, _>(bench, clock, &mut Defmt, Some(stack)) {
-        Ok(()) => exit(debug::EXIT_SUCCESS),
+        Ok(()) => exit(true),
         Err(e) => {
             defmt::println!("benchmark failed: {}", e);
-            exit(debug::EXIT_FAILURE)
+            exit(false)
         }
     }
 }
 
-/// Ends the program with a semihosting exit (QEMU and `probe-rs run` exit with `status`); waits
-/// if the host carries on.
-fn exit(status: debug::ExitStatus) -> ! {
-    debug::exit(status);
+/// Ends the program with a semihosting exit (QEMU and `probe-rs run` exit with status 0 on
+/// `success`, else 1); waits if the host carries on.
+pub fn exit(success: bool) -> ! {
+    debug::exit(if success { debug::EXIT_SUCCESS } else { debug::EXIT_FAILURE });
     loop {
         cortex_m::asm::wfi();
     }
@@ -112,7 +112,7 @@ fn exit(status: debug::ExitStatus) -> ! {
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
     defmt::println!("hard fault at pc={=u32:#010x} (a panic, or a fault in the firmware)", frame.pc());
-    exit(debug::EXIT_FAILURE)
+    exit(false)
 }
 
 /// Paints the stack region of cortex-m-rt's linker script (`_stack_end` up to `_stack_start`)

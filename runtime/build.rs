@@ -1,0 +1,37 @@
+//! Chooses the hand-written kernels for the target at compile time (no run-time detection on
+//! `no_std`; Arm's target features are not visible to `cfg` on stable Rust, so this reads the
+//! target and the flags): `ember_arm_dsp` on Cortex-M cores with the DSP extension:
+//!
+//! - Armv7E-M (`thumbv7em-*`: M4, M7) always has it;
+//! - on Armv8-M Mainline (`thumbv8m.main-*`: M33, M55, M85) it is optional, so it is used when
+//!   the flags say the core has it: `-C target-feature=+dsp`, or `-C target-cpu=` one of
+//!   cortex-m33, cortex-m35p, cortex-m55, cortex-m85.
+//!
+//! `EMBER_NO_DSP=1` turns it off (to measure the reference kernels on a board).
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(ember_arm_dsp)");
+    println!("cargo::rerun-if-env-changed=EMBER_NO_DSP");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let flags: Vec<&str> = flags.split('\x1f').collect();
+    let flag_says = |prefix: &str, accept: &dyn Fn(&str) -> bool| {
+        flags.iter().enumerate().any(|(i, f)| {
+            let value = if *f == "-C" {
+                flags.get(i + 1).copied().unwrap_or("")
+            } else {
+                f.strip_prefix("-C").unwrap_or(f)
+            };
+            value.strip_prefix(prefix).is_some_and(accept)
+        })
+    };
+    let dsp_feature = flag_says("target-feature=", &|v| v.split(',').any(|f| f == "+dsp"));
+    let dsp_cpu = flag_says("target-cpu=", &|v| {
+        matches!(v, "cortex-m33" | "cortex-m35p" | "cortex-m55" | "cortex-m85")
+    });
+    let has_dsp =
+        target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && (dsp_feature || dsp_cpu));
+    if has_dsp && std::env::var_os("EMBER_NO_DSP").is_none() {
+        println!("cargo::rustc-cfg=ember_arm_dsp");
+    }
+}

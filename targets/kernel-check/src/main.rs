@@ -1,0 +1,180 @@
+//! Randomized bit-exactness checks, run under QEMU: every hand-written kernel of this target
+//! (`ember::kernels::cortex_m_dsp`) against its reference kernel, byte for byte, on random
+//! shapes, strides, dilations, paddings, zero points, per-tensor and per-channel requantization
+//! and activation bounds. Prints a summary through defmt and exits with status 0, or prints the
+//! first differing case and exits with status 1.
+#![no_std]
+#![no_main]
+
+use defmt_semihosting as _;
+use ember::kernels::{conv2d, cortex_m_dsp, fully_connected};
+use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Int8Params, Nhwc};
+use ember::quant::Requant;
+use ember_bench::firmware::exit;
+use panic_probe as _;
+
+/// Random cases per kernel.
+const CASES: u32 = 1500;
+/// Largest input height and width, channels, kernel side.
+const MAX_HW: usize = 9;
+const MAX_CIN: usize = 12;
+const MAX_COUT: usize = 8;
+const MAX_K: usize = 4;
+
+/// xorshift32: a fixed seed, so every run checks the same cases.
+struct Rng(u32);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: i32, hi: i32) -> i32 {
+        lo + (self.next() % (hi - lo + 1) as u32) as i32
+    }
+
+    fn size(&mut self, lo: usize, hi: usize) -> usize {
+        self.range(lo as i32, hi as i32) as usize
+    }
+
+    fn fill(&mut self, out: &mut [i8], lo: i32, hi: i32) {
+        out.iter_mut().for_each(|v| *v = self.range(lo, hi) as i8);
+    }
+}
+
+/// Buffers for the largest case.
+struct Buffers {
+    x: [i8; MAX_HW * MAX_HW * MAX_CIN],
+    w: [i8; MAX_COUT * MAX_K * MAX_K * MAX_CIN],
+    bias: [i32; MAX_COUT],
+    requant: [Requant; MAX_COUT],
+    reference: [i8; MAX_HW * MAX_HW * MAX_COUT],
+    optimized: [i8; MAX_HW * MAX_HW * MAX_COUT],
+}
+
+/// Random quantization for `channels` output channels: zero points, per-tensor or per-channel
+/// requantization (right and left shifts), activation bounds.
+fn quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) -> Int8Params<'a> {
+    let used = if rng.next().is_multiple_of(2) { 1 } else { channels };
+    for r in &mut requant[..used] {
+        *r = Requant { multiplier: rng.range(1 << 30, i32::MAX), shift: rng.range(-12, 1) };
+    }
+    let min = rng.range(-128, 0);
+    Int8Params {
+        input_zero_point: rng.range(-128, 127),
+        output_zero_point: rng.range(-128, 127),
+        requant: &requant[..used],
+        act: ClampI8 { min, max: rng.range(min, 127) },
+    }
+}
+
+fn check_fully_connected(rng: &mut Rng, b: &mut Buffers) -> bool {
+    let g = FcGeometry { rows: rng.size(1, 4), depth: rng.size(1, 40), units: rng.size(1, MAX_COUT) };
+    let (x_len, w_len, out_len) = (g.rows * g.depth, g.units * g.depth, g.rows * g.units);
+    if x_len > b.x.len() || w_len > b.w.len() || out_len > b.reference.len() {
+        return true;
+    }
+    rng.fill(&mut b.x[..x_len], -128, 127);
+    rng.fill(&mut b.w[..w_len], -127, 127);
+    b.bias[..g.units].iter_mut().for_each(|v| *v = rng.range(-50_000, 50_000));
+    let q = quantization(rng, &mut b.requant, g.units);
+    let (x, w, bias) = (&b.x[..x_len], &b.w[..w_len], &b.bias[..g.units]);
+    fully_connected::fully_connected_i8(&g, &q, x, w, bias, &mut b.reference[..out_len]);
+    cortex_m_dsp::fully_connected_i8(&g, &q, x, w, bias, &mut b.optimized[..out_len]);
+    let equal = b.reference[..out_len] == b.optimized[..out_len];
+    if !equal {
+        defmt::println!(
+            "fully_connected differs: rows={=usize} depth={=usize} units={=usize} zero points {=i32}/{=i32}",
+            g.rows,
+            g.depth,
+            g.units,
+            q.input_zero_point,
+            q.output_zero_point
+        );
+    }
+    equal
+}
+
+/// One axis: (input, kernel, stride, dilation, pad before, output), or `None` if the window
+/// does not fit the padded input.
+fn axis(rng: &mut Rng, one_by_one: bool) -> Option<[usize; 6]> {
+    let input = rng.size(1, MAX_HW);
+    if one_by_one {
+        return Some([input, 1, 1, 1, 0, input]);
+    }
+    let (kernel, stride, dilation) = (rng.size(1, MAX_K), rng.size(1, 2), rng.size(1, 2));
+    let span = dilation * (kernel - 1) + 1;
+    let (before, after) = (rng.size(0, span - 1), rng.size(0, span - 1));
+    let padded = input + before + after;
+    (padded >= span).then(|| [input, kernel, stride, dilation, before, (padded - span) / stride + 1])
+}
+
+fn check_conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
+    let one_by_one = rng.next().is_multiple_of(4);
+    let (Some(h), Some(w)) = (axis(rng, one_by_one), axis(rng, one_by_one)) else { return true };
+    let (cin, cout) = (rng.size(1, MAX_CIN), rng.size(1, MAX_COUT));
+    let g = ConvGeometry {
+        input: Nhwc { n: 1, h: h[0], w: w[0], c: cin },
+        output: Nhwc { n: 1, h: h[5], w: w[5], c: cout },
+        kernel: [h[1], w[1]],
+        stride: [h[2], w[2]],
+        dilation: [h[3], w[3]],
+        pad: [h[4], w[4]],
+    };
+    let (x_len, w_len, out_len) = (g.input.len(), cout * h[1] * w[1] * cin, g.output.len());
+    if x_len > b.x.len() || w_len > b.w.len() || out_len > b.reference.len() {
+        return true;
+    }
+    rng.fill(&mut b.x[..x_len], -128, 127);
+    rng.fill(&mut b.w[..w_len], -127, 127);
+    b.bias[..cout].iter_mut().for_each(|v| *v = rng.range(-50_000, 50_000));
+    let q = quantization(rng, &mut b.requant, cout);
+    let (x, wt, bias) = (&b.x[..x_len], &b.w[..w_len], &b.bias[..cout]);
+    conv2d::conv2d_i8(&g, &q, x, wt, bias, &mut b.reference[..out_len]);
+    cortex_m_dsp::conv2d_i8(&g, &q, x, wt, bias, &mut b.optimized[..out_len]);
+    let equal = b.reference[..out_len] == b.optimized[..out_len];
+    if !equal {
+        defmt::println!(
+            "conv2d differs: input {=usize}x{=usize}x{=usize} output {=usize}x{=usize}x{=usize} kernel {=usize}x{=usize} stride {=usize},{=usize} dilation {=usize},{=usize} pad {=usize},{=usize}",
+            g.input.h, g.input.w, g.input.c, g.output.h, g.output.w, g.output.c,
+            g.kernel[0], g.kernel[1], g.stride[0], g.stride[1], g.dilation[0], g.dilation[1], g.pad[0], g.pad[1]
+        );
+    }
+    equal
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let buffers = cortex_m::singleton!(: Buffers = Buffers {
+        x: [0; MAX_HW * MAX_HW * MAX_CIN],
+        w: [0; MAX_COUT * MAX_K * MAX_K * MAX_CIN],
+        bias: [0; MAX_COUT],
+        requant: [Requant { multiplier: 0, shift: 0 }; MAX_COUT],
+        reference: [0; MAX_HW * MAX_HW * MAX_COUT],
+        optimized: [0; MAX_HW * MAX_HW * MAX_COUT],
+    })
+    .expect("main runs once");
+    let mut rng = Rng(0x2545_f491);
+    for _ in 0..CASES {
+        if !check_fully_connected(&mut rng, buffers) {
+            exit(false)
+        }
+    }
+    for _ in 0..CASES {
+        if !check_conv2d(&mut rng, buffers) {
+            exit(false)
+        }
+    }
+    defmt::println!(
+        "kernel-check: {=u32} fully_connected and {=u32} conv2d cases, every output equal to the reference",
+        CASES,
+        CASES
+    );
+    exit(true)
+}
