@@ -60,17 +60,27 @@ impl Window {
         self.rows.len() * self.cols.len()
     }
 
-    /// `(tap, pixel)` of every cell inside the input in row-major window order: `tap` is
-    /// `ky × KW + kx` and `pixel` the input pixel index `(b × H + iy) × W + ix`.
-    pub(crate) fn cells(self) -> impl Iterator<Item = (usize, usize)> {
-        self.rows.iter().flat_map(move |(ky, iy)| {
-            let row = self.base + iy * self.width;
-            self.cols.iter().map(move |(kx, ix)| (ky * self.kernel_w + kx, row + ix))
-        })
+    /// Calls `f(tap, pixel)` for every cell inside the input in row-major window order (`tap` is
+    /// `ky × KW + kx`, `pixel` the input pixel index `(b × H + iy) × W + ix`), with plain counted
+    /// loops (no iterator adapters), which stay tight at any optimization level.
+    #[inline(always)]
+    pub(crate) fn for_each_cell(self, mut f: impl FnMut(usize, usize)) {
+        let (rows, cols) = (self.rows, self.cols);
+        let (mut iy, mut tap_row) = (rows.first, rows.start * self.kernel_w);
+        for _ in rows.start..rows.end {
+            let (mut px, mut tap) = (self.base + iy * self.width + cols.first, tap_row + cols.start);
+            for _ in cols.start..cols.end {
+                f(tap, px);
+                px += cols.dilation;
+                tap += 1;
+            }
+            iy += rows.dilation;
+            tap_row += self.kernel_w;
+        }
     }
 
     /// The cells as runs `(tap, pixel, count)` of consecutive taps reading consecutive pixels,
-    /// in the order of [`Window::cells`]: one run per window row when the column dilation is 1
+    /// in the order of [`Window::for_each_cell`]: one run per window row when the column dilation is 1
     /// (then an NHWC row of `count` pixels and its filter row are each contiguous), else one per
     /// cell.
     pub(crate) fn runs(self) -> impl Iterator<Item = (usize, usize, usize)> {

@@ -8,9 +8,22 @@
 //! offset activation `x − zero_point` lies in −255..=255 and a weight in −128..=127; `SMLAD`
 //! adds in wrapping 32-bit arithmetic, as the reference does.
 
-use super::conv2d::conv2d_i8_with;
-use super::fully_connected::fully_connected_i8_with;
+use super::conv2d::{conv2d_i8_with, for_each_window};
+use super::depthwise_conv2d;
+use super::fully_connected::{fully_connected_i8_with, requantize};
 use super::{ConvGeometry, FcGeometry, Int8Params};
+
+/// The offset in both 16-bit lanes, for `SXTAB16`.
+#[inline(always)]
+fn lanes(input_offset: i32) -> u32 {
+    (input_offset as u32 & 0xFFFF).wrapping_mul(0x0001_0001)
+}
+
+/// Four int8 values as one little-endian word (one `LDR`: Cortex-M loads unaligned words).
+#[inline(always)]
+fn word(v: &[i8; 4]) -> u32 {
+    u32::from_le_bytes(v.map(|b| b as u8))
+}
 
 /// `acc + Σ (x[i] + input_offset) × w[i]` over the common length, with `SMLAD` (`input_offset`
 /// is the negated input zero point, in −127..=128).
@@ -18,12 +31,10 @@ use super::{ConvGeometry, FcGeometry, Int8Params};
 pub fn dot_i8(acc: i32, x: &[i8], w: &[i8], input_offset: i32) -> i32 {
     let n = x.len().min(w.len());
     let ((x4, x_tail), (w4, w_tail)) = (x[..n].as_chunks::<4>(), w[..n].as_chunks::<4>());
-    // The offset in both 16-bit lanes.
-    let offsets = (input_offset as u32 & 0xFFFF).wrapping_mul(0x0001_0001);
+    let offsets = lanes(input_offset);
     let mut acc = acc;
     for (xq, wq) in x4.iter().zip(w4) {
-        let xv = u32::from_le_bytes(xq.map(|v| v as u8));
-        let wv = u32::from_le_bytes(wq.map(|v| v as u8));
+        let (xv, wv) = (word(xq), word(wq));
         // SAFETY: register-only DSP instructions (no memory access, no stack, no flags read),
         // available on every core this module is compiled for (`ember_arm_dsp`).
         unsafe {
@@ -69,4 +80,73 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     } else {
         conv2d_i8_with(g, q, x, w, bias, out, dot);
     }
+}
+
+/// [`super::depthwise_conv2d::depthwise_conv2d_i8`] four channels at a time for a channel
+/// multiplier of 1: per tap, one word of activations and one of weights, sign-extended to 16-bit
+/// lanes, accumulate into four channels with `SMLABB`/`SMLATT`. Other multipliers, and the last
+/// `C mod 4` channels, take the reference path.
+pub fn depthwise_conv2d_i8(
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+) {
+    let c = g.input.c;
+    if g.output.c != c {
+        return depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out);
+    }
+    let offset = q.input_zero_point.wrapping_neg();
+    let offsets = lanes(offset);
+    let quads = c / 4 * 4;
+    for_each_window(g, |window, pixel| {
+        let out = &mut out[pixel * c..][..c];
+        for c0 in (0..quads).step_by(4) {
+            // Four accumulators in registers (an array would live on the stack).
+            let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+            window.for_each_cell(|tap, px| {
+                let xv = word(&x[px * c + c0..][..4].as_chunks::<4>().0[0]);
+                let wv = word(&w[tap * c + c0..][..4].as_chunks::<4>().0[0]);
+                // SAFETY: register-only DSP instructions, as in `dot_i8`.
+                unsafe {
+                    core::arch::asm!(
+                        "sxtab16 {xe}, {off}, {xv}",
+                        "sxtab16 {xo}, {off}, {xv}, ror #8",
+                        "sxtb16 {we}, {wv}",
+                        "sxtb16 {wo}, {wv}, ror #8",
+                        "smlabb {a0}, {xe}, {we}, {a0}",
+                        "smlatt {a2}, {xe}, {we}, {a2}",
+                        "smlabb {a1}, {xo}, {wo}, {a1}",
+                        "smlatt {a3}, {xo}, {wo}, {a3}",
+                        a0 = inout(reg) a0,
+                        a1 = inout(reg) a1,
+                        a2 = inout(reg) a2,
+                        a3 = inout(reg) a3,
+                        xv = in(reg) xv,
+                        wv = in(reg) wv,
+                        off = in(reg) offsets,
+                        xe = out(reg) _,
+                        xo = out(reg) _,
+                        we = out(reg) _,
+                        wo = out(reg) _,
+                        options(pure, nomem, nostack),
+                    );
+                }
+            });
+            let acc = [a0, a1, a2, a3];
+            for (k, &a) in acc.iter().enumerate() {
+                out[c0 + k] = requantize(q, c0 + k, a, bias[c0 + k]);
+            }
+        }
+        for ch in quads..c {
+            let mut acc = 0i32;
+            window.for_each_cell(|tap, px| {
+                let xv = i32::from(x[px * c + ch]).wrapping_add(offset);
+                acc = acc.wrapping_add(xv.wrapping_mul(i32::from(w[tap * c + ch])));
+            });
+            out[ch] = requantize(q, ch, acc, bias[ch]);
+        }
+    });
 }

@@ -23,9 +23,8 @@ fn depthwise_conv2d<X: Copy, W: Copy, A: Copy, O>(
         for ic in 0..cin {
             for m in 0..multiplier {
                 let oc = ic * multiplier + m;
-                let acc = window
-                    .cells()
-                    .fold(zero, |acc, (tap, px)| mac(acc, x[px * cin + ic], w[tap * cout + oc]));
+                let mut acc = zero;
+                window.for_each_cell(|tap, px| acc = mac(acc, x[px * cin + ic], w[tap * cout + oc]));
                 out[oc] = finish(oc, acc);
             }
         }

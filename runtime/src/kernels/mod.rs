@@ -30,9 +30,11 @@ pub mod transpose;
 /// (chosen at compile time, see `runtime/build.rs`), the reference kernels otherwise.
 pub mod selected {
     #[cfg(ember_arm_dsp)]
-    pub use super::cortex_m_dsp::{conv2d_i8, fully_connected_i8};
+    pub use super::cortex_m_dsp::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(not(ember_arm_dsp))]
-    pub use super::{conv2d::conv2d_i8, fully_connected::fully_connected_i8};
+    pub use super::{
+        conv2d::conv2d_i8, depthwise_conv2d::depthwise_conv2d_i8, fully_connected::fully_connected_i8,
+    };
 }
 
 use core::ops::Range;

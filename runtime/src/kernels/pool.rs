@@ -22,7 +22,8 @@ fn pool<T: Copy, A: Copy, O>(
     let channels = g.output.c;
     for_each_window(g, |window, pixel| {
         for (c, o) in out[pixel * channels..][..channels].iter_mut().enumerate() {
-            let acc = window.cells().fold(init, |acc, (_, px)| step(acc, x[px * channels + c]));
+            let mut acc = init;
+            window.for_each_cell(|_, px| acc = step(acc, x[px * channels + c]));
             *o = finish(acc, window.len());
         }
     });

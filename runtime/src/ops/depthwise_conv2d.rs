@@ -28,7 +28,7 @@ impl weighted::WeightedKernels for DepthwiseConv2dKernels {
     type Geometry = ConvGeometry;
 
     fn i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
-        depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out)
+        crate::kernels::selected::depthwise_conv2d_i8(g, q, x, w, bias, out)
     }
 
     fn float<W: Weight>(g: &ConvGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {

@@ -1,19 +1,19 @@
 //! Randomized bit-exactness checks, run under QEMU: every hand-written kernel of this target
 //! (`ember::kernels::cortex_m_dsp`) against its reference kernel, byte for byte, on random
-//! shapes, strides, dilations, paddings, zero points, per-tensor and per-channel requantization
-//! and activation bounds. Prints a summary through defmt and exits with status 0, or prints the
+//! shapes, strides, dilations, paddings, channel multipliers, zero points, per-tensor and
+//! per-channel requantization and activation bounds. Prints a summary through defmt and exits with status 0, or prints the
 //! first differing case and exits with status 1.
 #![no_std]
 #![no_main]
 
 use defmt_semihosting as _;
-use ember::kernels::{conv2d, cortex_m_dsp, fully_connected};
+use ember::kernels::{conv2d, cortex_m_dsp, depthwise_conv2d, fully_connected};
 use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Int8Params, Nhwc};
 use ember::quant::Requant;
 use ember_bench::firmware::exit;
 use panic_probe as _;
 
-/// Random cases per kernel.
+/// Random cases drawn per kernel (those that do not fit the buffers are skipped and not counted).
 const CASES: u32 = 1500;
 /// Largest input height and width, channels, kernel side.
 const MAX_HW: usize = 9;
@@ -51,11 +51,11 @@ impl Rng {
 /// Buffers for the largest case.
 struct Buffers {
     x: [i8; MAX_HW * MAX_HW * MAX_CIN],
-    w: [i8; MAX_COUT * MAX_K * MAX_K * MAX_CIN],
-    bias: [i32; MAX_COUT],
-    requant: [Requant; MAX_COUT],
-    reference: [i8; MAX_HW * MAX_HW * MAX_COUT],
-    optimized: [i8; MAX_HW * MAX_HW * MAX_COUT],
+    w: [i8; MAX_COUT * 2 * MAX_K * MAX_K * MAX_CIN],
+    bias: [i32; MAX_COUT * 2],
+    requant: [Requant; MAX_COUT * 2],
+    reference: [i8; MAX_HW * MAX_HW * MAX_COUT * 2],
+    optimized: [i8; MAX_HW * MAX_HW * MAX_COUT * 2],
 }
 
 /// Random quantization for `channels` output channels: zero points, per-tensor or per-channel
@@ -74,11 +74,12 @@ fn quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) 
     }
 }
 
-fn check_fully_connected(rng: &mut Rng, b: &mut Buffers) -> bool {
+/// Checks one random case: `Some(equal)`, or `None` when the drawn shape does not fit the buffers.
+fn check_fully_connected(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
     let g = FcGeometry { rows: rng.size(1, 4), depth: rng.size(1, 40), units: rng.size(1, MAX_COUT) };
     let (x_len, w_len, out_len) = (g.rows * g.depth, g.units * g.depth, g.rows * g.units);
     if x_len > b.x.len() || w_len > b.w.len() || out_len > b.reference.len() {
-        return true;
+        return None;
     }
     rng.fill(&mut b.x[..x_len], -128, 127);
     rng.fill(&mut b.w[..w_len], -127, 127);
@@ -98,7 +99,7 @@ fn check_fully_connected(rng: &mut Rng, b: &mut Buffers) -> bool {
             q.output_zero_point
         );
     }
-    equal
+    Some(equal)
 }
 
 /// One axis: (input, kernel, stride, dilation, pad before, output), or `None` if the window
@@ -115,10 +116,28 @@ fn axis(rng: &mut Rng, one_by_one: bool) -> Option<[usize; 6]> {
     (padded >= span).then(|| [input, kernel, stride, dilation, before, (padded - span) / stride + 1])
 }
 
-fn check_conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
+/// Which windowed kernel a case checks.
+#[derive(Clone, Copy, defmt::Format)]
+enum Windowed {
+    Conv2d,
+    /// Depthwise with this channel multiplier.
+    Depthwise(usize),
+}
+
+/// Checks one random case of `kind`, as [`check_fully_connected`].
+fn check_windowed(rng: &mut Rng, b: &mut Buffers, kind: Windowed) -> Option<bool> {
     let one_by_one = rng.next().is_multiple_of(4);
-    let (Some(h), Some(w)) = (axis(rng, one_by_one), axis(rng, one_by_one)) else { return true };
-    let (cin, cout) = (rng.size(1, MAX_CIN), rng.size(1, MAX_COUT));
+    let (h, w) = (axis(rng, one_by_one)?, axis(rng, one_by_one)?);
+    let (cin, cout, w_len) = match kind {
+        Windowed::Conv2d => {
+            let (cin, cout) = (rng.size(1, MAX_CIN), rng.size(1, MAX_COUT));
+            (cin, cout, cout * h[1] * w[1] * cin)
+        }
+        Windowed::Depthwise(multiplier) => {
+            let cin = rng.size(1, MAX_CIN);
+            (cin, cin * multiplier, h[1] * w[1] * cin * multiplier)
+        }
+    };
     let g = ConvGeometry {
         input: Nhwc { n: 1, h: h[0], w: w[0], c: cin },
         output: Nhwc { n: 1, h: h[5], w: w[5], c: cout },
@@ -127,54 +146,73 @@ fn check_conv2d(rng: &mut Rng, b: &mut Buffers) -> bool {
         dilation: [h[3], w[3]],
         pad: [h[4], w[4]],
     };
-    let (x_len, w_len, out_len) = (g.input.len(), cout * h[1] * w[1] * cin, g.output.len());
-    if x_len > b.x.len() || w_len > b.w.len() || out_len > b.reference.len() {
-        return true;
+    let (x_len, out_len) = (g.input.len(), g.output.len());
+    if x_len > b.x.len() || w_len > b.w.len() || out_len > b.reference.len() || cout > b.bias.len() {
+        return None;
     }
     rng.fill(&mut b.x[..x_len], -128, 127);
     rng.fill(&mut b.w[..w_len], -127, 127);
     b.bias[..cout].iter_mut().for_each(|v| *v = rng.range(-50_000, 50_000));
     let q = quantization(rng, &mut b.requant, cout);
     let (x, wt, bias) = (&b.x[..x_len], &b.w[..w_len], &b.bias[..cout]);
-    conv2d::conv2d_i8(&g, &q, x, wt, bias, &mut b.reference[..out_len]);
-    cortex_m_dsp::conv2d_i8(&g, &q, x, wt, bias, &mut b.optimized[..out_len]);
-    let equal = b.reference[..out_len] == b.optimized[..out_len];
+    let (reference, optimized) = (&mut b.reference[..out_len], &mut b.optimized[..out_len]);
+    match kind {
+        Windowed::Conv2d => {
+            conv2d::conv2d_i8(&g, &q, x, wt, bias, reference);
+            cortex_m_dsp::conv2d_i8(&g, &q, x, wt, bias, optimized);
+        }
+        Windowed::Depthwise(_) => {
+            depthwise_conv2d::depthwise_conv2d_i8(&g, &q, x, wt, bias, reference);
+            cortex_m_dsp::depthwise_conv2d_i8(&g, &q, x, wt, bias, optimized);
+        }
+    }
+    let equal = reference == optimized;
     if !equal {
         defmt::println!(
-            "conv2d differs: input {=usize}x{=usize}x{=usize} output {=usize}x{=usize}x{=usize} kernel {=usize}x{=usize} stride {=usize},{=usize} dilation {=usize},{=usize} pad {=usize},{=usize}",
-            g.input.h, g.input.w, g.input.c, g.output.h, g.output.w, g.output.c,
+            "{} differs: input {=usize}x{=usize}x{=usize} output {=usize}x{=usize}x{=usize} kernel {=usize}x{=usize} stride {=usize},{=usize} dilation {=usize},{=usize} pad {=usize},{=usize}",
+            kind, g.input.h, g.input.w, g.input.c, g.output.h, g.output.w, g.output.c,
             g.kernel[0], g.kernel[1], g.stride[0], g.stride[1], g.dilation[0], g.dilation[1], g.pad[0], g.pad[1]
         );
     }
-    equal
+    Some(equal)
 }
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let buffers = cortex_m::singleton!(: Buffers = Buffers {
         x: [0; MAX_HW * MAX_HW * MAX_CIN],
-        w: [0; MAX_COUT * MAX_K * MAX_K * MAX_CIN],
-        bias: [0; MAX_COUT],
-        requant: [Requant { multiplier: 0, shift: 0 }; MAX_COUT],
-        reference: [0; MAX_HW * MAX_HW * MAX_COUT],
-        optimized: [0; MAX_HW * MAX_HW * MAX_COUT],
+        w: [0; MAX_COUT * 2 * MAX_K * MAX_K * MAX_CIN],
+        bias: [0; MAX_COUT * 2],
+        requant: [Requant { multiplier: 0, shift: 0 }; MAX_COUT * 2],
+        reference: [0; MAX_HW * MAX_HW * MAX_COUT * 2],
+        optimized: [0; MAX_HW * MAX_HW * MAX_COUT * 2],
     })
     .expect("main runs once");
     let mut rng = Rng(0x2545_f491);
-    for _ in 0..CASES {
-        if !check_fully_connected(&mut rng, buffers) {
-            exit(false)
-        }
-    }
-    for _ in 0..CASES {
-        if !check_conv2d(&mut rng, buffers) {
-            exit(false)
+    let mut checked = [0u32; 4];
+    for (i, kind) in
+        [None, Some(Windowed::Conv2d), Some(Windowed::Depthwise(1)), Some(Windowed::Depthwise(2))]
+            .into_iter()
+            .enumerate()
+    {
+        for _ in 0..CASES {
+            let outcome = match kind {
+                None => check_fully_connected(&mut rng, buffers),
+                Some(kind) => check_windowed(&mut rng, buffers, kind),
+            };
+            match outcome {
+                Some(true) => checked[i] += 1,
+                Some(false) => exit(false),
+                None => {}
+            }
         }
     }
     defmt::println!(
-        "kernel-check: {=u32} fully_connected and {=u32} conv2d cases, every output equal to the reference",
-        CASES,
-        CASES
+        "kernel-check: every output equal to the reference in {=u32} fully_connected, {=u32} conv2d, {=u32} depthwise_conv2d (multiplier 1) and {=u32} (multiplier 2) random cases",
+        checked[0],
+        checked[1],
+        checked[2],
+        checked[3]
     );
     exit(true)
 }
