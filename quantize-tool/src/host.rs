@@ -113,8 +113,10 @@ pub fn samples(data: &ArrayD<f32>, shape: &[usize]) -> Result<Vec<ArrayD<f32>>> 
     let per_sample: usize = shape.iter().product();
     if data.ndim() < 2 || data.shape()[1..].iter().product::<usize>() != per_sample {
         bail!(
-            "data of shape {:?} does not hold samples of shape {shape:?} (first axis = samples)",
-            data.shape()
+            "data of shape {:?} does not hold samples of shape {shape:?}: give an array of shape \
+             [N, {}] (first axis = samples) or one sample of shape {shape:?}",
+            data.shape(),
+            shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
         );
     }
     data.axis_iter(Axis(0)).map(|s| Ok(s.to_owned().into_shape_with_order(IxDyn(shape))?)).collect()

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use ember_build::IncludePaths;
 use ember_quantize::emit::Precision;
@@ -11,10 +11,58 @@ use ember_quantize::metrics::{accuracy, compare};
 use ember_quantize::npy::{load_samples, read_npy, write_npy};
 use ember_quantize::{inspect, onnx, pipeline};
 use rand::{RngExt, SeedableRng};
-use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
+use tract_onnx::prelude::tract_ndarray::{ArrayD, Dimension, IxDyn};
+
+/// Exit statuses, by what has to change for the command to succeed (`--help` lists them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// A bug or an unclassified failure.
+    Internal = 1,
+    /// The command line: a missing or contradictory option (clap's own usage errors exit 2 too).
+    Usage = 2,
+    /// The model file: unreadable, corrupt, unsupported, symbolic shapes, non-finite weights.
+    Model = 3,
+    /// The data file: unreadable, wrong element type or shape, NaN or infinity.
+    Data = 4,
+    /// The output path: a directory, a missing folder, not writable.
+    Output = 5,
+}
+
+/// An error and the exit status it earns.
+struct Failure {
+    fault: Fault,
+    error: anyhow::Error,
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Self { fault: Fault::Internal, error }
+    }
+}
+
+/// Attaches a [`Fault`] to a result's error.
+trait Blame<T> {
+    fn blame(self, fault: Fault) -> Result<T, Failure>;
+}
+
+impl<T> Blame<T> for Result<T> {
+    fn blame(self, fault: Fault) -> Result<T, Failure> {
+        self.map_err(|error| Failure { fault, error })
+    }
+}
+
+const EXIT_CODES: &str = "Exit status: 0 success; 1 internal error (please report it); 2 command-line \
+usage; 3 the model file cannot be used (unreadable, corrupt, unsupported, symbolic shapes without \
+--input-shape, NaN or infinite weights); 4 the data file cannot be used (unreadable, wrong element \
+type or shape, NaN or infinity); 5 the output cannot be written (a directory, a missing folder, not \
+writable, the input itself). On failure no file is created or changed.";
 
 #[derive(Parser)]
-#[command(version, about = "Quantize ONNX models for the Ember runtime, inspect, run and evaluate them")]
+#[command(
+    version,
+    about = "Quantize ONNX models for the Ember runtime, inspect, run and evaluate them",
+    after_help = EXIT_CODES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -100,14 +148,17 @@ fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
     Ok((name.to_string(), dims))
 }
 
-fn main() {
-    if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(Failure { fault, error }) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::from(fault as u8)
+        }
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Quantize { model, output, precision, calib, calib_limit, input_shapes } => {
             quantize(&model, &output, precision, calib.as_deref(), calib_limit, &input_shapes)
@@ -118,13 +169,13 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Inspect { model } => {
-            let file = ModelFile::read(&model)?;
-            print!("{}", inspect::report(&file.model()?, file.len()));
+            let file = ModelFile::read(&model).blame(Fault::Model)?;
+            print!("{}", inspect::report(&file.model().blame(Fault::Model)?, file.len()));
             Ok(())
         }
-        Command::Run { model, input, output } => run_model(&model, &input, &output),
+        Command::Run { model, input, output } => Ok(run_model(&model, &input, &output)?),
         Command::Eval { onnx, ember, data, labels, input_shapes } => {
-            eval(&onnx, &ember, &data, labels.as_deref(), &input_shapes)
+            Ok(eval(&onnx, &ember, &data, labels.as_deref(), &input_shapes)?)
         }
     }
 }
@@ -136,36 +187,66 @@ fn quantize(
     calib: Option<&str>,
     calib_limit: usize,
     input_shapes: &[(String, Vec<usize>)],
-) -> Result<()> {
+) -> Result<(), Failure> {
     if let (Ok(a), Ok(b)) = (model.canonicalize(), output.canonicalize()) {
-        ensure!(a != b, "refusing to overwrite the input model {}", model.display());
+        if a == b {
+            return Err(anyhow!(
+                "refusing to overwrite the input model {} with the output: give -o another path, e.g. {}",
+                model.display(),
+                model.with_extension("ember").display()
+            ))
+            .blame(Fault::Usage);
+        }
     }
-    let graph = onnx::load_onnx(model, input_shapes)?;
-    let inputs: Vec<(String, Vec<usize>)> =
-        graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
-    let samples = match (precision, calib) {
-        (Precision::Int8, None) => bail!(
+    check_output(output).blame(Fault::Output)?;
+    if let (Precision::Int8, None) = (precision, calib) {
+        return Err(anyhow!(
             "int8 needs calibration data: pass --calib SAMPLES.npy|.npz (a few hundred representative inputs), \
              or --calib random to accept unrepresentative accuracy"
-        ),
-        (_, Some("random")) => {
+        ))
+        .blame(Fault::Usage);
+    }
+    let graph = onnx::load_onnx(model, input_shapes).blame(Fault::Model)?;
+    let inputs: Vec<(String, Vec<usize>)> =
+        graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
+    let samples = match calib {
+        Some("random") => {
             eprintln!("warning: calibrating on random noise; int8 accuracy will not be representative");
             let mut rng = rand::rngs::StdRng::seed_from_u64(0);
             (0..16)
                 .map(|_| {
                     inputs
                         .iter()
-                        .map(|(_, shape)| ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(-1.0f32..1.0)))
+                        .map(|(_, shape)| {
+                            ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(-1.0f32..1.0))
+                        })
                         .collect()
                 })
                 .collect()
         }
-        (_, Some(path)) => load_samples(Path::new(path), &inputs)?,
-        (_, None) => Vec::new(),
+        Some(path) => {
+            let samples = load_samples(Path::new(path), &inputs)
+                .context("cannot use the calibration data (--calib)")
+                .blame(Fault::Data)?;
+            check_finite(Path::new(path), &inputs, &samples).blame(Fault::Data)?;
+            samples
+        }
+        None => Vec::new(),
     };
     let samples = &samples[..samples.len().min(calib_limit)];
-    let written = pipeline::build(&graph, precision, Some(samples))?;
-    write_atomically(output, &written.bytes)?;
+    let written = pipeline::build(&graph, precision, Some(samples)).blame(Fault::Model)?;
+    for (tensor, value) in &written.constant_activations {
+        let fallback =
+            if *value == 0.0 { " (scale 1, zero point 0: the fallback for an empty range)" } else { "" };
+        eprintln!(
+            "warning: activation '{tensor}' was {value} for every calibration sample, so its int8 range is \
+             only [{}, {}]{fallback}; other values at run time will lose precision or saturate. Calibrate \
+             with data that exercises it, or check the model",
+            value.min(0.0),
+            value.max(0.0)
+        );
+    }
+    write_atomically(output, &written.bytes).blame(Fault::Output)?;
     let file = ModelFile::from_bytes(&written.bytes);
     let m = file.model()?;
     let plan = &written.plan;
@@ -201,13 +282,64 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+/// Fails early, before any work, if `output` cannot become a file: it is a directory, or its
+/// folder does not exist or is not a folder.
+fn check_output(output: &Path) -> Result<()> {
+    ensure!(
+        !output.is_dir(),
+        "the output path {} is a directory; give a file path such as {}",
+        output.display(),
+        output.join("model.ember").display()
+    );
+    let dir = output_dir(output);
+    ensure!(
+        dir.is_dir(),
+        "cannot write {}: the folder {} {}; create it first or choose another -o path",
+        output.display(),
+        dir.display(),
+        if dir.exists() { "is not a folder" } else { "does not exist" }
+    );
+    Ok(())
+}
+
+/// The folder `path` is written in.
+fn output_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: on failure
+/// `path` is untouched and the temporary file removed.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().context("output path has no file name")?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    let name = path.file_name().context("the output path has no file name")?.to_string_lossy();
+    let tmp = output_dir(path).join(format!(".{name}.tmp{}", std::process::id()));
+    let written = std::fs::write(&tmp, bytes)
+        .with_context(|| format!("cannot create {} to write {}", tmp.display(), path.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot replace {} with {}", path.display(), tmp.display()))
+        });
+    if written.is_err() {
+        // Best effort: the file may not exist, and the write's error is the one to report.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.context("check that the folder is writable and has space, or choose another -o path")
+}
+
+/// Fails on the first NaN or infinite value of the calibration `samples` read from `path`.
+fn check_finite(path: &Path, inputs: &[(String, Vec<usize>)], samples: &[Vec<ArrayD<f32>>]) -> Result<()> {
+    for (s, sample) in samples.iter().enumerate() {
+        for ((name, _), x) in inputs.iter().zip(sample) {
+            if let Some((index, value)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+                bail!(
+                    "calibration data {}: sample {s} of input '{name}' holds {value} at {:?}; calibration \
+                     needs finite values: remove or fix that sample",
+                    path.display(),
+                    index.slice()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn model_inputs(model: &ember::Model) -> Result<Vec<(String, Vec<usize>)>> {

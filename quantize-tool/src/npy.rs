@@ -12,24 +12,52 @@ use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
 
 /// Reads an `.npy` array of any float or integer type as f32.
 pub fn read_npy(path: &Path) -> Result<ArrayD<f32>> {
-    let file = BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
-    let npy = npyz::NpyFile::new(file).with_context(|| format!("reading {}", path.display()))?;
+    let file = BufReader::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?);
+    let npy = npyz::NpyFile::new(file).with_context(|| {
+        format!("{} is not a readable .npy file (bad or truncated header)", path.display())
+    })?;
     to_array(npy).with_context(|| format!("reading {}", path.display()))
 }
 
 fn to_array<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<ArrayD<f32>> {
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-    let npyz::DType::Plain(ty) = npy.dtype() else { bail!("structured arrays are not supported") };
+    let npyz::DType::Plain(ty) = npy.dtype() else {
+        bail!("structured (record) arrays are not supported: store a plain float32 array")
+    };
     let values: Vec<f32> = match (ty.type_char(), ty.size_field()) {
-        (npyz::TypeChar::Float, 4) => npy.into_vec::<f32>()?,
-        (npyz::TypeChar::Float, 8) => npy.into_vec::<f64>()?.into_iter().map(|v| v as f32).collect(),
-        (npyz::TypeChar::Int, 1) => npy.into_vec::<i8>()?.into_iter().map(f32::from).collect(),
-        (npyz::TypeChar::Int, 4) => npy.into_vec::<i32>()?.into_iter().map(|v| v as f32).collect(),
-        (npyz::TypeChar::Int, 8) => npy.into_vec::<i64>()?.into_iter().map(|v| v as f32).collect(),
-        (npyz::TypeChar::Uint, 1) => npy.into_vec::<u8>()?.into_iter().map(f32::from).collect(),
-        (c, s) => bail!("unsupported element type {c:?}{s}: use float32"),
+        (npyz::TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(truncated)?,
+        (npyz::TypeChar::Float, 8) => {
+            npy.into_vec::<f64>().map_err(truncated)?.into_iter().map(|v| v as f32).collect()
+        }
+        (npyz::TypeChar::Int, 1) => {
+            npy.into_vec::<i8>().map_err(truncated)?.into_iter().map(f32::from).collect()
+        }
+        (npyz::TypeChar::Int, 4) => {
+            npy.into_vec::<i32>().map_err(truncated)?.into_iter().map(|v| v as f32).collect()
+        }
+        (npyz::TypeChar::Int, 8) => {
+            npy.into_vec::<i64>().map_err(truncated)?.into_iter().map(|v| v as f32).collect()
+        }
+        (npyz::TypeChar::Uint, 1) => {
+            npy.into_vec::<u8>().map_err(truncated)?.into_iter().map(f32::from).collect()
+        }
+        _ => bail!(
+            "element type '{ty}' is not supported (float32, float64, int8, uint8, int32 and int64 are): \
+             convert the array, e.g. with numpy's x.astype(numpy.float32)"
+        ),
     };
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), values)?)
+}
+
+/// Explains an end of file inside the data.
+fn truncated(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        anyhow::anyhow!(
+            "the file ends before all the values its header declares: it is truncated; write it again"
+        )
+    } else {
+        e.into()
+    }
 }
 
 /// Reads every array of an `.npz` archive, in the archive's order.
@@ -89,7 +117,9 @@ pub fn load_samples(path: &Path, inputs: &[(String, Vec<usize>)]) -> Result<Vec<
     let per_input: Vec<Vec<ArrayD<f32>>> = arrays
         .iter()
         .zip(inputs)
-        .map(|(a, (name, shape))| crate::host::samples(a, shape).with_context(|| format!("input '{name}'")))
+        .map(|(a, (name, shape))| {
+            crate::host::samples(a, shape).with_context(|| format!("{}: input '{name}'", path.display()))
+        })
         .collect::<Result<_>>()?;
     let count = per_input.iter().map(Vec::len).min().unwrap_or(0);
     Ok((0..count).map(|s| per_input.iter().map(|v| v[s].clone()).collect()).collect())

@@ -17,6 +17,9 @@ pub struct Written {
     /// Memory plan figures: the chosen plan's arena bytes and greedy by size's (TFLite Micro's
     /// plan), the lower bound, no reuse, ops in place.
     pub plan: PlanReport,
+    /// Activations that held one value over every calibration sample (int8 only): the name and
+    /// the value. Their int8 range comes from that value alone.
+    pub constant_activations: Vec<(String, f32)>,
 }
 
 /// Lowers, plans and serializes `graph` at `precision`. int8 needs calibration samples (each a
@@ -36,18 +39,25 @@ pub fn build_with(
     if precision == Precision::F32 {
         return Ok(float);
     }
-    let qparams = match precision {
+    let (qparams, constant_activations) = match precision {
         Precision::Int8 => {
             let samples = calib.context("int8 needs calibration samples")?;
             let file = ModelFile::from_bytes(&float.bytes);
             let model = file.model()?;
             let op_outputs: Vec<usize> = graph.nodes.iter().map(|n| n.outputs[0]).collect();
             let ranges = calibrate(graph, &model, &op_outputs, samples)?;
-            Some(activation_params(graph, &ranges)?)
+            let constant = graph
+                .tensors
+                .iter()
+                .zip(&ranges)
+                .filter(|(t, _)| t.data.is_none())
+                .filter_map(|(t, r)| r.filter(|(lo, hi)| lo == hi).map(|(v, _)| (t.name.clone(), v)))
+                .collect();
+            (Some(activation_params(graph, &ranges)?), constant)
         }
-        _ => None,
+        _ => (None, Vec::new()),
     };
-    write(graph, precision, qparams.as_deref(), options)
+    Ok(Written { constant_activations, ..write(graph, precision, qparams.as_deref(), options)? })
 }
 
 fn write(
@@ -60,5 +70,5 @@ fn write(
     let plan = plan(&mut emitted.builder, options);
     let bytes = emitted.builder.finish()?;
     ModelFile::from_bytes(&bytes).model().context("internal error: the written model fails validation")?;
-    Ok(Written { bytes, plan })
+    Ok(Written { bytes, plan, constant_activations: Vec::new() })
 }

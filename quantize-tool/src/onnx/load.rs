@@ -23,6 +23,35 @@ pub(super) fn read_proto(path: &Path) -> Result<ModelProto> {
     })
 }
 
+/// Fails if an initializer of `model` (read from `path`) keeps its data in an external file that
+/// is not there, naming the tensor and the file.
+pub(super) fn check_external_data(path: &Path, model: &ModelProto) -> Result<()> {
+    /// `TensorProto.DataLocation.EXTERNAL`.
+    const EXTERNAL: i32 = 1;
+    let Some(graph) = &model.graph else { return Ok(()) };
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for tensor in graph.initializer.iter().filter(|t| t.data_location == Some(EXTERNAL)) {
+        let location = tensor.external_data.iter().find(|e| e.key == "location").map(|e| e.value.as_str());
+        let Some(location) = location else {
+            bail!(
+                "initializer '{}' is marked as external data but names no file (no 'location' entry); \
+                 save the model again with its weights inside (onnx.save(model, path, save_as_external_data=False))",
+                tensor.name
+            );
+        };
+        let file = dir.join(location);
+        ensure!(
+            file.is_file(),
+            "initializer '{}' keeps its data in the external file '{location}', which is missing (looked for {}); \
+             copy that file next to the model, or save the model with its weights inside \
+             (onnx.save(model, path, save_as_external_data=False))",
+            tensor.name,
+            file.display()
+        );
+    }
+    Ok(())
+}
+
 /// Concrete shape of every graph input, in ONNX order: the file's dims, `overrides`, batch 1 for a symbolic first dim.
 pub(super) fn input_shapes(
     model: &ModelProto,
@@ -81,9 +110,10 @@ pub(super) fn input_shapes(
                     Some(v) => Ok(*v),
                     None if axis == 0 => Ok(1),
                     None => bail!(
-                        "input '{name}' has a symbolic dimension at axis {axis} ({}); give its concrete shape (e.g. {name}={})",
+                        "input '{name}' has a symbolic dimension at axis {axis} ({}); give its concrete shape \
+                         with --input-shape {name}:{} (numbers in place of the ?)",
                         show_dims(&dims),
-                        dims.iter().map(|d| d.map_or("N".to_string(), |v| v.to_string())).collect::<Vec<_>>().join(",")
+                        dims.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect::<Vec<_>>().join(",")
                     ),
                 })
                 .collect::<Result<_>>()?;
@@ -139,6 +169,43 @@ pub(super) fn analyse(path: &Path, model: &ModelProto, inputs: &[(String, Vec<us
         }
     }
     Ok(facts)
+}
+
+/// Fails if a float initializer or `Constant` of `model` holds NaN or infinity, naming the tensor,
+/// the first bad element and the nodes that use it: such weights quantize to garbage.
+pub(super) fn check_finite_weights(model: &ModelProto, facts: &Facts) -> Result<()> {
+    let Some(graph) = &model.graph else { return Ok(()) };
+    let constants = graph.initializer.iter().map(|t| t.name.as_str()).chain(
+        graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "Constant")
+            .filter_map(|n| n.output.first())
+            .map(String::as_str),
+    );
+    for name in constants {
+        let Some(tensor) = facts.konst(name).filter(|t| t.datum_type().is_float()) else { continue };
+        let values = tensor.cast_to::<f32>()?;
+        let Some((index, value)) =
+            values.to_plain_array_view::<f32>()?.iter().copied().enumerate().find(|(_, v)| !v.is_finite())
+        else {
+            continue;
+        };
+        let users: Vec<String> = graph
+            .node
+            .iter()
+            .filter(|n| n.input.iter().any(|i| i == name))
+            .map(|n| format!("'{}' ({})", super::attrs::node_name(n), n.op_type))
+            .collect();
+        bail!(
+            "weight tensor '{name}' (shape {:?}, used by {}) holds {value} at flat index {index}: \
+             the weights are corrupt or training diverged. Export the model again from a checkpoint \
+             with finite weights",
+            tensor.shape(),
+            if users.is_empty() { "no node".to_string() } else { users.join(", ") }
+        );
+    }
+    Ok(())
 }
 
 /// The original ONNX model optimized by tract and ready to run in f32: the reference.

@@ -33,15 +33,17 @@ use anyhow::{Context, Result};
 use crate::graph::Graph;
 
 pub use load::{run_tract, TractModel};
-pub use support::{check_supported, opset_version, SUPPORTED_OPS};
+pub use support::{check_supported, opset_version, SUPPORTED_OPS, SUPPORTED_OPSETS};
 
 /// Loads an ONNX model as an Ember float graph; `input_shapes` fixes symbolic input dimensions.
 pub fn load_onnx(path: &Path, input_shapes: &[(String, Vec<usize>)]) -> Result<Graph> {
     let run = || -> Result<Graph> {
         let proto = load::read_proto(path)?;
+        load::check_external_data(path, &proto)?;
         check_supported(&proto)?;
         let inputs = load::input_shapes(&proto, input_shapes)?;
         let facts = load::analyse(path, &proto, &inputs)?;
+        load::check_finite_weights(&proto, &facts)?;
         let mut graph = lower::lower(&proto, &facts, &inputs)?;
         fold::fold(&mut graph);
         graph

@@ -40,6 +40,10 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Unsqueeze",
 ];
 
+/// Default-domain opsets whose operator semantics Ember's lowering knows: from 7 (BatchNormalization
+/// without `spatial`) to 28, the newest opset of ONNX 1.23, the release the test models are made with.
+pub const SUPPORTED_OPSETS: std::ops::RangeInclusive<i64> = 7..=28;
+
 /// The default-domain opset version the model imports (0 if none).
 pub fn opset_version(model: &ModelProto) -> i64 {
     model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(0, |o| o.version)
@@ -49,7 +53,22 @@ pub fn opset_version(model: &ModelProto) -> i64 {
 ///
 /// Nodes whose inputs are all constant are skipped: tract folds them into constants.
 pub fn check_supported(model: &ModelProto) -> Result<()> {
-    let Some(graph) = &model.graph else { bail!("the ONNX file has no graph") };
+    let Some(graph) = &model.graph else {
+        bail!("the file holds no ONNX graph (is it empty, or not an ONNX model?); export the model again")
+    };
+    let opset = opset_version(model);
+    if !SUPPORTED_OPSETS.contains(&opset) {
+        let imports = match opset {
+            0 => "no default ONNX operator set (ai.onnx)".to_string(),
+            v => format!("the default ONNX operator set (ai.onnx) at version {v}"),
+        };
+        bail!(
+            "the model imports {imports}; Ember supports opsets {} to {}. Convert the model \
+             (onnx.version_converter.convert_version) or export it again with an opset in that range",
+            SUPPORTED_OPSETS.start(),
+            SUPPORTED_OPSETS.end()
+        );
+    }
     let mut const_dims: HashMap<&str, Option<Vec<i64>>> =
         graph.initializer.iter().map(|t| (t.name.as_str(), Some(t.dims.clone()))).collect();
     let mut problems = Vec::new();
