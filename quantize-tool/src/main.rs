@@ -312,17 +312,19 @@ fn output_dir(path: &Path) -> &Path {
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path.file_name().context("the output path has no file name")?.to_string_lossy();
     let tmp = output_dir(path).join(format!(".{name}.tmp{}", std::process::id()));
+    let advice = "check that the folder is writable and has space, or choose another -o path";
     let written = std::fs::write(&tmp, bytes)
-        .with_context(|| format!("cannot create {} to write {}", tmp.display(), path.display()))
+        .map_err(|e| anyhow!("cannot create {} to write {} ({e}); {advice}", tmp.display(), path.display()))
         .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("cannot replace {} with {}", path.display(), tmp.display()))
+            std::fs::rename(&tmp, path).map_err(|e| {
+                anyhow!("cannot replace {} with {} ({e}); {advice}", path.display(), tmp.display())
+            })
         });
     if written.is_err() {
         // Best effort: the file may not exist, and the write's error is the one to report.
         let _ = std::fs::remove_file(&tmp);
     }
-    written.context("check that the folder is writable and has space, or choose another -o path")
+    written
 }
 
 /// Fails on the first NaN or infinite value of the calibration `samples` read from `path`.
