@@ -69,14 +69,38 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
     fully_connected_i8_with(g, q, x, w, bias, out, |acc, xs, ws| dot_i8(acc, xs, ws, offset));
 }
 
-/// [`super::conv2d::conv2d_i8`] with the `SMLAD` inner product over each run of taps; a 1×1
-/// convolution with stride 1 and no padding is a fully connected layer over the pixels.
+/// Largest filter (`KH × KW × Cin` bytes) that [`conv2d_i8`] gathers on the stack for inputs
+/// with few channels.
+const GATHER_BYTES: usize = 128;
+
+/// [`super::conv2d::conv2d_i8`] with the `SMLAD` inner product:
+/// - a 1×1 convolution with stride 1 and no padding is a fully connected layer over the pixels;
+/// - with fewer than 4 input channels (first layers), each window is gathered into one
+///   contiguous row of `KH × KW × Cin` values on the stack, padding filled with the input zero
+///   point (which contributes 0, as a skipped tap does in the reference), so the inner product
+///   runs over the whole filter instead of one short run per window row;
+/// - otherwise one inner product per run of taps.
 pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     let offset = q.input_zero_point.wrapping_neg();
     let dot = |acc, xs: &[i8], ws: &[i8]| dot_i8(acc, xs, ws, offset);
+    let (cin, cout) = (g.input.c, g.output.c);
+    let filter_len = g.kernel[0] * g.kernel[1] * cin;
     if g.kernel == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0] {
-        let fc = FcGeometry { rows: g.input.len() / g.input.c.max(1), depth: g.input.c, units: g.output.c };
+        let fc = FcGeometry { rows: g.input.len() / cin.max(1), depth: cin, units: cout };
         fully_connected_i8_with(&fc, q, x, w, bias, out, dot);
+    } else if cin < 4 && filter_len <= GATHER_BYTES {
+        let mut gathered = [0i8; GATHER_BYTES];
+        let column = &mut gathered[..filter_len];
+        // In range: the loader checks zero points are int8.
+        let zero_point = q.input_zero_point as i8;
+        for_each_window(g, |window, pixel| {
+            column.fill(zero_point);
+            window.for_each_cell(|tap, px| column[tap * cin..][..cin].copy_from_slice(&x[px * cin..][..cin]));
+            for (oc, o) in out[pixel * cout..][..cout].iter_mut().enumerate() {
+                let acc = dot(0, column, &w[oc * filter_len..][..filter_len]);
+                *o = requantize(q, oc, acc, bias[oc]);
+            }
+        });
     } else {
         conv2d_i8_with(g, q, x, w, bias, out, dot);
     }
