@@ -52,10 +52,11 @@ impl<T> Blame<T> for Result<T> {
 }
 
 const EXIT_CODES: &str = "Exit status: 0 success; 1 internal error (please report it); 2 command-line \
-usage; 3 the model file cannot be used (unreadable, corrupt, unsupported, symbolic shapes without \
---input-shape, NaN or infinite weights); 4 the data file cannot be used (unreadable, wrong element \
-type or shape, NaN or infinity); 5 the output cannot be written (a directory, a missing folder, not \
-writable, the input itself). On failure no file is created or changed.";
+usage (a missing option, -o naming the input model); 3 the model file cannot be used (unreadable, \
+corrupt, unsupported, symbolic shapes without --input-shape, NaN or infinite weights); 4 the data \
+file cannot be used (unreadable, wrong element type or shape, NaN or infinite calibration values); \
+5 the output cannot be written (a directory, a missing folder, not writable). When `quantize` \
+fails, no file is created or changed.";
 
 #[derive(Parser)]
 #[command(
@@ -173,9 +174,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", inspect::report(&file.model().blame(Fault::Model)?, file.len()));
             Ok(())
         }
-        Command::Run { model, input, output } => Ok(run_model(&model, &input, &output)?),
+        Command::Run { model, input, output } => run_model(&model, &input, &output),
         Command::Eval { onnx, ember, data, labels, input_shapes } => {
-            Ok(eval(&onnx, &ember, &data, labels.as_deref(), &input_shapes)?)
+            eval(&onnx, &ember, &data, labels.as_deref(), &input_shapes)
         }
     }
 }
@@ -353,10 +354,10 @@ fn model_inputs(model: &ember::Model) -> Result<Vec<(String, Vec<usize>)>> {
         .collect()
 }
 
-fn run_model(model: &Path, input: &Path, output: &Path) -> Result<()> {
-    let file = ModelFile::read(model)?;
-    let m = file.model()?;
-    let samples = load_samples(input, &model_inputs(&m)?)?;
+fn run_model(model: &Path, input: &Path, output: &Path) -> Result<(), Failure> {
+    let file = ModelFile::read(model).blame(Fault::Model)?;
+    let m = file.model().blame(Fault::Model)?;
+    let samples = load_samples(input, &model_inputs(&m)?).blame(Fault::Data)?;
     let mut runner = Runner::new(&m);
     let mut outs = Vec::with_capacity(samples.len());
     for s in &samples {
@@ -367,9 +368,10 @@ fn run_model(model: &Path, input: &Path, output: &Path) -> Result<()> {
     } else {
         let views: Vec<_> =
             outs.iter().map(|o| o.view().insert_axis(tract_onnx::prelude::tract_ndarray::Axis(0))).collect();
-        tract_onnx::prelude::tract_ndarray::concatenate(tract_onnx::prelude::tract_ndarray::Axis(0), &views)?
+        tract_onnx::prelude::tract_ndarray::concatenate(tract_onnx::prelude::tract_ndarray::Axis(0), &views)
+            .map_err(anyhow::Error::from)?
     };
-    write_npy(output, &result)?;
+    write_npy(output, &result).blame(Fault::Output)?;
     println!("ran {} sample(s); wrote {} with shape {:?}", samples.len(), output.display(), result.shape());
     Ok(())
 }
@@ -380,12 +382,12 @@ fn eval(
     data: &Path,
     labels: Option<&Path>,
     input_shapes: &[(String, Vec<usize>)],
-) -> Result<()> {
-    let file = ModelFile::read(ember_path)?;
-    let m = file.model()?;
-    let samples = load_samples(data, &model_inputs(&m)?)?;
+) -> Result<(), Failure> {
+    let file = ModelFile::read(ember_path).blame(Fault::Model)?;
+    let m = file.model().blame(Fault::Model)?;
+    let samples = load_samples(data, &model_inputs(&m)?).blame(Fault::Data)?;
     let mut runner = Runner::new(&m);
-    let tract = onnx::TractModel::load(onnx_path, input_shapes)?;
+    let tract = onnx::TractModel::load(onnx_path, input_shapes).blame(Fault::Model)?;
     let (mut reference, mut ours) = (Vec::new(), Vec::new());
     for s in &samples {
         let r = tract.run(s)?;
@@ -399,8 +401,17 @@ fn eval(
     println!("max abs error: {:.6} (max |reference| {:.4})", a.max_abs_error, a.max_abs_reference);
     println!("SQNR: {:.2} dB", a.sqnr_db);
     if let Some(labels) = labels {
-        let l: Vec<usize> = read_npy(labels)?.iter().map(|&v| v as usize).collect();
-        ensure!(l.len() >= samples.len(), "{} labels for {} samples", l.len(), samples.len());
+        let l: Vec<usize> = read_npy(labels).blame(Fault::Data)?.iter().map(|&v| v as usize).collect();
+        if l.len() < samples.len() {
+            return Err(anyhow!(
+                "{}: {} labels for {} samples; give one label per sample of {}",
+                labels.display(),
+                l.len(),
+                samples.len(),
+                data.display()
+            ))
+            .blame(Fault::Data);
+        }
         let l = &l[..samples.len()];
         println!(
             "accuracy: f32 (tract) {:.2}%, ember {:.2}%",
