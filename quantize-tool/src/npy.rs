@@ -2,7 +2,7 @@
 //! model input).
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -12,7 +12,9 @@ use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
 
 /// Reads an `.npy` array of any float or integer type as f32.
 pub fn read_npy(path: &Path) -> Result<ArrayD<f32>> {
-    let file = BufReader::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?);
+    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
+    check_shape(BufReader::new(open()?)).with_context(|| format!("{} is corrupt", path.display()))?;
+    let file = BufReader::new(open()?);
     let npy = npyz::NpyFile::new(file).with_context(|| {
         format!("{} is not a readable .npy file (bad or truncated header)", path.display())
     })?;
@@ -60,8 +62,45 @@ fn truncated(e: std::io::Error) -> anyhow::Error {
     }
 }
 
+/// Fails if the `.npy` header read from `r` declares more elements than a 64-bit size can hold
+/// (npyz overflows on such shapes). Anything else wrong is left for npyz to report.
+fn check_shape(mut r: impl Read) -> Result<()> {
+    let mut prefix = [0u8; 12];
+    if r.read_exact(&mut prefix).is_err() || &prefix[..6] != b"\x93NUMPY" {
+        return Ok(());
+    }
+    let (len, text_start) = match prefix[6] {
+        1 => (u16::from_le_bytes([prefix[8], prefix[9]]) as usize, 10),
+        _ => (u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as usize, 12),
+    };
+    let mut header = prefix[text_start..].to_vec();
+    r.take(len.saturating_sub(header.len()) as u64).read_to_end(&mut header)?;
+    let header = String::from_utf8_lossy(&header);
+    let Some(shape) = header.split_once("'shape'").and_then(|(_, rest)| {
+        let (_, tuple) = rest.split_once('(')?;
+        Some(tuple.split_once(')')?.0)
+    }) else {
+        return Ok(());
+    };
+    // 16 bytes: the widest element type (complex128), so byte counts cannot overflow either.
+    let elements =
+        shape.split(',').filter_map(|d| d.trim().parse::<u64>().ok()).try_fold(16u64, u64::checked_mul);
+    if elements.is_none() {
+        bail!("its header declares the shape ({shape}), more elements than any file holds; write the array again");
+    }
+    Ok(())
+}
+
 /// Reads every array of an `.npz` archive, in the archive's order.
 pub fn read_npz(path: &Path) -> Result<Vec<(String, ArrayD<f32>)>> {
+    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
+    if let Ok(mut zip) = npyz::zip::ZipArchive::new(BufReader::new(open()?)) {
+        for i in 0..zip.len() {
+            let member = zip.by_index(i)?;
+            let name = member.name().to_string();
+            check_shape(member).with_context(|| format!("{}: array {name} is corrupt", path.display()))?;
+        }
+    }
     let mut npz = NpzArchive::open(path).with_context(|| format!("opening {}", path.display()))?;
     let names: Vec<String> = npz.array_names().map(str::to_string).collect();
     names

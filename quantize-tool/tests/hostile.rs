@@ -328,6 +328,32 @@ fn truncated_calibration_is_refused() {
     refused(&dir, &model, &out, &calib_args(&calib), DATA, &["calib.npy", "it is truncated"]);
 }
 
+#[test]
+fn calibration_declaring_an_impossible_shape_is_refused() {
+    let dir = scratch("calib-huge");
+    let model = mangled(&dir, "m.onnx", |_| {});
+    let calib = dir.join("calib.npy");
+    // A version 1.0 header padded to 64 bytes, as numpy writes it, then a few values.
+    let mut header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }".to_string();
+    header.push_str(&" ".repeat(63 - (10 + header.len()) % 64));
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend([0; 64]);
+    std::fs::write(&calib, bytes).unwrap();
+    let out = dir.join("m.ember");
+    refused(
+        &dir,
+        &model,
+        &out,
+        &calib_args(&calib),
+        DATA,
+        &["calib.npy is corrupt", "declares the shape (4611686018427387904, 4)", "write the array again"],
+    );
+}
+
 /// Decision: an activation that is constant over the calibration set quantizes (the range is
 /// widened to include 0; an all-zero range falls back to scale 1, zero point 0, which still
 /// represents 0 exactly) and `ember-quantize` warns, naming the tensor.
