@@ -4,6 +4,7 @@
 pub mod calibrate;
 pub mod emit;
 pub mod graph;
+pub mod guard;
 pub mod host;
 pub mod inspect;
 pub mod metrics;

@@ -150,12 +150,16 @@ fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(Failure { fault, error }) => {
+    let cli = Cli::parse();
+    ember_quantize::guard::install_hook();
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(Failure { fault, error })) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::from(fault as u8)
         }
+        // The hook has reported it.
+        Err(_) => std::process::ExitCode::from(Fault::Internal as u8),
     }
 }
 

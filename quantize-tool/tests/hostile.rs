@@ -240,6 +240,64 @@ fn unsupported_opsets_are_refused() {
     }
 }
 
+/// Malformed attributes and initializers on which tract itself would panic.
+#[test]
+fn malformed_nodes_are_refused() {
+    /// Sets attribute `name` of `node` to the list `ints`, or to the integer `i` if `ints` is empty.
+    fn set(node: &mut tract_onnx::pb::NodeProto, name: &str, ints: Vec<i64>, i: i64) {
+        node.attribute.retain(|a| a.name != name);
+        node.attribute.push(tract_onnx::pb::AttributeProto {
+            name: name.into(),
+            r#type: if ints.is_empty() { 2 } else { 7 }, // INT or INTS
+            ints,
+            i,
+            ..Default::default()
+        });
+    }
+    /// A case: its name, the edit of the digits model, phrases of the error.
+    type Case = (&'static str, fn(&mut ModelProto), &'static [&'static str]);
+    let cases: [Case; 3] = [
+        (
+            "zero-stride",
+            |m| set(&mut m.graph.as_mut().unwrap().node[0], "strides", vec![0, 0], 0),
+            &["'conv1' (Conv: strides [0, 0]; every value must be at least 1)"],
+        ),
+        (
+            "flatten-axis",
+            |m| set(&mut m.graph.as_mut().unwrap().node[8], "axis", vec![], 9),
+            &[
+                "tract's shape inference failed",
+                "it crashed: range end index 9 out of range for slice of length 4",
+                "onnx.checker.check_model",
+            ],
+        ),
+        (
+            "string-initializer",
+            |m| m.graph.as_mut().unwrap().initializer[9].data_type = 8,
+            &[
+                "tract could not parse the ONNX graph",
+                "it crashed: not implemented",
+                "onnx.checker.check_model",
+            ],
+        ),
+    ];
+    for (name, edit, phrases) in cases {
+        let dir = scratch(name);
+        let mut m = digits();
+        edit(&mut m);
+        let model = save(&dir, "m.onnx", &m);
+        let out = dir.join("m.ember");
+        refused(
+            &dir,
+            &model,
+            &out,
+            &["--calib", "random"],
+            MODEL,
+            &[&["loading ONNX model", "m.onnx"][..], phrases].concat(),
+        );
+    }
+}
+
 #[test]
 fn non_finite_weights_are_named() {
     for (value, shown) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf"), (f32::NEG_INFINITY, "-inf")] {

@@ -12,6 +12,10 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use super::support::real_inputs;
+use crate::guard;
+
+/// What to do when tract rejects a model.
+const CHECK_MODEL: &str = " (check it with onnx.checker.check_model(model, full_check=True))";
 
 /// ONNX element type code of float32.
 const ONNX_FLOAT: i32 = 1;
@@ -152,12 +156,14 @@ impl Facts {
 pub(super) fn analyse(path: &Path, model: &ModelProto, inputs: &[(String, Vec<usize>)]) -> Result<Facts> {
     let dir = path.parent().and_then(Path::to_str);
     let ParseResult { model: mut tract, unresolved_inputs, outlets_by_name } =
-        tract_onnx::onnx().parse(model, dir).context("tract could not parse the ONNX graph")?;
+        guard::catch(|| tract_onnx::onnx().parse(model, dir))
+            .with_context(|| format!("tract could not parse the ONNX graph{CHECK_MODEL}"))?;
     ensure!(unresolved_inputs.is_empty(), "the ONNX graph uses undefined tensors: {unresolved_inputs:?}");
     for (ix, (_, shape)) in inputs.iter().enumerate() {
         tract.set_input_fact(ix, InferenceFact::dt_shape(f32::datum_type(), shape.as_slice()))?;
     }
-    tract.analyse(false).context("tract's shape inference failed on this model")?;
+    guard::catch(|| tract.analyse(false))
+        .with_context(|| format!("tract's shape inference failed on this model{CHECK_MODEL}"))?;
     let mut facts = Facts { shapes: HashMap::new(), consts: HashMap::new() };
     for (name, outlet) in outlets_by_name {
         let fact = tract.outlet_fact(outlet)?;
@@ -219,11 +225,13 @@ impl TractModel {
     pub fn load(path: &Path, input_shapes: &[(String, Vec<usize>)]) -> Result<Self> {
         let proto = read_proto(path)?;
         let shapes = self::input_shapes(&proto, input_shapes)?;
-        let mut model = tract_onnx::onnx().model_for_path(path).context("tract could not load the model")?;
+        let mut model = guard::catch(|| tract_onnx::onnx().model_for_path(path))
+            .with_context(|| format!("tract could not load the model{CHECK_MODEL}"))?;
         for (ix, (_, shape)) in shapes.iter().enumerate() {
             model.set_input_fact(ix, InferenceFact::dt_shape(f32::datum_type(), shape.as_slice()))?;
         }
-        let plan = model.into_optimized()?.into_runnable()?;
+        let plan = guard::catch(|| model.into_optimized()?.into_runnable())
+            .context("tract could not optimize the model")?;
         Ok(Self { plan, shapes })
     }
 

@@ -121,6 +121,13 @@ fn problem(
     if !SUPPORTED_OPS.contains(&op) {
         return Some(op.to_string());
     }
+    if matches!(op, "Conv" | "MaxPool" | "AveragePool") {
+        for attr in ["strides", "dilations"] {
+            if let Some(values) = node.ints(attr).filter(|v| v.iter().any(|&x| x <= 0)) {
+                return Some(format!("{op}: {attr} {values:?}; every value must be at least 1"));
+            }
+        }
+    }
     let need_const = |inputs: &[usize], what: &str| {
         (!inputs.iter().all(|&i| is_const(i))).then(|| format!("{op}: {what} must be constant"))
     };
