@@ -13,6 +13,20 @@ use ember_quantize::{inspect, onnx, pipeline};
 use rand::{RngExt, SeedableRng};
 use tract_onnx::prelude::tract_ndarray::{ArrayD, Dimension, IxDyn};
 
+/// `println!` that returns an error instead of panicking, and treats a closed standard output
+/// (`ember-quantize … | head`) as the reader having seen enough.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        match writeln!(std::io::stdout(), $($arg)*) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(anyhow::Error::from(e).context("cannot write to standard output"))
+            }
+            _ => Ok(()),
+        }
+    }};
+}
+
 /// Exit statuses, by what has to change for the command to succeed (`--help` lists them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
@@ -175,7 +189,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Inspect { model } => {
             let file = ModelFile::read(&model).blame(Fault::Model)?;
-            print!("{}", inspect::report(&file.model().blame(Fault::Model)?, file.len()));
+            out!("{}", inspect::report(&file.model().blame(Fault::Model)?, file.len()).trim_end())?;
             Ok(())
         }
         Command::Run { model, input, output } => run_model(&model, &input, &output),
@@ -255,22 +269,22 @@ fn quantize(
     let file = ModelFile::from_bytes(&written.bytes);
     let m = file.model()?;
     let plan = &written.plan;
-    println!(
+    out!(
         "wrote {} ({:?}): {} ops, {} weight bytes, {} calibration samples",
         output.display(),
         precision,
         m.op_count(),
         m.weight_bytes(),
         samples.len()
-    );
-    println!(
+    )?;
+    out!(
         "arena: {} bytes (greedy by size: {}; lower bound: {}; no reuse: {}; in-place ops: {})",
         thousands(plan.arena_bytes),
         thousands(plan.greedy_bytes),
         thousands(plan.lower_bound_bytes),
         thousands(plan.unshared_bytes),
         plan.in_place_ops
-    );
+    )?;
     Ok(())
 }
 
@@ -304,7 +318,20 @@ fn check_output(output: &Path) -> Result<()> {
         dir.display(),
         if dir.exists() { "is not a folder" } else { "does not exist" }
     );
-    Ok(())
+    // Fail now rather than after quantizing: create and remove the temporary file the write uses.
+    let tmp = temporary(output)?;
+    std::fs::write(&tmp, b"").and_then(|()| std::fs::remove_file(&tmp)).map_err(|e| {
+        anyhow!(
+            "cannot create files in {} ({e}); check that the folder is writable, or choose another -o path",
+            dir.display()
+        )
+    })
+}
+
+/// The temporary file beside `path` that [`write_atomically`] renames over it.
+fn temporary(path: &Path) -> Result<PathBuf> {
+    let name = path.file_name().context("the output path has no file name")?.to_string_lossy();
+    Ok(output_dir(path).join(format!(".{name}.tmp{}", std::process::id())))
 }
 
 /// The folder `path` is written in.
@@ -315,8 +342,7 @@ fn output_dir(path: &Path) -> &Path {
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: on failure
 /// `path` is untouched and the temporary file removed.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().context("the output path has no file name")?.to_string_lossy();
-    let tmp = output_dir(path).join(format!(".{name}.tmp{}", std::process::id()));
+    let tmp = temporary(path)?;
     let advice = "check that the folder is writable and has space, or choose another -o path";
     let written = std::fs::write(&tmp, bytes)
         .map_err(|e| anyhow!("cannot create {} to write {} ({e}); {advice}", tmp.display(), path.display()))
@@ -376,7 +402,7 @@ fn run_model(model: &Path, input: &Path, output: &Path) -> Result<(), Failure> {
             .map_err(anyhow::Error::from)?
     };
     write_npy(output, &result).blame(Fault::Output)?;
-    println!("ran {} sample(s); wrote {} with shape {:?}", samples.len(), output.display(), result.shape());
+    out!("ran {} sample(s); wrote {} with shape {:?}", samples.len(), output.display(), result.shape())?;
     Ok(())
 }
 
@@ -399,11 +425,11 @@ fn eval(
         ours.push(runner.run(s)?[0].iter().copied().collect::<Vec<f32>>());
     }
     let a = compare(&reference, &ours);
-    println!("samples: {}", a.samples);
-    println!("top-1 agreement: {:.2}%", 100.0 * a.top1);
-    println!("cosine similarity: {:.6}", a.cosine);
-    println!("max abs error: {:.6} (max |reference| {:.4})", a.max_abs_error, a.max_abs_reference);
-    println!("SQNR: {:.2} dB", a.sqnr_db);
+    out!("samples: {}", a.samples)?;
+    out!("top-1 agreement: {:.2}%", 100.0 * a.top1)?;
+    out!("cosine similarity: {:.6}", a.cosine)?;
+    out!("max abs error: {:.6} (max |reference| {:.4})", a.max_abs_error, a.max_abs_reference)?;
+    out!("SQNR: {:.2} dB", a.sqnr_db)?;
     if let Some(labels) = labels {
         let l: Vec<usize> = read_npy(labels).blame(Fault::Data)?.iter().map(|&v| v as usize).collect();
         if l.len() < samples.len() {
@@ -417,11 +443,11 @@ fn eval(
             .blame(Fault::Data);
         }
         let l = &l[..samples.len()];
-        println!(
+        out!(
             "accuracy: f32 (tract) {:.2}%, ember {:.2}%",
             100.0 * accuracy(&reference, l),
             100.0 * accuracy(&ours, l)
-        );
+        )?;
     }
     Ok(())
 }

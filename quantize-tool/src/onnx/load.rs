@@ -27,6 +27,19 @@ pub(super) fn read_proto(path: &Path) -> Result<ModelProto> {
     })
 }
 
+/// Fails if the graph of `model` declares no outputs or no inputs.
+pub(super) fn check_io(model: &ModelProto) -> Result<()> {
+    ensure!(
+        model.graph.as_ref().is_none_or(|g| !g.output.is_empty()),
+        "the ONNX graph declares no outputs; export the model again with its outputs"
+    );
+    ensure!(
+        model.graph.is_none() || !real_inputs(model).is_empty(),
+        "the ONNX graph declares no inputs (or only initializers); export the model again with its inputs"
+    );
+    Ok(())
+}
+
 /// Fails if an initializer of `model` (read from `path`) keeps its data in an external file that
 /// is not there, naming the tensor and the file.
 pub(super) fn check_external_data(path: &Path, model: &ModelProto) -> Result<()> {

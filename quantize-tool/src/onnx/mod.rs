@@ -41,6 +41,7 @@ pub fn load_onnx(path: &Path, input_shapes: &[(String, Vec<usize>)]) -> Result<G
         let proto = load::read_proto(path)?;
         load::check_external_data(path, &proto)?;
         check_supported(&proto)?;
+        load::check_io(&proto)?;
         let inputs = load::input_shapes(&proto, input_shapes)?;
         let facts = load::analyse(path, &proto, &inputs)?;
         load::check_finite_weights(&proto, &facts)?;
