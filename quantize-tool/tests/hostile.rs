@@ -240,6 +240,22 @@ fn unsupported_opsets_are_refused() {
     }
 }
 
+#[test]
+fn unsupported_operators_are_listed() {
+    let dir = scratch("unsupported-ops");
+    let model = dir.join("m.onnx");
+    std::fs::copy(models().join("../ops/unsupported.onnx"), &model).unwrap();
+    let out = dir.join("m.ember");
+    refused(
+        &dir,
+        &model,
+        &out,
+        &["--precision", "f32"],
+        MODEL,
+        &["2 unsupported ONNX nodes (opset 13)", "(Sin)", "(Einsum)", "Replace these nodes"],
+    );
+}
+
 /// Malformed attributes and initializers on which tract itself would panic.
 #[test]
 fn malformed_nodes_are_refused() {
