@@ -10,7 +10,7 @@
 
 use super::conv2d::{conv2d_i8_with, for_each_window};
 use super::depthwise_conv2d;
-use super::fully_connected::{fully_connected_i8_with, mac_i8, requantize};
+use super::fully_connected::{fully_connected_i8_with, requantize};
 use super::{ConvGeometry, FcGeometry, Int8Params};
 
 /// The offset in both 16-bit lanes, for `SXTAB16`.
@@ -57,7 +57,10 @@ pub fn dot_i8(acc: i32, x: &[i8], w: &[i8], input_offset: i32) -> i32 {
             );
         }
     }
-    x_tail.iter().zip(w_tail).fold(acc, |acc, (&x, &w)| mac_i8(input_offset)(acc, x, w))
+    for (&x, &w) in x_tail.iter().zip(w_tail) {
+        acc = acc.wrapping_add(i32::from(x).wrapping_add(input_offset).wrapping_mul(i32::from(w)));
+    }
+    acc
 }
 
 /// [`super::fully_connected::fully_connected_i8`] with the `SMLAD` inner product.
@@ -120,7 +123,7 @@ pub fn depthwise_conv2d_i8(
         return depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out);
     }
     let offset = q.input_zero_point.wrapping_neg();
-    let (offsets, mac) = (lanes(offset), mac_i8(offset));
+    let offsets = lanes(offset);
     let quads = c / 4 * 4;
     for_each_window(g, |window, pixel| {
         let out = &mut out[pixel * c..][..c];
@@ -163,7 +166,10 @@ pub fn depthwise_conv2d_i8(
         }
         for ch in quads..c {
             let mut acc = 0i32;
-            window.for_each_cell(|tap, px| acc = mac(acc, x[px * c + ch], w[tap * c + ch]));
+            window.for_each_cell(|tap, px| {
+                let xv = i32::from(x[px * c + ch]).wrapping_add(offset);
+                acc = acc.wrapping_add(xv.wrapping_mul(i32::from(w[tap * c + ch])));
+            });
             out[ch] = requantize(q, ch, acc, bias[ch]);
         }
     });
