@@ -14,8 +14,7 @@ const KINDS: u32 = kernel_bit(OpKind::Add);
 pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let p: AddParams = op.params()?;
     let o = operands(model, op)?;
-    let [da, db, dy] = o.dims;
-    let r = o.rank;
+    let [da, db, dy] = o.dims.each_ref().map(|d| d.values());
     if o.int8 {
         for q in [&p.a, &p.b, &p.output] {
             check_requant(op, q)?;
@@ -35,11 +34,11 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
         };
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
         let (a, b) = (io.read.operand(&o.a)?, io.read.operand(&o.b)?);
-        add::add_i8(&dy[..r], &da[..r], a, &db[..r], b, &q, io.output()?);
+        add::add_i8(dy, da, a, db, b, &q, io.output()?);
     } else {
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
         let (a, b) = (io.read.operand(&o.a)?, io.read.operand(&o.b)?);
-        add::add_f32(&dy[..r], &da[..r], a, &db[..r], b, clamp_f32(&p.act), io.output()?);
+        add::add_f32(dy, da, a, db, b, clamp_f32(&p.act), io.output()?);
     }
     Ok(())
 }

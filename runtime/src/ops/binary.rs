@@ -1,7 +1,6 @@
 //! What `add` and `mul` share: numpy broadcasting of two same-typed inputs.
 
-use super::{arity, expect_dtype, input, is_int8, output, padded_dims, shape_error};
-use crate::format::MAX_RANK;
+use super::{arity, expect_dtype, input, is_int8, output, padded_dims, shape_error, PerAxis};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::Error;
 
@@ -13,10 +12,8 @@ pub(super) struct Operands<'a> {
     pub b: TensorInfo<'a>,
     /// Output.
     pub y: TensorInfo<'a>,
-    /// Rank of the output.
-    pub rank: usize,
-    /// Dims of `a`, `b` and `y`, padded to `rank` with leading ones.
-    pub dims: [[usize; MAX_RANK]; 3],
+    /// Dims of `a`, `b` and `y`, padded to the output's rank with leading ones.
+    pub dims: [PerAxis<usize>; 3],
     /// Whether the op computes in int8.
     pub int8: bool,
 }
@@ -33,11 +30,11 @@ pub(super) fn operands<'a>(model: &Model<'a>, op: &OpInfo) -> Result<Operands<'a
     let pa = padded_dims(&a, rank).ok_or(shape_error(op, &a, expected))?;
     let pb = padded_dims(&b, rank).ok_or(shape_error(op, &b, expected))?;
     let py = padded_dims(&y, rank).ok_or(shape_error(op, &y, expected))?;
-    for i in 0..rank {
-        let ok = |d: usize| d == py[i] || d == 1;
-        if !ok(pa[i]) || !ok(pb[i]) || py[i] != pa[i].max(pb[i]) {
+    for ((&da, &db), &dy) in pa.values().iter().zip(pb.values()).zip(py.values()) {
+        let ok = |d: usize| d == dy || d == 1;
+        if !ok(da) || !ok(db) || dy != da.max(db) {
             return Err(shape_error(op, &y, expected));
         }
     }
-    Ok(Operands { a, b, y, rank, dims: [pa, pb, py], int8 })
+    Ok(Operands { a, b, y, dims: [pa, pb, py], int8 })
 }

@@ -7,7 +7,7 @@ use super::{
 use crate::format::params::ConcatParams;
 use crate::format::OpKind;
 use crate::kernels::concat::concat_part;
-use crate::model::{Model, OpInfo};
+use crate::model::{Model, OpInfo, TensorInfo};
 use crate::Error;
 
 pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
@@ -30,9 +30,9 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
         if !same_elsewhere {
             return Err(shape_error(op, &x, "the output's shape except along the axis"));
         }
-        total += u64::from(x.dims[axis]);
+        total += u64::from(along(op, &x, axis)?);
     }
-    if total != u64::from(y.dims[axis]) {
+    if total != u64::from(along(op, &y, axis)?) {
         return Err(shape_error(op, &y, "the sum of the inputs along the axis"));
     }
     let Some(io) = kernel_io::<K>(op, io, kernel_bit(OpKind::Concat), int8)? else { return Ok(()) };
@@ -45,15 +45,16 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
 
 fn copy_parts<T: Element>(model: &Model, op: &OpInfo, mut io: OpIo, axis: usize) -> Result<(), Error> {
     let y = output(model, op)?;
-    let inner: usize = y.dims[axis + 1..].iter().map(|&d| d as usize).product();
-    let outer: usize = y.dims[..axis].iter().map(|&d| d as usize).product();
-    let total = y.dims[axis] as usize * inner;
+    let (outer, after) = y.dims.split_at_checked(axis).ok_or(op.error("axis beyond the output's rank"))?;
+    let inner: usize = after.iter().skip(1).map(|&d| d as usize).product();
+    let outer: usize = outer.iter().map(|&d| d as usize).product();
+    let total = along(op, &y, axis)? as usize * inner;
     let read = io.read;
     let out = io.output::<T>()?;
     let mut offset = 0;
     for i in 0..op.inputs.len() {
         let x = input(model, op, i)?;
-        let part = x.dims[axis] as usize * inner;
+        let part = along(op, &x, axis)? as usize * inner;
         concat_part(outer, part, total, offset, read.input::<T>(&x)?, out);
         offset += part;
     }
@@ -85,4 +86,9 @@ mod tests {
             Err(Error::ShapeMismatch { op: 0, kind: OpKind::Concat, tensor: 2, expected })
         );
     }
+}
+
+/// The dim of `t` along `axis`.
+fn along(op: &OpInfo, t: &TensorInfo, axis: usize) -> Result<u32, Error> {
+    t.dims.get(axis).copied().ok_or(shape_error(op, t, "a dim along the concat axis"))
 }

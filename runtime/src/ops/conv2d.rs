@@ -59,20 +59,25 @@ pub(super) fn geometry(
     if xs.n != ys.n {
         return Err(shape_error(op, y, "the input's batch size"));
     }
-    for axis in 0..2 {
-        let (s, d, k) = (stride[axis] as u64, dilation[axis] as u64, kernel[axis] as u64);
+    let [top, left, bottom, right] = pad;
+    let axes = [
+        (stride[0], dilation[0], kernel[0], top, bottom, xs.h, ys.h),
+        (stride[1], dilation[1], kernel[1], left, right, xs.w, ys.w),
+    ];
+    for (s, d, k, before, after, input, output) in axes {
+        let (s, d, k) = (s as u64, d as u64, k as u64);
         if s == 0 || d == 0 || k == 0 {
             return Err(op.error("stride, dilation and kernel size must be at least 1"));
         }
         let extent = d * (k - 1) + 1;
-        let (before, after) = (pad[axis] as u64, pad[axis + 2] as u64);
-        let padded = [xs.h, xs.w][axis] as u64 + before + after;
+        let (before, after) = (before as u64, after as u64);
+        let padded = input as u64 + before + after;
         if padded < extent || before >= extent || after >= extent {
             return Err(
                 op.error("padding must be smaller than the window and the window fit the padded input")
             );
         }
-        if (padded - extent) / s + 1 != [ys.h, ys.w][axis] as u64 {
+        if (padded - extent) / s + 1 != output as u64 {
             return Err(shape_error(op, y, "(in + pads - dilated kernel) / stride + 1 rows and columns"));
         }
     }

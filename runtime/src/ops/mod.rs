@@ -57,7 +57,7 @@ pub const fn kernel_bit(kind: OpKind) -> u32 {
 
 /// Whether `op` computes in int8 (its output is int8) rather than in float.
 pub(crate) fn computes_in_int8(model: &Model, op: &OpInfo) -> Result<bool, Error> {
-    Ok(model.tensor(op.outputs[0])?.dtype == DType::I8)
+    Ok(output(model, op)?.dtype == DType::I8)
 }
 
 /// Whether `K` links the kernel `op` needs (for `reshape`, the aliasing checks).
@@ -73,7 +73,7 @@ pub(crate) fn prepare<K: Kernels>(model: &Model, op: &OpInfo) -> Result<(), Erro
 
 /// Runs an op over `arena` with the kernels `K` links.
 pub(crate) fn run<K: Kernels>(model: &Model, op: &OpInfo, arena: &mut [u8]) -> Result<(), Error> {
-    let out = model.tensor(op.outputs[0])?;
+    let out = output(model, op)?;
     dispatch::<K>(model, op, Some(OpIo::new(model, arena, out)?))
 }
 
@@ -107,6 +107,7 @@ fn dispatch<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<
 
 /// Whether `K` links a kernel, int8 or float, of any of `kinds`.
 #[inline(always)]
+#[allow(clippy::indexing_slicing)] // Const evaluation of constant slices: `i < kinds.len()`.
 const fn links<K: Kernels>(kinds: &[OpKind]) -> bool {
     let mut mask = 0;
     let mut i = 0;
@@ -206,8 +207,8 @@ impl<'m, 'r> Reader<'m, 'r> {
         } else {
             let range = t.arena_range();
             let overlap = Error::PlanOverlap { a: t.id, b: u16::MAX };
-            if range.end <= self.before.len() {
-                &self.before[range]
+            if let Some(bytes) = self.before.get(range.clone()) {
+                bytes
             } else if range.start >= self.after_start {
                 let start = range.start - self.after_start;
                 self.after.get(start..start + range.len()).ok_or(overlap)?
@@ -252,7 +253,7 @@ pub(crate) fn input<'a>(model: &Model<'a>, op: &OpInfo, i: usize) -> Result<Tens
 
 /// The output of `op`.
 pub(crate) fn output<'a>(model: &Model<'a>, op: &OpInfo) -> Result<TensorInfo<'a>, Error> {
-    model.tensor(op.outputs[0])
+    model.tensor(*op.outputs.first().ok_or(op.error("no output"))?)
 }
 
 /// Shape error for `t` in `op`.
@@ -328,13 +329,39 @@ pub(crate) fn check_requant(op: &OpInfo, r: &Requant) -> Result<(), Error> {
 }
 
 /// Dims of `t` padded to `rank` with leading ones.
-pub(crate) fn padded_dims(t: &TensorInfo, rank: usize) -> Option<[usize; MAX_RANK]> {
-    let mut out = [1usize; MAX_RANK];
+pub(crate) fn padded_dims(t: &TensorInfo, rank: usize) -> Option<PerAxis<usize>> {
     let lead = rank.checked_sub(t.dims.len())?;
-    for (o, &d) in out[lead..rank].iter_mut().zip(t.dims) {
+    let mut out = PerAxis::new(rank, 1)?;
+    for (o, &d) in out.values_mut().iter_mut().skip(lead).zip(t.dims) {
         *o = d as usize;
     }
     Some(out)
+}
+
+/// One value per axis of a tensor of rank ≤ [`MAX_RANK`] (dims, pads, a permutation), built
+/// by the glue before it calls a kernel.
+#[derive(Clone, Copy)]
+pub(crate) struct PerAxis<T> {
+    values: [T; MAX_RANK],
+    rank: usize,
+}
+
+impl<T: Copy> PerAxis<T> {
+    /// `rank` copies of `fill`, or `None` if `rank` exceeds [`MAX_RANK`].
+    pub(crate) fn new(rank: usize, fill: T) -> Option<Self> {
+        (rank <= MAX_RANK).then_some(Self { values: [fill; MAX_RANK], rank })
+    }
+
+    /// The values of the `rank` axes.
+    pub(crate) fn values(&self) -> &[T] {
+        // `new` keeps `rank ≤ MAX_RANK`, so this is never the empty fallback.
+        self.values.get(..self.rank).unwrap_or(&[])
+    }
+
+    /// The values of the `rank` axes, to fill.
+    pub(crate) fn values_mut(&mut self) -> &mut [T] {
+        self.values.get_mut(..self.rank).unwrap_or(&mut [])
+    }
 }
 
 /// int8 in/out must share quantization for data-movement ops (TFLite's rule).

@@ -14,8 +14,7 @@ const KINDS: u32 = kernel_bit(OpKind::Mul);
 pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let p: MulParams = op.params()?;
     let o = operands(model, op)?;
-    let [da, db, dy] = o.dims;
-    let r = o.rank;
+    let [da, db, dy] = o.dims.each_ref().map(|d| d.values());
     if o.int8 {
         check_requant(op, &p.output)?;
         let q = Int8Mul {
@@ -27,11 +26,11 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
         };
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
         let (a, b) = (io.read.operand(&o.a)?, io.read.operand(&o.b)?);
-        mul::mul_i8(&dy[..r], &da[..r], a, &db[..r], b, &q, io.output()?);
+        mul::mul_i8(dy, da, a, db, b, &q, io.output()?);
     } else {
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
         let (a, b) = (io.read.operand(&o.a)?, io.read.operand(&o.b)?);
-        mul::mul_f32(&dy[..r], &da[..r], a, &db[..r], b, clamp_f32(&p.act), io.output()?);
+        mul::mul_f32(dy, da, a, db, b, clamp_f32(&p.act), io.output()?);
     }
     Ok(())
 }
