@@ -7,6 +7,7 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ember::{AlignedBytes, Interpreter, Model};
 use ember_quantize::emit::Precision;
+use ember_quantize::host::to_internal;
 use ember_quantize::npy::load_samples;
 use ember_quantize::onnx::load_onnx;
 use ember_quantize::pipeline::build;
@@ -32,9 +33,16 @@ fn inference(c: &mut Criterion) {
             let bytes = AlignedBytes::new(&build(&graph, precision, Some(&samples)).unwrap().bytes);
             let model = Model::from_bytes(&bytes).unwrap();
             let mut arena = vec![0u8; model.arena_bytes() + 16];
+            let input = to_internal(&model.input(0).unwrap(), &samples[0][0]).unwrap();
             let mut interp = Interpreter::new(&model, &mut arena).unwrap();
             let id = format!("{name}/{}", format!("{precision:?}").to_lowercase());
-            c.bench_function(&id, |b| b.iter(|| interp.invoke().unwrap()));
+            // Every invoke needs its input written again (the plan may reuse its bytes).
+            c.bench_function(&id, |b| {
+                b.iter(|| {
+                    interp.set_input(0, &input).unwrap();
+                    interp.invoke().unwrap()
+                })
+            });
         }
     }
 }

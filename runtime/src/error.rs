@@ -113,6 +113,12 @@ pub enum Error {
         /// Elements given.
         got: usize,
     },
+    /// `invoke` was called before this input was written since the last `invoke` (the memory
+    /// plan may reuse input bytes, so every run needs fresh inputs).
+    InputNotSet {
+        /// Input index.
+        input: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -177,6 +183,11 @@ impl fmt::Display for Error {
             Error::WrongLength { expected, got } => {
                 write!(f, "expected {expected} elements, got {got}")
             }
+            Error::InputNotSet { input } => write!(
+                f,
+                "input {input} was not written since the last invoke: write every input (set_input, input_i8 \
+                 or input_f32) before each invoke, as the memory plan may reuse input bytes"
+            ),
         }
     }
 }

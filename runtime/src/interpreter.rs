@@ -9,6 +9,8 @@ use crate::{quant, Error};
 
 /// Alignment the interpreter gives the arena's start.
 const ARENA_ALIGN: usize = 16;
+/// Most inputs a model may have (one bit each in `Interpreter::written`).
+const MAX_INPUTS: usize = 64;
 
 /// An op about to run or just run, for [`Hook`]s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,9 +59,27 @@ impl Hook for NoHook {}
 /// Runs a model; owns nothing but borrows the model and the arena. `K` chooses the kernels
 /// linked into the program: all of them by default, only the model's with the `Kernels` type
 /// `ember-build` generates.
+///
+/// Each `invoke` needs every input written since the previous one (by [`Interpreter::set_input`],
+/// [`Interpreter::input_i8`] or [`Interpreter::input_f32`]): the memory plan may reuse an
+/// input's bytes for later tensors, so a second run over stale inputs would compute on
+/// overwritten data. It fails with [`Error::InputNotSet`] instead.
+///
+/// The arena is borrowed mutably for the interpreter's life, so two interpreters can never
+/// share one arena:
+///
+/// ```compile_fail,E0499
+/// # fn f(model: &ember::Model) -> Result<(), ember::Error> {
+/// let mut arena = [0u8; 1024];
+/// let first = ember::Interpreter::new(model, &mut arena)?;
+/// let second = ember::Interpreter::new(model, &mut arena)?;
+/// # drop((first, second)); Ok(()) }
+/// ```
 pub struct Interpreter<'m, 'a, K: Kernels = AllKernels> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
+    /// Bit `i`: input `i` was written since the last `invoke`.
+    written: u64,
     kernels: PhantomData<K>,
 }
 
@@ -82,9 +102,16 @@ impl<'m, 'a, K: Kernels> Interpreter<'m, 'a, K> {
         if arena.len() < needed {
             return Err(Error::ArenaTooSmall { needed, got: arena.len() });
         }
+        if model.input_count() > MAX_INPUTS {
+            return Err(Error::BadIo {
+                index: MAX_INPUTS as u16,
+                reason: "the interpreter runs models of at most 64 inputs",
+            });
+        }
         model.validate_ops::<K>()?;
-        let arena = &mut arena[skip..needed];
-        Ok(Self { model, arena, kernels: PhantomData })
+        let too_small = Error::ArenaTooSmall { needed, got: arena.len() };
+        let arena = arena.get_mut(skip..needed).ok_or(too_small)?;
+        Ok(Self { model, arena, written: 0, kernels: PhantomData })
     }
 
     /// The model being run.
@@ -99,44 +126,56 @@ impl<'m, 'a, K: Kernels> Interpreter<'m, 'a, K> {
 
     /// Runs every op in order, calling `hook` before and after each.
     pub fn invoke_with(&mut self, hook: &mut impl Hook) -> Result<(), Error> {
+        let all = u64::MAX.checked_shr(64 - self.model.input_count() as u32).unwrap_or(0);
+        let missing = all & !self.written;
+        if missing != 0 {
+            return Err(Error::InputNotSet { input: missing.trailing_zeros() as usize });
+        }
+        self.written = 0;
         for index in 0..self.model.op_count() as u16 {
             let op = self.model.op(index)?;
             let event = OpEvent { index, kind: op.kind };
             hook.before(event);
             ops::run::<K>(self.model, &op, self.arena)?;
             let tensor = self.model.tensor(op.outputs[0])?;
-            let bytes = &self.arena[tensor.arena_range()];
+            let bytes = self
+                .arena
+                .get(tensor.arena_range())
+                .ok_or(Error::ArenaTooSmall { needed: tensor.arena_range().end, got: self.arena.len() })?;
             hook.after(event, OpOutput { tensor, bytes });
         }
         Ok(())
     }
 
     fn io_slice<T: ops::Element>(&self, io: &IoInfo) -> Result<&[T], Error> {
-        if io.tensor.dtype != T::DTYPE {
-            return Err(Error::WrongType { tensor: io.tensor.id });
-        }
-        bytemuck::try_cast_slice(&self.arena[io.tensor.arena_range()])
-            .map_err(|_| Error::WrongType { tensor: io.tensor.id })
+        let t = &io.tensor;
+        let bytes = self.arena.get(t.arena_range());
+        bytes
+            .and_then(|b| bytemuck::try_cast_slice(b).ok())
+            .filter(|_| t.dtype == T::DTYPE)
+            .ok_or(Error::WrongType { tensor: t.id })
     }
 
-    fn io_slice_mut<T: ops::Element>(&mut self, io: &IoInfo) -> Result<&mut [T], Error> {
-        if io.tensor.dtype != T::DTYPE {
-            return Err(Error::WrongType { tensor: io.tensor.id });
-        }
-        bytemuck::try_cast_slice_mut(&mut self.arena[io.tensor.arena_range()])
-            .map_err(|_| Error::WrongType { tensor: io.tensor.id })
+    /// Input `index` as a slice of `T` to fill, marking it written.
+    fn input_slice_mut<T: ops::Element>(&mut self, index: usize) -> Result<&mut [T], Error> {
+        let t = self.model.input(index)?.tensor;
+        let bytes = self.arena.get_mut(t.arena_range());
+        let slice = bytes
+            .and_then(|b| bytemuck::try_cast_slice_mut(b).ok())
+            .filter(|_| t.dtype == T::DTYPE)
+            .ok_or(Error::WrongType { tensor: t.id })?;
+        self.written |= 1u64.checked_shl(index as u32).unwrap_or(0);
+        Ok(slice)
     }
 
     /// Input `index` of an int8 model, to fill before `invoke` (internal NHWC layout).
     pub fn input_i8(&mut self, index: usize) -> Result<&mut [i8], Error> {
-        let io = self.model.input(index)?;
-        self.io_slice_mut(&io)
+        self.input_slice_mut(index)
     }
 
     /// Input `index` of a float model, to fill before `invoke` (internal NHWC layout).
     pub fn input_f32(&mut self, index: usize) -> Result<&mut [f32], Error> {
-        let io = self.model.input(index)?;
-        self.io_slice_mut(&io)
+        self.input_slice_mut(index)
     }
 
     /// Output `index` of an int8 model.
@@ -158,12 +197,12 @@ impl<'m, 'a, K: Kernels> Interpreter<'m, 'a, K> {
         }
         let (scale, zero_point) = t.scale_zero_point();
         if t.dtype == DType::I8 {
-            let dst = self.io_slice_mut::<i8>(&io)?;
+            let dst = self.input_slice_mut::<i8>(index)?;
             for (d, &v) in dst.iter_mut().zip(values) {
                 *d = quant::quantize_i8(v, scale, zero_point);
             }
         } else {
-            self.io_slice_mut::<f32>(&io)?.copy_from_slice(values);
+            self.input_slice_mut::<f32>(index)?.copy_from_slice(values);
         }
         Ok(())
     }
@@ -304,6 +343,25 @@ mod tests {
         assert_eq!(interp.output_i8(0).unwrap(), &[0, 0, 2, 10]);
         assert_eq!(y, [0.5, 0.5, 0.6, 1.0]);
         assert_eq!(interp.set_input(0, &[0.0; 3]), Err(Error::WrongLength { expected: 4, got: 3 }));
+    }
+
+    #[test]
+    fn each_invoke_needs_every_input_written_since_the_last() {
+        let bytes = two_op_model(true);
+        let model = Model::from_bytes(&bytes).unwrap();
+        let mut buffer = Buffer([0; 64]);
+        let mut interp = Interpreter::new(&model, &mut buffer.0).unwrap();
+        assert_eq!(interp.invoke(), Err(Error::InputNotSet { input: 0 }));
+        interp.set_input(0, &[0.5; 4]).unwrap();
+        interp.invoke().unwrap();
+        // The plan puts the output on the input's bytes: a second run would read the output.
+        assert_eq!(interp.invoke(), Err(Error::InputNotSet { input: 0 }));
+        interp.input_i8(0).unwrap().fill(3);
+        interp.invoke().unwrap();
+        // A failed access does not count as writing.
+        assert_eq!(interp.input_f32(0).err(), Some(Error::WrongType { tensor: 0 }));
+        assert_eq!(interp.invoke(), Err(Error::InputNotSet { input: 0 }));
+        assert_eq!(interp.input_i8(1).err(), Some(Error::NoSuchIo { index: 1, count: 1 }));
     }
 
     #[test]
