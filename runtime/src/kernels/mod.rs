@@ -1,5 +1,5 @@
 //! Reference kernels in portable Rust: the oracle every optimized kernel is checked against;
-//! hand-written kernels per architecture (`cortex_m_dsp`) and the set the interpreter runs
+//! hand-written kernels per architecture (`cortex_m_dsp`, `neon`) and the set the interpreter runs
 //! ([`selected`]).
 //!
 //! Kernels take plain slices and small geometry structs; the interpreter's op glue
@@ -19,6 +19,8 @@ pub mod depthwise_conv2d;
 pub mod fully_connected;
 pub mod mean;
 pub mod mul;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub mod neon;
 pub mod pad;
 pub mod pool;
 pub mod softmax;
@@ -31,7 +33,9 @@ pub mod transpose;
 pub mod selected {
     #[cfg(ember_arm_dsp)]
     pub use super::cortex_m_dsp::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
-    #[cfg(not(ember_arm_dsp))]
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    pub use super::neon::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
+    #[cfg(not(any(ember_arm_dsp, all(target_arch = "aarch64", target_feature = "neon"))))]
     pub use super::{
         conv2d::conv2d_i8, depthwise_conv2d::depthwise_conv2d_i8, fully_connected::fully_connected_i8,
     };
