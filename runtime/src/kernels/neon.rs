@@ -431,7 +431,9 @@ mod tests {
         strategy: impl Strategy<Value = T>,
         check: impl Fn(&T) -> Result<(), TestCaseError>,
     ) {
-        if let Err(e) = TestRunner::new(Config::with_cases(CASES)).run(&strategy, |case| check(&case)) {
+        if let Err(e) = TestRunner::new(Config { failure_persistence: None, ..Config::with_cases(CASES) })
+            .run(&strategy, |case| check(&case))
+        {
             panic!("{e}");
         }
     }
