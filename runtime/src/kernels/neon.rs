@@ -523,19 +523,19 @@ mod tests {
         })
     }
 
-    /// Convolutions with 1..=40 input and 1..=9 output channels; a third of them 1×1, stride 1,
-    /// unpadded (the fully connected path).
+    /// Convolutions with 1..=40 input channels and 1..=9 output channels or, for one in five,
+    /// 60..=70 (two blocks of filters); a third of them 1×1, stride 1, unpadded (the fully
+    /// connected path).
     fn conv_cases() -> impl Strategy<Value = Case<ConvGeometry>> {
-        (testutil::geometry(2, false), 1..=40usize, 1..=9usize, 0..3).prop_flat_map(
-            |(mut g, cin, cout, kind)| {
-                if kind == 0 {
-                    (g.kernel, g.stride, g.pad) = ([1, 1], [1, 1], [0, 0]);
-                    (g.output.h, g.output.w) = (g.input.h, g.input.w);
-                }
-                (g.input.c, g.output.c) = (cin, cout);
-                case(g, g.input.len(), cout * g.kernel[0] * g.kernel[1] * cin, cout)
-            },
-        )
+        let cout = prop_oneof![4 => 1..=9usize, 1 => 60..=70usize];
+        (testutil::geometry(2, false), 1..=40usize, cout, 0..3).prop_flat_map(|(mut g, cin, cout, kind)| {
+            if kind == 0 {
+                (g.kernel, g.stride, g.pad) = ([1, 1], [1, 1], [0, 0]);
+                (g.output.h, g.output.w) = (g.input.h, g.input.w);
+            }
+            (g.input.c, g.output.c) = (cin, cout);
+            case(g, g.input.len(), cout * g.kernel[0] * g.kernel[1] * cin, cout)
+        })
     }
 
     /// Depthwise convolutions with 1..=40 channels, multiplier 1 (or 2: the reference path).
