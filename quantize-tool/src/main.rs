@@ -183,6 +183,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             quantize(&model, &output, precision, calib.as_deref(), calib_limit, &input_shapes)
         }
         Command::Codegen { model, output, inputs } => {
+            // Blame the model or the output path for what they cause; what remains is internal.
+            ModelFile::read(&model).and_then(|file| file.model().map(drop)).blame(Fault::Model)?;
+            check_output(&output).blame(Fault::Output)?;
             ember_build::write_module(&model, inputs.as_deref(), &output, IncludePaths::RelativeToModule)?;
             eprintln!("wrote {}", output.display());
             Ok(())

@@ -369,6 +369,30 @@ fn calibration_of_the_wrong_shape_is_refused() {
 }
 
 #[test]
+fn calibration_with_the_right_element_count_in_other_dims_is_refused() {
+    // Once silently reshaped: flattened samples, and NHWC samples for this NCHW input.
+    for (name, shape, says) in [
+        ("flat", vec![200, 1, 64], "the right number of elements per sample but not the model's dims"),
+        ("nhwc", vec![200, 8, 8, 1], "another layout (e.g. NHWC for an NCHW input)"),
+    ] {
+        let dir = scratch(&format!("calib-dims-{name}"));
+        let model = mangled(&dir, "m.onnx", |_| {});
+        let calib = dir.join("calib.npy");
+        let x = read_npy(&models().join("calib_x.npy")).unwrap();
+        write_npy(&calib, &x.into_shape_with_order(shape).unwrap()).unwrap();
+        let out = dir.join("m.ember");
+        refused(
+            &dir,
+            &model,
+            &out,
+            &calib_args(&calib),
+            DATA,
+            &["does not hold samples of shape [1, 1, 8, 8]", says],
+        );
+    }
+}
+
+#[test]
 fn calibration_of_the_wrong_type_is_refused() {
     let dir = scratch("calib-type");
     let model = mangled(&dir, "m.onnx", |_| {});
@@ -536,5 +560,36 @@ fn a_closed_standard_output_is_not_an_error() {
     assert!(o.status.success(), "{t}");
     assert!(!t.contains("panicked") && !t.contains("error"), "{t}");
     assert!(ember_quantize::host::ModelFile::read(&out).unwrap().model().is_ok());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `codegen` blames a corrupt model (status 3) and an output that is a directory (status 5).
+#[test]
+fn codegen_blames_the_model_or_the_output() {
+    let dir = scratch("codegen");
+    let model = dir.join("m.ember");
+    let o = quantize(&models().join("digits_cnn.onnx"), &model, &["--calib", "random"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let corrupt = dir.join("corrupt.ember");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[40] ^= 1;
+    std::fs::write(&corrupt, bytes).unwrap();
+    for (input, output, status, phrase) in [
+        (&corrupt, dir.join("model.rs"), MODEL, "CRC"),
+        (&model, dir.clone(), OUTPUT, "is a directory"),
+    ] {
+        let before = snapshot(&dir);
+        let o = Command::new(env!("CARGO_BIN_EXE_ember-quantize"))
+            .arg("codegen")
+            .arg(input)
+            .arg("-o")
+            .arg(&output)
+            .output()
+            .expect("runs ember-quantize");
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(status), "exit status of:\n{t}");
+        assert!(t.contains(phrase) && !t.contains("panicked"), "{t}");
+        assert!(snapshot(&dir) == before, "files under {} changed:\n{t}", dir.display());
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
