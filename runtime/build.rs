@@ -8,6 +8,9 @@
 //!   cortex-m33, cortex-m35p, cortex-m55, cortex-m85.
 //!
 //! `EMBER_NO_DSP=1` turns it off (to measure the reference kernels on a board).
+//!
+//! `ember_neon` on aarch64 targets with Advanced SIMD (all of Rust's aarch64 targets but the
+//! soft-float ones); `EMBER_NO_NEON=1` turns it off.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(ember_arm_dsp)");
@@ -33,5 +36,14 @@ fn main() {
         target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && (dsp_feature || dsp_cpu));
     if has_dsp && std::env::var_os("EMBER_NO_DSP").is_none() {
         println!("cargo::rustc-cfg=ember_arm_dsp");
+    }
+
+    println!("cargo::rustc-check-cfg=cfg(ember_neon)");
+    println!("cargo::rerun-if-env-changed=EMBER_NO_NEON");
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    let has_neon = arch == "aarch64" && features.split(',').any(|f| f == "neon");
+    if has_neon && std::env::var_os("EMBER_NO_NEON").is_none() {
+        println!("cargo::rustc-cfg=ember_neon");
     }
 }

@@ -19,7 +19,7 @@ pub mod depthwise_conv2d;
 pub mod fully_connected;
 pub mod mean;
 pub mod mul;
-#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[cfg(ember_neon)]
 pub mod neon;
 pub mod pad;
 pub mod pool;
@@ -33,9 +33,9 @@ pub mod transpose;
 pub mod selected {
     #[cfg(ember_arm_dsp)]
     pub use super::cortex_m_dsp::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
-    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    #[cfg(ember_neon)]
     pub use super::neon::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
-    #[cfg(not(any(ember_arm_dsp, all(target_arch = "aarch64", target_feature = "neon"))))]
+    #[cfg(not(any(ember_arm_dsp, ember_neon)))]
     pub use super::{
         conv2d::conv2d_i8, depthwise_conv2d::depthwise_conv2d_i8, fully_connected::fully_connected_i8,
     };

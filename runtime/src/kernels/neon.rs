@@ -10,8 +10,9 @@
 //! convolutions over each window gathered into one row), so each input load feeds four filters.
 //! The output stage is the reference's [`requantize`].
 //!
-//! `SDOT` is used when the target enables `dotprod` at compile time or, with `std`, when the CPU
-//! reports it at run time. Depthwise convolution adds products of different channels into
+//! Compiled for aarch64 targets with NEON (`ember_neon`, see `runtime/build.rs`). `SDOT` is used
+//! when the target enables `dotprod` at compile time or, with `std`, when the CPU reports it at run
+//! time. Depthwise convolution adds products of different channels into
 //! different lanes, where `SDOT` does not help: it widens to 16 bits and accumulates with
 //! `SMLAL` on every core.
 
@@ -66,7 +67,7 @@ impl Sdot {
 impl Engine for Neon {
     #[inline(always)]
     fn dots<const U: usize>(self, x: &[i8], w: [&[i8]; U]) -> [i32; U] {
-        // SAFETY: this module is compiled only for targets with NEON.
+        // SAFETY: this module is compiled only for targets with NEON (`ember_neon`, build.rs).
         unsafe { neon_dots(x, w) }
     }
 }
@@ -213,12 +214,28 @@ impl<'a> Filters<'a> {
 /// [`super::fully_connected::fully_connected_i8`] with `SDOT` where the CPU has it, else NEON.
 pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     match Sdot::detect() {
-        Some(sdot) => fully_connected_with(sdot, g, q, x, w, bias, out),
+        // SAFETY: an `Sdot` exists only when the CPU has FEAT_DotProd.
+        Some(sdot) => unsafe { fully_connected_sdot(sdot, g, q, x, w, bias, out) },
         None => fully_connected_with(Neon, g, q, x, w, bias, out),
     }
 }
 
+/// [`fully_connected_with`] `SDOT`, compiled with `dotprod` so that `SDOT` inlines into its loops.
+#[target_feature(enable = "dotprod")]
+fn fully_connected_sdot(
+    sdot: Sdot,
+    g: &FcGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+) {
+    fully_connected_with(sdot, g, q, x, w, bias, out);
+}
+
 /// The fully connected layer with engine `e`.
+#[inline(always)]
 fn fully_connected_with(
     e: impl Engine,
     g: &FcGeometry,
@@ -244,9 +261,24 @@ const GATHER_BYTES: usize = 1024;
 /// [`super::conv2d::conv2d_i8`] with `SDOT` where the CPU has it, else NEON.
 pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     match Sdot::detect() {
-        Some(sdot) => conv2d_with(sdot, g, q, x, w, bias, out),
+        // SAFETY: an `Sdot` exists only when the CPU has FEAT_DotProd.
+        Some(sdot) => unsafe { conv2d_sdot(sdot, g, q, x, w, bias, out) },
         None => conv2d_with(Neon, g, q, x, w, bias, out),
     }
+}
+
+/// [`conv2d_with`] `SDOT`, compiled with `dotprod` so that `SDOT` inlines into its loops.
+#[target_feature(enable = "dotprod")]
+fn conv2d_sdot(
+    sdot: Sdot,
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+) {
+    conv2d_with(sdot, g, q, x, w, bias, out);
 }
 
 /// The convolution with engine `e`:
@@ -254,6 +286,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
 ///   size) is a fully connected layer over the pixels;
 /// - a filter of at most [`GATHER_BYTES`] is applied to each window gathered into one row;
 /// - larger ones take the reference loop, one inner product per run of taps.
+#[inline(always)]
 fn conv2d_with(
     e: impl Engine,
     g: &ConvGeometry,
@@ -336,7 +369,7 @@ pub fn depthwise_conv2d_i8(
     if g.output.c != g.input.c {
         return depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out);
     }
-    // SAFETY: this module is compiled only for targets with NEON.
+    // SAFETY: this module is compiled only for targets with NEON (`ember_neon`, build.rs).
     unsafe { depthwise_multiplier1(g, q, x, w, bias, out) }
 }
 
