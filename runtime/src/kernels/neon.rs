@@ -220,7 +220,7 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
     }
 }
 
-/// [`fully_connected_with`] `SDOT`, compiled with `dotprod` so that `SDOT` inlines into its loops.
+/// [`fully_connected_with`] with `SDOT`, compiled with `dotprod` so that `SDOT` inlines into its loops.
 #[target_feature(enable = "dotprod")]
 fn fully_connected_sdot(
     sdot: Sdot,
@@ -267,7 +267,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     }
 }
 
-/// [`conv2d_with`] `SDOT`, compiled with `dotprod` so that `SDOT` inlines into its loops.
+/// [`conv2d_with`] with `SDOT`, compiled with `dotprod` so that `SDOT` inlines into its loops.
 #[target_feature(enable = "dotprod")]
 fn conv2d_sdot(
     sdot: Sdot,
