@@ -13,3 +13,4 @@ pub mod onnx;
 pub mod pipeline;
 pub mod plan;
 pub mod quantize;
+pub mod tflite;
