@@ -8,7 +8,7 @@ use ember_build::IncludePaths;
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare};
-use ember_quantize::npy::{load_samples, read_npy, write_npy};
+use ember_quantize::npy::{load_samples, npy_bytes, read_npy};
 use ember_quantize::{inspect, onnx, pipeline};
 use rand::{RngExt, SeedableRng};
 use tract_onnx::prelude::tract_ndarray::{ArrayD, Dimension, IxDyn};
@@ -388,6 +388,7 @@ fn model_inputs(model: &ember::Model) -> Result<Vec<(String, Vec<usize>)>> {
 }
 
 fn run_model(model: &Path, input: &Path, output: &Path) -> Result<(), Failure> {
+    check_output(output).blame(Fault::Output)?;
     let file = ModelFile::read(model).blame(Fault::Model)?;
     let m = file.model().blame(Fault::Model)?;
     let samples = load_samples(input, &model_inputs(&m)?).blame(Fault::Data)?;
@@ -404,7 +405,7 @@ fn run_model(model: &Path, input: &Path, output: &Path) -> Result<(), Failure> {
         tract_onnx::prelude::tract_ndarray::concatenate(tract_onnx::prelude::tract_ndarray::Axis(0), &views)
             .map_err(anyhow::Error::from)?
     };
-    write_npy(output, &result).blame(Fault::Output)?;
+    write_atomically(output, &npy_bytes(&result)?).blame(Fault::Output)?;
     out!("ran {} sample(s); wrote {} with shape {:?}", samples.len(), output.display(), result.shape())?;
     Ok(())
 }

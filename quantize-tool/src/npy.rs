@@ -119,15 +119,20 @@ pub fn read_npz_array(path: &Path, name: &str) -> Result<ArrayD<f32>> {
     to_array(npy)
 }
 
-/// Writes an f32 `.npy` file.
-pub fn write_npy(path: &Path, array: &ArrayD<f32>) -> Result<()> {
+/// An f32 array as the bytes of an `.npy` file.
+pub fn npy_bytes(array: &ArrayD<f32>) -> Result<Vec<u8>> {
     let shape: Vec<u64> = array.shape().iter().map(|&d| d as u64).collect();
-    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut bytes = Vec::new();
     let mut writer =
-        npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(file).begin_nd()?;
+        npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd()?;
     writer.extend(array.iter().copied())?;
     writer.finish()?;
-    Ok(())
+    Ok(bytes)
+}
+
+/// Writes an f32 array as an `.npy` file.
+pub fn write_npy(path: &Path, array: &ArrayD<f32>) -> Result<()> {
+    std::fs::write(path, npy_bytes(array)?).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Splits sample data into per-sample input lists for a model whose inputs are `(name,

@@ -593,3 +593,38 @@ fn codegen_blames_the_model_or_the_output() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `run` checks its output path before any work and writes the `.npy` atomically: a failed run
+/// leaves an earlier output as it was.
+#[test]
+fn run_leaves_files_unchanged_on_failure() {
+    let dir = scratch("run");
+    let model = dir.join("m.ember");
+    let o = quantize(&models().join("digits_cnn.onnx"), &model, &["--calib", "random"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let good = calibration(&dir, "x.npy", |_| {});
+    let bad = calibration(&dir, "bad.npy", |_| {});
+    std::fs::write(dir.join("y.npy"), PREVIOUS_OUTPUT).unwrap();
+    std::fs::write(&bad, &std::fs::read(&bad).unwrap()[..100]).unwrap();
+    for (input, output, status, phrase) in [
+        (&good, dir.clone(), OUTPUT, "is a directory"),
+        (&good, dir.join("missing/y.npy"), OUTPUT, "does not exist"),
+        (&bad, dir.join("y.npy"), DATA, "truncated"),
+    ] {
+        let before = snapshot(&dir);
+        let o = Command::new(env!("CARGO_BIN_EXE_ember-quantize"))
+            .arg("run")
+            .arg(&model)
+            .arg("--input")
+            .arg(input)
+            .arg("-o")
+            .arg(&output)
+            .output()
+            .expect("runs ember-quantize");
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(status), "exit status of:\n{t}");
+        assert!(t.contains(phrase) && !t.contains("panicked"), "{t}");
+        assert!(snapshot(&dir) == before, "files under {} changed:\n{t}", dir.display());
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
