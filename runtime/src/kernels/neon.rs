@@ -4,17 +4,16 @@
 //! An inner product `Σ (x + offset) × w` (`offset` the negated input zero point) is computed as
 //! `Σ x × w + offset × Σ w`, equal in the wrapping 32-bit arithmetic the reference uses, so that
 //! both sums multiply int8 by int8: NEON with `SMULL` (16-bit products, exact for int8) and
-//! `SADALP` (pairwise add into 32-bit lanes), `SDOT` with four products per 32-bit lane. Each
-//! filter's weight sum is computed once for all the rows it meets. Output channels go four at a
-//! time against one input row (fully connected; a 1×1 convolution over its pixels; other
-//! convolutions over each window gathered into one row), so each input load feeds four filters.
-//! The output stage is the reference's [`requantize`].
+//! `SADALP` (pairwise add into 32-bit lanes), `SDOT` with four products per 32-bit lane. Output
+//! channels go four at a time against one input row (fully connected; a 1×1 convolution over its
+//! pixels; other convolutions over each window gathered into one row), so each input load feeds
+//! four filters, and each filter's weight sum is computed once per layer. The output stage is the
+//! reference's [`requantize`].
 //!
 //! Compiled for aarch64 targets with NEON (`ember_neon`, see `runtime/build.rs`). `SDOT` is used
 //! when the target enables `dotprod` at compile time or, with `std`, when the CPU reports it at run
-//! time. Depthwise convolution adds products of different channels into
-//! different lanes, where `SDOT` does not help: it widens to 16 bits and accumulates with
-//! `SMLAL` on every core.
+//! time. Depthwise convolution adds products of different channels into different lanes, where
+//! `SDOT` does not help: it widens to 16 bits and accumulates with `SMLAL` on every core.
 
 use core::arch::aarch64::{
     int16x8_t, int32x4_t, int8x16_t, int8x8_t, vaddvq_s32, vaddw_s8, vdupq_n_s16, vdupq_n_s32, vget_low_s16,
