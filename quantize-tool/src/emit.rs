@@ -46,7 +46,11 @@ pub fn emit(graph: &Graph, precision: Precision, qparams: Option<&[Option<QParam
     }
     let mut op_outputs = Vec::with_capacity(graph.nodes.len());
     for node in &graph.nodes {
+        let first = e.b.op_count();
         e.node(node).with_context(|| format!("node '{}' ({})", node.name, node.op.kind()))?;
+        for op in first..e.b.op_count() {
+            e.b.set_op_source(op as u16, node.source);
+        }
         op_outputs.push(node.outputs[0]);
     }
     for io in &graph.outputs {

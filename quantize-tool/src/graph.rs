@@ -48,6 +48,9 @@ pub struct Node {
     pub inputs: Vec<TensorId>,
     /// Output tensors (one for every op today).
     pub outputs: Vec<TensorId>,
+    /// Index of the source model's operator it came from (`ember::format::meta::NO_SOURCE`
+    /// until the importer sets it).
+    pub source: u32,
 }
 
 /// A graph input or output and how its internal layout relates to the ONNX one.
@@ -350,7 +353,8 @@ impl Graph {
             .output_shape(&shapes, reshape_to)
             .with_context(|| format!("node '{name}' ({}): inputs {shapes:?}", op.kind()))?;
         let out = self.add_tensor(out_name, shape, None);
-        self.nodes.push(Node { name: name.to_string(), op, inputs, outputs: vec![out] });
+        let source = ember::format::meta::NO_SOURCE;
+        self.nodes.push(Node { name: name.to_string(), op, inputs, outputs: vec![out], source });
         Ok(out)
     }
 

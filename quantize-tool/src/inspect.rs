@@ -2,8 +2,11 @@
 
 use std::fmt::Write;
 
-use ember::format::{OpKind, Storage};
-use ember::{Model, OpInfo, TensorInfo};
+use ember::format::meta::{Calibration, SourceFormat, NO_SOURCE};
+use ember::format::{DType, OpKind, Storage};
+use ember::{Metadata, Model, OpInfo, TensorInfo};
+
+use crate::provenance::hex;
 
 /// Multiply-accumulates of op `index` (0 for ops without a weight product).
 pub fn op_macs(model: &Model, index: u16) -> u64 {
@@ -45,9 +48,10 @@ pub fn report(model: &Model, file_len: usize) -> String {
     let mut total_macs = 0;
     let _ = writeln!(
         s,
-        "{:>4}  {:<17} {:<34} {:<22} {:>10} {:>9}  output at",
-        "op", "kind", "inputs", "output", "MACs", "weights"
+        "{:>4} {:>6}  {:<17} {:<34} {:<22} {:>10} {:>9}  output at",
+        "op", "source", "kind", "inputs", "output", "MACs", "weights"
     );
+    let metadata = model.metadata();
     let mut in_place_ops = 0;
     for index in 0..model.op_count() as u16 {
         let Ok(op) = model.op(index) else { continue };
@@ -73,9 +77,13 @@ pub fn report(model: &Model, file_len: usize) -> String {
         };
         let macs = op_macs(model, index);
         total_macs += macs;
+        let source = match metadata.and_then(|m| m.sources.get(index as usize).copied()) {
+            None | Some(NO_SOURCE) => "-".to_string(),
+            Some(source) => source.to_string(),
+        };
         let _ = writeln!(
             s,
-            "{index:>4}  {:<17} {:<34} {:<22} {macs:>10} {weight_bytes:>9}  {}{placement}",
+            "{index:>4} {source:>6}  {:<17} {:<34} {:<22} {macs:>10} {weight_bytes:>9}  {}{placement}",
             op.kind.name(),
             inputs.join(" "),
             format!("{}{}", shape(&out), quant(&out)),
@@ -107,6 +115,10 @@ pub fn report(model: &Model, file_len: usize) -> String {
             );
         }
     }
+    match metadata {
+        Some(m) => s.push_str(&provenance(&m)),
+        None => s.push_str("provenance: none recorded\n"),
+    }
     let _ = writeln!(
         s,
         "ops: {}  MACs: {total_macs}  weight bytes: {}  arena bytes: {} (in-place ops: {in_place_ops})  file bytes: {file_len}",
@@ -114,6 +126,33 @@ pub fn report(model: &Model, file_len: usize) -> String {
         model.weight_bytes(),
         model.arena_bytes()
     );
+    s
+}
+
+/// The provenance lines of a report.
+fn provenance(m: &Metadata) -> String {
+    let p = m.provenance;
+    let name = |v: Option<&'static str>| v.unwrap_or("unknown");
+    let format = name(SourceFormat::from_u8(p.source_format).map(SourceFormat::name));
+    let mut s = String::new();
+    let _ = writeln!(s, "source: {format} model, sha256 {}", hex(&p.source_sha256));
+    let _ = writeln!(
+        s,
+        "made by: {}, precision {}, created {} (seconds since 1970-01-01 UTC)",
+        p.tool(),
+        name(DType::from_u8(p.precision).map(DType::name)),
+        p.created_unix()
+    );
+    let _ = match Calibration::from_u8(p.calibration) {
+        Some(Calibration::None) => writeln!(s, "calibration: none"),
+        c => writeln!(
+            s,
+            "calibration: {}, {} samples, sha256 {}",
+            name(c.map(Calibration::name)),
+            p.calib_samples,
+            hex(&p.calib_sha256)
+        ),
+    };
     s
 }
 

@@ -12,5 +12,7 @@ pub mod npy;
 pub mod onnx;
 pub mod pipeline;
 pub mod plan;
+pub mod provenance;
 pub mod quantize;
+pub mod sign;
 pub mod tflite;

@@ -9,7 +9,7 @@ use ember_quantize::emit::Precision;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare};
 use ember_quantize::npy::{load_samples, npy_bytes, read_npy};
-use ember_quantize::{inspect, onnx, pipeline};
+use ember_quantize::{inspect, onnx, pipeline, tflite};
 use rand::{RngExt, SeedableRng};
 use tract_onnx::prelude::tract_ndarray::{ArrayD, Dimension, IxDyn};
 
@@ -106,6 +106,14 @@ enum Command {
         #[arg(long = "input-shape", value_parser = parse_input_shape)]
         input_shapes: Vec<(String, Vec<usize>)>,
     },
+    /// Convert an int8 TFLite model to an Ember model file, keeping its own quantization.
+    Import {
+        /// The .tflite model.
+        model: PathBuf,
+        /// Output file (written atomically; never the input).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Write a Rust module that embeds an Ember model for firmware: the model (16-byte aligned),
     /// `ARENA_BYTES` and an `Arena` type of exactly that size, `OP_COUNT`, the `Kernels` it needs,
     /// input/output shapes and quantization (as `ember-build` does from a build script).
@@ -182,6 +190,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Quantize { model, output, precision, calib, calib_limit, input_shapes } => {
             quantize(&model, &output, precision, calib.as_deref(), calib_limit, &input_shapes)
         }
+        Command::Import { model, output } => import(&model, &output),
         Command::Codegen { model, output, inputs } => {
             // Blame the model or the output path for what they cause; what remains is internal.
             ModelFile::read(&model).and_then(|file| file.model().map(drop)).blame(Fault::Model)?;
@@ -210,16 +219,7 @@ fn quantize(
     calib_limit: usize,
     input_shapes: &[(String, Vec<usize>)],
 ) -> Result<(), Failure> {
-    if let (Ok(a), Ok(b)) = (model.canonicalize(), output.canonicalize()) {
-        if a == b {
-            return Err(anyhow!(
-                "refusing to overwrite the input model {} with the output: give -o another path, e.g. {}",
-                model.display(),
-                model.with_extension("ember").display()
-            ))
-            .blame(Fault::Usage);
-        }
-    }
+    refuse_input_as_output(model, output)?;
     check_output(output).blame(Fault::Output)?;
     if let (Precision::Int8, None) = (precision, calib) {
         return Err(anyhow!(
@@ -287,6 +287,49 @@ fn quantize(
         thousands(plan.lower_bound_bytes),
         thousands(plan.unshared_bytes),
         plan.in_place_ops
+    )?;
+    Ok(())
+}
+
+/// Refuses an output path naming the input model.
+fn refuse_input_as_output(model: &Path, output: &Path) -> Result<(), Failure> {
+    if let (Ok(a), Ok(b)) = (model.canonicalize(), output.canonicalize()) {
+        if a == b {
+            return Err(anyhow!(
+                "refusing to overwrite the input model {} with the output: give -o another path, e.g. {}",
+                model.display(),
+                model.with_extension("ember").display()
+            ))
+            .blame(Fault::Usage);
+        }
+    }
+    Ok(())
+}
+
+fn import(model: &Path, output: &Path) -> Result<(), Failure> {
+    refuse_input_as_output(model, output)?;
+    check_output(output).blame(Fault::Output)?;
+    let bytes = std::fs::read(model)
+        .with_context(|| format!("cannot read {}", model.display()))
+        .blame(Fault::Model)?;
+    let written = tflite::import(&bytes)
+        .with_context(|| format!("cannot import {}", model.display()))
+        .blame(Fault::Model)?;
+    write_atomically(output, &written.bytes).blame(Fault::Output)?;
+    let file = ModelFile::from_bytes(&written.bytes);
+    let m = file.model()?;
+    out!(
+        "wrote {} (int8, imported): {} ops, {} weight bytes",
+        output.display(),
+        m.op_count(),
+        m.weight_bytes()
+    )?;
+    out!(
+        "arena: {} bytes (greedy by size: {}; lower bound: {}; in-place ops: {})",
+        thousands(written.plan.arena_bytes),
+        thousands(written.plan.greedy_bytes),
+        thousands(written.plan.lower_bound_bytes),
+        written.plan.in_place_ops
     )?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::emit::{emit, Precision};
 use crate::graph::Graph;
 use crate::host::ModelFile;
 use crate::plan::{plan, Options, PlanReport};
+use crate::provenance::{record, Origin};
 use crate::quantize::activation_params;
 
 /// A written model and what planning found.
@@ -23,7 +24,7 @@ pub struct Written {
 }
 
 /// Lowers, plans and serializes `graph` at `precision`. int8 needs calibration samples (each a
-/// list of inputs in ONNX layout).
+/// list of inputs in ONNX layout). The provenance names no source file and time 0.
 pub fn build(graph: &Graph, precision: Precision, calib: Option<&[Vec<ArrayD<f32>>]>) -> Result<Written> {
     build_with(graph, precision, calib, Options::default())
 }
@@ -35,7 +36,21 @@ pub fn build_with(
     calib: Option<&[Vec<ArrayD<f32>>]>,
     options: Options,
 ) -> Result<Written> {
-    let float = write(graph, Precision::F32, None, options)?;
+    build_from(graph, precision, calib, options, &Origin::default())
+}
+
+/// As [`build_with`], recording `origin` in the model's provenance.
+pub fn build_from(
+    graph: &Graph,
+    precision: Precision,
+    calib: Option<&[Vec<ArrayD<f32>>]>,
+    options: Options,
+    origin: &Origin,
+) -> Result<Written> {
+    let samples = calib.unwrap_or_default();
+    let write_at =
+        |precision, qparams| write(graph, precision, qparams, options, &record(origin, precision, samples));
+    let float = write_at(Precision::F32, None)?;
     if precision == Precision::F32 {
         return Ok(float);
     }
@@ -57,7 +72,7 @@ pub fn build_with(
         }
         _ => (None, Vec::new()),
     };
-    Ok(Written { constant_activations, ..write(graph, precision, qparams.as_deref(), options)? })
+    Ok(Written { constant_activations, ..write_at(precision, qparams.as_deref())? })
 }
 
 fn write(
@@ -65,8 +80,10 @@ fn write(
     precision: Precision,
     qparams: Option<&[Option<crate::quantize::QParams>]>,
     options: Options,
+    provenance: &ember::format::meta::Provenance,
 ) -> Result<Written> {
     let mut emitted = emit(graph, precision, qparams)?;
+    emitted.builder.set_provenance(*provenance);
     let plan = plan(&mut emitted.builder, options);
     let bytes = emitted.builder.finish()?;
     ModelFile::from_bytes(&bytes).model().context("internal error: the written model fails validation")?;

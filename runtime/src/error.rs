@@ -33,12 +33,23 @@ pub enum Error {
     MisalignedModel,
     /// This runtime only runs on little-endian targets.
     BigEndian,
-    /// A section of the file lies outside it or is misaligned (section 255: the header's
-    /// reserved fields are not zero).
+    /// A section of the file lies outside it or is misaligned (section 8: `META`; section 255:
+    /// the header's reserved fields are not zero).
     BadSection {
         /// Section index in the header's directory, or 255 for the header.
         section: u8,
     },
+    /// The `META` section (provenance, op source indices) is inconsistent.
+    BadMetadata {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The model carries no signature trailer (sign it with `ember-quantize sign`).
+    Unsigned,
+    /// The model is signed by another key than the one given.
+    WrongKey,
+    /// The signature does not match the bytes: the model was modified after signing.
+    BadSignature,
     /// A tensor record is inconsistent.
     BadTensor {
         /// Tensor index.
@@ -149,6 +160,19 @@ impl fmt::Display for Error {
             Error::BadSection { section } => {
                 write!(f, "section {section} lies outside the file or is misaligned")
             }
+            Error::BadMetadata { reason } => write!(f, "metadata section: {reason}"),
+            Error::Unsigned => write!(
+                f,
+                "model is not signed: sign it with `ember-quantize sign MODEL --key KEY`"
+            ),
+            Error::WrongKey => write!(
+                f,
+                "model is signed by another key: sign it with the key whose public half the firmware holds"
+            ),
+            Error::BadSignature => write!(
+                f,
+                "model signature does not match its bytes: the model was modified or corrupted after signing"
+            ),
             Error::BadTensor { tensor, reason } => write!(f, "tensor {tensor}: {reason}"),
             Error::BadOp { op, kind: Some(kind), reason } => {
                 write!(f, "op {op} ({}): {reason}", kind.name())

@@ -13,10 +13,12 @@ pub mod kernels;
 mod model;
 mod ops;
 pub mod quant;
+#[cfg(feature = "verify")]
+pub mod verify;
 
 pub use error::Error;
 pub use interpreter::{Hook, Interpreter, NoHook, OpEvent, OpOutput};
-pub use model::{IoInfo, Model, OpInfo, TensorInfo};
+pub use model::{IoInfo, Metadata, Model, OpInfo, TensorInfo};
 pub use ops::{kernel_bit, AllKernels, Kernels};
 
 /// CRC-32 (IEEE 802.3) of the model header, with a 1 KiB lookup table to keep flash small.

@@ -8,6 +8,7 @@
 
 use bytemuck::Pod;
 
+use crate::format::meta::{Calibration, Provenance, SourceFormat, TOOL_LEN};
 use crate::format::{
     params, section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, Storage, TensorRecord, ALIGN,
     HEADER_LEN, MAGIC, MAX_RANK, NO_ALIAS, PER_TENSOR, VERSION,
@@ -27,6 +28,16 @@ pub struct Model<'a> {
     outputs: &'a [IoRecord],
     blob: &'a [u8],
     arena_bytes: usize,
+    meta: &'a [u8],
+}
+
+/// The model's `META` section, read in place: where it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Metadata<'a> {
+    /// How the model was made.
+    pub provenance: &'a Provenance,
+    /// Per op, the index of the source model's operator it came from (or `format::meta::NO_SOURCE`).
+    pub sources: &'a [u32],
 }
 
 /// A tensor's description.
@@ -121,7 +132,7 @@ pub struct IoInfo<'a> {
 }
 
 fn section<'a, T: Pod>(bytes: &'a [u8], header: &Header, index: usize) -> Result<&'a [T], Error> {
-    let s = header.sections[index];
+    let s = header.sections.get(index).copied().unwrap_or(header.meta);
     let bad = Error::BadSection { section: index as u8 };
     let start = s.offset as usize;
     let end = start.checked_add(s.len as usize).ok_or(bad)?;
@@ -151,7 +162,8 @@ impl<'a> Model<'a> {
         if header.version != VERSION {
             return Err(Error::UnsupportedVersion { found: header.version });
         }
-        if header.flags != 0 || header.reserved != [0; 3] {
+        let stray_meta = header.meta.len == 0 && header.meta.offset != 0;
+        if header.flags != 0 || header.reserved != 0 || stray_meta {
             return Err(Error::BadSection { section: u8::MAX });
         }
         let file_len = header.file_len as usize;
@@ -177,6 +189,10 @@ impl<'a> Model<'a> {
             outputs: section(bytes, &header, section::OUTPUTS)?,
             blob,
             arena_bytes: header.arena_bytes as usize,
+            meta: match header.meta.len {
+                0 => &[],
+                _ => section(bytes, &header, section::META)?,
+            },
         };
         model.validate()?;
         Ok(model)
@@ -220,6 +236,15 @@ impl<'a> Model<'a> {
     /// Bytes of constant data (weights, biases, tables).
     pub fn weight_bytes(&self) -> usize {
         self.blob.len()
+    }
+
+    /// The `META` section (`None` if the file has none), read in place.
+    pub fn metadata(&self) -> Option<Metadata<'a>> {
+        let (provenance, sources) = self.meta.split_at_checked(core::mem::size_of::<Provenance>())?;
+        Some(Metadata {
+            provenance: bytemuck::try_from_bytes(provenance).ok()?,
+            sources: bytemuck::try_cast_slice(sources).ok()?,
+        })
     }
 
     /// Describes tensor `id`.
@@ -344,7 +369,32 @@ impl<'a> Model<'a> {
             self.validate_op_io(&op)?;
         }
         self.validate_io()?;
-        self.validate_plan()
+        self.validate_plan()?;
+        self.validate_meta()
+    }
+
+    /// Checks the `META` section's length (a provenance record and one source per op) and that
+    /// its enumerations are known and its padding zero.
+    fn validate_meta(&self) -> Result<(), Error> {
+        if self.meta.is_empty() {
+            return Ok(());
+        }
+        let bad = |reason| Error::BadMetadata { reason };
+        let Metadata { provenance: p, sources } = self.metadata().ok_or(bad("shorter than its record"))?;
+        if sources.len() != self.ops.len() {
+            return Err(bad("the number of op source indices differs from the number of ops"));
+        }
+        if !matches!(DType::from_u8(p.precision), Some(DType::I8 | DType::F16 | DType::F32)) {
+            return Err(bad("unknown precision"));
+        }
+        if Calibration::from_u8(p.calibration).is_none() || SourceFormat::from_u8(p.source_format).is_none() {
+            return Err(bad("unknown calibration method or source format"));
+        }
+        let tool_len = p.tool_len as usize;
+        if tool_len > TOOL_LEN || p.tool[tool_len..].iter().any(|&c| c != 0) || p.tool().len() != tool_len {
+            return Err(bad("tool name is not zero-padded UTF-8"));
+        }
+        Ok(())
     }
 
     fn validate_tensor(&self, id: u16, last_op: u16) -> Result<(), Error> {
@@ -574,7 +624,18 @@ impl<'a> Model<'a> {
         params: &'a [u8],
         arena_bytes: usize,
     ) -> Self {
-        Model { tensors, ops, op_io, params, quant: &[], inputs: &[], outputs: &[], blob: &[], arena_bytes }
+        Model {
+            tensors,
+            ops,
+            op_io,
+            params,
+            quant: &[],
+            inputs: &[],
+            outputs: &[],
+            blob: &[],
+            arena_bytes,
+            meta: &[],
+        }
     }
 }
 
@@ -640,6 +701,15 @@ mod tests {
     /// the given arena offsets; tensor 0 is the input, each op is `(kind, inputs, output)`,
     /// and a reshape output aliases its input.
     fn model(offsets: &[usize], ops: &[(OpKind, &[u16], u16)], outputs: &[u16]) -> crate::AlignedBytes {
+        crate::AlignedBytes::new(&builder(offsets, ops, outputs).finish().unwrap())
+    }
+
+    /// The builder of [`model`], not yet serialized.
+    fn builder(
+        offsets: &[usize],
+        ops: &[(OpKind, &[u16], u16)],
+        outputs: &[u16],
+    ) -> crate::format::writer::ModelBuilder {
         use crate::format::params::{
             AddParams, FusedAct, NoParams, SoftmaxParams, TransposeParams, UnaryParams,
         };
@@ -687,7 +757,85 @@ mod tests {
         for &t in outputs {
             b.output(io(t));
         }
-        crate::AlignedBytes::new(&b.finish().unwrap())
+        b
+    }
+
+    fn provenance() -> Provenance {
+        let mut p = Provenance {
+            source_sha256: [0xab; 32],
+            calib_sha256: [0xcd; 32],
+            created: [0x6789_abcd, 0x1],
+            calib_samples: 200,
+            precision: DType::I8 as u8,
+            calibration: Calibration::MinMax as u8,
+            source_format: SourceFormat::Tflite as u8,
+            tool_len: 4,
+            tool: [0; TOOL_LEN],
+        };
+        p.tool[..4].copy_from_slice(b"test");
+        p
+    }
+
+    /// A relu then a sigmoid, with `provenance` and source indices 7 and 3.
+    fn with_metadata(provenance: Provenance) -> Vec<u8> {
+        let mut b = builder(&[0, 32, 64], &[(OpKind::Relu, &[0], 1), (OpKind::Sigmoid, &[1], 2)], &[2]);
+        b.set_provenance(provenance);
+        b.set_op_source(0, 7);
+        b.set_op_source(1, 3);
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn metadata_round_trips_in_place() {
+        let bytes = crate::AlignedBytes::new(&with_metadata(provenance()));
+        let meta = Model::from_bytes(&bytes).unwrap().metadata().unwrap();
+        assert_eq!(*meta.provenance, provenance());
+        assert_eq!(meta.provenance.created_unix(), 0x1_6789_abcd);
+        assert_eq!(meta.provenance.tool(), "test");
+        assert_eq!(meta.sources, [7, 3]);
+        let plain = model(&[0, 32, 64], &[(OpKind::Relu, &[0], 1), (OpKind::Sigmoid, &[1], 2)], &[2]);
+        assert!(Model::from_bytes(&plain).unwrap().metadata().is_none());
+    }
+
+    /// `bytes` with `edit` applied and the CRC fixed.
+    fn edited(bytes: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> crate::AlignedBytes {
+        let mut bytes = bytes.to_vec();
+        edit(&mut bytes);
+        let crc = crate::CRC32.checksum(&bytes[16..]);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        crate::AlignedBytes::new(&bytes)
+    }
+
+    #[test]
+    fn inconsistent_metadata_is_refused() {
+        let bad = |p: Provenance, reason| {
+            let bytes = crate::AlignedBytes::new(&with_metadata(p));
+            assert_eq!(Model::from_bytes(&bytes).err(), Some(Error::BadMetadata { reason }), "{p:?}");
+        };
+        bad(Provenance { precision: DType::I32 as u8, ..provenance() }, "unknown precision");
+        let unknown = "unknown calibration method or source format";
+        bad(Provenance { calibration: 3, ..provenance() }, unknown);
+        bad(Provenance { source_format: 3, ..provenance() }, unknown);
+        let tool = "tool name is not zero-padded UTF-8";
+        bad(Provenance { tool_len: TOOL_LEN as u8 + 1, ..provenance() }, tool);
+        bad(Provenance { tool_len: 3, ..provenance() }, tool);
+        let mut p = provenance();
+        p.tool[0] = 0xff;
+        bad(p, tool);
+
+        let bytes = with_metadata(provenance());
+        let meta_len_at = 24;
+        // One source index short: the length no longer matches the op count.
+        let short =
+            edited(&bytes, |b| b[meta_len_at..meta_len_at + 4].copy_from_slice(&(108u32 + 4).to_le_bytes()));
+        let reason = "the number of op source indices differs from the number of ops";
+        assert_eq!(Model::from_bytes(&short).err(), Some(Error::BadMetadata { reason }));
+        // An empty section must not point anywhere.
+        let stray = edited(&bytes, |b| b[meta_len_at..meta_len_at + 4].copy_from_slice(&0u32.to_le_bytes()));
+        assert_eq!(Model::from_bytes(&stray).err(), Some(Error::BadSection { section: u8::MAX }));
+        // A section past the end of the file.
+        let past = edited(&bytes, |b| b[20..24].copy_from_slice(&u32::MAX.to_le_bytes()));
+        assert_eq!(Model::from_bytes(&past).err(), Some(Error::BadSection { section: 8 }));
     }
 
     /// The first output's bytes after running `bytes` on a ramp input.

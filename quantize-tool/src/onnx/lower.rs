@@ -83,9 +83,11 @@ pub(super) fn lower(model: &ModelProto, facts: &Facts, inputs: &[(String, Vec<us
             l.vals.insert(init.name.clone(), Val::Const(value.clone()));
         }
     }
-    for node in &graph.node {
+    for (index, node) in graph.node.iter().enumerate() {
+        let first = l.graph.nodes.len();
         l.node(node)
             .with_context(|| format!("lowering ONNX node '{}' ({})", node_name(node), node.op_type))?;
+        l.graph.nodes[first..].iter_mut().for_each(|n| n.source = index as u32);
     }
     for output in &graph.output {
         let act = match l.vals.get(&output.name) {

@@ -1,9 +1,11 @@
-//! The Ember model file, version 1: what the bytes mean (docs/FORMAT.md is the prose form).
+//! The Ember model file, version 2: what the bytes mean (docs/FORMAT.md is the prose form).
 //!
 //! Every record is a `#[repr(C)]` plain-old-data struct read in place from the file with
 //! `bytemuck`, so the runtime never copies the model. All integers are little-endian.
 
+pub mod meta;
 pub mod params;
+pub mod signature;
 #[cfg(any(test, feature = "std"))]
 pub mod writer;
 
@@ -12,7 +14,7 @@ use bytemuck::{Pod, Zeroable};
 /// The first four bytes of every model file.
 pub const MAGIC: [u8; 4] = *b"EMBR";
 /// The format version this runtime reads and writes.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = core::mem::size_of::<Header>();
 /// Alignment of the model bytes in memory and of every constant in the blob.
@@ -42,8 +44,10 @@ pub mod section {
     pub const OUTPUTS: usize = 6;
     /// Constant data.
     pub const BLOB: usize = 7;
-    /// Number of sections.
+    /// Number of sections in the directory.
     pub const COUNT: usize = 8;
+    /// The `META` section's index in errors (its entry is `Header::meta`, not in the directory).
+    pub const META: usize = 8;
 }
 
 /// Location of a section in the file.
@@ -72,8 +76,10 @@ pub struct Header {
     pub crc32: u32,
     /// Arena bytes the memory plan needs.
     pub arena_bytes: u32,
+    /// The optional `META` section ([`meta`]): offset and length 0 when absent.
+    pub meta: Section,
     /// Reserved, zero.
-    pub reserved: [u32; 3],
+    pub reserved: u32,
     /// Section directory, indexed by the constants in [`section`].
     pub sections: [Section; section::COUNT],
 }

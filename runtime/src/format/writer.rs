@@ -3,6 +3,7 @@
 
 use bytemuck::Pod;
 
+use super::meta::{Provenance, NO_SOURCE};
 use super::params::params_len;
 use super::{
     section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, Section, Storage, TensorRecord, ALIGN,
@@ -65,6 +66,8 @@ pub struct ModelBuilder {
     outputs: Vec<IoDesc>,
     blob: Vec<u8>,
     arena_bytes: usize,
+    provenance: Option<Provenance>,
+    sources: Vec<u32>,
 }
 
 fn record(dtype: DType, shape: &[usize], storage: Storage) -> Result<TensorRecord, BuildError> {
@@ -198,7 +201,19 @@ impl ModelBuilder {
         self.op_io.extend_from_slice(inputs);
         self.op_io.extend_from_slice(outputs);
         self.params.extend_from_slice(bytes);
+        self.sources.push(NO_SOURCE);
         u16::try_from(index).map_err(|_| BuildError("more than 65535 ops".into()))
+    }
+
+    /// Records that op `op` came from operator `source` of the source model (an ONNX node or
+    /// TFLite operator index, see [`super::meta::SourceFormat`]). Written only with a provenance.
+    pub fn set_op_source(&mut self, op: u16, source: u32) {
+        self.sources[op as usize] = source;
+    }
+
+    /// Writes a `META` section with `provenance` and each op's source index.
+    pub fn set_provenance(&mut self, provenance: Provenance) {
+        self.provenance = Some(provenance);
     }
 
     /// Declares a model input.
@@ -347,6 +362,13 @@ impl ModelBuilder {
         put(&mut out, section::QUANT, bytemuck::cast_slice(&self.quant), 4);
         put(&mut out, section::INPUTS, bytemuck::cast_slice(&inputs), 4);
         put(&mut out, section::OUTPUTS, bytemuck::cast_slice(&outputs), 4);
+        let mut meta = Section::default();
+        if let Some(provenance) = &self.provenance {
+            out.resize(out.len().next_multiple_of(4), 0);
+            let bytes = [bytemuck::bytes_of(provenance), bytemuck::cast_slice(&self.sources)].concat();
+            meta = Section { offset: out.len() as u32, len: bytes.len() as u32 };
+            out.extend_from_slice(&bytes);
+        }
         put(&mut out, section::BLOB, &self.blob, ALIGN);
         let file_len = u32::try_from(out.len()).map_err(|_| BuildError("model above 4 GiB".into()))?;
         let mut header = Header {
@@ -354,6 +376,7 @@ impl ModelBuilder {
             version: VERSION,
             file_len,
             arena_bytes: self.arena_bytes as u32,
+            meta,
             sections,
             ..Default::default()
         };
