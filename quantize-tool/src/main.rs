@@ -4,12 +4,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
+use ember::format::meta::SourceFormat;
 use ember_build::IncludePaths;
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare};
 use ember_quantize::npy::{load_samples, npy_bytes, read_npy};
-use ember_quantize::{inspect, onnx, pipeline, tflite};
+use ember_quantize::plan::Options;
+use ember_quantize::provenance::Origin;
+use ember_quantize::{inspect, onnx, pipeline, sign, tflite};
 use rand::{RngExt, SeedableRng};
 use tract_onnx::prelude::tract_ndarray::{ArrayD, Dimension, IxDyn};
 
@@ -133,6 +136,32 @@ enum Command {
         /// The Ember model.
         model: PathBuf,
     },
+    /// Make an Ed25519 key pair for signing models: KEY (secret, 64 bytes) and KEY.pub (32 bytes,
+    /// for the firmware's `Model::from_bytes_verified`).
+    Keygen {
+        /// The secret key file; the public key goes to the same path with `.pub` appended.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Sign an Ember model (in place, or to -o): appends a signature of every other byte.
+    Sign {
+        /// The Ember model.
+        model: PathBuf,
+        /// The secret key file from `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// Output file (default: the model itself, replaced atomically).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Check that an Ember model is valid and signed by a key.
+    Verify {
+        /// The Ember model.
+        model: PathBuf,
+        /// The public key file from `keygen` (KEY.pub).
+        #[arg(long)]
+        pubkey: PathBuf,
+    },
     /// Run an Ember model on the host: float arrays in the ONNX model's shapes and layout.
     Run {
         /// The Ember model.
@@ -204,6 +233,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
             out!("{}", inspect::report(&file.model().blame(Fault::Model)?, file.len()).trim_end())?;
             Ok(())
         }
+        Command::Keygen { output } => keygen(&output),
+        Command::Sign { model, key, output } => {
+            let key = std::fs::read(&key)
+                .with_context(|| format!("cannot read {}", key.display()))
+                .blame(Fault::Usage)?;
+            let bytes = std::fs::read(&model)
+                .with_context(|| format!("cannot read {}", model.display()))
+                .blame(Fault::Model)?;
+            let signed = sign::sign(&bytes, &key).blame(Fault::Model)?;
+            let output = output.unwrap_or(model);
+            write_atomically(&output, &signed).blame(Fault::Output)?;
+            out!("signed {}", output.display())?;
+            Ok(())
+        }
+        Command::Verify { model, pubkey } => {
+            let key = std::fs::read(&pubkey)
+                .with_context(|| format!("cannot read {}", pubkey.display()))
+                .blame(Fault::Usage)?;
+            let bytes = std::fs::read(&model)
+                .with_context(|| format!("cannot read {}", model.display()))
+                .blame(Fault::Model)?;
+            sign::verify(&bytes, &key)
+                .with_context(|| format!("{} fails verification", model.display()))
+                .blame(Fault::Model)?;
+            out!("{}: valid, signed by {}", model.display(), pubkey.display())?;
+            Ok(())
+        }
         Command::Run { model, input, output } => run_model(&model, &input, &output),
         Command::Eval { onnx, ember, data, labels, input_shapes } => {
             eval(&onnx, &ember, &data, labels.as_deref(), &input_shapes)
@@ -256,7 +312,12 @@ fn quantize(
         None => Vec::new(),
     };
     let samples = &samples[..samples.len().min(calib_limit)];
-    let written = pipeline::build(&graph, precision, Some(samples)).blame(Fault::Model)?;
+    let source = std::fs::read(model)
+        .with_context(|| format!("cannot read {}", model.display()))
+        .blame(Fault::Model)?;
+    let origin = Origin::new(&source, SourceFormat::Onnx, calib == Some("random")).blame(Fault::Usage)?;
+    let written = pipeline::build_from(&graph, precision, Some(samples), Options::default(), &origin)
+        .blame(Fault::Model)?;
     for (tensor, value) in &written.constant_activations {
         let fallback =
             if *value == 0.0 { " (scale 1, zero point 0: the fallback for an empty range)" } else { "" };
@@ -288,6 +349,34 @@ fn quantize(
         thousands(plan.unshared_bytes),
         plan.in_place_ops
     )?;
+    Ok(())
+}
+
+/// Writes a new key pair to `output` and `output.pub`, refusing to overwrite either.
+fn keygen(output: &Path) -> Result<(), Failure> {
+    let public = PathBuf::from(format!("{}.pub", output.display()));
+    for path in [output, &public] {
+        if path.exists() {
+            return Err(anyhow!(
+                "{} exists: keygen never overwrites a key; choose another -o path",
+                path.display()
+            ))
+            .blame(Fault::Output);
+        }
+    }
+    let (secret_key, public_key) = sign::keygen();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(
+        &mut options.open(output).map_err(anyhow::Error::from).blame(Fault::Output)?,
+        &secret_key,
+    )
+    .map_err(anyhow::Error::from)
+    .blame(Fault::Output)?;
+    std::fs::write(&public, public_key).map_err(anyhow::Error::from).blame(Fault::Output)?;
+    out!("wrote {} (secret: keep it off the device) and {} (public)", output.display(), public.display())?;
     Ok(())
 }
 
