@@ -99,8 +99,9 @@ pub fn mutate_field(bytes: &mut [u8], rng: &mut fastrand::Rng) {
         return;
     }
     let header: Header = bytemuck::pod_read_unaligned(&bytes[..HEADER_LEN]);
-    let regions: Vec<(Section, usize)> =
+    let mut regions: Vec<(Section, usize)> =
         header.sections.iter().enumerate().map(|(i, s)| (*s, record_len(i))).collect();
+    regions.push((header.meta, 4));
     let (offset, width) = match rng.usize(..regions.len() + 1) {
         0 => (4 * rng.usize(..HEADER_LEN / 4), 4),
         i => {
