@@ -8,7 +8,7 @@
 //! channels go four at a time against one input row (fully connected; a 1×1 convolution over its
 //! pixels; other convolutions over each window gathered into one row), so each input load feeds
 //! four filters, and each filter's weight sum is computed once per layer (once per run of taps for
-//! filters too large to gather). The output stage is the reference's [`requantize`].
+//! filters too large to gather). The output stage is the reference's (`fully_connected::requantize`).
 //!
 //! Compiled for aarch64 targets with NEON (`ember_neon`, see `runtime/build.rs`). `SDOT` is used
 //! when the target enables `dotprod` at compile time or, with `std`, when the CPU reports it at run
