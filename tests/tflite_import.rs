@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use ember::Interpreter;
 use ember_quantize::host::ModelFile;
 use ember_quantize::npy::read_npz_array;
+use ember_quantize::provenance::Origin;
 use ember_quantize::tflite::import;
 
 fn dir() -> PathBuf {
@@ -52,7 +53,7 @@ fn rows(path: &Path, key: &str) -> Vec<Vec<i8>> {
 /// Imports `file` and returns Ember's int8 output for each int8 input.
 fn run(file: &str, inputs: &[Vec<i8>]) -> Vec<Vec<i8>> {
     let tflite = std::fs::read(dir().join(file)).unwrap();
-    let written = import(&tflite).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+    let written = import(&tflite, &Origin::default()).unwrap_or_else(|e| panic!("{file}: {e:#}"));
     let model_file = ModelFile::from_bytes(&written.bytes);
     let model = model_file.model().unwrap();
     let mut arena = vec![0u8; model.arena_bytes()];

@@ -401,7 +401,8 @@ fn import(model: &Path, output: &Path) -> Result<(), Failure> {
     let bytes = std::fs::read(model)
         .with_context(|| format!("cannot read {}", model.display()))
         .blame(Fault::Model)?;
-    let written = tflite::import(&bytes)
+    let origin = Origin::new(&bytes, SourceFormat::Tflite, false).blame(Fault::Usage)?;
+    let written = tflite::import(&bytes, &origin)
         .with_context(|| format!("cannot import {}", model.display()))
         .blame(Fault::Model)?;
     write_atomically(output, &written.bytes).blame(Fault::Output)?;

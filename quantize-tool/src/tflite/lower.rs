@@ -25,7 +25,8 @@ pub(super) struct Q {
     pub zero_point: i32,
 }
 
-/// Lowers every operator of `graph` into a new model builder.
+/// Lowers every operator of `graph` into a new model builder; each Ember op records the index
+/// of the TFLite operator it came from.
 pub fn lower(graph: &Subgraph) -> Result<ModelBuilder> {
     let mut l = Lowering { graph, b: ModelBuilder::new(), ids: vec![None; graph.tensors.len()] };
     let mut edges = vec![false; graph.operators.len()];
@@ -38,7 +39,11 @@ pub fn lower(graph: &Subgraph) -> Result<ModelBuilder> {
     }
     for (i, op) in graph.operators.iter().enumerate() {
         if !edges[i] {
+            let first = l.b.op_count();
             l.op(op).with_context(|| format!("operator {i} ({})", builtin::name(op.code)))?;
+            for ember_op in first..l.b.op_count() {
+                l.b.set_op_source(ember_op as u16, i as u32);
+            }
         }
     }
     for &t in &graph.outputs {

@@ -13,13 +13,18 @@ mod tables;
 
 use anyhow::{bail, Context, Result};
 
+use ember::format::meta::Calibration;
+
+use crate::emit::Precision;
 use crate::host::ModelFile;
 use crate::pipeline::Written;
 use crate::plan::{plan, Options};
+use crate::provenance::{record, Origin};
 use schema::Subgraph;
 
-/// Converts the TFLite model `bytes` into an Ember model.
-pub fn import(bytes: &[u8]) -> Result<Written> {
+/// Converts the TFLite model `bytes` into an Ember model whose provenance records `origin`
+/// (uncalibrated: the quantization is the model's own).
+pub fn import(bytes: &[u8], origin: &Origin) -> Result<Written> {
     let graph = Subgraph::read(bytes)?;
     let unsupported: Vec<String> = graph
         .operators
@@ -37,6 +42,11 @@ pub fn import(bytes: &[u8]) -> Result<Written> {
         );
     }
     let mut builder = lower::lower(&graph)?;
+    let mut provenance = record(origin, Precision::Int8, &[]);
+    provenance.calibration = Calibration::None as u8;
+    provenance.calib_samples = 0;
+    provenance.calib_sha256 = [0; 32];
+    builder.set_provenance(provenance);
     let plan = plan(&mut builder, Options::default());
     let bytes = builder.finish()?;
     ModelFile::from_bytes(&bytes).model().context("internal error: the imported model fails validation")?;
