@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use ember::format::meta::SourceFormat;
+use ember::format::DType;
 use ember_build::IncludePaths;
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare};
-use ember_quantize::npy::{load_samples, npy_bytes, read_npy};
+use ember_quantize::npy::{is_int8_npy, load_samples, npy_bytes, npy_i8_bytes, read_npy};
 use ember_quantize::plan::Options;
 use ember_quantize::provenance::Origin;
 use ember_quantize::{inspect, onnx, pipeline, sign, tflite};
@@ -524,6 +525,9 @@ fn run_model(model: &Path, input: &Path, output: &Path) -> Result<(), Failure> {
     check_output(output).blame(Fault::Output)?;
     let file = ModelFile::read(model).blame(Fault::Model)?;
     let m = file.model().blame(Fault::Model)?;
+    if input.extension().is_some_and(|e| e == "npy") && is_int8_npy(input).blame(Fault::Data)? {
+        return run_raw_i8(&m, input, output);
+    }
     let samples = load_samples(input, &model_inputs(&m)?).blame(Fault::Data)?;
     let mut runner = Runner::new(&m);
     let mut outs = Vec::with_capacity(samples.len());
@@ -540,6 +544,51 @@ fn run_model(model: &Path, input: &Path, output: &Path) -> Result<(), Failure> {
     };
     write_atomically(output, &npy_bytes(&result)?).blame(Fault::Output)?;
     out!("ran {} sample(s); wrote {} with shape {:?}", samples.len(), output.display(), result.shape())?;
+    Ok(())
+}
+
+/// `run` on an int8 `.npy` input: the bytes go into the model's int8 input as they are and the
+/// int8 output bytes come out as an int8 `.npy`, with no (de)quantization in between, so they
+/// compare byte for byte with another int8 runtime.
+fn run_raw_i8(m: &ember::Model, input: &Path, output: &Path) -> Result<(), Failure> {
+    let (x, y) = (m.input(0).map_err(anyhow::Error::from)?, m.output(0).map_err(anyhow::Error::from)?);
+    let identity = |perm: &[u8]| perm.iter().enumerate().all(|(i, &p)| p as usize == i);
+    if m.input_count() != 1 || x.tensor.dtype != DType::I8 || y.tensor.dtype != DType::I8 {
+        return Err(anyhow!(
+            "an int8 .npy input needs a model with one int8 input and an int8 first output; give float \
+             values (e.g. x.astype(numpy.float32)) to have them quantized"
+        ))
+        .blame(Fault::Data);
+    }
+    if !identity(x.perm) || !identity(y.perm) {
+        return Err(anyhow!(
+            "this model stores its input or output in another layout than the original model; raw int8 \
+             input needs an unpermuted model (e.g. one from `import`): give float values instead"
+        ))
+        .blame(Fault::Data);
+    }
+    let shape: Vec<usize> = x.onnx_dims.iter().map(|&d| d as usize).collect();
+    let data = read_npy(input).blame(Fault::Data)?;
+    let samples = ember_quantize::host::samples(&data, &shape).blame(Fault::Data)?;
+    let mut arena = vec![0u8; m.arena_bytes()];
+    let mut values = Vec::new();
+    for sample in &samples {
+        let mut interp = ember::Interpreter::new(m, &mut arena).map_err(anyhow::Error::from)?;
+        let bytes: Vec<i8> = sample.iter().map(|&v| v as i8).collect();
+        interp.input_i8(0).map_err(anyhow::Error::from)?.copy_from_slice(&bytes);
+        interp.invoke().map_err(anyhow::Error::from)?;
+        values.extend_from_slice(interp.output_i8(0).map_err(anyhow::Error::from)?);
+    }
+    let mut out_shape: Vec<usize> = y.onnx_dims.iter().map(|&d| d as usize).collect();
+    if samples.len() > 1 {
+        out_shape.insert(0, samples.len());
+    }
+    write_atomically(output, &npy_i8_bytes(&out_shape, &values)?).blame(Fault::Output)?;
+    out!(
+        "ran {} sample(s) on raw int8 bytes; wrote {} (int8) with shape {out_shape:?}",
+        samples.len(),
+        output.display()
+    )?;
     Ok(())
 }
 

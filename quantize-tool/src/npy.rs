@@ -130,6 +130,28 @@ pub fn npy_bytes(array: &ArrayD<f32>) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Whether the `.npy` file at `path` holds int8 values.
+pub fn is_int8_npy(path: &Path) -> Result<bool> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let npy = npyz::NpyFile::new(BufReader::new(file)).with_context(|| {
+        format!("{} is not a readable .npy file (bad or truncated header)", path.display())
+    })?;
+    Ok(
+        matches!(npy.dtype(), npyz::DType::Plain(ty) if ty.type_char() == npyz::TypeChar::Int && ty.size_field() == 1),
+    )
+}
+
+/// An int8 array of `shape` as the bytes of an `.npy` file.
+pub fn npy_i8_bytes(shape: &[usize], values: &[i8]) -> Result<Vec<u8>> {
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut bytes = Vec::new();
+    let mut writer =
+        npyz::WriteOptions::<i8>::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd()?;
+    writer.extend(values.iter().copied())?;
+    writer.finish()?;
+    Ok(bytes)
+}
+
 /// Writes an f32 array as an `.npy` file.
 pub fn write_npy(path: &Path, array: &ArrayD<f32>) -> Result<()> {
     std::fs::write(path, npy_bytes(array)?).with_context(|| format!("writing {}", path.display()))
