@@ -92,3 +92,24 @@ fn imported_models_match_tflite_reference_bytes() {
     }
     assert!(failures.is_empty(), "outputs differ from TFLite's reference kernels:\n{}", failures.join("\n"));
 }
+
+/// Truncated and corrupted `.tflite` files are errors, never panics (the flatbuffer reader
+/// bounds-checks every read).
+#[test]
+fn corrupt_tflite_files_are_errors_not_panics() {
+    let good = std::fs::read(dir().join("kws_ref_model_int8.tflite")).unwrap();
+    for len in (0..good.len()).step_by(good.len() / 64) {
+        assert!(import(&good[..len], &Origin::default()).is_err(), "a file cut at {len} bytes imported");
+    }
+    // A fixed linear congruential sequence picks the bytes to flip.
+    let mut state = 0x2545_f491_u64;
+    let mut failed = 0;
+    for _ in 0..300 {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let mut bytes = good.clone();
+        let at = (state >> 33) as usize % bytes.len();
+        bytes[at] ^= 1 << ((state >> 20) % 8);
+        failed += usize::from(import(&bytes, &Origin::default()).is_err());
+    }
+    println!("{failed} of 300 one-bit corruptions refused, the rest imported");
+}
