@@ -137,7 +137,7 @@ impl<'m, 'a, K: Kernels> Interpreter<'m, 'a, K> {
             let event = OpEvent { index, kind: op.kind };
             hook.before(event);
             ops::run::<K>(self.model, &op, self.arena)?;
-            let tensor = self.model.tensor(op.outputs[0])?;
+            let tensor = ops::output(self.model, &op)?;
             let bytes = self
                 .arena
                 .get(tensor.arena_range())

@@ -5,10 +5,17 @@
 //! Nothing allocates; every failure is an [`Error`] value.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs)]
+// Outside the kernels nothing may panic on any input: every index is checked (`get`), nothing
+// unwraps. The kernels index within the lengths `Model::validate_ops` proved (docs/FORMAT.md §10).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
 
 mod error;
 pub mod format;
 mod interpreter;
+#[allow(clippy::indexing_slicing)]
 pub mod kernels;
 mod model;
 mod ops;
@@ -42,7 +49,9 @@ impl AlignedBytes {
     /// Copies `bytes` into aligned storage.
     pub fn new(bytes: &[u8]) -> Self {
         let mut storage = vec![0u128; bytes.len().div_ceil(16)];
-        bytemuck::cast_slice_mut::<u128, u8>(&mut storage)[..bytes.len()].copy_from_slice(bytes);
+        for (to, &from) in bytemuck::cast_slice_mut::<u128, u8>(&mut storage).iter_mut().zip(bytes) {
+            *to = from;
+        }
         Self { storage, len: bytes.len() }
     }
 }
@@ -52,6 +61,7 @@ impl core::ops::Deref for AlignedBytes {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &bytemuck::cast_slice::<u128, u8>(&self.storage)[..self.len]
+        // `storage` holds at least `len` bytes (`new`), so this is never the empty fallback.
+        bytemuck::cast_slice::<u128, u8>(&self.storage).get(..self.len).unwrap_or_default()
     }
 }

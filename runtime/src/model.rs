@@ -149,13 +149,13 @@ impl<'a> Model<'a> {
         if cfg!(target_endian = "big") {
             return Err(Error::BigEndian);
         }
-        if bytes.len() < HEADER_LEN {
+        let Some(head) = bytes.get(..HEADER_LEN) else {
             return Err(Error::Truncated { needed: HEADER_LEN, got: bytes.len() });
-        }
+        };
         if !(bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
             return Err(Error::MisalignedModel);
         }
-        let header: Header = bytemuck::pod_read_unaligned(&bytes[..HEADER_LEN]);
+        let header: Header = bytemuck::pod_read_unaligned(head);
         if header.magic != MAGIC {
             return Err(Error::BadMagic);
         }
@@ -167,11 +167,11 @@ impl<'a> Model<'a> {
             return Err(Error::BadSection { section: u8::MAX });
         }
         let file_len = header.file_len as usize;
-        if file_len < HEADER_LEN || file_len > bytes.len() {
+        let covered = bytes.get(16..file_len).filter(|_| file_len >= HEADER_LEN);
+        let (Some(bytes), Some(covered)) = (bytes.get(..file_len), covered) else {
             return Err(Error::Truncated { needed: file_len.max(HEADER_LEN), got: bytes.len() });
-        }
-        let bytes = &bytes[..file_len];
-        let found = crate::CRC32.checksum(&bytes[16..]);
+        };
+        let found = crate::CRC32.checksum(covered);
         if found != header.crc32 {
             return Err(Error::CrcMismatch { expected: header.crc32, found });
         }
@@ -304,11 +304,12 @@ impl<'a> Model<'a> {
         if r.params_len as usize != params::params_len(kind) {
             return Err(bad("parameter block has the wrong length for this op kind"));
         }
+        let (inputs, outputs) = io.split_at_checked(r.n_inputs as usize).ok_or(bad("inputs out of range"))?;
         Ok(OpInfo {
             index,
             kind,
-            inputs: &io[..r.n_inputs as usize],
-            outputs: &io[r.n_inputs as usize..],
+            inputs,
+            outputs,
             params,
             scratch: (r.scratch_offset as usize, r.scratch_len as usize),
         })
@@ -334,17 +335,17 @@ impl<'a> Model<'a> {
             return Err(bad("rank above 6"));
         }
         let padding_is_zero = r.reserved == [0; 2]
-            && r.onnx_dims[rank..].iter().all(|&d| d == 0)
-            && r.perm[rank..].iter().all(|&p| p == 0)
-            && r.name[name.len()..].iter().all(|&c| c == 0);
+            && r.onnx_dims.iter().skip(rank).all(|&d| d == 0)
+            && r.perm.iter().skip(rank).all(|&p| p == 0)
+            && r.name.iter().skip(name.len()).all(|&c| c == 0);
         if !padding_is_zero {
             return Err(bad("reserved bytes or entries past the rank are not zero"));
         }
         Ok(IoInfo {
             tensor: self.tensor(r.tensor)?,
             name,
-            onnx_dims: &r.onnx_dims[..rank],
-            perm: &r.perm[..rank],
+            onnx_dims: r.onnx_dims.get(..rank).ok_or(bad("rank above 6"))?,
+            perm: r.perm.get(..rank).ok_or(bad("rank above 6"))?,
         })
     }
 
@@ -391,7 +392,8 @@ impl<'a> Model<'a> {
             return Err(bad("unknown calibration method or source format"));
         }
         let tool_len = p.tool_len as usize;
-        if tool_len > TOOL_LEN || p.tool[tool_len..].iter().any(|&c| c != 0) || p.tool().len() != tool_len {
+        if tool_len > TOOL_LEN || p.tool.iter().skip(tool_len).any(|&c| c != 0) || p.tool().len() != tool_len
+        {
             return Err(bad("tool name is not zero-padded UTF-8"));
         }
         Ok(())
@@ -400,8 +402,8 @@ impl<'a> Model<'a> {
     fn validate_tensor(&self, id: u16, last_op: u16) -> Result<(), Error> {
         let t = self.tensor(id)?;
         let bad = |reason| Error::BadTensor { tensor: id, reason };
-        let r = &self.tensors[id as usize];
-        if r.reserved != 0 || r.reserved2 != 0 || r.dims[t.dims.len()..].iter().any(|&d| d != 0) {
+        let r = self.tensors.get(id as usize).ok_or(bad("no such tensor"))?;
+        if r.reserved != 0 || r.reserved2 != 0 || r.dims.iter().skip(t.dims.len()).any(|&d| d != 0) {
             return Err(bad("reserved fields or dims past the rank are not zero"));
         }
         let mut elements = 1usize;
@@ -486,7 +488,7 @@ impl<'a> Model<'a> {
             }
         }
         // Each tensor has one `live_first`, so at most one op can write it.
-        let out = self.tensor(op.outputs[0])?;
+        let out = self.tensor(*op.outputs.first().ok_or(op.error("no output"))?)?;
         if out.storage != Storage::Arena || out.live_first != op.index || self.is_input(out.id) {
             return Err(op.error("output must be an arena tensor first alive at this op"));
         }
@@ -524,14 +526,15 @@ impl<'a> Model<'a> {
                 let mut elements = 1usize;
                 for (i, &p) in io.perm.iter().enumerate() {
                     let p = p as usize;
-                    if p >= io.perm.len() || seen[p] {
-                        return Err(bad("perm is not a permutation"));
+                    match seen.get_mut(p) {
+                        Some(seen) if p < io.perm.len() && !*seen => *seen = true,
+                        _ => return Err(bad("perm is not a permutation")),
                     }
-                    seen[p] = true;
-                    if t.dims.get(i) != io.onnx_dims.get(p) {
+                    let original = io.onnx_dims.get(p);
+                    if t.dims.get(i) != original {
                         return Err(bad("shape is not the permuted original shape"));
                     }
-                    elements = elements.saturating_mul(io.onnx_dims[p] as usize);
+                    elements = elements.saturating_mul(original.map_or(0, |&d| d as usize));
                 }
                 if io.perm.len() != t.dims.len() || elements != t.len() {
                     return Err(bad("original rank differs from the tensor's"));

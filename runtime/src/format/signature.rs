@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::HEADER_LEN;
+use super::{Header, HEADER_LEN};
 use crate::Error;
 
 /// The first bytes of a signature trailer.
@@ -28,7 +28,7 @@ pub struct Trailer {
 /// The header's `file_len`, checked against `bytes`.
 pub fn file_len(bytes: &[u8]) -> Result<usize, Error> {
     let header = bytes.get(..HEADER_LEN).ok_or(Error::Truncated { needed: HEADER_LEN, got: bytes.len() })?;
-    let file_len = u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize;
+    let file_len = bytemuck::pod_read_unaligned::<Header>(header).file_len as usize;
     if file_len < HEADER_LEN || file_len > bytes.len() {
         return Err(Error::Truncated { needed: file_len.max(HEADER_LEN), got: bytes.len() });
     }
@@ -40,5 +40,6 @@ pub fn split(bytes: &[u8]) -> Result<Option<(&[u8], Trailer)>, Error> {
     let file_len = file_len(bytes)?;
     let Some(raw) = bytes.get(file_len..file_len + TRAILER_LEN) else { return Ok(None) };
     let trailer: Trailer = bytemuck::pod_read_unaligned(raw);
-    Ok((trailer.magic == MAGIC).then_some((&bytes[..file_len + SIGNED_TRAILER_LEN], trailer)))
+    let signed = bytes.get(..file_len + SIGNED_TRAILER_LEN).filter(|_| trailer.magic == MAGIC);
+    Ok(signed.map(|signed| (signed, trailer)))
 }

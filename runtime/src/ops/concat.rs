@@ -61,6 +61,11 @@ fn copy_parts<T: Element>(model: &Model, op: &OpInfo, mut io: OpIo, axis: usize)
     Ok(())
 }
 
+/// The dim of `t` along `axis`.
+fn along(op: &OpInfo, t: &TensorInfo, axis: usize) -> Result<u32, Error> {
+    t.dims.get(axis).copied().ok_or(shape_error(op, t, "a dim along the concat axis"))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::format::{DType, OpKind, OpRecord, Storage};
@@ -86,9 +91,4 @@ mod tests {
             Err(Error::ShapeMismatch { op: 0, kind: OpKind::Concat, tensor: 2, expected })
         );
     }
-}
-
-/// The dim of `t` along `axis`.
-fn along(op: &OpInfo, t: &TensorInfo, axis: usize) -> Result<u32, Error> {
-    t.dims.get(axis).copied().ok_or(shape_error(op, t, "a dim along the concat axis"))
 }
