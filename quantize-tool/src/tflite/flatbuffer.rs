@@ -79,6 +79,12 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// Position of field `index` in the buffer (tests patch files through it).
+    #[cfg(test)]
+    pub fn position(&self, index: u16) -> Option<usize> {
+        self.field(index).ok().flatten()
+    }
+
     /// Scalar field `index`, or `default` when absent.
     pub fn scalar<T: Scalar>(&self, index: u16, default: T) -> Result<T> {
         match self.field(index)? {

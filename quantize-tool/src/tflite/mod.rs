@@ -52,3 +52,39 @@ pub fn import(bytes: &[u8], origin: &Origin) -> Result<Written> {
     ModelFile::from_bytes(&bytes).model().context("internal error: the imported model fails validation")?;
     Ok(Written { bytes, plan, constant_activations: Vec::new() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::flatbuffer::Table;
+    use super::*;
+
+    /// KWS with its SOFTMAX and AVERAGE_POOL_2D operator codes rewritten to `codes`.
+    fn kws_with_codes(codes: [(i32, i32); 2]) -> Vec<u8> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/tflite-ref/kws_ref_model_int8.tflite");
+        let mut bytes = std::fs::read(path).unwrap();
+        let tables = Table::root(&bytes).unwrap().vector(1).unwrap().unwrap().tables().unwrap();
+        let mut patches = Vec::new();
+        for t in tables {
+            let code = i32::from(t.scalar::<i8>(0, 0).unwrap()).max(t.scalar::<i32>(3, 0).unwrap());
+            if let Some(&(_, new)) = codes.iter().find(|(old, _)| *old == code) {
+                patches.extend(t.position(0).map(|p| (p, vec![new as u8])));
+                patches.extend(t.position(3).map(|p| (p, new.to_le_bytes().to_vec())));
+            }
+        }
+        for (at, value) in patches {
+            bytes[at..at + value.len()].copy_from_slice(&value);
+        }
+        bytes
+    }
+
+    #[test]
+    fn every_unsupported_operator_is_listed() {
+        let bytes = kws_with_codes([(builtin::SOFTMAX, 39), (builtin::AVERAGE_POOL_2D, 126)]);
+        let err =
+            import(&bytes, &Origin::default()).err().expect("TRANSPOSE and BATCH_MATMUL are unsupported");
+        let text = err.to_string();
+        assert!(text.starts_with("2 operator(s) cannot be imported"), "{text}");
+        assert!(text.contains("operator 9: BATCH_MATMUL (builtin code 126)"), "{text}");
+        assert!(text.contains("operator 12: TRANSPOSE (builtin code 39)"), "{text}");
+    }
+}
