@@ -89,6 +89,8 @@ impl Report for Defmt {
 /// Runs the benchmark (see [`crate::run`]), reporting through defmt, and ends the program: a
 /// semihosting exit with status 0, or 1 after printing why it failed.
 pub fn run_and_exit<K: Kernels>(bench: Bench<'_>, clock: &mut impl Clock, stack: &StackPaint) -> ! {
+    #[cfg(feature = "verify")]
+    time_verification(clock);
     match crate::run::<K, _>(bench, clock, &mut Defmt, Some(stack)) {
         Ok(()) => exit(true),
         Err(e) => {
@@ -96,6 +98,18 @@ pub fn run_and_exit<K: Kernels>(bench: Bench<'_>, clock: &mut impl Clock, stack:
             exit(false)
         }
     }
+}
+
+/// Times `ember::verify::verify` of the committed signed digits model with its public key
+/// (feature `verify`) and prints `verify bytes=… ticks=… ok=…`.
+#[cfg(feature = "verify")]
+fn time_verification(clock: &mut impl Clock) {
+    const SIGNED: &[u8] = include_bytes!("../../models/digits_int8.signed.ember");
+    const KEY: [u8; 32] = *include_bytes!("../../models/digits_int8.ember.pub");
+    let start = clock.now();
+    let verified = ember::verify::verify(core::hint::black_box(SIGNED), &KEY);
+    let ticks = clock.now() - start;
+    defmt::println!("verify bytes={=usize} ticks={=u64} ok={=bool}", SIGNED.len(), ticks, verified.is_ok());
 }
 
 /// Ends the program with a semihosting exit (QEMU and `probe-rs run` exit with status 0 on
