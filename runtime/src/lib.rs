@@ -20,6 +20,8 @@ pub mod kernels;
 mod model;
 mod ops;
 pub mod quant;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 #[cfg(feature = "verify")]
 pub mod verify;
 
