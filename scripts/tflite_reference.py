@@ -10,6 +10,8 @@ models/tflite-ref/<name>.ref.npz with:
   inputs   int8 [N, *input shape]   the int8 input tensors, real samples first
   outputs  int8 [N, *output shape]  the int8 output tensors
   real     int64 scalar             how many of the N inputs are real samples
+  logits   int8 [N, *logits shape]  for models ending in SOFTMAX: its int8 input (the layer before
+                                    it), which shows one-step differences the probabilities hide
 
 tests/tflite_import.rs compares Ember's output bytes on the imported models with these.
 Not run by CI. Usage (from the repository root):
@@ -69,7 +71,9 @@ def main():
     rng = np.random.default_rng(SEED)
     for name, file in MODELS.items():
         interpreter = Interpreter(
-            model_path=str(OUT / file), experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+            model_path=str(OUT / file),
+            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+            experimental_preserve_all_tensors=True,
         )
         interpreter.allocate_tensors()
         (inp,) = interpreter.get_input_details()
@@ -79,14 +83,21 @@ def main():
         scale, zero_point = inp["quantization"]
         real = real_samples(name, args.samples, shape, scale, zero_point)
         random = [rng.integers(-128, 128, size=shape, dtype=np.int8) for _ in range(RANDOM_INPUTS)]
-        inputs, outputs = [], []
+        last = interpreter._get_ops_details()[-1]
+        softmax_input = last["inputs"][0] if last["op_name"] == "SOFTMAX" else None
+        inputs, outputs, logits = [], [], []
         for x in real + random:
             interpreter.set_tensor(inp["index"], x)
             interpreter.invoke()
             inputs.append(x)
             outputs.append(interpreter.get_tensor(out["index"]).copy())
+            if softmax_input is not None:
+                logits.append(interpreter.get_tensor(softmax_input).copy())
+        arrays = {"inputs": np.stack(inputs), "outputs": np.stack(outputs), "real": np.int64(len(real))}
+        if logits:
+            arrays["logits"] = np.stack(logits)
         path = OUT / f"{name}.ref.npz"
-        np.savez_compressed(path, inputs=np.stack(inputs), outputs=np.stack(outputs), real=np.int64(len(real)))
+        np.savez_compressed(path, **arrays)
         print(f"{path.relative_to(ROOT)}: {len(real)} real + {len(random)} random inputs")
 
 
