@@ -574,10 +574,9 @@ fn codegen_blames_the_model_or_the_output() {
     let mut bytes = std::fs::read(&model).unwrap();
     bytes[40] ^= 1;
     std::fs::write(&corrupt, bytes).unwrap();
-    for (input, output, status, phrase) in [
-        (&corrupt, dir.join("model.rs"), MODEL, "CRC"),
-        (&model, dir.clone(), OUTPUT, "is a directory"),
-    ] {
+    for (input, output, status, phrase) in
+        [(&corrupt, dir.join("model.rs"), MODEL, "CRC"), (&model, dir.clone(), OUTPUT, "is a directory")]
+    {
         let before = snapshot(&dir);
         let o = Command::new(env!("CARGO_BIN_EXE_ember-quantize"))
             .arg("codegen")
