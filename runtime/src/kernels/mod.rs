@@ -229,8 +229,10 @@ impl Weight for f32 {
 }
 
 impl Weight for half::f16 {
+    /// The portable conversion: `half`'s `to_f32` with its `std` feature (which the host tools
+    /// enable) detects F16C at run time and calls an out-of-line function per weight, ~20× slower.
     #[inline(always)]
     fn to_f32(self) -> f32 {
-        half::f16::to_f32(self)
+        self.to_f32_const()
     }
 }
