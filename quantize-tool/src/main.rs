@@ -10,8 +10,8 @@ use ember_build::IncludePaths;
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare};
-use ember_quantize::npy::{is_int8_npy, load_samples, npy_bytes, npy_i8_bytes, read_npy};
-use ember_quantize::plan::Options;
+use ember_quantize::npy::{is_int8_npy, load_samples, npy_bytes, read_npy};
+use ember_quantize::plan::{Options, PlanReport};
 use ember_quantize::provenance::Origin;
 use ember_quantize::{inspect, onnx, pipeline, sign, tflite};
 use rand::{RngExt, SeedableRng};
@@ -236,12 +236,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Keygen { output } => keygen(&output),
         Command::Sign { model, key, output } => {
-            let key = std::fs::read(&key)
-                .with_context(|| format!("cannot read {}", key.display()))
-                .blame(Fault::Usage)?;
-            let bytes = std::fs::read(&model)
-                .with_context(|| format!("cannot read {}", model.display()))
-                .blame(Fault::Model)?;
+            let key = read_file(&key).blame(Fault::Usage)?;
+            let bytes = read_file(&model).blame(Fault::Model)?;
             let signed = sign::sign(&bytes, &key).blame(Fault::Model)?;
             let output = output.unwrap_or(model);
             write_atomically(&output, &signed).blame(Fault::Output)?;
@@ -249,12 +245,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Verify { model, pubkey } => {
-            let key = std::fs::read(&pubkey)
-                .with_context(|| format!("cannot read {}", pubkey.display()))
-                .blame(Fault::Usage)?;
-            let bytes = std::fs::read(&model)
-                .with_context(|| format!("cannot read {}", model.display()))
-                .blame(Fault::Model)?;
+            let key = read_file(&pubkey).blame(Fault::Usage)?;
+            let bytes = read_file(&model).blame(Fault::Model)?;
             sign::verify(&bytes, &key)
                 .with_context(|| format!("{} fails verification", model.display()))
                 .blame(Fault::Model)?;
@@ -313,9 +305,7 @@ fn quantize(
         None => Vec::new(),
     };
     let samples = &samples[..samples.len().min(calib_limit)];
-    let source = std::fs::read(model)
-        .with_context(|| format!("cannot read {}", model.display()))
-        .blame(Fault::Model)?;
+    let source = read_file(model).blame(Fault::Model)?;
     let origin = Origin::new(&source, SourceFormat::Onnx, calib == Some("random")).blame(Fault::Usage)?;
     let written = pipeline::build_from(&graph, precision, Some(samples), Options::default(), &origin)
         .blame(Fault::Model)?;
@@ -342,14 +332,7 @@ fn quantize(
         m.weight_bytes(),
         samples.len()
     )?;
-    out!(
-        "arena: {} bytes (greedy by size: {}; lower bound: {}; no reuse: {}; in-place ops: {})",
-        thousands(plan.arena_bytes),
-        thousands(plan.greedy_bytes),
-        thousands(plan.lower_bound_bytes),
-        thousands(plan.unshared_bytes),
-        plan.in_place_ops
-    )?;
+    out!("{}", plan_summary(plan))?;
     Ok(())
 }
 
@@ -399,9 +382,7 @@ fn refuse_input_as_output(model: &Path, output: &Path) -> Result<(), Failure> {
 fn import(model: &Path, output: &Path) -> Result<(), Failure> {
     refuse_input_as_output(model, output)?;
     check_output(output).blame(Fault::Output)?;
-    let bytes = std::fs::read(model)
-        .with_context(|| format!("cannot read {}", model.display()))
-        .blame(Fault::Model)?;
+    let bytes = read_file(model).blame(Fault::Model)?;
     let origin = Origin::new(&bytes, SourceFormat::Tflite, false).blame(Fault::Usage)?;
     let written = tflite::import(&bytes, &origin)
         .with_context(|| format!("cannot import {}", model.display()))
@@ -415,14 +396,25 @@ fn import(model: &Path, output: &Path) -> Result<(), Failure> {
         m.op_count(),
         m.weight_bytes()
     )?;
-    out!(
-        "arena: {} bytes (greedy by size: {}; lower bound: {}; in-place ops: {})",
-        thousands(written.plan.arena_bytes),
-        thousands(written.plan.greedy_bytes),
-        thousands(written.plan.lower_bound_bytes),
-        written.plan.in_place_ops
-    )?;
+    out!("{}", plan_summary(&written.plan))?;
     Ok(())
+}
+
+/// The memory plan's line in `quantize` and `import` output.
+fn plan_summary(plan: &PlanReport) -> String {
+    format!(
+        "arena: {} bytes (greedy by size: {}; lower bound: {}; no reuse: {}; in-place ops: {})",
+        thousands(plan.arena_bytes),
+        thousands(plan.greedy_bytes),
+        thousands(plan.lower_bound_bytes),
+        thousands(plan.unshared_bytes),
+        plan.in_place_ops
+    )
+}
+
+/// The bytes of the file at `path`, or an error naming it.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// `n` with a comma between thousands: `64512` → `64,512`.
@@ -542,7 +534,7 @@ fn run_model(model: &Path, input: &Path, output: &Path) -> Result<(), Failure> {
         tract_onnx::prelude::tract_ndarray::concatenate(tract_onnx::prelude::tract_ndarray::Axis(0), &views)
             .map_err(anyhow::Error::from)?
     };
-    write_atomically(output, &npy_bytes(&result)?).blame(Fault::Output)?;
+    write_atomically(output, &npy_bytes(result.shape(), result.iter().copied())?).blame(Fault::Output)?;
     out!("ran {} sample(s); wrote {} with shape {:?}", samples.len(), output.display(), result.shape())?;
     Ok(())
 }
@@ -571,11 +563,11 @@ fn run_raw_i8(m: &ember::Model, input: &Path, output: &Path) -> Result<(), Failu
     let data = read_npy(input).blame(Fault::Data)?;
     let samples = ember_quantize::host::samples(&data, &shape).blame(Fault::Data)?;
     let mut arena = vec![0u8; m.arena_bytes()];
+    let mut interp = ember::Interpreter::new(m, &mut arena).map_err(anyhow::Error::from)?;
     let mut values = Vec::new();
     for sample in &samples {
-        let mut interp = ember::Interpreter::new(m, &mut arena).map_err(anyhow::Error::from)?;
-        let bytes: Vec<i8> = sample.iter().map(|&v| v as i8).collect();
-        interp.input_i8(0).map_err(anyhow::Error::from)?.copy_from_slice(&bytes);
+        let input = interp.input_i8(0).map_err(anyhow::Error::from)?;
+        input.iter_mut().zip(sample).for_each(|(q, &v)| *q = v as i8);
         interp.invoke().map_err(anyhow::Error::from)?;
         values.extend_from_slice(interp.output_i8(0).map_err(anyhow::Error::from)?);
     }
@@ -583,7 +575,7 @@ fn run_raw_i8(m: &ember::Model, input: &Path, output: &Path) -> Result<(), Failu
     if samples.len() > 1 {
         out_shape.insert(0, samples.len());
     }
-    write_atomically(output, &npy_i8_bytes(&out_shape, &values)?).blame(Fault::Output)?;
+    write_atomically(output, &npy_bytes(&out_shape, values)?).blame(Fault::Output)?;
     out!(
         "ran {} sample(s) on raw int8 bytes; wrote {} (int8) with shape {out_shape:?}",
         samples.len(),

@@ -119,13 +119,16 @@ pub fn read_npz_array(path: &Path, name: &str) -> Result<ArrayD<f32>> {
     to_array(npy)
 }
 
-/// An f32 array as the bytes of an `.npy` file.
-pub fn npy_bytes(array: &ArrayD<f32>) -> Result<Vec<u8>> {
-    let shape: Vec<u64> = array.shape().iter().map(|&d| d as u64).collect();
+/// Values of `shape` (row-major) as the bytes of an `.npy` file of their element type.
+pub fn npy_bytes<T: npyz::AutoSerialize>(
+    shape: &[usize],
+    values: impl IntoIterator<Item = T>,
+) -> Result<Vec<u8>> {
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut bytes = Vec::new();
     let mut writer =
-        npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd()?;
-    writer.extend(array.iter().copied())?;
+        npyz::WriteOptions::<T>::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd()?;
+    writer.extend(values)?;
     writer.finish()?;
     Ok(bytes)
 }
@@ -141,20 +144,10 @@ pub fn is_int8_npy(path: &Path) -> Result<bool> {
     )
 }
 
-/// An int8 array of `shape` as the bytes of an `.npy` file.
-pub fn npy_i8_bytes(shape: &[usize], values: &[i8]) -> Result<Vec<u8>> {
-    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut bytes = Vec::new();
-    let mut writer =
-        npyz::WriteOptions::<i8>::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd()?;
-    writer.extend(values.iter().copied())?;
-    writer.finish()?;
-    Ok(bytes)
-}
-
 /// Writes an f32 array as an `.npy` file.
 pub fn write_npy(path: &Path, array: &ArrayD<f32>) -> Result<()> {
-    std::fs::write(path, npy_bytes(array)?).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, npy_bytes(array.shape(), array.iter().copied())?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Splits sample data into per-sample input lists for a model whose inputs are `(name,

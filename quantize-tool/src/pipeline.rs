@@ -47,9 +47,8 @@ pub fn build_from(
     options: Options,
     origin: &Origin,
 ) -> Result<Written> {
-    let samples = calib.unwrap_or_default();
     let write_at =
-        |precision, qparams| write(graph, precision, qparams, options, &record(origin, precision, samples));
+        |precision, qparams| write(graph, precision, qparams, options, &record(origin, precision, calib));
     let float = write_at(Precision::F32, None)?;
     if precision == Precision::F32 {
         return Ok(float);

@@ -73,25 +73,26 @@ pub fn calibration_sha256(samples: &[Vec<ArrayD<f32>>]) -> [u8; 32] {
 }
 
 /// The provenance record of a model at `precision` made from `origin`, calibrated (int8 only)
-/// on `calib`.
-pub fn record(origin: &Origin, precision: Precision, calib: &[Vec<ArrayD<f32>>]) -> Provenance {
-    let (dtype, calibrated) = match precision {
-        Precision::Int8 => (DType::I8, true),
-        Precision::F16 => (DType::F16, false),
-        Precision::F32 => (DType::F32, false),
+/// on `calib`; `None` for int8 whose quantization came with the source (an import).
+pub fn record(origin: &Origin, precision: Precision, calib: Option<&[Vec<ArrayD<f32>>]>) -> Provenance {
+    let dtype = match precision {
+        Precision::Int8 => DType::I8,
+        Precision::F16 => DType::F16,
+        Precision::F32 => DType::F32,
     };
-    let calibration = match (calibrated, origin.random_calibration) {
-        (false, _) => Calibration::None,
-        (true, false) => Calibration::MinMax,
-        (true, true) => Calibration::MinMaxRandom,
+    let calib = calib.filter(|_| precision == Precision::Int8);
+    let calibration = match (calib, origin.random_calibration) {
+        (None, _) => Calibration::None,
+        (Some(_), false) => Calibration::MinMax,
+        (Some(_), true) => Calibration::MinMaxRandom,
     };
     let mut tool = [0; TOOL_LEN];
     tool[..TOOL.len()].copy_from_slice(TOOL.as_bytes());
     Provenance {
         source_sha256: origin.source_sha256,
-        calib_sha256: if calibrated { calibration_sha256(calib) } else { [0; 32] },
+        calib_sha256: calib.map_or([0; 32], calibration_sha256),
         created: [origin.created_unix as u32, (origin.created_unix >> 32) as u32],
-        calib_samples: if calibrated { calib.len() as u32 } else { 0 },
+        calib_samples: calib.map_or(0, |c| c.len() as u32),
         precision: dtype as u8,
         calibration: calibration as u8,
         source_format: origin.source_format as u8,
@@ -126,7 +127,7 @@ mod tests {
     #[test]
     fn record_round_trips_the_creation_time_and_names_the_tool() {
         let origin = Origin { created_unix: 0x1_2345_6789, ..Origin::default() };
-        let p = record(&origin, Precision::F16, &[]);
+        let p = record(&origin, Precision::F16, None);
         assert_eq!(p.created_unix(), 0x1_2345_6789);
         assert_eq!(p.tool(), TOOL);
         assert_eq!((p.calibration, p.calib_samples, p.calib_sha256), (Calibration::None as u8, 0, [0; 32]));

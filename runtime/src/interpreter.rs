@@ -178,6 +178,17 @@ impl<'m, 'a, K: Kernels> Interpreter<'m, 'a, K> {
         self.input_slice_mut(index)
     }
 
+    /// Input `index` of an int8 model as it is now, read-only (reading does not count as
+    /// writing it for the next `invoke`).
+    pub fn input_values_i8(&self, index: usize) -> Result<&[i8], Error> {
+        self.io_slice(&self.model.input(index)?)
+    }
+
+    /// Input `index` of a float model as it is now, read-only (see [`Self::input_values_i8`]).
+    pub fn input_values_f32(&self, index: usize) -> Result<&[f32], Error> {
+        self.io_slice(&self.model.input(index)?)
+    }
+
     /// Output `index` of an int8 model.
     pub fn output_i8(&self, index: usize) -> Result<&[i8], Error> {
         self.io_slice(&self.model.output(index)?)

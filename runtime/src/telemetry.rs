@@ -4,6 +4,7 @@
 
 use crate::interpreter::{Hook, Interpreter, OpEvent, OpOutput};
 use crate::ops::Kernels;
+use crate::quant::dequantize_i8;
 use crate::Error;
 
 /// int8 outputs of one op that hit the ends of the int8 range in the last inference. -128
@@ -45,10 +46,9 @@ impl<const OPS: usize, const INPUTS: usize> Telemetry<OPS, INPUTS> {
     pub fn invoke<K: Kernels>(&mut self, interp: &mut Interpreter<'_, '_, K>) -> Result<(), Error> {
         for (index, range) in self.input_range.iter_mut().enumerate().take(interp.model().input_count()) {
             let (scale, zero_point) = interp.model().input(index)?.tensor.scale_zero_point();
-            let real = |q: i8| scale * (i32::from(q) - zero_point) as f32;
-            match interp.input_i8(index) {
-                Ok(values) => values.iter().for_each(|&q| widen(range, real(q))),
-                Err(_) => interp.input_f32(index)?.iter().for_each(|&v| widen(range, v)),
+            match interp.input_values_i8(index) {
+                Ok(values) => values.iter().for_each(|&q| widen(range, dequantize_i8(q, scale, zero_point))),
+                Err(_) => interp.input_values_f32(index)?.iter().for_each(|&v| widen(range, v)),
             }
         }
         self.saturation.fill(Saturation::default());
@@ -115,6 +115,16 @@ mod tests {
         }
         assert_eq!(telemetry.inferences, 32);
         (total / 32, telemetry.input_range[0].unwrap())
+    }
+
+    #[test]
+    fn observing_inputs_does_not_count_as_writing_them() {
+        let bytes = AlignedBytes::new(MODEL);
+        let model = Model::from_bytes(&bytes).unwrap();
+        let mut arena = vec![0u8; model.arena_bytes() + 16];
+        let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+        let mut telemetry = Telemetry::<6, 1>::default();
+        assert_eq!(telemetry.invoke(&mut interp), Err(Error::InputNotSet { input: 0 }));
     }
 
     #[test]

@@ -13,8 +13,6 @@ mod tables;
 
 use anyhow::{bail, Context, Result};
 
-use ember::format::meta::Calibration;
-
 use crate::emit::Precision;
 use crate::host::ModelFile;
 use crate::pipeline::Written;
@@ -42,11 +40,7 @@ pub fn import(bytes: &[u8], origin: &Origin) -> Result<Written> {
         );
     }
     let mut builder = lower::lower(&graph)?;
-    let mut provenance = record(origin, Precision::Int8, &[]);
-    provenance.calibration = Calibration::None as u8;
-    provenance.calib_samples = 0;
-    provenance.calib_sha256 = [0; 32];
-    builder.set_provenance(provenance);
+    builder.set_provenance(record(origin, Precision::Int8, None));
     let plan = plan(&mut builder, Options::default());
     let bytes = builder.finish()?;
     ModelFile::from_bytes(&bytes).model().context("internal error: the imported model fails validation")?;
