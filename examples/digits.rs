@@ -1,7 +1,7 @@
 //! The main job on the built-in example: quantize the bundled digits CNN (ONNX) to int8,
 //! run it with the Ember runtime, and compare with the f32 model run by tract.
 //!
-//! `cargo run --release --example digits`
+//! `cargo run --example digits`
 
 use std::path::Path;
 use std::time::Instant;
