@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use ember::format::meta::{Calibration, SourceFormat, NO_SOURCE};
 use ember::format::{DType, OpKind, Storage};
+use ember::quant::Rounding;
 use ember::{Metadata, Model, OpInfo, TensorInfo};
 
 use crate::provenance::hex;
@@ -81,9 +82,10 @@ pub fn report(model: &Model, file_len: usize) -> String {
             None | Some(NO_SOURCE) => "-".to_string(),
             Some(source) => source.to_string(),
         };
+        let rounding = if op.rounding == Rounding::Single { " (rounds once)" } else { "" };
         let _ = writeln!(
             s,
-            "{index:>4} {source:>6}  {:<17} {:<34} {:<22} {macs:>10} {weight_bytes:>9}  {}{placement}",
+            "{index:>4} {source:>6}  {:<17} {:<34} {:<22} {macs:>10} {weight_bytes:>9}  {}{placement}{rounding}",
             op.kind.name(),
             inputs.join(" "),
             format!("{}{}", shape(&out), quant(&out)),

@@ -11,9 +11,10 @@ use bytemuck::Pod;
 use crate::format::meta::{Calibration, Provenance, SourceFormat, TOOL_LEN};
 use crate::format::{
     params, section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, Storage, TensorRecord, ALIGN,
-    HEADER_LEN, MAGIC, MAX_RANK, NO_ALIAS, PER_TENSOR, VERSION,
+    HEADER_LEN, MAGIC, MAX_RANK, NO_ALIAS, OP_SINGLE_ROUNDING, PER_TENSOR, VERSION,
 };
 use crate::ops;
+use crate::quant::Rounding;
 use crate::Error;
 
 /// A validated model, borrowing its bytes (which may live in flash).
@@ -104,6 +105,8 @@ pub struct OpInfo<'a> {
     pub params: &'a [u8],
     /// Scratch buffer (arena offset, length).
     pub scratch: (usize, usize),
+    /// How its int8 requantization rounds.
+    pub rounding: Rounding,
 }
 
 impl<'a> OpInfo<'a> {
@@ -288,9 +291,16 @@ impl<'a> Model<'a> {
         })?;
         let bad = |reason| Error::BadOp { op: index, kind: OpKind::from_u8(r.kind), reason };
         let kind = OpKind::from_u8(r.kind).ok_or(bad("unknown op kind"))?;
-        if r.reserved != 0 {
-            return Err(bad("reserved byte is not zero"));
-        }
+        let rounding = match r.flags {
+            0 => Rounding::Double,
+            OP_SINGLE_ROUNDING
+                if matches!(kind, OpKind::Conv2d | OpKind::DepthwiseConv2d | OpKind::FullyConnected) =>
+            {
+                Rounding::Single
+            }
+            OP_SINGLE_ROUNDING => return Err(bad("single rounding on an op that does not requantize")),
+            _ => return Err(bad("unknown op flags (written by a newer ember-quantize?)")),
+        };
         let start = r.io_start as usize;
         let io = start
             .checked_add(r.n_inputs as usize + r.n_outputs as usize)
@@ -312,6 +322,7 @@ impl<'a> Model<'a> {
             outputs,
             params,
             scratch: (r.scratch_offset as usize, r.scratch_len as usize),
+            rounding,
         })
     }
 

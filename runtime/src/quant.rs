@@ -3,7 +3,8 @@
 //! Requantization multiplies an `i32` accumulator by a real factor `m` encoded as a Q31
 //! multiplier and a power-of-two shift (`m ≈ multiplier × 2^(shift − 31)`), with the same
 //! rounding as TFLite's reference kernels: a saturating, rounding doubling high multiply
-//! followed by a rounding arithmetic right shift (round half away from zero).
+//! followed by a rounding arithmetic right shift (round half away from zero), or, where TFLite's
+//! reference kernel rounds once (per-tensor FULLY_CONNECTED), one rounding of the 64-bit product.
 
 /// A real factor encoded as Q31 multiplier and power-of-two exponent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -27,6 +28,26 @@ impl Requant {
     pub fn apply(self, x: i32) -> i32 {
         multiply_by_quantized_multiplier(x, self.multiplier, self.shift)
     }
+
+    /// Applies the factor to `x` with `rounding`.
+    #[inline(always)]
+    pub fn apply_rounded(self, rounding: Rounding, x: i32) -> i32 {
+        match rounding {
+            Rounding::Double => self.apply(x),
+            Rounding::Single => multiply_by_quantized_multiplier_single(x, self.multiplier, self.shift),
+        }
+    }
+}
+
+/// How a requantization rounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Rounding {
+    /// Twice, as TFLite's default `MultiplyByQuantizedMultiplier` (every Ember-quantized model).
+    #[default]
+    Double,
+    /// Once, as TFLite's reference per-tensor FULLY_CONNECTED (imported models only).
+    Single,
 }
 
 /// `(a × b × 2) >> 32` rounded to nearest with ties toward +∞ (gemmlowp), saturating the one overflow case.
@@ -58,6 +79,17 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     let right = (-shift).max(0);
     let shifted = x.wrapping_mul(1i32.wrapping_shl(left as u32));
     rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+}
+
+/// `x × multiplier × 2^(shift − 31)` rounded once: `(x × multiplier + 2^(n−1)) >> n` with
+/// `n = 31 − shift` in 64 bits (round half up), saturated to i32. `shift` is clamped to
+/// TFLite's range −31..=30, so `n` is in 1..=62 and nothing overflows.
+#[inline(always)]
+pub fn multiply_by_quantized_multiplier_single(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let n = (31 - shift.clamp(-31, 30)) as u32;
+    // |x × multiplier| ≤ 2^62 and the rounding term ≤ 2^61: the sum fits in i64.
+    let rounded = (i64::from(x) * i64::from(multiplier) + (1i64 << (n - 1))) >> n;
+    rounded.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
 /// TFLite's `QuantizeMultiplier`: encodes `real` as `(multiplier, shift)`.
@@ -161,6 +193,23 @@ mod tests {
             assert!((r.apply(x) - expected).abs() <= 1);
         }
         assert_eq!(quantize_multiplier(0.0), (0, 0));
+    }
+
+    #[test]
+    fn single_rounding_rounds_the_product_once_half_up() {
+        // Factor 0.75 (multiplier 0.75 × 2^31, shift 0): ties round up.
+        let m = 3 << 29;
+        assert_eq!(multiply_by_quantized_multiplier_single(2, m, 0), 2); // 1.5
+        assert_eq!(multiply_by_quantized_multiplier_single(-2, m, 0), -1); // -1.5
+                                                                           // 5 × 0.4999999 = 2.4999995: once, 2; twice, the high multiply gives 5 (×2^-1) and the
+                                                                           // shift rounds the half away from zero, 3.
+        let r = Requant::from_f64(0.4999999);
+        assert_eq!(r.apply_rounded(Rounding::Single, 5), 2);
+        assert_eq!(r.apply_rounded(Rounding::Double, 5), 3);
+        // Hostile shifts saturate instead of overflowing.
+        assert_eq!(multiply_by_quantized_multiplier_single(i32::MAX, i32::MAX, 30), i32::MAX);
+        assert_eq!(multiply_by_quantized_multiplier_single(i32::MIN, i32::MAX, i32::MAX), i32::MIN);
+        assert_eq!(multiply_by_quantized_multiplier_single(7, i32::MAX, i32::MIN), 0);
     }
 
     #[test]

@@ -494,7 +494,11 @@ impl<'g, 'a> Lowering<'g, 'a> {
         let b = self.b.constant_of(DType::I32, &[units], &bias, None)?;
         let r = self.b.constant_of(DType::I32, &[requant.len(), 2], &requant, None)?;
         let y = self.activation(out)?;
-        self.b.op(kind, &[x, w, b, r], &[y], p)?;
+        let index = self.b.op(kind, &[x, w, b, r], &[y], p)?;
+        // TFLite's reference per-tensor FULLY_CONNECTED rounds its requantization once.
+        if kind == OpKind::FullyConnected && requant.len() == 1 {
+            self.b.set_single_rounding(index);
+        }
         Ok(())
     }
 }

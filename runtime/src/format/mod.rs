@@ -28,6 +28,9 @@ pub const MAX_RANK: usize = 6;
 pub const NO_ALIAS: u16 = u16::MAX;
 /// `TensorRecord::quant_axis` value for per-tensor quantization.
 pub const PER_TENSOR: u8 = u8::MAX;
+/// `OpRecord::flags` bit of an int8 `conv2d`, `depthwise_conv2d` or `fully_connected` whose
+/// requantization rounds once (TFLite's reference per-tensor FULLY_CONNECTED), not twice.
+pub const OP_SINGLE_ROUNDING: u8 = 1;
 
 /// Index of each section in `Header::sections`.
 pub mod section {
@@ -199,8 +202,8 @@ pub struct OpRecord {
     pub n_inputs: u8,
     /// Number of outputs.
     pub n_outputs: u8,
-    /// Reserved, zero.
-    pub reserved: u8,
+    /// [`OP_SINGLE_ROUNDING`] or zero.
+    pub flags: u8,
     /// Index of the first input id in the `OP_IO` section; outputs follow the inputs.
     pub io_start: u32,
     /// Byte offset of the parameter struct in the `PARAMS` section (4-aligned).

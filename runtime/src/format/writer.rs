@@ -205,6 +205,11 @@ impl ModelBuilder {
         u16::try_from(index).map_err(|_| BuildError("more than 65535 ops".into()))
     }
 
+    /// Makes op `op`'s int8 requantization round once (see [`super::OP_SINGLE_ROUNDING`]).
+    pub fn set_single_rounding(&mut self, op: u16) {
+        self.ops[op as usize].flags |= super::OP_SINGLE_ROUNDING;
+    }
+
     /// Records that op `op` came from operator `source` of the source model (an ONNX node or
     /// TFLite operator index, see [`super::meta::SourceFormat`]). Written only with a provenance.
     pub fn set_op_source(&mut self, op: u16, source: u32) {

@@ -26,7 +26,8 @@ pub(crate) fn dot<A, X: Copy, W: Copy>(acc: A, xs: &[X], ws: &[W], mac: impl Fn(
 /// zero point, clamp to the fused activation and narrow.
 #[inline(always)]
 pub(crate) fn requantize(q: &Int8Params, c: usize, acc: i32, bias: i32) -> i8 {
-    q.act.apply(q.channel(c).apply(acc.wrapping_add(bias)).wrapping_add(q.output_zero_point))
+    let scaled = q.channel(c).apply_rounded(q.rounding, acc.wrapping_add(bias));
+    q.act.apply(scaled.wrapping_add(q.output_zero_point))
 }
 
 /// Shared loop: `out[r, u] = finish(u, dot(zero, x[r, ..], w[u, ..]))`.

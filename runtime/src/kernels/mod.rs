@@ -43,7 +43,7 @@ pub mod selected {
 
 use core::ops::Range;
 
-use crate::quant::Requant;
+use crate::quant::{Requant, Rounding};
 
 /// An elementwise kernel's input: a slice of its own, or the output buffer it overwrites.
 ///
@@ -201,6 +201,8 @@ pub struct Int8Params<'a> {
     pub requant: &'a [Requant],
     /// Fused activation bounds.
     pub act: ClampI8,
+    /// How the requantization rounds (twice, but for imported per-tensor fully connected layers).
+    pub rounding: Rounding,
 }
 
 impl Int8Params<'_> {

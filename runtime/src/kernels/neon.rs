@@ -450,7 +450,7 @@ fn finish_block(q: &Int8Params, bias: &[i32], c0: usize, acc: &[int32x4_t], out:
 mod tests {
     use super::*;
     use crate::kernels::{conv2d, fully_connected, testutil, ClampI8};
-    use crate::quant::Requant;
+    use crate::quant::{Requant, Rounding};
     use proptest::collection::vec;
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -493,13 +493,15 @@ mod tests {
     }
 
     /// Quantization of a random case: zero points over the whole int8 range, per-tensor or
-    /// per-channel requantization (right and left shifts), random activation bounds.
+    /// per-channel requantization (right and left shifts, rounding once or twice), random
+    /// activation bounds.
     #[derive(Clone, Debug)]
     struct Quantization {
         requant: Vec<Requant>,
         input_zero_point: i32,
         output_zero_point: i32,
         act: ClampI8,
+        rounding: Rounding,
     }
 
     impl Quantization {
@@ -509,6 +511,7 @@ mod tests {
                 output_zero_point: self.output_zero_point,
                 requant: &self.requant,
                 act: self.act,
+                rounding: self.rounding,
             }
         }
     }
@@ -517,10 +520,19 @@ mod tests {
         let requant =
             (1i32 << 30..=i32::MAX, -16i32..=1).prop_map(|(multiplier, shift)| Requant { multiplier, shift });
         let requants = prop_oneof![vec(requant.clone(), 1), vec(requant, channels)];
-        (requants, any::<i8>(), any::<i8>(), any::<i8>(), any::<i8>()).prop_map(|(requant, zx, zy, a, b)| {
-            let act = ClampI8 { min: a.min(b).into(), max: a.max(b).into() };
-            Quantization { requant, input_zero_point: zx.into(), output_zero_point: zy.into(), act }
-        })
+        let rounding = prop_oneof![Just(Rounding::Double), Just(Rounding::Single)];
+        (requants, any::<i8>(), any::<i8>(), any::<i8>(), any::<i8>(), rounding).prop_map(
+            |(requant, zx, zy, a, b, rounding)| {
+                let act = ClampI8 { min: a.min(b).into(), max: a.max(b).into() };
+                Quantization {
+                    requant,
+                    input_zero_point: zx.into(),
+                    output_zero_point: zy.into(),
+                    act,
+                    rounding,
+                }
+            },
+        )
     }
 
     /// A random weighted-op case: geometry, quantization, input, weights (any int8, −128

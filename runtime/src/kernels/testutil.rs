@@ -3,7 +3,7 @@
 //! (de)quantization helpers, comparisons and proptest strategies.
 
 use super::{ClampI8, ConvGeometry, FcGeometry, Int8Params, Nhwc};
-use crate::quant::Requant;
+use crate::quant::{Requant, Rounding};
 use proptest::prelude::*;
 
 /// Index of `(b, y, x, c)` in an NHWC tensor of `shape`, or `None` when `(y, x)` is outside.
@@ -139,7 +139,13 @@ impl Quant {
 
     /// The kernels' int8 parameters over `requant`.
     pub(crate) fn params<'a>(&self, requant: &'a [Requant]) -> Int8Params<'a> {
-        Int8Params { input_zero_point: self.in_zp, output_zero_point: self.out_zp, requant, act: self.act }
+        Int8Params {
+            input_zero_point: self.in_zp,
+            output_zero_point: self.out_zp,
+            requant,
+            act: self.act,
+            rounding: Rounding::Double,
+        }
     }
 
     /// Dequantized input.

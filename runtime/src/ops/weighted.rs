@@ -53,6 +53,7 @@ pub(super) fn run<K: Kernels, W: WeightedKernels>(
             output_zero_point: y.scale_zero_point().1,
             requant: io.read.input_requant(&requant)?,
             act,
+            rounding: op.rounding,
         };
         let (xv, wv, bv) = (io.read.input(&x)?, io.read.input(&w)?, io.read.input(&bias)?);
         W::i8(g, &q, xv, wv, bv, io.output()?);

@@ -9,7 +9,7 @@
 use defmt_semihosting as _;
 use ember::kernels::{conv2d, cortex_m_dsp, depthwise_conv2d, fully_connected};
 use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Int8Params, Nhwc};
-use ember::quant::Requant;
+use ember::quant::{Requant, Rounding};
 use ember_bench::firmware::exit;
 use panic_probe as _;
 
@@ -59,7 +59,7 @@ struct Buffers {
 }
 
 /// Random quantization for `channels` output channels: zero points, per-tensor or per-channel
-/// requantization (right and left shifts), activation bounds.
+/// requantization (right and left shifts, rounding once or twice), activation bounds.
 fn quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) -> Int8Params<'a> {
     let used = if rng.next().is_multiple_of(2) { 1 } else { channels };
     for r in &mut requant[..used] {
@@ -71,6 +71,7 @@ fn quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) 
         output_zero_point: rng.range(-128, 127),
         requant: &requant[..used],
         act: ClampI8 { min, max: rng.range(min, 127) },
+        rounding: if rng.next().is_multiple_of(2) { Rounding::Double } else { Rounding::Single },
     }
 }
 
