@@ -56,6 +56,29 @@ pub struct NoHook;
 
 impl Hook for NoHook {}
 
+impl<H: Hook + ?Sized> Hook for &mut H {
+    fn before(&mut self, event: OpEvent) {
+        (**self).before(event);
+    }
+
+    fn after(&mut self, event: OpEvent, output: OpOutput<'_>) {
+        (**self).after(event, output);
+    }
+}
+
+/// Two hooks, `.0` called before `.1` both before and after each op.
+impl<A: Hook, B: Hook> Hook for (A, B) {
+    fn before(&mut self, event: OpEvent) {
+        self.0.before(event);
+        self.1.before(event);
+    }
+
+    fn after(&mut self, event: OpEvent, output: OpOutput<'_>) {
+        self.0.after(event, output);
+        self.1.after(event, output);
+    }
+}
+
 /// Runs a model; owns nothing but borrows the model and the arena. `K` chooses the kernels
 /// linked into the program: all of them by default, only the model's with the `Kernels` type
 /// `ember-build` generates.
@@ -308,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn hook_sees_every_op_in_order_with_its_output() {
+    fn hooks_see_every_op_in_order_with_its_output() {
         struct Log(Vec<(bool, u16, OpKind, Option<f32>)>);
         impl Hook for Log {
             fn before(&mut self, e: OpEvent) {
@@ -323,8 +346,10 @@ mod tests {
         let mut buf = Buffer([0; 64]);
         let mut interp = Interpreter::new(&model, &mut buf.0).unwrap();
         interp.input_f32(0).unwrap().copy_from_slice(&[3.0, 0.0, 0.0, 0.0]);
-        let mut log = Log(Vec::new());
-        interp.invoke_with(&mut log).unwrap();
+        // A pair of hooks: both see every event.
+        let (mut log, mut second) = (Log(Vec::new()), Log(Vec::new()));
+        interp.invoke_with(&mut (&mut log, &mut second)).unwrap();
+        assert_eq!(log.0, second.0);
         let sig3 = 1.0 / (1.0 + libm::expf(-3.0));
         assert_eq!(
             log.0,

@@ -44,6 +44,14 @@ impl<const OPS: usize, const INPUTS: usize> Default for Telemetry<OPS, INPUTS> {
 impl<const OPS: usize, const INPUTS: usize> Telemetry<OPS, INPUTS> {
     /// Widens the input ranges with the current inputs, then runs `interp` counting saturations.
     pub fn invoke<K: Kernels>(&mut self, interp: &mut Interpreter<'_, '_, K>) -> Result<(), Error> {
+        self.observe_inputs(interp)?;
+        interp.invoke_with(self)
+    }
+
+    /// What [`Telemetry::invoke`] does before it runs the model: widens the input ranges with
+    /// the current inputs and clears the saturation counts. Call it, then run the interpreter
+    /// with this telemetry as its hook (or part of it, e.g. `(timer, &mut telemetry)`).
+    pub fn observe_inputs<K: Kernels>(&mut self, interp: &Interpreter<'_, '_, K>) -> Result<(), Error> {
         for (index, range) in self.input_range.iter_mut().enumerate().take(interp.model().input_count()) {
             let (scale, zero_point) = interp.model().input(index)?.tensor.scale_zero_point();
             match interp.input_values_i8(index) {
@@ -53,7 +61,7 @@ impl<const OPS: usize, const INPUTS: usize> Telemetry<OPS, INPUTS> {
         }
         self.saturation.fill(Saturation::default());
         self.inferences = self.inferences.saturating_add(1);
-        interp.invoke_with(self)
+        Ok(())
     }
 
     /// Total saturated outputs of the last inference over all ops.

@@ -67,6 +67,17 @@ impl Report for Defmt {
         Ok(())
     }
 
+    #[cfg(feature = "telemetry")]
+    fn drift(&mut self, saturated_total: u64, (min, max): (f32, f32)) -> Result<(), Error> {
+        defmt::println!(
+            "drift saturated_total={=u64} input_min={=f32} input_max={=f32}",
+            saturated_total,
+            min,
+            max
+        );
+        Ok(())
+    }
+
     fn summary(
         &mut self,
         samples: usize,

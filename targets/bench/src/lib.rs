@@ -9,6 +9,7 @@
 //! ember-bench v2 board=<name> clock=<instructions|cycles|nanoseconds> arena_bytes=<n> ops=<n>
 //! sample index=<i> argmax=<k> output_crc32=<0x%08x> ticks=<n>
 //! layer index=<op index> kind=<op kind name> ticks_total=<n>
+//! drift saturated_total=<n> input_min=<x> input_max=<x>      (feature `telemetry` only)
 //! summary samples=<n> ticks_total=<n> output_crc32=<0x%08x> stack_bytes=<n>
 //! done
 //! ```
@@ -17,7 +18,8 @@
 //! ticks summed over all samples). `summary` gives the ticks of all inferences: a host divides
 //! by `samples` for the mean, so the firmware needs no 64-bit division. The summary CRC32 (IEEE)
 //! covers the output bytes of all samples concatenated; `stack_bytes` is the peak stack use
-//! measured by [`StackPaint`] (0 when not measured).
+//! measured by [`StackPaint`] (0 when not measured). `drift` (feature `telemetry`) gives the
+//! int8 outputs at -128/127 summed over all samples and ops, and input 0's range in real units.
 //!
 //! [`Lines`] writes these lines to any [`core::fmt::Write`]; firmware sends each line as one
 //! defmt message (`firmware::Defmt`), whose format strings stay in the ELF's debug sections, so
@@ -41,7 +43,13 @@ pub mod hosted;
 use core::fmt;
 
 use ember::format::{DType, OpKind};
+#[cfg(feature = "telemetry")]
+use ember::telemetry;
 use ember::{Hook, Interpreter, Kernels, Model, OpEvent, OpOutput};
+
+/// Ops whose saturations the `telemetry` feature counts: models with more are refused.
+#[cfg(feature = "telemetry")]
+const TELEMETRY_OPS: usize = 128;
 
 /// The board's tick counter.
 pub trait Clock {
@@ -74,6 +82,9 @@ pub trait Report {
     fn sample(&mut self, index: usize, argmax: usize, output_crc32: u32, ticks: u64) -> Result<(), Error>;
     /// `layer index=… kind=… ticks_total=…`
     fn layer(&mut self, index: usize, kind: OpKind, ticks_total: u64) -> Result<(), Error>;
+    /// `drift saturated_total=… input_min=… input_max=…`
+    #[cfg(feature = "telemetry")]
+    fn drift(&mut self, saturated_total: u64, input_range: (f32, f32)) -> Result<(), Error>;
     /// `summary samples=… ticks_total=… output_crc32=… stack_bytes=…`, then `done`.
     fn summary(
         &mut self,
@@ -106,6 +117,11 @@ impl<W: fmt::Write> Report for Lines<W> {
         Ok(writeln!(self.0, "layer index={index} kind={} ticks_total={ticks_total}", kind.name())?)
     }
 
+    #[cfg(feature = "telemetry")]
+    fn drift(&mut self, saturated_total: u64, (min, max): (f32, f32)) -> Result<(), Error> {
+        Ok(writeln!(self.0, "drift saturated_total={saturated_total} input_min={min} input_max={max}")?)
+    }
+
     fn summary(
         &mut self,
         samples: usize,
@@ -135,7 +151,8 @@ pub enum Error {
         /// Bytes in the batch.
         batch_bytes: usize,
     },
-    /// `layer_ticks` has fewer entries than the model has ops.
+    /// `layer_ticks` (or, with `telemetry`, the telemetry's op slots) has fewer entries than the
+    /// model has ops.
     TooFewLayerSlots {
         /// Ops in the model.
         ops: usize,
@@ -154,7 +171,7 @@ impl fmt::Display for Error {
                 f,
                 "the input batch has {batch_bytes} bytes: not a whole, non-zero number of {sample_bytes}-byte samples"
             ),
-            Error::TooFewLayerSlots { ops } => write!(f, "fewer layer tick slots than the model's {ops} ops"),
+            Error::TooFewLayerSlots { ops } => write!(f, "fewer layer tick (or telemetry) slots than the model's {ops} ops"),
             Error::UnsupportedDType(dtype) => {
                 write!(f, "input 0 or output 0 is {}: only int8 and f32 are supported", dtype.name())
             }
@@ -215,6 +232,12 @@ pub fn run<K: Kernels, C: Clock>(
         return Err(Error::PartialSample { sample_bytes, batch_bytes: bench.inputs.len() });
     }
     let mut interp = Interpreter::<K>::with_kernels(&model, bench.arena)?;
+    #[cfg(feature = "telemetry")]
+    let (mut telemetry, mut saturated_total) = (telemetry::Telemetry::<TELEMETRY_OPS, 1>::default(), 0u64);
+    #[cfg(feature = "telemetry")]
+    if ops > TELEMETRY_OPS {
+        return Err(Error::TooFewLayerSlots { ops });
+    }
     report.header(bench.board, C::UNIT, model.arena_bytes(), ops)?;
 
     let mut all_outputs = ember::CRC32.digest();
@@ -224,8 +247,18 @@ pub fn run<K: Kernels, C: Clock>(
         write_input(&mut interp, input.dtype, sample)?;
         let mut timer = LayerTimer { clock: &mut *clock, ticks: &mut *layer_ticks, start: 0 };
         let start = timer.clock.now();
+        #[cfg(feature = "telemetry")]
+        {
+            telemetry.observe_inputs(&interp)?;
+            interp.invoke_with(&mut (&mut timer, &mut telemetry))?;
+        }
+        #[cfg(not(feature = "telemetry"))]
         interp.invoke_with(&mut timer)?;
         let ticks = timer.clock.now() - start;
+        #[cfg(feature = "telemetry")]
+        {
+            saturated_total += u64::from(telemetry.saturated());
+        }
         let mut crc = ember::CRC32.digest();
         let argmax = read_output(&interp, |bytes| {
             crc.update(bytes);
@@ -239,6 +272,8 @@ pub fn run<K: Kernels, C: Clock>(
     for (index, &ticks) in layer_ticks.iter().enumerate() {
         report.layer(index, model.op(index as u16)?.kind, ticks)?;
     }
+    #[cfg(feature = "telemetry")]
+    report.drift(saturated_total, telemetry.input_range[0].unwrap_or_default())?;
     report.summary(samples, total_ticks, all_outputs.finalize(), stack.map_or(0, StackPaint::peak_bytes))
 }
 
