@@ -51,15 +51,17 @@ pub enum Rounding {
 }
 
 /// `(a × b × 2) >> 32` rounded to nearest with ties toward +∞ (gemmlowp), saturating the one overflow case.
+///
+/// gemmlowp adds a nudge of `2^30` (or `1 − 2^30` for a negative product) and divides by `2^31`
+/// truncating toward zero; both cases equal `(a × b + 2^30) >> 31` with an arithmetic shift
+/// (for a negative product, truncating `y / 2^31` is flooring `(y + 2^31 − 1) / 2^31`), which
+/// is one multiply-accumulate and a shift on 32-bit cores.
 #[inline(always)]
 pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    let ab = a as i64 * b as i64;
-    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // Division truncating toward zero, as in C++.
-    ((ab + nudge) / (1i64 << 31)) as i32
+    ((i64::from(a) * i64::from(b) + (1 << 30)) >> 31) as i32
 }
 
 /// `x / 2^exponent` rounded half away from zero (`exponent` in 0..=31).
@@ -170,6 +172,16 @@ mod tests {
         assert_eq!(rounding_divide_by_pot(4, 1), 2);
         assert_eq!(rounding_divide_by_pot(-6, 2), -2);
         assert_eq!(rounding_divide_by_pot(7, 0), 7);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn high_mul_equals_gemmlowps_nudge_and_truncating_division(a: i32, b: i32) {
+            let ab = i64::from(a) * i64::from(b);
+            let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+            let gemmlowp = if a == i32::MIN && b == i32::MIN { i32::MAX } else { ((ab + nudge) / (1i64 << 31)) as i32 };
+            proptest::prop_assert_eq!(saturating_rounding_doubling_high_mul(a, b), gemmlowp);
+        }
     }
 
     #[test]

@@ -106,10 +106,17 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     }
 }
 
+/// Most window cells (`KH × KW`) [`depthwise_conv2d_i8`] handles; larger windows take the
+/// reference path. 25 covers 5×5 (the table lives on the stack: 8 bytes per cell).
+const DEPTHWISE_CELLS: usize = 25;
+
 /// [`super::depthwise_conv2d::depthwise_conv2d_i8`] four channels at a time for a channel
-/// multiplier of 1: per tap, one word of activations and one of weights, sign-extended to 16-bit
-/// lanes, accumulate into four channels with `SMLABB`/`SMLATT`. Other multipliers, and the last
-/// `C mod 4` channels, take the reference path.
+/// multiplier of 1. Per output pixel, the window's cells inside the input become a table of
+/// (activation, weight) offsets, checked against the buffers once; then for every four channels
+/// one pass over the table does, per cell, one word load each of activations and weights,
+/// sign-extends them to 16-bit lanes and accumulates four channels with `SMLABB`/`SMLATT`.
+/// Other multipliers, windows of more than [`DEPTHWISE_CELLS`] cells, and the last `C mod 4`
+/// channels take the reference path.
 pub fn depthwise_conv2d_i8(
     g: &ConvGeometry,
     q: &Int8Params,
@@ -119,58 +126,83 @@ pub fn depthwise_conv2d_i8(
     out: &mut [i8],
 ) {
     let c = g.input.c;
-    if g.output.c != c {
+    if g.output.c != c || g.kernel[0] * g.kernel[1] > DEPTHWISE_CELLS {
         return depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out);
     }
     let offset = q.input_zero_point.wrapping_neg();
     let offsets = lanes(offset);
     let quads = c / 4 * 4;
+    let mut table = [(0usize, 0usize); DEPTHWISE_CELLS];
     for_each_window(g, |window, pixel| {
+        let mut n = 0;
+        window.for_each_cell(|tap, px| {
+            if let Some(cell) = table.get_mut(n) {
+                *cell = (px * c, tap * c);
+                n += 1;
+            }
+        });
+        let cells = &table[..n];
+        // Every load below reads 4 bytes at a cell's offset plus c0 ≤ quads − 4: in bounds when
+        // the largest offsets plus `quads` are (the loader's geometry checks make them so).
+        let fits = cells.iter().all(|&(xo, wo)| xo + quads <= x.len() && wo + quads <= w.len());
         let out = &mut out[pixel * c..][..c];
+        if !fits {
+            return;
+        }
         for c0 in (0..quads).step_by(4) {
-            // Four accumulators in registers (an array would live on the stack).
-            let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
-            window.for_each_cell(|tap, px| {
-                let xv = word(&x[px * c + c0..][..4].as_chunks::<4>().0[0]);
-                let wv = word(&w[tap * c + c0..][..4].as_chunks::<4>().0[0]);
-                // SAFETY: register-only DSP instructions, as in `dot_i8`.
-                unsafe {
-                    core::arch::asm!(
-                        "sxtab16 {xe}, {off}, {xv}",
-                        "sxtab16 {xo}, {off}, {xv}, ror #8",
-                        "sxtb16 {we}, {wv}",
-                        "sxtb16 {wo}, {wv}, ror #8",
-                        "smlabb {a0}, {xe}, {we}, {a0}",
-                        "smlatt {a2}, {xe}, {we}, {a2}",
-                        "smlabb {a1}, {xo}, {wo}, {a1}",
-                        "smlatt {a3}, {xo}, {wo}, {a3}",
-                        a0 = inout(reg) a0,
-                        a1 = inout(reg) a1,
-                        a2 = inout(reg) a2,
-                        a3 = inout(reg) a3,
-                        xv = in(reg) xv,
-                        wv = in(reg) wv,
-                        off = in(reg) offsets,
-                        xe = out(reg) _,
-                        xo = out(reg) _,
-                        we = out(reg) _,
-                        wo = out(reg) _,
-                        options(pure, nomem, nostack),
-                    );
-                }
-            });
-            let acc = [a0, a1, a2, a3];
-            for (k, &a) in acc.iter().enumerate() {
+            // SAFETY: `fits` bounds every offset + c0 + 4 ≤ offset + quads by the buffer lengths.
+            let [a0, a1, a2, a3] =
+                unsafe { quad_taps(x.as_ptr().add(c0), w.as_ptr().add(c0), cells, offsets) };
+            for (k, a) in [a0, a1, a2, a3].into_iter().enumerate() {
                 out[c0 + k] = requantize(q, c0 + k, a, bias[c0 + k]);
             }
         }
         for ch in quads..c {
             let mut acc = 0i32;
-            window.for_each_cell(|tap, px| {
-                let xv = i32::from(x[px * c + ch]).wrapping_add(offset);
-                acc = acc.wrapping_add(xv.wrapping_mul(i32::from(w[tap * c + ch])));
-            });
+            for &(xo, wo) in cells {
+                let xv = i32::from(x[xo + ch]).wrapping_add(offset);
+                acc = acc.wrapping_add(xv.wrapping_mul(i32::from(w[wo + ch])));
+            }
             out[ch] = requantize(q, ch, acc, bias[ch]);
         }
     });
+}
+
+/// Four channels' sums `Σ (x[xo + k] + offset) × w[wo + k]` (k = 0..4) over the `cells`
+/// (`offsets` holds the input offset in both 16-bit lanes).
+///
+/// # Safety
+/// For every cell, `x + xo .. x + xo + 4` and `w + wo .. w + wo + 4` must be readable.
+#[inline(always)]
+unsafe fn quad_taps(x: *const i8, w: *const i8, cells: &[(usize, usize)], offsets: u32) -> [i32; 4] {
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    for &(xo, wo) in cells {
+        // SAFETY: the caller guarantees both words are readable; Cortex-M loads unaligned words.
+        let (xv, wv) =
+            unsafe { (x.add(xo).cast::<u32>().read_unaligned(), w.add(wo).cast::<u32>().read_unaligned()) };
+        // SAFETY: register-only DSP instructions, as in `dot_i8`.
+        unsafe {
+            core::arch::asm!(
+                "sxtb16 {we}, {wv}",
+                "sxtab16 {xe}, {off}, {xv}",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "sxtb16 {we}, {wv}, ror #8",
+                "sxtab16 {xe}, {off}, {xv}, ror #8",
+                "smlabb {a1}, {xe}, {we}, {a1}",
+                "smlatt {a3}, {xe}, {we}, {a3}",
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                xv = in(reg) xv,
+                wv = in(reg) wv,
+                off = in(reg) offsets,
+                xe = out(reg) _,
+                we = out(reg) _,
+                options(pure, nomem, nostack),
+            );
+        }
+    }
+    [a0, a1, a2, a3]
 }
