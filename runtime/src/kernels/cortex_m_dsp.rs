@@ -8,7 +8,7 @@
 //! offset activation `x − zero_point` lies in −255..=255 and a weight in −128..=127; `SMLAD`
 //! adds in wrapping 32-bit arithmetic, as the reference does.
 
-use super::conv2d::{conv2d_i8_with, for_each_window};
+use super::conv2d::for_each_window;
 use super::depthwise_conv2d;
 use super::fully_connected::{fully_connected_i8_with, requantize};
 use super::{ConvGeometry, FcGeometry, Int8Params};
@@ -63,10 +63,106 @@ pub fn dot_i8(acc: i32, x: &[i8], w: &[i8], input_offset: i32) -> i32 {
     acc
 }
 
-/// [`super::fully_connected::fully_connected_i8`] with the `SMLAD` inner product.
+/// The activations `xv` plus the offset, sign-extended to 16-bit lanes: (bytes 0 and 2, bytes 1
+/// and 3).
+#[inline(always)]
+fn extend_activations(xv: u32, offsets: u32) -> (u32, u32) {
+    let (xe, xo);
+    // SAFETY: register-only DSP instructions, as in `dot_i8`.
+    unsafe {
+        core::arch::asm!(
+            "sxtab16 {xe}, {off}, {xv}",
+            "sxtab16 {xo}, {off}, {xv}, ror #8",
+            xv = in(reg) xv,
+            off = in(reg) offsets,
+            xe = out(reg) xe,
+            xo = out(reg) xo,
+            options(pure, nomem, nostack),
+        );
+    }
+    (xe, xo)
+}
+
+/// `acc` plus the four products of extended activations (`xe`, `xo`) and the weight word `wv`.
+#[inline(always)]
+fn smlad_word(acc: i32, xe: u32, xo: u32, wv: u32) -> i32 {
+    let mut acc = acc;
+    // SAFETY: register-only DSP instructions, as in `dot_i8`.
+    unsafe {
+        core::arch::asm!(
+            "sxtb16 {t}, {wv}",
+            "smlad {acc}, {xe}, {t}, {acc}",
+            "sxtb16 {t}, {wv}, ror #8",
+            "smlad {acc}, {xo}, {t}, {acc}",
+            acc = inout(reg) acc,
+            xe = in(reg) xe,
+            xo = in(reg) xo,
+            wv = in(reg) wv,
+            t = out(reg) _,
+            options(pure, nomem, nostack),
+        );
+    }
+    acc
+}
+
+/// Four filters' inner products with one row: `Σ (x[i] + input_offset) × w[k·depth + i]` for
+/// k = 0..4 and i over `x`, loading and sign-extending each word of activations once for all
+/// four. `w` holds the four consecutive filters of `depth ≥ x.len()` bytes each.
+#[inline(always)]
+fn dot4_i8(x: &[i8], w: &[i8], depth: usize, input_offset: i32) -> [i32; 4] {
+    let n = x.len();
+    let words = n / 4;
+    if n > depth || w.len() < 3 * depth + n {
+        return [0, 1, 2, 3].map(|k| dot_i8(0, x, w.get(k * depth..).unwrap_or(&[]), input_offset));
+    }
+    let offsets = lanes(input_offset);
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    let (xp, wp) = (x.as_ptr(), w.as_ptr());
+    for i in 0..words {
+        // SAFETY: 4·i + 4 ≤ n ≤ depth, and the check above makes `x` hold n bytes and `w` hold
+        // 3·depth + n: every word read lies inside its slice.
+        let (xv, w0, w1, w2, w3) = unsafe {
+            let at = |p: *const i8| p.add(4 * i).cast::<u32>().read_unaligned();
+            (at(xp), at(wp), at(wp.add(depth)), at(wp.add(2 * depth)), at(wp.add(3 * depth)))
+        };
+        let (xe, xo) = extend_activations(xv, offsets);
+        a0 = smlad_word(a0, xe, xo, w0);
+        a1 = smlad_word(a1, xe, xo, w1);
+        a2 = smlad_word(a2, xe, xo, w2);
+        a3 = smlad_word(a3, xe, xo, w3);
+    }
+    let mut acc = [a0, a1, a2, a3];
+    if words * 4 < n {
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a = dot_i8(*a, &x[words * 4..], &w[k * depth + words * 4..k * depth + n], input_offset);
+        }
+    }
+    acc
+}
+
+/// [`super::fully_connected::fully_connected_i8`] with `SMLAD`, four units per pass over each
+/// row (the activations are extended once for the four), then one at a time.
 pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     let offset = q.input_zero_point.wrapping_neg();
-    fully_connected_i8_with(g, q, x, w, bias, out, |acc, xs, ws| dot_i8(acc, xs, ws, offset));
+    let (depth, units) = (g.depth, g.units);
+    if depth == 0 || units == 0 {
+        return fully_connected_i8_with(g, q, x, w, bias, out, |acc, xs, ws| dot_i8(acc, xs, ws, offset));
+    }
+    let filter = |u: usize| &w[u * depth..][..depth];
+    for (row, out) in x.chunks_exact(depth).zip(out.chunks_exact_mut(units)).take(g.rows) {
+        let (quads, rest) = out.as_chunks_mut::<4>();
+        for (b, o) in quads.iter_mut().enumerate() {
+            let u0 = 4 * b;
+            let acc = dot4_i8(row, &w[u0 * depth..(u0 + 4) * depth], depth, offset);
+            for (k, (o, a)) in o.iter_mut().zip(acc).enumerate() {
+                *o = requantize(q, u0 + k, a, bias[u0 + k]);
+            }
+        }
+        for (i, o) in rest.iter_mut().enumerate() {
+            let u = 4 * quads.len() + i;
+            *o = requantize(q, u, dot_i8(0, row, filter(u), offset), bias[u]);
+        }
+    }
 }
 
 /// Largest filter (`KH × KW × Cin` bytes) that [`conv2d_i8`] gathers on the stack for inputs
@@ -77,9 +173,11 @@ const GATHER_BYTES: usize = 128;
 /// - a 1×1 convolution with stride 1 and no padding is a fully connected layer over the pixels;
 /// - with fewer than 4 input channels (first layers), each window is gathered into one
 ///   contiguous row of `KH × KW × Cin` values on the stack, padding filled with the input zero
-///   point (which contributes 0, as a skipped tap does in the reference), so the inner product
-///   runs over the whole filter instead of one short run per window row;
-/// - otherwise one inner product per run of taps.
+///   point (which contributes 0, as a skipped tap does in the reference), and multiplied as a
+///   fully connected layer of one row;
+/// - otherwise four output channels per pass over each window, one four-filter inner product
+///   per run of taps (the activations extended once for the four), the last `Cout mod 4`
+///   channels one at a time.
 pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     let offset = q.input_zero_point.wrapping_neg();
     let dot = |acc, xs: &[i8], ws: &[i8]| dot_i8(acc, xs, ws, offset);
@@ -87,7 +185,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     let filter_len = g.kernel[0] * g.kernel[1] * cin;
     if g.kernel == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0] {
         let fc = FcGeometry { rows: g.input.len() / cin.max(1), depth: cin, units: cout };
-        fully_connected_i8_with(&fc, q, x, w, bias, out, dot);
+        fully_connected_i8(&fc, q, x, w, bias, out);
     } else if cin < 4 && filter_len <= GATHER_BYTES {
         let mut gathered = [0i8; GATHER_BYTES];
         let column = &mut gathered[..filter_len];
@@ -96,13 +194,41 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
         for_each_window(g, |window, pixel| {
             column.fill(zero_point);
             window.for_each_cell(|tap, px| column[tap * cin..][..cin].copy_from_slice(&x[px * cin..][..cin]));
-            for (oc, o) in out[pixel * cout..][..cout].iter_mut().enumerate() {
-                let acc = dot(0, column, &w[oc * filter_len..][..filter_len]);
+            let fc = FcGeometry { rows: 1, depth: filter_len, units: cout };
+            fully_connected_i8(&fc, q, column, w, bias, &mut out[pixel * cout..][..cout]);
+        });
+    } else {
+        for_each_window(g, |window, pixel| {
+            let out = &mut out[pixel * cout..][..cout];
+            let (quads, rest) = out.as_chunks_mut::<4>();
+            for (b, o) in quads.iter_mut().enumerate() {
+                let oc = 4 * b;
+                let mut acc = [0i32; 4];
+                for (tap, px, count) in window.runs() {
+                    let (start, len) = (oc * filter_len + tap * cin, count * cin);
+                    let sums = dot4_i8(
+                        &x[px * cin..][..len],
+                        &w[start..start + 3 * filter_len + len],
+                        filter_len,
+                        offset,
+                    );
+                    for (a, s) in acc.iter_mut().zip(sums) {
+                        *a = a.wrapping_add(s);
+                    }
+                }
+                for (k, (o, a)) in o.iter_mut().zip(acc).enumerate() {
+                    *o = requantize(q, oc + k, a, bias[oc + k]);
+                }
+            }
+            for (i, o) in rest.iter_mut().enumerate() {
+                let oc = 4 * quads.len() + i;
+                let filter = &w[oc * filter_len..][..filter_len];
+                let acc = window.runs().fold(0, |acc, (tap, px, count)| {
+                    dot(acc, &x[px * cin..][..count * cin], &filter[tap * cin..][..count * cin])
+                });
                 *o = requantize(q, oc, acc, bias[oc]);
             }
         });
-    } else {
-        conv2d_i8_with(g, q, x, w, bias, out, dot);
     }
 }
 
