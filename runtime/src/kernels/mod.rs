@@ -182,10 +182,11 @@ impl ClampI8 {
     /// The full int8 range.
     pub const FULL: Self = Self { min: -128, max: 127 };
 
-    /// Clamps `x` and narrows it to int8.
+    /// Clamps `x` and narrows it to int8 (`min ≤ max`, both int8, as the loader checks; unlike
+    /// `i32::clamp` this has no assertion to check per value).
     #[inline(always)]
     pub fn apply(self, x: i32) -> i8 {
-        x.clamp(self.min, self.max) as i8
+        x.max(self.min).min(self.max) as i8
     }
 }
 
