@@ -60,6 +60,13 @@ impl Window {
         self.rows.len() * self.cols.len()
     }
 
+    /// Input pixel index of the window's first cell inside the input (its top-left cell when
+    /// the whole window lies inside).
+    #[cfg(ember_arm_dsp)]
+    pub(crate) fn first_pixel(self) -> usize {
+        self.base + self.rows.first * self.width + self.cols.first
+    }
+
     /// Calls `f(tap, pixel)` for every cell inside the input in row-major window order (`tap` is
     /// `ky × KW + kx`, `pixel` the input pixel index `(b × H + iy) × W + ix`), with plain counted
     /// loops (no iterator adapters), which stay tight at any optimization level.

@@ -267,23 +267,38 @@ pub fn depthwise_conv2d_i8(
     let offset = q.input_zero_point.wrapping_neg();
     let offsets = lanes(offset);
     let quads = c / 4 * 4;
-    let mut table = [(0usize, 0usize); DEPTHWISE_CELLS];
+    // Windows that lie wholly inside the input share one table of offsets from their top-left
+    // pixel; the others (at the borders) get their own.
+    let [kh, kw] = g.kernel;
+    let mut full = [(0usize, 0usize); DEPTHWISE_CELLS];
+    for (tap, cell) in full.iter_mut().enumerate().take(kh * kw) {
+        let (ky, kx) = (tap / kw, tap % kw);
+        *cell = ((ky * g.dilation[0] * g.input.w + kx * g.dilation[1]) * c, tap * c);
+    }
+    let full = &full[..kh * kw];
+    let mut border = [(0usize, 0usize); DEPTHWISE_CELLS];
     for_each_window(g, |window, pixel| {
-        let mut n = 0;
-        window.for_each_cell(|tap, px| {
-            if let Some(cell) = table.get_mut(n) {
-                *cell = (px * c, tap * c);
-                n += 1;
-            }
-        });
-        let cells = &table[..n];
-        // Every load below reads 4 bytes at a cell's offset plus c0 ≤ quads − 4: in bounds when
-        // the largest offsets plus `quads` are (the loader's geometry checks make them so).
-        let fits = cells.iter().all(|&(xo, wo)| xo + quads <= x.len() && wo + quads <= w.len());
+        let (base, cells) = if window.len() == full.len() {
+            (window.first_pixel() * c, full)
+        } else {
+            let mut n = 0;
+            window.for_each_cell(|tap, px| {
+                if let Some(cell) = border.get_mut(n) {
+                    *cell = (px * c, tap * c);
+                    n += 1;
+                }
+            });
+            (0, &border[..n])
+        };
+        // Every load below reads 4 bytes at base + a cell's offset + c0 with c0 ≤ quads − 4: in
+        // bounds when the largest offsets plus `quads` are (the loader's geometry checks make
+        // them so; cells are in increasing order of both offsets).
+        let fits = cells.last().is_none_or(|&(xo, wo)| base + xo + quads <= x.len() && wo + quads <= w.len());
         let out = &mut out[pixel * c..][..c];
         if !fits {
             return;
         }
+        let x = &x[base..];
         for c0 in (0..quads).step_by(4) {
             // SAFETY: `fits` bounds every offset + c0 + 4 ≤ offset + quads by the buffer lengths.
             let [a0, a1, a2, a3] =
