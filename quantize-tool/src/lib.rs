@@ -14,5 +14,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod provenance;
 pub mod quantize;
+pub mod samples;
 pub mod sign;
 pub mod tflite;

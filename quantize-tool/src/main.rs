@@ -2,20 +2,24 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use ember::format::meta::SourceFormat;
 use ember::format::DType;
 use ember_build::IncludePaths;
+use ember_quantize::calibrate::Method;
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare};
 use ember_quantize::npy::{is_int8_npy, load_samples, npy_bytes, read_npy};
 use ember_quantize::plan::{Options, PlanReport};
-use ember_quantize::provenance::Origin;
+use ember_quantize::provenance::{self, Origin};
+use ember_quantize::samples::arrays::Arrays;
+use ember_quantize::samples::images::{Channels, ImageOptions, Images, Layout};
+use ember_quantize::samples::{is_data_error, Input, Noise, SampleSource};
 use ember_quantize::{inspect, onnx, pipeline, sign, tflite};
-use rand::{RngExt, SeedableRng};
-use tract_onnx::prelude::tract_ndarray::{ArrayD, Dimension, IxDyn};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tract_onnx::prelude::tract_ndarray::ArrayD;
 
 /// `println!` that returns an error instead of panicking, and treats a closed standard output
 /// (`ember-quantize … | head`) as the reader having seen enough.
@@ -99,13 +103,20 @@ enum Command {
         /// Numeric precision.
         #[arg(long, value_enum, default_value = "int8")]
         precision: Precision,
-        /// Calibration samples: .npy (first axis = samples) or .npz (one array per input), or
-        /// `random` for seeded normal noise (accuracy not representative).
+        /// Calibration samples: .npy (first axis = samples), .npz (one array per input), a folder
+        /// of PNG/JPEG images (one image input), or `random` for seeded uniform noise (accuracy
+        /// not representative). Read one sample at a time.
         #[arg(long)]
         calib: Option<String>,
         /// Use at most this many calibration samples.
         #[arg(long, default_value_t = 500)]
         calib_limit: usize,
+        /// How each activation's int8 range is chosen: minmax, percentile[=P] (P % on each tail,
+        /// default 99.99), entropy (least KL divergence) or mse (least squared error).
+        #[arg(long, default_value = "minmax", value_parser = str::parse::<Method>)]
+        calibration: Method,
+        #[command(flatten)]
+        images: ImageArgs,
         /// Concrete shape for an input with symbolic dims, e.g. `input:1,3,32,32` (repeatable).
         #[arg(long = "input-shape", value_parser = parse_input_shape)]
         input_shapes: Vec<(String, Vec<usize>)>,
@@ -192,6 +203,62 @@ enum Command {
     },
 }
 
+/// How an image folder given to `--calib` becomes input values.
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// Image folder only: stretch images to WIDTHxHEIGHT, the model input's size (e.g. 96x96).
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    resize: Option<(u32, u32)>,
+    /// Image folder only: subtracted from pixel values 0..255, one per channel or one for all
+    /// (e.g. 123.675,116.28,103.53).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    mean: Option<Vec<f32>>,
+    /// Image folder only: divides (pixel − mean), one per channel or one for all (255 gives
+    /// 0..1 from 0..255).
+    #[arg(long, value_delimiter = ',')]
+    std: Option<Vec<f32>>,
+    /// Image folder only: the input's layout (default: where its 1 or 3 channels are).
+    #[arg(long, value_enum)]
+    layout: Option<Layout>,
+    /// Image folder only: the input's channel order (default: gray for 1 channel, rgb for 3).
+    #[arg(long, value_enum)]
+    channels: Option<Channels>,
+}
+
+impl ImageArgs {
+    /// The flags given, by name.
+    fn given(&self) -> Vec<&'static str> {
+        let flags = [
+            ("--resize", self.resize.is_some()),
+            ("--mean", self.mean.is_some()),
+            ("--std", self.std.is_some()),
+            ("--layout", self.layout.is_some()),
+            ("--channels", self.channels.is_some()),
+        ];
+        flags.into_iter().filter(|(_, given)| *given).map(|(flag, _)| flag).collect()
+    }
+
+    fn options(&self) -> ImageOptions {
+        let defaults = ImageOptions::default();
+        ImageOptions {
+            resize: self.resize,
+            mean: self.mean.clone().unwrap_or(defaults.mean),
+            std: self.std.clone().unwrap_or(defaults.std),
+            layout: self.layout,
+            channels: self.channels,
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let parsed =
+        s.split_once(['x', 'X']).and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)));
+    match parsed {
+        Some((w, h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(format!("'{s}' is not WIDTHxHEIGHT: write e.g. 96x96")),
+    }
+}
+
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
     let (name, dims) = s.rsplit_once(':').ok_or("expected NAME:D0,D1,...")?;
     let dims = dims
@@ -217,8 +284,18 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Quantize { model, output, precision, calib, calib_limit, input_shapes } => {
-            quantize(&model, &output, precision, calib.as_deref(), calib_limit, &input_shapes)
+        Command::Quantize {
+            model,
+            output,
+            precision,
+            calib,
+            calib_limit,
+            calibration,
+            images,
+            input_shapes,
+        } => {
+            let calib = CalibArgs { data: calib.as_deref(), limit: calib_limit, method: calibration, images };
+            quantize(&model, &output, precision, &calib, &input_shapes)
         }
         Command::Import { model, output } => import(&model, &output),
         Command::Codegen { model, output, inputs } => {
@@ -260,55 +337,87 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// What `quantize` calibrates int8 with.
+struct CalibArgs<'a> {
+    data: Option<&'a str>,
+    limit: usize,
+    method: Method,
+    images: ImageArgs,
+}
+
+/// Calibration samples to read: the random noise `quantize` uses has this many.
+const RANDOM_SAMPLES: usize = 16;
+
 fn quantize(
     model: &Path,
     output: &Path,
     precision: Precision,
-    calib: Option<&str>,
-    calib_limit: usize,
+    calib: &CalibArgs,
     input_shapes: &[(String, Vec<usize>)],
 ) -> Result<(), Failure> {
     refuse_input_as_output(model, output)?;
     check_output(output).blame(Fault::Output)?;
-    if let (Precision::Int8, None) = (precision, calib) {
+    if let (Precision::Int8, None) = (precision, calib.data) {
         return Err(anyhow!(
-            "int8 needs calibration data: pass --calib SAMPLES.npy|.npz (a few hundred representative inputs), \
-             or --calib random to accept unrepresentative accuracy"
+            "int8 needs calibration data: pass --calib SAMPLES.npy|.npz|IMAGE_FOLDER (a few hundred \
+             representative inputs), or --calib random to accept unrepresentative accuracy"
+        ))
+        .blame(Fault::Usage);
+    }
+    let image_flags = calib.images.given();
+    let folder = calib.data.map(Path::new).filter(|p| p.is_dir());
+    if folder.is_none() && !image_flags.is_empty() {
+        return Err(anyhow!(
+            "{} only apply to an image folder given to --calib; drop them, or pass --calib FOLDER",
+            image_flags.join(", ")
         ))
         .blame(Fault::Usage);
     }
     let graph = onnx::load_onnx(model, input_shapes).blame(Fault::Model)?;
-    let inputs: Vec<(String, Vec<usize>)> =
-        graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
-    let samples = match calib {
-        Some("random") => {
+    let inputs: Vec<Input> = graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
+    let random = calib.data == Some("random");
+    let source: Option<Box<dyn SampleSource>> = match (precision, calib.data) {
+        (Precision::Int8, Some("random")) => {
             eprintln!("warning: calibrating on random noise; int8 accuracy will not be representative");
-            let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-            (0..16)
-                .map(|_| {
-                    inputs
-                        .iter()
-                        .map(|(_, shape)| {
-                            ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(-1.0f32..1.0))
-                        })
-                        .collect()
-                })
-                .collect()
+            Some(Box::new(Noise::new(&inputs, RANDOM_SAMPLES.min(calib.limit))))
         }
-        Some(path) => {
-            let samples = load_samples(Path::new(path), &inputs)
-                .context("cannot use the calibration data (--calib)")
-                .blame(Fault::Data)?;
-            check_finite(Path::new(path), &inputs, &samples).blame(Fault::Data)?;
-            samples
+        (Precision::Int8, Some(path)) => {
+            let opened: Result<Box<dyn SampleSource>> = match folder {
+                Some(dir) => {
+                    Images::open(dir, &inputs, &calib.images.options(), calib.limit).map(|s| Box::new(s) as _)
+                }
+                None => Arrays::open(Path::new(path), &inputs, calib.limit).map(|s| Box::new(s) as _),
+            };
+            Some(opened.context("cannot use the calibration data (--calib)").blame(Fault::Data)?)
         }
-        None => Vec::new(),
+        _ => None,
     };
-    let samples = &samples[..samples.len().min(calib_limit)];
-    let source = read_file(model).blame(Fault::Model)?;
-    let origin = Origin::new(&source, SourceFormat::Onnx, calib == Some("random")).blame(Fault::Usage)?;
-    let written = pipeline::build_from(&graph, precision, Some(samples), Options::default(), &origin)
-        .blame(Fault::Model)?;
+    if let (false, Some(name)) = (provenance::calibration_code(calib.method, random).1, source.as_ref()) {
+        eprintln!(
+            "warning: the model file's provenance will say min-max: the format has no code for {} \
+             calibration yet ({} samples)",
+            calib.method,
+            name.len()
+        );
+    }
+    let source = source.map(|s| Progress::new(s, calib.method));
+    let calibration = source
+        .as_ref()
+        .map(|s| pipeline::Calibration { source: s as &dyn SampleSource, method: calib.method });
+    let text = read_file(model).blame(Fault::Model)?;
+    let origin = Origin::new(&text, SourceFormat::Onnx, random).blame(Fault::Usage)?;
+    let written = pipeline::build_from(&graph, precision, calibration, Options::default(), &origin).map_err(
+        |error| match is_data_error(&error) {
+            true => Failure {
+                fault: Fault::Data,
+                error: error.context("cannot use the calibration data (--calib)"),
+            },
+            false => Failure { fault: Fault::Model, error },
+        },
+    )?;
+    if let Some(s) = &source {
+        s.bar.finish_and_clear();
+    }
     for (tensor, value) in &written.constant_activations {
         let fallback =
             if *value == 0.0 { " (scale 1, zero point 0: the fallback for an empty range)" } else { "" };
@@ -324,16 +433,55 @@ fn quantize(
     let file = ModelFile::from_bytes(&written.bytes);
     let m = file.model()?;
     let plan = &written.plan;
+    let provenance = m.metadata().map(|meta| meta.provenance.calib_samples).unwrap_or(0);
     out!(
-        "wrote {} ({:?}): {} ops, {} weight bytes, {} calibration samples",
+        "wrote {} ({:?}): {} ops, {} weight bytes, {} calibration samples{}",
         output.display(),
         precision,
         m.op_count(),
         m.weight_bytes(),
-        samples.len()
+        provenance,
+        if provenance > 0 { format!(" ({})", calib.method) } else { String::new() }
     )?;
     out!("{}", plan_summary(plan))?;
     Ok(())
+}
+
+/// Calibration samples behind a progress bar over every pass, drawn only when standard error
+/// is a terminal.
+struct Progress {
+    source: Box<dyn SampleSource>,
+    bar: ProgressBar,
+}
+
+impl Progress {
+    fn new(source: Box<dyn SampleSource>, method: Method) -> Self {
+        let passes = if method.needs_histograms() { 2 } else { 1 };
+        let bar =
+            ProgressBar::with_draw_target(Some((source.len() * passes) as u64), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} samples, {eta} left") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(format!(
+            "calibrating ({method}, {passes} pass{})",
+            if passes > 1 { "es" } else { "" }
+        ));
+        Self { source, bar }
+    }
+}
+
+impl SampleSource for Progress {
+    fn len(&self) -> usize {
+        self.source.len()
+    }
+
+    fn for_each(&self, visit: &mut dyn FnMut(&[ArrayD<f32>]) -> Result<()>) -> Result<()> {
+        self.source.for_each(&mut |sample| {
+            visit(sample)?;
+            self.bar.inc(1);
+            Ok(())
+        })
+    }
 }
 
 /// Writes a new key pair to `output` and `output.pub`, refusing to overwrite either.
@@ -485,23 +633,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
-}
-
-/// Fails on the first NaN or infinite value of the calibration `samples` read from `path`.
-fn check_finite(path: &Path, inputs: &[(String, Vec<usize>)], samples: &[Vec<ArrayD<f32>>]) -> Result<()> {
-    for (s, sample) in samples.iter().enumerate() {
-        for ((name, _), x) in inputs.iter().zip(sample) {
-            if let Some((index, value)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-                bail!(
-                    "calibration data {}: sample {s} of input '{name}' holds {value} at {:?}; calibration \
-                     needs finite values: remove or fix that sample",
-                    path.display(),
-                    index.slice()
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 fn model_inputs(model: &ember::Model) -> Result<Vec<(String, Vec<usize>)>> {

@@ -52,7 +52,7 @@ fn to_array<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<ArrayD<f32>> {
 }
 
 /// Explains an end of file inside the data.
-fn truncated(e: std::io::Error) -> anyhow::Error {
+pub fn truncated(e: std::io::Error) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::UnexpectedEof {
         anyhow::anyhow!(
             "the file ends before all the values its header declares: it is truncated; write it again"
@@ -64,7 +64,7 @@ fn truncated(e: std::io::Error) -> anyhow::Error {
 
 /// Fails if the `.npy` header read from `r` declares more elements than a 64-bit size can hold
 /// (npyz overflows on such shapes). Anything else wrong is left for npyz to report.
-fn check_shape(mut r: impl Read) -> Result<()> {
+pub fn check_shape(mut r: impl Read) -> Result<()> {
     let mut prefix = [0u8; 12];
     if r.read_exact(&mut prefix).is_err() || &prefix[..6] != b"\x93NUMPY" {
         return Ok(());

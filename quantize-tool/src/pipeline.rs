@@ -3,13 +3,14 @@
 use anyhow::{Context, Result};
 use tract_onnx::prelude::tract_ndarray::ArrayD;
 
-use crate::calibrate::calibrate;
+use crate::calibrate::{calibrate, Method};
 use crate::emit::{emit, Precision};
 use crate::graph::Graph;
 use crate::host::ModelFile;
 use crate::plan::{plan, Options, PlanReport};
-use crate::provenance::{record, Origin};
+use crate::provenance::{record, CalibrationSummary, Origin};
 use crate::quantize::activation_params;
+use crate::samples::SampleSource;
 
 /// A written model and what planning found.
 pub struct Written {
@@ -24,7 +25,8 @@ pub struct Written {
 }
 
 /// Lowers, plans and serializes `graph` at `precision`. int8 needs calibration samples (each a
-/// list of inputs in ONNX layout). The provenance names no source file and time 0.
+/// list of inputs in ONNX layout), calibrated with min/max. The provenance names no source file
+/// and time 0.
 pub fn build(graph: &Graph, precision: Precision, calib: Option<&[Vec<ArrayD<f32>>]>) -> Result<Written> {
     build_with(graph, precision, calib, Options::default())
 }
@@ -36,42 +38,52 @@ pub fn build_with(
     calib: Option<&[Vec<ArrayD<f32>>]>,
     options: Options,
 ) -> Result<Written> {
+    let calib = calib.as_ref().map(|samples| Calibration { source: samples, method: Method::MinMax });
     build_from(graph, precision, calib, options, &Origin::default())
 }
 
-/// As [`build_with`], recording `origin` in the model's provenance.
+/// Where int8 activation ranges come from: samples and the method that reads ranges from them.
+#[derive(Clone, Copy)]
+pub struct Calibration<'a> {
+    /// The samples, read one at a time (twice for the histogram methods).
+    pub source: &'a dyn SampleSource,
+    /// How each tensor's range is chosen.
+    pub method: Method,
+}
+
+/// As [`build_with`], calibrating int8 with `calib` and recording `origin` in the model's
+/// provenance. Errors of the calibration data are marked [`crate::samples::DataError`].
 pub fn build_from(
     graph: &Graph,
     precision: Precision,
-    calib: Option<&[Vec<ArrayD<f32>>]>,
+    calib: Option<Calibration<'_>>,
     options: Options,
     origin: &Origin,
 ) -> Result<Written> {
-    let write_at =
-        |precision, qparams| write(graph, precision, qparams, options, &record(origin, precision, calib));
-    let float = write_at(Precision::F32, None)?;
-    if precision == Precision::F32 {
-        return Ok(float);
+    let float = write(graph, Precision::F32, None, options, &record(origin, Precision::F32, None))?;
+    if precision != Precision::Int8 {
+        return match precision {
+            Precision::F32 => Ok(float),
+            _ => write(graph, precision, None, options, &record(origin, precision, None)),
+        };
     }
-    let (qparams, constant_activations) = match precision {
-        Precision::Int8 => {
-            let samples = calib.context("int8 needs calibration samples")?;
-            let file = ModelFile::from_bytes(&float.bytes);
-            let model = file.model()?;
-            let op_outputs: Vec<usize> = graph.nodes.iter().map(|n| n.outputs[0]).collect();
-            let ranges = calibrate(graph, &model, &op_outputs, samples)?;
-            let constant = graph
-                .tensors
-                .iter()
-                .zip(&ranges)
-                .filter(|(t, _)| t.data.is_none())
-                .filter_map(|(t, r)| r.filter(|(lo, hi)| lo == hi).map(|(v, _)| (t.name.clone(), v)))
-                .collect();
-            (Some(activation_params(graph, &ranges)?), constant)
-        }
-        _ => (None, Vec::new()),
-    };
-    Ok(Written { constant_activations, ..write_at(precision, qparams.as_deref())? })
+    let calib = calib.context("int8 needs calibration samples")?;
+    let file = ModelFile::from_bytes(&float.bytes);
+    let model = file.model()?;
+    let op_outputs: Vec<usize> = graph.nodes.iter().map(|n| n.outputs[0]).collect();
+    let calibrated = calibrate(graph, &model, &op_outputs, calib.source, calib.method)?;
+    let constant_activations = graph
+        .tensors
+        .iter()
+        .zip(&calibrated.ranges)
+        .filter(|(t, _)| t.data.is_none())
+        .filter_map(|(t, r)| r.filter(|(lo, hi)| lo == hi).map(|(v, _)| (t.name.clone(), v)))
+        .collect();
+    let qparams = activation_params(graph, &calibrated.ranges)?;
+    let summary =
+        CalibrationSummary { method: calib.method, samples: calibrated.samples, sha256: calibrated.sha256 };
+    let provenance = record(origin, precision, Some(&summary));
+    Ok(Written { constant_activations, ..write(graph, precision, Some(&qparams), options, &provenance)? })
 }
 
 fn write(

@@ -4,8 +4,8 @@ use anyhow::{Context, Result};
 use ember::format::meta::{Calibration, Provenance, SourceFormat, TOOL_LEN};
 use ember::format::DType;
 use sha2::{Digest, Sha256};
-use tract_onnx::prelude::tract_ndarray::ArrayD;
 
+use crate::calibrate::Method;
 use crate::emit::Precision;
 
 /// The writing tool, as recorded in every model.
@@ -62,37 +62,43 @@ pub fn creation_time() -> Result<u64> {
     }
 }
 
-/// SHA-256 of calibration samples: each sample's inputs in order, each as its little-endian
-/// `f32` values in row-major order of the original (ONNX) shape.
-pub fn calibration_sha256(samples: &[Vec<ArrayD<f32>>]) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    for x in samples.iter().flatten() {
-        x.iter().for_each(|v| hash.update(v.to_le_bytes()));
-    }
-    hash.finalize().into()
+/// What int8 calibration ran on and how, as recorded in the provenance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CalibrationSummary {
+    /// The method that chose the ranges.
+    pub method: Method,
+    /// Samples used.
+    pub samples: usize,
+    /// SHA-256 of the samples ([`crate::calibrate::SampleHash`]).
+    pub sha256: [u8; 32],
+}
+
+/// The provenance code of `method` over real data or (`random`) seeded noise, and whether the
+/// code names the method exactly. The format has codes for min/max only, so the histogram
+/// methods are recorded as min/max until it has theirs (docs/QUANTIZATION.md).
+pub fn calibration_code(method: Method, random: bool) -> (Calibration, bool) {
+    let code = if random { Calibration::MinMaxRandom } else { Calibration::MinMax };
+    (code, method == Method::MinMax)
 }
 
 /// The provenance record of a model at `precision` made from `origin`, calibrated (int8 only)
-/// on `calib`; `None` for int8 whose quantization came with the source (an import).
-pub fn record(origin: &Origin, precision: Precision, calib: Option<&[Vec<ArrayD<f32>>]>) -> Provenance {
+/// as `calib` says; `None` for int8 whose quantization came with the source (an import).
+pub fn record(origin: &Origin, precision: Precision, calib: Option<&CalibrationSummary>) -> Provenance {
     let dtype = match precision {
         Precision::Int8 => DType::I8,
         Precision::F16 => DType::F16,
         Precision::F32 => DType::F32,
     };
     let calib = calib.filter(|_| precision == Precision::Int8);
-    let calibration = match (calib, origin.random_calibration) {
-        (None, _) => Calibration::None,
-        (Some(_), false) => Calibration::MinMax,
-        (Some(_), true) => Calibration::MinMaxRandom,
-    };
+    let calibration =
+        calib.map_or(Calibration::None, |c| calibration_code(c.method, origin.random_calibration).0);
     let mut tool = [0; TOOL_LEN];
     tool[..TOOL.len()].copy_from_slice(TOOL.as_bytes());
     Provenance {
         source_sha256: origin.source_sha256,
-        calib_sha256: calib.map_or([0; 32], calibration_sha256),
+        calib_sha256: calib.map_or([0; 32], |c| c.sha256),
         created: [origin.created_unix as u32, (origin.created_unix >> 32) as u32],
-        calib_samples: calib.map_or(0, |c| c.len() as u32),
+        calib_samples: calib.map_or(0, |c| c.samples as u32),
         precision: dtype as u8,
         calibration: calibration as u8,
         source_format: origin.source_format as u8,
@@ -108,7 +114,10 @@ pub fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use tract_onnx::prelude::tract_ndarray::ArrayD;
+
     use super::*;
+    use crate::calibrate::SampleHash;
 
     #[test]
     fn the_tool_name_fits_the_record() {
@@ -117,11 +126,29 @@ mod tests {
 
     #[test]
     fn calibration_hash_depends_on_every_value_and_their_order() {
-        let sample = |v: &[f32]| vec![ArrayD::from_shape_vec(vec![v.len()], v.to_vec()).unwrap()];
-        let a = calibration_sha256(&[sample(&[1.0, 2.0])]);
-        assert_eq!(a, calibration_sha256(&[sample(&[1.0, 2.0])]));
-        assert_ne!(a, calibration_sha256(&[sample(&[2.0, 1.0])]));
-        assert_ne!(a, calibration_sha256(&[sample(&[1.0, 2.5])]));
+        let hash = |v: &[f32]| {
+            let mut h = SampleHash::default();
+            h.update(&[ArrayD::from_shape_vec(vec![v.len()], v.to_vec()).unwrap()]);
+            h.finish()
+        };
+        let a = hash(&[1.0, 2.0]);
+        assert_eq!(a, hash(&[1.0, 2.0]));
+        assert_ne!(a, hash(&[2.0, 1.0]));
+        assert_ne!(a, hash(&[1.0, 2.5]));
+    }
+
+    #[test]
+    fn record_keeps_what_calibration_ran_on() {
+        let summary = CalibrationSummary { method: Method::MinMax, samples: 7, sha256: [3; 32] };
+        let p = record(&Origin::default(), Precision::Int8, Some(&summary));
+        assert_eq!((p.calibration, p.calib_samples, p.calib_sha256), (Calibration::MinMax as u8, 7, [3; 32]));
+        let random = Origin { random_calibration: true, ..Origin::default() };
+        assert_eq!(
+            record(&random, Precision::Int8, Some(&summary)).calibration,
+            Calibration::MinMaxRandom as u8
+        );
+        assert_eq!(record(&random, Precision::F16, Some(&summary)).calibration, Calibration::None as u8);
+        assert_eq!(calibration_code(Method::Entropy, false), (Calibration::MinMax, false));
     }
 
     #[test]
