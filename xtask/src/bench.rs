@@ -1,89 +1,140 @@
-//! `cargo xtask bench-device`: the MLPerf Tiny models (or given ONNX files) quantized at int8 and
-//! run on the emulated boards; instruction counts, memory and the output check against the host,
-//! written to `benches/results/device.json` and docs/BENCHMARKS.md.
+//! `cargo xtask bench-device`: the MLPerf Tiny models (or given ONNX files) quantized at int8,
+//! or with `--tflite` the MLPerf Tiny int8 `.tflite` files (or given ones) imported as they are,
+//! run on the emulated boards; instruction counts, memory and the output check against the host
+//! (and, for imported models, against TFLite's reference-kernel output bytes), written to
+//! `benches/results/device.json` (`device-tflite.json`) and docs/BENCHMARKS.md.
 //!
 //! Under QEMU (`clock=instructions`) the figures are instructions executed, not cycles and not
 //! time (see targets/README.md).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use ember::format::meta::SourceFormat;
 use ember::format::DType;
 use ember::Model;
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{to_internal, ModelFile};
 use ember_quantize::inspect::op_macs;
-use ember_quantize::npy::read_npy;
+use ember_quantize::npy::{read_npy, read_npz_array};
 use ember_quantize::onnx::load_onnx;
-use ember_quantize::pipeline::build;
+use ember_quantize::pipeline::{build, Written};
+use ember_quantize::provenance::Origin;
+use ember_quantize::tflite;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
 
-use crate::board::{self, elf_sizes, memory_regions, Board};
+use crate::board::{self, crc32_concat, elf_sizes, memory_regions, Board};
 use crate::{root, setup};
 
-/// A model to benchmark: its ONNX file and the input range its README gives.
-struct Spec {
+/// An MLPerf Tiny ONNX model and the input range its README gives.
+struct OnnxSpec {
     name: &'static str,
     file: &'static str,
     range: (f32, f32),
 }
 
 /// The MLPerf Tiny models, with the input ranges tests/mlperf.rs calibrates with.
-const MLPERF: &[Spec] = &[
-    Spec { name: "kws", file: "models/mlperf-tiny/kws/kws_dscnn_nhwc.onnx", range: (-123.0, 25.0) },
-    Spec { name: "vww", file: "models/mlperf-tiny/vww/vww_mobilenetv1_025_nhwc.onnx", range: (0.0, 1.0) },
-    Spec { name: "ic", file: "models/mlperf-tiny/ic/ic_resnet8_nhwc.onnx", range: (0.0, 255.0) },
-    Spec { name: "ad", file: "models/mlperf-tiny/ad/ad_fc_autoencoder.onnx", range: (-67.0, 2.0) },
+const MLPERF: &[OnnxSpec] = &[
+    OnnxSpec { name: "kws", file: "models/mlperf-tiny/kws/kws_dscnn_nhwc.onnx", range: (-123.0, 25.0) },
+    OnnxSpec { name: "vww", file: "models/mlperf-tiny/vww/vww_mobilenetv1_025_nhwc.onnx", range: (0.0, 1.0) },
+    OnnxSpec { name: "ic", file: "models/mlperf-tiny/ic/ic_resnet8_nhwc.onnx", range: (0.0, 255.0) },
+    OnnxSpec { name: "ad", file: "models/mlperf-tiny/ad/ad_fc_autoencoder.onnx", range: (-67.0, 2.0) },
+];
+
+/// An MLPerf Tiny int8 `.tflite` model and its TFLite reference-kernel outputs.
+struct TfliteSpec {
+    name: &'static str,
+    file: &'static str,
+    reference: &'static str,
+}
+
+/// The MLPerf Tiny int8 `.tflite` files and the reference outputs tests/tflite_import.rs checks.
+const MLPERF_TFLITE: &[TfliteSpec] = &[
+    TfliteSpec {
+        name: "kws",
+        file: "models/tflite-ref/kws_ref_model_int8.tflite",
+        reference: "models/tflite-ref/kws.ref.npz",
+    },
+    TfliteSpec {
+        name: "vww",
+        file: "models/tflite-ref/vww_96_int8.tflite",
+        reference: "models/tflite-ref/vww.ref.npz",
+    },
+    TfliteSpec {
+        name: "ic",
+        file: "models/tflite-ref/ic_resnet8_int8.tflite",
+        reference: "models/tflite-ref/ic.ref.npz",
+    },
+    TfliteSpec {
+        name: "ad",
+        file: "models/tflite-ref/ad01_int8.tflite",
+        reference: "models/tflite-ref/ad.ref.npz",
+    },
+    TfliteSpec {
+        name: "sww",
+        file: "models/tflite-ref/sww_int8.tflite",
+        reference: "models/tflite-ref/sww.ref.npz",
+    },
 ];
 
 /// Synthetic calibration samples per model (seed 1), as in tests/mlperf.rs.
 const CALIBRATION: usize = 64;
-/// Samples in each board's input batch (seed 2).
+/// Samples in each board's input batch (seed 2) for ONNX models.
 const BATCH: usize = 4;
 /// Stack the firmware needs beside its statics; a board whose RAM leaves less is too small.
 const STACK_MARGIN: u64 = 16 << 10;
-/// The docs/BENCHMARKS.md section this command rewrites.
+/// The docs/BENCHMARKS.md section the ONNX runs rewrite.
 const SECTION: &str = "## On-device (QEMU) instruction counts";
+/// The docs/BENCHMARKS.md section the `--tflite` runs rewrite.
+const TFLITE_SECTION: &str = "## On-device (QEMU): imported int8 TFLite models";
 
 /// What `cargo xtask bench-device` was asked.
 pub struct Options {
     /// Board names (`--board`); empty: the default boards.
     pub boards: Vec<String>,
-    /// ONNX files (`--model`); empty: the MLPerf Tiny models.
+    /// ONNX or `.tflite` files (`--model`); empty: the MLPerf Tiny models.
     pub models: Vec<PathBuf>,
-    /// Input range for models not in the MLPerf table.
+    /// Whether to run the MLPerf Tiny `.tflite` files instead of the ONNX models (`--tflite`).
+    pub tflite: bool,
+    /// Input range for ONNX models not in the MLPerf table.
     pub range: Option<(f32, f32)>,
-    /// Longest a board may run one model.
+    /// Longest a board may run one firmware image.
     pub timeout: Duration,
-    /// Where to write the JSON results.
-    pub json: PathBuf,
+    /// Where to write the JSON results; `None`: `benches/results/device.json` (ONNX) or
+    /// `benches/results/device-tflite.json` (TFLite).
+    pub json: Option<PathBuf>,
     /// Whether to rewrite the docs/BENCHMARKS.md section.
     pub docs: bool,
     /// The command line, for the docs.
     pub command: String,
 }
 
-/// One (model, board) run, as written to `benches/results/device.json`.
+/// One (model, board) run, as written to `benches/results/device.json` (`device-tflite.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
-    /// Model name (`kws`, `vww`, `ic`, `ad` or the file stem).
+    /// Model name (`kws`, `vww`, `ic`, `ad`, `sww` or the file stem).
     pub model: String,
-    /// ONNX file, relative to the repository root where it is inside it.
+    /// Source model file (ONNX or `.tflite`), relative to the repository root where it is inside it.
     pub file: String,
+    /// `onnx` (quantized here) or `tflite` (imported with its own quantization).
+    pub source_format: String,
     /// Board name (`qemu-m4`, …).
     pub board: String,
     /// Quantization (`int8`).
     pub precision: String,
     /// What the board's ticks count (`instructions` under QEMU, `cycles` on hardware).
     pub clock: Option<String>,
-    /// Samples in the batch.
+    /// Samples in the batch (all firmware builds together).
     pub samples: usize,
-    /// Mean instructions per inference (when `clock` is `instructions`).
+    /// Firmware builds the batch ran in: consecutive inputs each, as many as the flash needs.
+    pub builds: usize,
+    /// Mean instructions per inference over all samples (when `clock` is `instructions`).
     pub instructions: Option<u64>,
-    /// Mean cycles per inference (when `clock` is `cycles`).
+    /// Mean cycles per inference over all samples (when `clock` is `cycles`).
     pub cycles: Option<u64>,
     /// Multiply-accumulates per inference, summed over the ops.
     pub macs: u64,
@@ -93,24 +144,36 @@ pub struct Run {
     pub arena_greedy_bytes: u64,
     /// Model file bytes (in flash).
     pub model_bytes: u64,
-    /// Input batch bytes (in flash).
+    /// Input bytes in flash: the batch, or the first (largest) build's part of it.
     pub input_bytes: u64,
-    /// Flash bytes of the firmware image.
+    /// Flash bytes of the firmware image (of the first build).
     pub flash_bytes: Option<u64>,
-    /// Flash minus the input batch: code and model, what TFLite Micro's firmware text counts.
+    /// Flash minus the input bytes: code and model, what TFLite Micro's firmware text counts.
     pub firmware_bytes: Option<u64>,
-    /// Flash minus the model and the input batch: code, tables and other constants.
+    /// Flash minus the model and the input bytes: code, tables and other constants.
     pub code_bytes: Option<u64>,
     /// Static RAM (`.data`, `.bss`, `.uninit`; includes the arena).
     pub ram_bytes: Option<u64>,
-    /// Peak stack use.
+    /// Peak stack use (the largest of the builds).
     pub stack_bytes: Option<u64>,
-    /// The board's CRC32 over all output bytes.
+    /// The board's CRC32 over all output bytes, in input order (joined over the builds).
     pub output_crc32: Option<String>,
     /// The host's CRC32 of the same outputs.
     pub host_output_crc32: String,
     /// Whether the board's and the host's output bytes are equal.
     pub output_matches_host: Option<bool>,
+    /// The TFLite reference file whose inputs and outputs an imported model ran on.
+    pub reference_file: Option<String>,
+    /// CRC32 of TFLite's reference-kernel output bytes for the same inputs.
+    pub reference_output_crc32: Option<String>,
+    /// Whether the board's output bytes equal TFLite's reference-kernel output bytes.
+    pub output_matches_reference: Option<bool>,
+    /// Inputs (0-based) whose board output differs from the host's, by each sample's CRC32.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs_differing_from_host: Vec<usize>,
+    /// Inputs (0-based) whose board output differs from TFLite's reference output.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs_differing_from_reference: Vec<usize>,
     /// Whether the firmware fits the board's memory map.
     pub fits: bool,
     /// Why the model did not run, when it did not.
@@ -124,23 +187,101 @@ impl Run {
     }
 }
 
-/// A quantized model and its batch, ready for the boards.
+/// What a run benchmarks: ONNX models quantized here, or `.tflite` models imported as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Onnx,
+    Tflite,
+}
+
+impl Kind {
+    /// The `source_format` of its runs.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Onnx => "onnx",
+            Kind::Tflite => "tflite",
+        }
+    }
+
+    /// The docs/BENCHMARKS.md section its runs rewrite.
+    fn heading(self) -> &'static str {
+        match self {
+            Kind::Onnx => SECTION,
+            Kind::Tflite => TFLITE_SECTION,
+        }
+    }
+
+    /// Where its JSON results go by default.
+    fn default_json(self) -> PathBuf {
+        root().join(match self {
+            Kind::Onnx => "benches/results/device.json",
+            Kind::Tflite => "benches/results/device-tflite.json",
+        })
+    }
+}
+
+/// Where a model's bytes and inputs come from.
+#[derive(Debug)]
+enum Source {
+    /// An ONNX file, quantized at int8 with calibration and test inputs in `range`.
+    Onnx { range: (f32, f32) },
+    /// An int8 `.tflite` file, imported, run on the inputs of its TFLite reference file.
+    Tflite { reference: PathBuf },
+}
+
+/// A model to benchmark.
+#[derive(Debug)]
+struct Job {
+    name: String,
+    path: PathBuf,
+    source: Source,
+}
+
+impl Job {
+    fn kind(&self) -> Kind {
+        match self.source {
+            Source::Onnx { .. } => Kind::Onnx,
+            Source::Tflite { .. } => Kind::Tflite,
+        }
+    }
+}
+
+/// TFLite's reference-kernel outputs for an imported model's batch.
+struct Reference {
+    /// The reference file, relative to the repository root where it is inside it.
+    file: String,
+    /// Output 0's bytes, one row per sample.
+    outputs: Vec<Vec<u8>>,
+}
+
+/// A model file and its batch, ready for the boards.
 struct Prepared {
     name: String,
     file: String,
+    kind: Kind,
     model_path: PathBuf,
-    inputs_path: PathBuf,
     model_bytes: u64,
-    input_bytes: u64,
-    samples: usize,
     macs: u64,
     arena_bytes: u64,
     arena_greedy_bytes: u64,
-    host_crc: u32,
+    /// Raw input 0 samples, concatenated.
+    batch: Vec<u8>,
+    /// Bytes of one sample of `batch`.
+    sample_bytes: usize,
+    /// The host runtime's output 0 bytes, one row per sample.
+    host_outputs: Vec<Vec<u8>>,
+    reference: Option<Reference>,
+}
+
+impl Prepared {
+    fn samples(&self) -> usize {
+        self.host_outputs.len()
+    }
 }
 
 /// Runs `cargo xtask bench-device`.
 pub fn run(options: Options) -> Result<()> {
+    let (kind, jobs) = jobs(&options)?;
     let boards: Vec<&Board> = if options.boards.is_empty() {
         let (present, missing): (Vec<&Board>, Vec<&Board>) =
             board::DEFAULT_BOARDS.iter().copied().partition(|b| root().join(b.dir).is_dir());
@@ -156,45 +297,45 @@ pub fn run(options: Options) -> Result<()> {
         setup::rustup_target(b.target)?;
     }
     setup::qemu_boards()?;
-    let specs: Vec<(String, PathBuf, (f32, f32))> = if options.models.is_empty() {
-        MLPERF
-            .iter()
-            .map(|s| {
-                let path = root().join(s.file);
-                let path = path.canonicalize().with_context(|| format!("cannot find {}", path.display()))?;
-                Ok((s.name.to_string(), path, s.range))
-            })
-            .collect::<Result<_>>()?
-    } else {
-        options.models.iter().map(|m| model_spec(m, options.range)).collect::<Result<_>>()?
-    };
 
     let work = root().join("target/bench-device");
     std::fs::create_dir_all(&work)?;
     let mut runs = Vec::new();
-    for (name, path, range) in &specs {
+    for job in &jobs {
+        let name = &job.name;
         let started = Instant::now();
-        let prepared = prepare(name, path, *range, &work)?;
+        let prepared = prepare(job, &work)?;
         eprintln!(
-            "{name}: quantized ({} model bytes, {} MACs, arena {} bytes) in {:.1} s",
+            "{name}: {} ({} model bytes, {} MACs, arena {} bytes, {} inputs) in {:.1} s",
+            match kind {
+                Kind::Onnx => "quantized",
+                Kind::Tflite => "imported",
+            },
             prepared.model_bytes,
             prepared.macs,
             prepared.arena_bytes,
+            prepared.samples(),
             started.elapsed().as_secs_f64()
         );
         for b in &boards {
             let started = Instant::now();
-            let run = run_on(b, &prepared, options.timeout)?;
+            let run = run_on(b, &prepared, &work, options.timeout)?;
             eprintln!(
                 "{name} on {}: {} in {:.1} s",
                 b.name,
                 match (&run.note, run.ticks()) {
                     (Some(note), _) => note.clone(),
                     (None, t) => format!(
-                        "{} {} per inference, output = host: {}",
+                        "{} {} per inference ({} build{}), output = host: {}{}",
                         t.unwrap_or(0),
                         run.clock.as_deref().unwrap_or("ticks"),
-                        yes_no(run.output_matches_host)
+                        run.builds,
+                        if run.builds == 1 { "" } else { "s" },
+                        yes_no(run.output_matches_host),
+                        match run.output_matches_reference {
+                            Some(m) => format!(", output = TFLite reference: {}", yes_no(Some(m))),
+                            None => String::new(),
+                        }
                     ),
                 },
                 started.elapsed().as_secs_f64()
@@ -203,44 +344,142 @@ pub fn run(options: Options) -> Result<()> {
         }
     }
 
-    if let Some(dir) = options.json.parent() {
+    let json_path = options.json.clone().unwrap_or_else(|| kind.default_json());
+    if let Some(dir) = json_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let json = serde_json::to_string_pretty(&runs)? + "\n";
-    std::fs::write(&options.json, json).with_context(|| format!("writing {}", options.json.display()))?;
-    let section = section(&runs, &options.command, &versions());
+    std::fs::write(&json_path, json).with_context(|| format!("writing {}", json_path.display()))?;
+    let section = match kind {
+        Kind::Onnx => section(&runs, &options.command, &versions()),
+        Kind::Tflite => tflite_section(&runs, &options.command, &versions()),
+    };
     println!("{section}");
     if options.docs {
         let docs = root().join("docs/BENCHMARKS.md");
         let text = std::fs::read_to_string(&docs).with_context(|| format!("reading {}", docs.display()))?;
-        std::fs::write(&docs, replace_section(&text, &section))?;
+        std::fs::write(&docs, replace_section(&text, kind.heading(), &section))?;
     }
-    eprintln!(
-        "wrote {}{}",
-        options.json.display(),
-        if options.docs { " and docs/BENCHMARKS.md" } else { "" }
-    );
+    eprintln!("wrote {}{}", json_path.display(), if options.docs { " and docs/BENCHMARKS.md" } else { "" });
 
-    let differ: Vec<String> = runs
-        .iter()
-        .filter(|r| r.output_matches_host == Some(false))
-        .map(|r| format!("{} on {}", r.model, r.board))
-        .collect();
-    ensure!(differ.is_empty(), "board outputs differ from the host's: {}", differ.join(", "));
+    let differ_host = mismatches(&runs, |r| (r.output_matches_host, &r.inputs_differing_from_host));
+    let differ_reference =
+        mismatches(&runs, |r| (r.output_matches_reference, &r.inputs_differing_from_reference));
+    let mut failures = Vec::new();
+    if !differ_host.is_empty() {
+        failures.push(format!("board outputs differ from the host's: {}", differ_host.join(", ")));
+    }
+    if !differ_reference.is_empty() {
+        failures.push(format!(
+            "board outputs differ from TFLite's reference-kernel outputs: {}",
+            differ_reference.join(", ")
+        ));
+    }
+    ensure!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
 }
 
-/// Name and input range for a `--model` file: the MLPerf table's when it is one of those.
-fn model_spec(path: &Path, range: Option<(f32, f32)>) -> Result<(String, PathBuf, (f32, f32))> {
-    let path = path.canonicalize().with_context(|| format!("cannot find {}", path.display()))?;
-    let known = MLPERF.iter().find(|s| root().join(s.file).canonicalize().is_ok_and(|p| p == path));
-    if let Some(s) = known {
-        return Ok((s.name.to_string(), path, range.unwrap_or(s.range)));
+/// `model on board (inputs 3, 7 of 20)` for every run whose check `check` failed.
+fn mismatches(runs: &[Run], check: impl Fn(&Run) -> (Option<bool>, &Vec<usize>)) -> Vec<String> {
+    runs.iter()
+        .filter_map(|r| {
+            let (matches, inputs) = check(r);
+            (matches == Some(false)).then(|| {
+                let list: Vec<String> = inputs.iter().map(usize::to_string).collect();
+                match list.is_empty() {
+                    true => format!("{} on {} (output CRC32 of all {} inputs)", r.model, r.board, r.samples),
+                    false => {
+                        format!("{} on {} (inputs {} of {})", r.model, r.board, list.join(", "), r.samples)
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// The models `options` asks for, all of one kind.
+fn jobs(options: &Options) -> Result<(Kind, Vec<Job>)> {
+    let jobs: Vec<Job> = if options.tflite {
+        ensure!(
+            options.models.is_empty(),
+            "--tflite runs the MLPerf Tiny .tflite files: give --model instead to run others"
+        );
+        ensure!(
+            options.range.is_none(),
+            "--range is for ONNX models: a .tflite model runs on the inputs of its TFLite reference file"
+        );
+        MLPERF_TFLITE
+            .iter()
+            .map(|s| {
+                Ok(Job {
+                    name: s.name.to_string(),
+                    path: existing(&root().join(s.file))?,
+                    source: Source::Tflite { reference: existing(&root().join(s.reference))? },
+                })
+            })
+            .collect::<Result<_>>()?
+    } else if options.models.is_empty() {
+        MLPERF
+            .iter()
+            .map(|s| {
+                let path = existing(&root().join(s.file))?;
+                Ok(Job { name: s.name.to_string(), path, source: Source::Onnx { range: s.range } })
+            })
+            .collect::<Result<_>>()?
+    } else {
+        options.models.iter().map(|m| job(m, options.range)).collect::<Result<_>>()?
+    };
+    let kind = jobs.first().map_or(Kind::Onnx, Job::kind);
+    ensure!(
+        jobs.iter().all(|j| j.kind() == kind),
+        "--model: run ONNX and .tflite models in separate commands (each writes its own JSON file and docs section)"
+    );
+    Ok((kind, jobs))
+}
+
+/// `path`, canonical, or an error naming it.
+fn existing(path: &Path) -> Result<PathBuf> {
+    path.canonicalize().with_context(|| format!("cannot find {}", path.display()))
+}
+
+/// The job for a `--model` file: an int8 `.tflite` file (by its extension) with its TFLite
+/// reference file, else an ONNX file with its input range (the MLPerf table's when it is one of
+/// those).
+fn job(path: &Path, range: Option<(f32, f32)>) -> Result<Job> {
+    let path = existing(path)?;
+    let stem = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("tflite")) {
+        ensure!(
+            range.is_none(),
+            "--range is for ONNX models: {} runs on the inputs of its TFLite reference file",
+            path.display()
+        );
+        let known = MLPERF_TFLITE.iter().find(|s| existing(&root().join(s.file)).is_ok_and(|p| p == path));
+        let (name, reference) = match known {
+            Some(s) => (s.name.to_string(), root().join(s.reference)),
+            None => (stem.clone(), path.with_file_name(format!("{stem}.ref.npz"))),
+        };
+        let reference = reference.canonicalize().with_context(|| {
+            format!(
+                "{}: no TFLite reference outputs at {}: write them there (int8 arrays `inputs` and \
+                 `outputs`, one row per input), as scripts/tflite_reference.py does for the MLPerf Tiny models",
+                path.display(),
+                reference.display()
+            )
+        })?;
+        return Ok(Job { name, path, source: Source::Tflite { reference } });
     }
-    let name = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    let known = MLPERF.iter().find(|s| existing(&root().join(s.file)).is_ok_and(|p| p == path));
+    if let Some(s) = known {
+        return Ok(Job {
+            name: s.name.to_string(),
+            path,
+            source: Source::Onnx { range: range.unwrap_or(s.range) },
+        });
+    }
     let range =
         range.with_context(|| format!("{}: give its input range with --range LO..HI", path.display()))?;
-    Ok((name, path, range))
+    Ok(Job { name: stem, path, source: Source::Onnx { range } })
 }
 
 /// Seeded uniform samples in `range`, as tests/mlperf.rs makes them.
@@ -267,9 +506,64 @@ fn real_samples(path: &Path, shape: &[usize]) -> Result<Vec<ArrayD<f32>>> {
     Ok(Vec::new())
 }
 
-/// Quantizes `path` at int8, writes the model and its input batch under `work`, and computes
-/// what the host outputs for that batch.
-fn prepare(name: &str, path: &Path, range: (f32, f32), work: &Path) -> Result<Prepared> {
+/// Makes `job`'s model file (quantized or imported) under `work`, its input batch, and the host's
+/// (and for imported models TFLite's reference) output bytes for that batch.
+fn prepare(job: &Job, work: &Path) -> Result<Prepared> {
+    let (written, batch, reference) = match &job.source {
+        Source::Onnx { range } => {
+            let (written, batch) = quantize(&job.name, &job.path, *range)?;
+            (written, batch, None)
+        }
+        Source::Tflite { reference } => {
+            let (written, batch, outputs) = import(&job.name, &job.path, reference)?;
+            (written, batch, Some(Reference { file: relative(reference)?, outputs }))
+        }
+    };
+    let file = ModelFile::from_bytes(&written.bytes);
+    let model = file.model()?;
+    let host_outputs = board::host_outputs(&model, &batch)?;
+    if let Some(reference) = &reference {
+        ensure!(
+            reference.outputs.len() == host_outputs.len(),
+            "{}: {} reference outputs for {} inputs: regenerate it with scripts/tflite_reference.py",
+            reference.file,
+            reference.outputs.len(),
+            host_outputs.len()
+        );
+    }
+    let model_path = work.join(format!(
+        "{}_{}.ember",
+        job.name,
+        match job.kind() {
+            Kind::Onnx => "int8",
+            Kind::Tflite => "tflite",
+        }
+    ));
+    write_if_changed(&model_path, &written.bytes)?;
+    Ok(Prepared {
+        name: job.name.clone(),
+        file: relative(&job.path)?,
+        kind: job.kind(),
+        model_path,
+        model_bytes: written.bytes.len() as u64,
+        macs: (0..model.op_count() as u16).map(|i| op_macs(&model, i)).sum(),
+        arena_bytes: model.arena_bytes() as u64,
+        arena_greedy_bytes: written.plan.greedy_bytes as u64,
+        sample_bytes: model.input(0)?.tensor.byte_len,
+        batch,
+        host_outputs,
+        reference,
+    })
+}
+
+/// `path` relative to the repository root when it is inside it.
+fn relative(path: &Path) -> Result<String> {
+    Ok(path.strip_prefix(root().canonicalize()?).unwrap_or(path).display().to_string())
+}
+
+/// Quantizes the ONNX file `path` at int8 (calibrated on seeded synthetic inputs in `range` and
+/// the real samples tests/mlperf.rs uses) and makes its batch of `BATCH` seeded inputs.
+fn quantize(name: &str, path: &Path, range: (f32, f32)) -> Result<(Written, Vec<u8>)> {
     let graph = load_onnx(path, &[]).with_context(|| format!("loading {}", path.display()))?;
     ensure!(
         graph.inputs.len() == 1,
@@ -282,29 +576,62 @@ fn prepare(name: &str, path: &Path, range: (f32, f32), work: &Path) -> Result<Pr
     calib.extend(real_samples(path, &shape)?.into_iter().step_by(2).map(|x| vec![x]));
     let written =
         build(&graph, Precision::Int8, Some(&calib)).with_context(|| format!("quantizing {name}"))?;
+    let batch =
+        input_batch(&ModelFile::from_bytes(&written.bytes).model()?, &synthetic(&shape, range, BATCH, 2))?;
+    Ok((written, batch))
+}
+
+/// Imports the int8 `.tflite` file `path` as `ember-quantize import` does (with creation time 0,
+/// so the model bytes are reproducible) and reads its TFLite reference file: the input batch and
+/// TFLite's output bytes for each input.
+fn import(name: &str, path: &Path, reference: &Path) -> Result<(Written, Vec<u8>, Vec<Vec<u8>>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let origin = Origin { created_unix: 0, ..Origin::new(&bytes, SourceFormat::Tflite, false)? };
+    let written = tflite::import(&bytes, &origin).with_context(|| format!("importing {}", path.display()))?;
     let file = ModelFile::from_bytes(&written.bytes);
     let model = file.model()?;
+    let (input, output) = (model.input(0)?.tensor, model.output(0)?.tensor);
+    ensure!(
+        input.dtype == DType::I8 && output.dtype == DType::I8,
+        "{name}: input 0 is {} and output 0 is {}: the check against TFLite's output bytes needs int8 for both",
+        input.dtype.name(),
+        output.dtype.name()
+    );
+    let inputs = int8_rows(reference, "inputs", input.byte_len)?;
+    let outputs = int8_rows(reference, "outputs", output.byte_len)?;
+    ensure!(
+        inputs.len() == outputs.len(),
+        "{}: {} inputs but {} outputs: regenerate it with scripts/tflite_reference.py",
+        reference.display(),
+        inputs.len(),
+        outputs.len()
+    );
+    Ok((written, inputs.concat(), outputs))
+}
 
-    let batch = input_batch(&model, &synthetic(&shape, range, BATCH, 2))?;
-    let model_path = work.join(format!("{name}_int8.ember"));
-    let inputs_path = work.join(format!("{name}_inputs.bin"));
-    std::fs::write(&model_path, &written.bytes)?;
-    std::fs::write(&inputs_path, &batch)?;
-    let macs = (0..model.op_count() as u16).map(|i| op_macs(&model, i)).sum();
-    let file_name = path.strip_prefix(root().canonicalize()?).unwrap_or(path).display().to_string();
-    Ok(Prepared {
-        name: name.to_string(),
-        file: file_name,
-        model_path,
-        inputs_path,
-        model_bytes: written.bytes.len() as u64,
-        input_bytes: batch.len() as u64,
-        samples: BATCH,
-        macs,
-        arena_bytes: model.arena_bytes() as u64,
-        arena_greedy_bytes: written.plan.greedy_bytes as u64,
-        host_crc: board::host_output_crc(&model, &batch)?,
-    })
+/// The int8 array `key` of the reference file `path`, as rows of `row_bytes` bytes.
+fn int8_rows(path: &Path, key: &str, row_bytes: usize) -> Result<Vec<Vec<u8>>> {
+    let array = read_npz_array(path, key)?;
+    let rows = array.shape().first().copied().unwrap_or(0);
+    ensure!(
+        rows > 0 && array.len() == rows * row_bytes,
+        "{}: `{key}` has shape {:?}, not one row of the model's {row_bytes} values per input: \
+         regenerate it with scripts/tflite_reference.py for this model",
+        path.display(),
+        array.shape()
+    );
+    let bytes = array
+        .iter()
+        .map(|&v| {
+            ensure!(
+                v.fract() == 0.0 && (-128.0..=127.0).contains(&v),
+                "{}: `{key}` holds {v}, not int8",
+                path.display()
+            );
+            Ok(v as i8 as u8)
+        })
+        .collect::<Result<Vec<u8>>>()?;
+    Ok(bytes.chunks_exact(row_bytes).map(<[u8]>::to_vec).collect())
 }
 
 /// Raw input-0 bytes of `samples` (ONNX layout) in the model's internal layout and element type.
@@ -325,40 +652,92 @@ fn input_batch(model: &Model, samples: &[ArrayD<f32>]) -> Result<Vec<u8>> {
     Ok(batch)
 }
 
-/// Builds and runs `prepared` on `board`; a model that does not fit becomes a run with a note.
-fn run_on(board: &Board, prepared: &Prepared, timeout: Duration) -> Result<Run> {
+/// `0..samples` as the fewest runs of consecutive samples with at most `most` each, as equal
+/// as can be (the longer ones first).
+fn split(samples: usize, most: usize) -> Vec<Range<usize>> {
+    let builds = samples.div_ceil(most.max(1)).max(1);
+    let (base, longer) = (samples / builds, samples % builds);
+    let mut start = 0;
+    (0..builds)
+        .map(|i| {
+            let len = base + usize::from(i < longer);
+            start += len;
+            start - len..start
+        })
+        .collect()
+}
+
+/// Writes the inputs `samples` of `prepared`'s batch to their file under `work` and returns its
+/// path.
+fn inputs_file(prepared: &Prepared, samples: &Range<usize>, work: &Path) -> Result<PathBuf> {
+    let stem = prepared.model_path.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    let path = if *samples == (0..prepared.samples()) {
+        work.join(format!("{stem}_inputs.bin"))
+    } else {
+        work.join(format!("{stem}_inputs_{}-{}.bin", samples.start, samples.end - 1))
+    };
+    let bytes = &prepared.batch[samples.start * prepared.sample_bytes..samples.end * prepared.sample_bytes];
+    write_if_changed(&path, bytes)?;
+    Ok(path)
+}
+
+/// Writes `bytes` to `path` unless it holds them already: an unchanged file keeps its time, so
+/// cargo does not rebuild the firmware for it.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::read(path).ok().as_deref() != Some(bytes) {
+        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Builds and runs `prepared` on `board`, in as many firmware builds of consecutive inputs as
+/// the board's flash needs; a model that does not fit even with one input becomes a run with a
+/// note.
+fn run_on(board: &Board, prepared: &Prepared, work: &Path, timeout: Duration) -> Result<Run> {
+    let samples = prepared.samples();
+    let crc_of = |rows: &[Vec<u8>]| ember::CRC32.checksum(&rows.concat());
+    let host_crc = crc_of(&prepared.host_outputs);
+    let reference_crc = prepared.reference.as_ref().map(|r| crc_of(&r.outputs));
     let mut run = Run {
         model: prepared.name.clone(),
         file: prepared.file.clone(),
+        source_format: prepared.kind.name().into(),
         board: board.name.to_string(),
         precision: "int8".into(),
         clock: None,
-        samples: prepared.samples,
+        samples,
+        builds: 0,
         instructions: None,
         cycles: None,
         macs: prepared.macs,
         arena_bytes: prepared.arena_bytes,
         arena_greedy_bytes: prepared.arena_greedy_bytes,
         model_bytes: prepared.model_bytes,
-        input_bytes: prepared.input_bytes,
+        input_bytes: prepared.batch.len() as u64,
         flash_bytes: None,
         firmware_bytes: None,
         code_bytes: None,
         ram_bytes: None,
         stack_bytes: None,
         output_crc32: None,
-        host_output_crc32: hex(prepared.host_crc),
+        host_output_crc32: hex(host_crc),
         output_matches_host: None,
+        reference_file: prepared.reference.as_ref().map(|r| r.file.clone()),
+        reference_output_crc32: reference_crc.map(hex),
+        output_matches_reference: None,
+        inputs_differing_from_host: Vec::new(),
+        inputs_differing_from_reference: Vec::new(),
         fits: false,
         note: None,
     };
     let memory_x = root().join(board.dir).join("memory.x");
     let (flash_len, ram_len) = memory_regions(&std::fs::read_to_string(&memory_x)?)
         .with_context(|| format!("reading {}", memory_x.display()))?;
-    if prepared.model_bytes + prepared.input_bytes > flash_len {
+    let one_input = prepared.sample_bytes as u64;
+    if prepared.model_bytes + one_input > flash_len {
         run.note = Some(format!(
-            "does not fit: model + inputs {} bytes > {flash_len} bytes of flash",
-            prepared.model_bytes + prepared.input_bytes
+            "does not fit: model + one input {} bytes > {flash_len} bytes of flash",
+            prepared.model_bytes + one_input
         ));
         return Ok(run);
     }
@@ -369,17 +748,33 @@ fn run_on(board: &Board, prepared: &Prepared, timeout: Duration) -> Result<Run> 
         ));
         return Ok(run);
     }
-    let elf = match board::build(board, &prepared.model_path, &prepared.inputs_path)? {
-        Ok(elf) => elf,
-        Err(why) => {
-            run.note = Some(format!("does not fit: {why}"));
-            return Ok(run);
+    // The whole batch in one image if it fits the flash, else the fewest builds that do: each
+    // overflow the linker reports takes as many inputs off the longest build as it needs.
+    let mut most = samples;
+    let (builds, first_inputs, elf) = loop {
+        let builds = split(samples, most);
+        let inputs = inputs_file(prepared, &builds[0], work)?;
+        match board::build(board, &prepared.model_path, &inputs)? {
+            Ok(elf) => break (builds, inputs, elf),
+            Err(misfit) => match misfit.flash_overflow {
+                Some(overflow) if builds[0].len() > 1 => {
+                    let fewer = usize::try_from(overflow)?.div_ceil(prepared.sample_bytes).max(1);
+                    most = builds[0].len().saturating_sub(fewer).max(1);
+                }
+                _ => {
+                    run.note = Some(format!("does not fit: {}", misfit.why));
+                    return Ok(run);
+                }
+            },
         }
     };
+    let in_flash = builds[0].len() as u64 * one_input;
     let sizes = elf_sizes(&elf)?;
+    run.builds = builds.len();
+    run.input_bytes = in_flash;
     run.flash_bytes = Some(sizes.flash);
-    run.firmware_bytes = Some(sizes.flash.saturating_sub(prepared.input_bytes));
-    run.code_bytes = Some(sizes.flash.saturating_sub(prepared.model_bytes + prepared.input_bytes));
+    run.firmware_bytes = Some(sizes.flash.saturating_sub(in_flash));
+    run.code_bytes = Some(sizes.flash.saturating_sub(prepared.model_bytes + in_flash));
     run.ram_bytes = Some(sizes.ram);
     if sizes.ram + STACK_MARGIN > ram_len {
         run.note = Some(format!(
@@ -389,32 +784,74 @@ fn run_on(board: &Board, prepared: &Prepared, timeout: Duration) -> Result<Run> 
         return Ok(run);
     }
     run.fits = true;
-    let report = board::run_built(board, &prepared.model_path, &prepared.inputs_path, timeout)?;
-    ensure!(
-        report.samples.len() == prepared.samples,
-        "{} on {}: the board ran {} of {} samples",
-        prepared.name,
-        board.name,
-        report.samples.len(),
-        prepared.samples
-    );
-    ensure!(
-        report.arena_bytes == prepared.arena_bytes,
-        "{} on {}: the board's arena is {} bytes, the model's {}",
-        prepared.name,
-        board.name,
-        report.arena_bytes,
-        prepared.arena_bytes
-    );
-    match report.clock.as_str() {
-        "instructions" => run.instructions = Some(report.ticks_per_inference),
-        "cycles" => run.cycles = Some(report.ticks_per_inference),
+
+    let (mut ticks_total, mut stack_bytes, mut board_crc) = (0u64, 0u64, ember::CRC32.checksum(&[]));
+    let mut sample_crcs = Vec::with_capacity(samples);
+    let mut clock: Option<String> = None;
+    for (i, part) in builds.iter().enumerate() {
+        let inputs = if i == 0 { first_inputs.clone() } else { inputs_file(prepared, part, work)? };
+        if i > 0 {
+            if let Err(misfit) = board::build(board, &prepared.model_path, &inputs)? {
+                bail!(
+                    "{} on {}: inputs {}..{} do not fit although the first {} did: {}",
+                    prepared.name,
+                    board.name,
+                    part.start,
+                    part.end,
+                    builds[0].len(),
+                    misfit.why
+                );
+            }
+        }
+        let report = board::run_built(board, &prepared.model_path, &inputs, timeout)?;
+        ensure!(
+            report.samples.len() == part.len(),
+            "{} on {}: the board ran {} of {} samples",
+            prepared.name,
+            board.name,
+            report.samples.len(),
+            part.len()
+        );
+        ensure!(
+            report.arena_bytes == prepared.arena_bytes,
+            "{} on {}: the board's arena is {} bytes, the model's {}",
+            prepared.name,
+            board.name,
+            report.arena_bytes,
+            prepared.arena_bytes
+        );
+        ensure!(
+            clock.as_ref().is_none_or(|c| *c == report.clock),
+            "board {} changed its clock from {clock:?} to {:?}",
+            board.name,
+            report.clock
+        );
+        ticks_total += report.ticks_total;
+        stack_bytes = stack_bytes.max(report.stack_bytes);
+        let output_len = prepared.host_outputs[part.clone()].iter().map(Vec::len).sum();
+        board_crc = crc32_concat(board_crc, report.output_crc32, output_len);
+        sample_crcs.extend(report.samples.iter().map(|s| s.output_crc32));
+        clock = Some(report.clock);
+    }
+    let clock = clock.context("no firmware build ran")?;
+    let per_inference = ticks_total / samples as u64;
+    match clock.as_str() {
+        "instructions" => run.instructions = Some(per_inference),
+        "cycles" => run.cycles = Some(per_inference),
         other => bail!("board {} reports an unknown clock {other:?}", board.name),
     }
-    run.clock = Some(report.clock);
-    run.stack_bytes = Some(report.stack_bytes);
-    run.output_crc32 = Some(hex(report.output_crc32));
-    run.output_matches_host = Some(report.output_crc32 == prepared.host_crc);
+    run.clock = Some(clock);
+    run.stack_bytes = Some(stack_bytes);
+    run.output_crc32 = Some(hex(board_crc));
+    let differing = |rows: &[Vec<u8>]| -> Vec<usize> {
+        (0..samples).filter(|&i| sample_crcs[i] != ember::CRC32.checksum(&rows[i])).collect()
+    };
+    run.output_matches_host = Some(board_crc == host_crc);
+    run.inputs_differing_from_host = differing(&prepared.host_outputs);
+    if let (Some(reference), Some(crc)) = (&prepared.reference, reference_crc) {
+        run.output_matches_reference = Some(board_crc == crc);
+        run.inputs_differing_from_reference = differing(&reference.outputs);
+    }
     Ok(run)
 }
 
@@ -456,93 +893,196 @@ fn versions() -> String {
     format!("{}, {}", first_line("rustc", "--version"), first_line("qemu-system-arm", "--version"))
 }
 
-/// The markdown table: one row per run.
-pub fn table(runs: &[Run]) -> String {
-    let mut s = String::from(
-        "| model | board | instructions / inference | MACs | MACs / instruction | arena | arena, greedy by size | flash | code | RAM | stack | output = host |\n\
-         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
+/// A markdown table column: heading, right-aligned or not, and a row's cell (`None`: none).
+struct Column<T> {
+    head: &'static str,
+    right: bool,
+    cell: fn(&T) -> Option<String>,
+}
+
+/// `columns` over `rows` as a markdown table; a missing cell shows `–`.
+fn render<T>(columns: &[Column<T>], rows: &[T]) -> String {
+    let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
+    let mut s = line(columns.iter().map(|c| c.head.to_string()).collect());
+    s += &format!(
+        "|{}|\n",
+        columns.iter().map(|c| if c.right { "--:" } else { "---" }).collect::<Vec<_>>().join("|")
     );
-    let bytes = |b: Option<u64>| b.map_or("–".into(), thousands);
-    for r in runs {
-        let (ticks, per) = match (r.instructions, r.cycles) {
-            (Some(i), _) => (thousands(i), format!("{:.3}", r.macs as f64 / i.max(1) as f64)),
-            (None, Some(c)) => (format!("{} cycles", thousands(c)), "–".into()),
-            (None, None) => (r.note.clone().unwrap_or_else(|| "–".into()), "–".into()),
-        };
-        s += &format!(
-            "| {} | {} | {ticks} | {} | {per} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.model,
-            r.board,
-            thousands(r.macs),
-            thousands(r.arena_bytes),
-            thousands(r.arena_greedy_bytes),
-            bytes(r.flash_bytes),
-            bytes(r.code_bytes),
-            bytes(r.ram_bytes),
-            bytes(r.stack_bytes),
-            yes_no(r.output_matches_host)
-        );
+    for row in rows {
+        s += &line(columns.iter().map(|c| (c.cell)(row).unwrap_or_else(|| "–".into())).collect());
     }
     s
 }
 
-/// TFLite Micro's memory for an MLPerf Tiny int8 model on a Cortex-M4 (issue 3's figures: the
-/// interpreter's `arena_used_bytes`, firmware text including the model, and that text minus the
-/// model, with the same minimal startup and printing).
+/// Bytes with thousands separators.
+fn bytes(b: Option<u64>) -> Option<String> {
+    b.map(thousands)
+}
+
+/// Instructions per inference (or cycles), or why the model did not run.
+fn ticks_cell(r: &Run) -> Option<String> {
+    match (r.instructions, r.cycles) {
+        (Some(i), _) => Some(thousands(i)),
+        (None, Some(c)) => Some(format!("{} cycles", thousands(c))),
+        (None, None) => r.note.clone(),
+    }
+}
+
+/// MACs per instruction (instruction-counting boards only).
+fn macs_per_instruction(r: &Run) -> Option<String> {
+    r.instructions.map(|i| format!("{:.3}", r.macs as f64 / i.max(1) as f64))
+}
+
+/// The markdown table of the ONNX runs: one row per run.
+pub fn table(runs: &[Run]) -> String {
+    let columns: [Column<Run>; 12] = [
+        Column { head: "model", right: false, cell: |r| Some(r.model.clone()) },
+        Column { head: "board", right: false, cell: |r| Some(r.board.clone()) },
+        Column { head: "instructions / inference", right: true, cell: ticks_cell },
+        Column { head: "MACs", right: true, cell: |r| Some(thousands(r.macs)) },
+        Column { head: "MACs / instruction", right: true, cell: macs_per_instruction },
+        Column { head: "arena", right: true, cell: |r| bytes(Some(r.arena_bytes)) },
+        Column { head: "arena, greedy by size", right: true, cell: |r| bytes(Some(r.arena_greedy_bytes)) },
+        Column { head: "flash", right: true, cell: |r| bytes(r.flash_bytes) },
+        Column { head: "code", right: true, cell: |r| bytes(r.code_bytes) },
+        Column { head: "RAM", right: true, cell: |r| bytes(r.ram_bytes) },
+        Column { head: "stack", right: true, cell: |r| bytes(r.stack_bytes) },
+        Column { head: "output = host", right: false, cell: |r| Some(yes_no(r.output_matches_host).into()) },
+    ];
+    render(&columns, runs)
+}
+
+/// The markdown table of the imported `.tflite` runs: one row per run.
+pub fn tflite_table(runs: &[Run]) -> String {
+    let columns: [Column<Run>; 12] = [
+        Column { head: "model", right: false, cell: |r| Some(r.model.clone()) },
+        Column { head: "board", right: false, cell: |r| Some(r.board.clone()) },
+        Column { head: "inputs", right: true, cell: |r| Some(r.samples.to_string()) },
+        Column { head: "builds", right: true, cell: |r| (r.builds > 0).then(|| r.builds.to_string()) },
+        Column { head: "instructions / inference", right: true, cell: ticks_cell },
+        Column { head: "MACs / instruction", right: true, cell: macs_per_instruction },
+        Column { head: "arena", right: true, cell: |r| bytes(Some(r.arena_bytes)) },
+        Column { head: "code + model", right: true, cell: |r| bytes(r.firmware_bytes) },
+        Column { head: "code", right: true, cell: |r| bytes(r.code_bytes) },
+        Column { head: "stack", right: true, cell: |r| bytes(r.stack_bytes) },
+        Column { head: "output = host", right: false, cell: |r| Some(yes_no(r.output_matches_host).into()) },
+        Column {
+            head: "output = TFLite reference",
+            right: false,
+            cell: |r| Some(yes_no(r.output_matches_reference).into()),
+        },
+    ];
+    render(&columns, runs)
+}
+
+/// TFLite Micro's figures for an MLPerf Tiny int8 model on a Cortex-M4 (QEMU `mps2-an386`):
+/// issue 3's memory (the interpreter's `arena_used_bytes`, firmware text including the model,
+/// and that text minus the model, with the same minimal startup and printing) and issue 5's
+/// instructions per inference with CMSIS-NN on the same board and `.tflite` files.
 struct Tflm {
     model: &'static str,
+    instructions: u64,
     arena: u64,
     firmware: u64,
     code: u64,
 }
 
 const TFLM: &[Tflm] = &[
-    Tflm { model: "kws", arena: 22_820, firmware: 142_884, code: 88_948 },
-    Tflm { model: "vww", arena: 100_708, firmware: 422_236, code: 88_948 },
-    Tflm { model: "ic", arena: 54_996, firmware: 182_304, code: 83_808 },
-    Tflm { model: "ad", arena: 2_580, firmware: 313_204, code: 36_228 },
+    Tflm { model: "kws", instructions: 7_697_880, arena: 22_820, firmware: 142_884, code: 88_948 },
+    Tflm { model: "vww", instructions: 24_101_920, arena: 100_708, firmware: 422_236, code: 88_948 },
+    Tflm { model: "ic", instructions: 29_861_680, arena: 54_996, firmware: 182_304, code: 83_808 },
+    Tflm { model: "ad", instructions: 582_960, arena: 2_580, firmware: 313_204, code: 36_228 },
 ];
 
-/// The comparison with TFLite Micro: Ember's Cortex-M4 runs of the MLPerf Tiny models against
-/// [`TFLM`]; `None` when no such run exists.
-pub fn tflm_table(runs: &[Run]) -> Option<String> {
-    let mut s = String::from(
-        "| model | arena: Ember / TFLM | code + model: Ember / TFLM | code: Ember / TFLM (goal ≤ 50 %) |\n\
-         |---|--:|--:|--:|\n",
-    );
-    let ratio = |ours: u64, theirs: u64| {
-        format!("{} / {} ({:.0} %)", thousands(ours), thousands(theirs), 100.0 * ours as f64 / theirs as f64)
-    };
-    let mut rows = 0;
-    for t in TFLM {
-        let Some(r) = runs.iter().find(|r| r.model == t.model && r.board == "qemu-m4") else { continue };
-        let (Some(firmware), Some(code)) = (r.firmware_bytes, r.code_bytes) else { continue };
-        s += &format!(
-            "| {} | {} | {} | {} |\n",
-            t.model,
-            ratio(r.arena_bytes, t.arena),
-            ratio(firmware, t.firmware),
-            ratio(code, t.code)
-        );
-        rows += 1;
-    }
-    (rows > 0).then_some(s)
+/// `ours / theirs (p %)`.
+fn ratio(ours: Option<u64>, theirs: u64) -> Option<String> {
+    ours.map(|o| {
+        format!("{} / {} ({:.0} %)", thousands(o), thousands(theirs), 100.0 * o as f64 / theirs as f64)
+    })
 }
 
-/// The docs section: heading, command, what the numbers are, the table.
+/// Ember's `qemu-m4` run of each model in [`TFLM`] beside TFLite Micro's figures, a row for
+/// every run with all of `columns`' cells; `None` when there is no such run.
+fn tflm_rows<'a>(runs: &'a [Run], columns: &[Column<(&'a Run, &'static Tflm)>]) -> Option<String> {
+    let rows: Vec<(&Run, &Tflm)> = TFLM
+        .iter()
+        .filter_map(|t| Some((runs.iter().find(|r| r.model == t.model && r.board == "qemu-m4")?, t)))
+        .filter(|row| columns.iter().all(|c| (c.cell)(row).is_some()))
+        .collect();
+    (!rows.is_empty()).then(|| render(columns, &rows))
+}
+
+/// The memory comparison with TFLite Micro of the ONNX runs.
+pub fn tflm_table(runs: &[Run]) -> Option<String> {
+    tflm_rows(
+        runs,
+        &[
+            Column { head: "model", right: false, cell: |(r, _)| Some(r.model.clone()) },
+            Column {
+                head: "arena: Ember / TFLM",
+                right: true,
+                cell: |(r, t)| ratio(Some(r.arena_bytes), t.arena),
+            },
+            Column {
+                head: "code + model: Ember / TFLM",
+                right: true,
+                cell: |(r, t)| ratio(r.firmware_bytes, t.firmware),
+            },
+            Column {
+                head: "code: Ember / TFLM (goal ≤ 50 %)",
+                right: true,
+                cell: |(r, t)| ratio(r.code_bytes, t.code),
+            },
+        ],
+    )
+}
+
+/// The comparison with TFLite Micro + CMSIS-NN of the imported runs: instructions and memory.
+pub fn tflite_tflm_table(runs: &[Run]) -> Option<String> {
+    tflm_rows(
+        runs,
+        &[
+            Column { head: "model", right: false, cell: |(r, _)| Some(r.model.clone()) },
+            Column {
+                head: "instructions / inference: Ember / TFLM + CMSIS-NN",
+                right: true,
+                cell: |(r, t)| ratio(r.instructions, t.instructions),
+            },
+            Column {
+                head: "arena: Ember / TFLM",
+                right: true,
+                cell: |(r, t)| ratio(Some(r.arena_bytes), t.arena),
+            },
+            Column {
+                head: "code + model: Ember / TFLM",
+                right: true,
+                cell: |(r, t)| ratio(r.firmware_bytes, t.firmware),
+            },
+        ],
+    )
+}
+
+/// What the instruction counts are, in both sections.
+const INSTRUCTIONS: &str =
+    "Instructions are QEMU `-icount` instruction counts, the mean per inference over the batch,\n\
+    counted in steps of the board's SysTick tick and identical on every run: not cycles and not\n\
+    time (see targets/README.md). MACs / instruction compares kernels and builds, not chips.\n";
+
+/// How the firmware is built, in both sections.
+const BUILD: &str = "Release build of the board crates (`opt-level = \"s\"`, LTO, one codegen unit).";
+
+/// The docs section of the ONNX runs: heading, command, what the numbers are, the table.
 pub fn section(runs: &[Run], command: &str, versions: &str) -> String {
     let samples = runs.first().map_or(BATCH, |r| r.samples);
     format!(
         "{SECTION}\n\n\
          `{command}`\n\n\
          {versions}.\n\
-         Release build of the board crates (`opt-level = \"s\"`, LTO, one codegen unit). Each model is quantized at int8\n\
+         {BUILD} Each model is quantized at int8\n\
          with 64 seeded synthetic calibration inputs in its README's input range (plus the real\n\
          samples tests/mlperf.rs uses) and run on a batch of {samples} seeded inputs; the raw results\n\
          are in `benches/results/device.json`.\n\n\
-         Instructions are QEMU `-icount` instruction counts, the mean per inference over the batch,\n\
-         counted in steps of the board's SysTick tick and identical on every run: not cycles and not\n\
-         time (see targets/README.md). MACs / instruction compares kernels and builds, not chips.\n\
+         {INSTRUCTIONS}\
          Bytes: arena is the model's memory plan (ember-quantize's planner), next to what TFLite\n\
          Micro's greedy-by-size planner needs for the same tensors; flash is the whole image; code is flash minus the\n\
          model file and the input batch; RAM is static RAM (arena included); stack is the painted\n\
@@ -556,17 +1096,47 @@ pub fn section(runs: &[Run], command: &str, versions: &str) -> String {
     )
 }
 
-/// `doc` with its `SECTION` replaced by `section` (up to the next `## ` heading), or with
-/// `section` appended when it has none.
-pub fn replace_section(doc: &str, section: &str) -> String {
+/// The docs section of the imported `.tflite` runs: heading, command, what the numbers are,
+/// the table, and the comparison with TFLite Micro + CMSIS-NN.
+pub fn tflite_section(runs: &[Run], command: &str, versions: &str) -> String {
+    format!(
+        "{TFLITE_SECTION}\n\n\
+         `{command}`\n\n\
+         {versions}.\n\
+         {BUILD} Each int8 `.tflite` file is imported as\n\
+         `ember-quantize import` imports it (the model's own scales, zero points and int32 biases; no\n\
+         calibration) and run on every input of its TFLite reference file (`models/tflite-ref/<model>.ref.npz`:\n\
+         the model's real samples, where it has them, then 20 seeded random int8 inputs over -128..127).\n\
+         Output = TFLite reference: the board's output bytes for all inputs, in order, have the CRC32 of\n\
+         the output bytes of TFLite's reference kernels (LiteRT `BUILTIN_REF`, `scripts/tflite_reference.py`);\n\
+         output = host: of the host runtime's. Where the model and all inputs do not fit the board's flash\n\
+         (the M55's 512 KiB ITCM), the inputs run in several firmware builds of consecutive inputs\n\
+         (builds); their CRCs are joined into the CRC over all outputs, and instructions are the mean\n\
+         over all inputs. The raw results are in `benches/results/device-tflite.json`.\n\n\
+         {INSTRUCTIONS}\
+         Bytes: arena is the model's memory plan (ember-quantize's planner); code + model is flash minus\n\
+         the inputs (the same in every build); code is that minus the model file; stack is the painted peak.\n\n{}{}",
+        tflite_table(runs),
+        tflite_tflm_table(runs).map_or(String::new(), |t| format!(
+            "\nAgainst TFLite Micro with CMSIS-NN on the same board (QEMU `mps2-an386`, Cortex-M4) and the\n\
+             same `.tflite` files, Ember on `qemu-m4`. TFLite Micro's figures were not measured here: its\n\
+             instructions per inference (QEMU `-icount`) are issue 5's, its `arena_used_bytes` and firmware\n\
+             text including the model issue 3's. SWW has none.\n\n{t}"
+        ))
+    )
+}
+
+/// `doc` with its section `heading` replaced by `section` (up to the next `## ` heading), or
+/// with `section` appended when it has none.
+pub fn replace_section(doc: &str, heading: &str, section: &str) -> String {
     let section = section.trim_end();
-    let start = doc.find(&format!("\n{SECTION}\n")).map(|i| i + 1).or_else(|| {
-        let prefix = format!("{SECTION}\n");
+    let start = doc.find(&format!("\n{heading}\n")).map(|i| i + 1).or_else(|| {
+        let prefix = format!("{heading}\n");
         doc.starts_with(&prefix).then_some(0)
     });
     match start {
         Some(start) => {
-            let after = start + SECTION.len();
+            let after = start + heading.len();
             let end = doc[after..].find("\n## ").map_or(doc.len(), |i| after + i + 1);
             let rest = &doc[end..];
             let sep = if rest.is_empty() { "\n" } else { "\n\n" };
@@ -584,10 +1154,12 @@ mod tests {
         Run {
             model: model.into(),
             file: format!("{model}.onnx"),
+            source_format: "onnx".into(),
             board: "qemu-m4".into(),
             precision: "int8".into(),
             clock: instructions.map(|_| "instructions".into()),
             samples: 4,
+            builds: usize::from(instructions.is_some()),
             instructions,
             cycles: None,
             macs: 2_000_000,
@@ -603,6 +1175,11 @@ mod tests {
             output_crc32: instructions.map(|_| "0x0000abcd".into()),
             host_output_crc32: "0x0000abcd".into(),
             output_matches_host: matches,
+            reference_file: None,
+            reference_output_crc32: None,
+            output_matches_reference: None,
+            inputs_differing_from_host: Vec::new(),
+            inputs_differing_from_reference: Vec::new(),
             fits: note.is_none(),
             note: note.map(str::to_string),
         }
@@ -665,19 +1242,105 @@ mod tests {
         assert_eq!(o["output_crc32"], "0x0000abcd");
     }
 
+    /// An imported model's run that matched TFLite's reference bytes or not.
+    fn tflite_run(model: &str, board: &str, matches: bool) -> Run {
+        let mut r = run(model, Some(9_000_000), Some(true), None);
+        r.board = board.into();
+        r.source_format = "tflite".into();
+        r.samples = 20;
+        r.builds = 3;
+        r.output_matches_reference = Some(matches);
+        r.inputs_differing_from_reference = if matches { vec![] } else { vec![3, 7] };
+        r
+    }
+
+    #[test]
+    fn tflite_tables_show_inputs_builds_the_reference_check_and_tflm() {
+        let runs = [tflite_run("kws", "qemu-m4", true), tflite_run("kws", "qemu-m55", false)];
+        let t = tflite_table(&runs);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "| model | board | inputs | builds | instructions / inference | MACs / instruction | arena | code + model | code | stack | output = host | output = TFLite reference |");
+        assert_eq!(lines[1], "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|");
+        assert_eq!(
+            lines[2],
+            "| kws | qemu-m4 | 20 | 3 | 9,000,000 | 0.222 | 16,000 | 148,040 | 118,040 | 2,100 | yes | yes |"
+        );
+        assert!(lines[3].starts_with("| kws | qemu-m55 |") && lines[3].ends_with("| yes | NO |"));
+        let tflm = tflite_tflm_table(&runs).unwrap();
+        assert_eq!(
+            tflm.lines().nth(2).unwrap(),
+            "| kws | 9,000,000 / 7,697,880 (117 %) | 16,000 / 22,820 (70 %) | 148,040 / 142,884 (104 %) |"
+        );
+        assert_eq!(tflm.lines().count(), 3, "qemu-m4 runs only");
+        assert_eq!(tflite_tflm_table(&[tflite_run("sww", "qemu-m4", true)]), None, "no TFLM figures for SWW");
+        let section = tflite_section(&runs, "cargo xtask bench-device --tflite", "rustc, QEMU");
+        assert!(section.starts_with(
+            "## On-device (QEMU): imported int8 TFLite models\n\n`cargo xtask bench-device --tflite`\n"
+        ));
+        assert_eq!(
+            mismatches(&runs, |r| (r.output_matches_reference, &r.inputs_differing_from_reference)),
+            ["kws on qemu-m55 (inputs 3, 7 of 20)"]
+        );
+    }
+
+    #[test]
+    fn splits_batches_into_the_fewest_even_builds() {
+        assert_eq!((split(20, 20).len(), split(20, 20)[0].clone()), (1, 0..20));
+        assert_eq!(split(20, 8), [0..7, 7..14, 14..20]);
+        assert_eq!(split(21, 7), [0..7, 7..14, 14..21]);
+        assert_eq!(split(5, 1), [0..1, 1..2, 2..3, 3..4, 4..5]);
+        assert_eq!(split(3, 0), [0..1, 1..2, 2..3], "at least one input per build");
+    }
+
+    #[test]
+    fn tflite_models_and_onnx_models_run_apart() {
+        let options = |models: &[&str], tflite: bool, range: Option<(f32, f32)>| Options {
+            boards: vec![],
+            models: models.iter().map(|m| root().join(m)).collect(),
+            tflite,
+            range,
+            timeout: Duration::from_secs(1),
+            json: None,
+            docs: false,
+            command: String::new(),
+        };
+        let (kind, list) = jobs(&options(&[], true, None)).unwrap();
+        assert_eq!(kind, Kind::Tflite);
+        assert_eq!(
+            list.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
+            ["kws", "vww", "ic", "ad", "sww"]
+        );
+        let (kind, list) = jobs(&options(&["models/tflite-ref/vww_96_int8.tflite"], false, None)).unwrap();
+        assert_eq!((kind, list[0].name.as_str()), (Kind::Tflite, "vww"));
+        assert!(
+            matches!(&list[0].source, Source::Tflite { reference } if reference.ends_with("vww.ref.npz"))
+        );
+        assert_eq!(jobs(&options(&[], false, None)).unwrap().0, Kind::Onnx);
+        let mixed = ["models/tflite-ref/ad01_int8.tflite", "models/mlperf-tiny/ad/ad_fc_autoencoder.onnx"];
+        assert!(jobs(&options(&mixed, false, None)).unwrap_err().to_string().contains("separate commands"));
+        let ranged = jobs(&options(&["models/tflite-ref/ad01_int8.tflite"], false, Some((0.0, 1.0))));
+        assert!(ranged.unwrap_err().to_string().contains("--range is for ONNX models"));
+        assert!(jobs(&options(&[], true, Some((0.0, 1.0)))).is_err());
+    }
+
     #[test]
     fn replaces_only_its_own_section() {
         let new = "## On-device (QEMU) instruction counts\n\nnew table\n";
+        let replace = |doc: &str, new: &str| replace_section(doc, SECTION, new);
         let doc = "# B\n\n## Host\n\nhost\n";
-        let added = replace_section(doc, new);
+        let added = replace(doc, new);
         assert_eq!(added, "# B\n\n## Host\n\nhost\n\n## On-device (QEMU) instruction counts\n\nnew table\n");
-        assert_eq!(replace_section(&added, new), added, "idempotent");
+        assert_eq!(replace(&added, new), added, "idempotent");
         let middle = "# B\n\n## On-device (QEMU) instruction counts\n\nold\n\n## Memory\n\nmem\n";
         assert_eq!(
-            replace_section(middle, new),
+            replace(middle, new),
             "# B\n\n## On-device (QEMU) instruction counts\n\nnew table\n\n## Memory\n\nmem\n"
         );
-        let last = replace_section(&added, "## On-device (QEMU) instruction counts\n\nnewer\n");
+        let last = replace(&added, "## On-device (QEMU) instruction counts\n\nnewer\n");
         assert_eq!(last, "# B\n\n## Host\n\nhost\n\n## On-device (QEMU) instruction counts\n\nnewer\n");
+        let tflite = replace_section(&last, TFLITE_SECTION, &format!("{TFLITE_SECTION}\n\nimported\n"));
+        assert_eq!(tflite, format!("{}\n{TFLITE_SECTION}\n\nimported\n", last));
+        let both = replace(&tflite, "## On-device (QEMU) instruction counts\n\nx\n");
+        assert_eq!(both, tflite.replace("\n\nnewer\n", "\n\nx\n"), "the other section stays");
     }
 }

@@ -90,6 +90,8 @@ pub struct Report {
     pub samples: Vec<Sample>,
     /// Mean ticks per op, `(op index, kind, ticks)`.
     pub layers: Vec<(usize, String, u64)>,
+    /// Ticks of all inferences together.
+    pub ticks_total: u64,
     /// Mean ticks per inference.
     pub ticks_per_inference: u64,
     /// CRC32 over all output bytes of all samples.
@@ -131,6 +133,7 @@ pub fn parse(text: &str) -> Result<Report> {
         arena_bytes: field(&h, "arena_bytes", head)?,
         samples: Vec::new(),
         layers: Vec::new(),
+        ticks_total: 0,
         ticks_per_inference: 0,
         output_crc32: 0,
         stack_bytes: 0,
@@ -151,7 +154,8 @@ pub fn parse(text: &str) -> Result<Report> {
             Some("summary") => {
                 let samples: u64 = field(&f, "samples", line)?;
                 ensure!(samples > 0, "no samples in {line:?}");
-                report.ticks_per_inference = field::<u64>(&f, "ticks_total", line)? / samples;
+                report.ticks_total = field(&f, "ticks_total", line)?;
+                report.ticks_per_inference = report.ticks_total / samples;
                 for layer in &mut report.layers {
                     layer.2 /= samples;
                 }
@@ -220,21 +224,40 @@ pub fn elf_path(board: &Board) -> PathBuf {
     root().join(board.dir).join("target").join(board.target).join("release").join(board.binary)
 }
 
-/// Why a build failed: `Ok(Some(msg))` when the image does not fit the memory map (the
-/// linker's overflow message), `Err` for any other failure.
-fn build_error(board: &Board, err: anyhow::Error) -> Result<String> {
-    let text = format!("{err:#}");
-    let overflow = text.lines().find(|l| l.contains("will not fit in region") || l.contains("overflowed by"));
-    match overflow {
-        // `  = note: rust-lld: error: section '.rodata' will not fit in region 'FLASH': overflowed by …`
-        Some(line) => Ok(line.rsplit("error: ").next().unwrap_or(line).trim().to_string()),
-        None => Err(err.context(format!("building the {} firmware", board.name))),
-    }
+/// Why a firmware image does not fit its board's memory map.
+#[derive(Debug, PartialEq)]
+pub struct Misfit {
+    /// The linker's first overflow message.
+    pub why: String,
+    /// Bytes by which the image overflows `FLASH`, when the linker says (the largest amount it
+    /// gives for that region); `None` when only another region overflows.
+    pub flash_overflow: Option<u64>,
 }
 
-/// Builds `board`'s firmware with `model` and `inputs` embedded: `Ok(Err(why))` when the image
-/// does not fit the board's memory map.
-pub fn build(board: &Board, model: &Path, inputs: &Path) -> Result<std::result::Result<PathBuf, String>> {
+/// Why a build failed: `Ok(misfit)` when the image does not fit the memory map (the linker's
+/// overflow messages), `Err` for any other failure.
+fn build_error(board: &Board, err: anyhow::Error) -> Result<Misfit> {
+    let text = format!("{err:#}");
+    let overflows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("will not fit in region") || l.contains("overflowed by"))
+        .collect();
+    let Some(&first) = overflows.first() else {
+        return Err(err.context(format!("building the {} firmware", board.name)));
+    };
+    // `  = note: rust-lld: error: section '.rodata' will not fit in region 'FLASH': overflowed by …`
+    let why = first.rsplit("error: ").next().unwrap_or(first).trim().to_string();
+    let flash_overflow = overflows
+        .iter()
+        .filter(|l| l.contains("region 'FLASH'"))
+        .filter_map(|l| l.split_once("overflowed by ")?.1.split_whitespace().next()?.parse::<u64>().ok())
+        .max();
+    Ok(Misfit { why, flash_overflow })
+}
+
+/// Builds `board`'s firmware with `model` and `inputs` embedded: `Ok(Err(misfit))` when the
+/// image does not fit the board's memory map.
+pub fn build(board: &Board, model: &Path, inputs: &Path) -> Result<std::result::Result<PathBuf, Misfit>> {
     let built = run_checked(
         Command::new("cargo")
             .args(["build", "--quiet", "--release"])
@@ -251,8 +274,8 @@ pub fn build(board: &Board, model: &Path, inputs: &Path) -> Result<std::result::
 /// Builds `board`'s firmware with `model` and `inputs` embedded, runs it, returns its report
 /// and the firmware's ELF path.
 pub fn run(board: &Board, model: &Path, inputs: &Path) -> Result<(Report, PathBuf)> {
-    if let Err(why) = build(board, model, inputs)? {
-        bail!("the firmware does not fit board {}: {why}", board.name);
+    if let Err(misfit) = build(board, model, inputs)? {
+        bail!("the firmware does not fit board {}: {}", board.name, misfit.why);
     }
     let report = run_built(board, model, inputs, Duration::from_secs(1800))?;
     Ok((report, elf_path(board)))
@@ -310,9 +333,14 @@ pub fn run_built(board: &Board, model: &Path, inputs: &Path, timeout: Duration) 
 }
 
 /// The host's counterpart of the report's summary `output_crc32`: CRC32 over output 0's bytes
-/// (int8 as-is, f32 little-endian) for every sample of `batch` (raw input 0 samples in the
-/// model's internal layout and element type), concatenated — what `ember-bench` computes.
+/// for every sample of `batch`, concatenated — what `ember-bench` computes (see [`host_outputs`]).
 pub fn host_output_crc(model: &Model, batch: &[u8]) -> Result<u32> {
+    Ok(ember::CRC32.checksum(&host_outputs(model, batch)?.concat()))
+}
+
+/// Output 0's bytes (int8 as-is, f32 little-endian) on the host, one row per sample of `batch`
+/// (raw input 0 samples in the model's internal layout and element type).
+pub fn host_outputs(model: &Model, batch: &[u8]) -> Result<Vec<Vec<u8>>> {
     let mut arena = vec![0u8; model.arena_bytes() + 16];
     let mut interp = Interpreter::new(model, &mut arena)?;
     let input = model.input(0)?.tensor;
@@ -323,7 +351,7 @@ pub fn host_output_crc(model: &Model, batch: &[u8]) -> Result<u32> {
         batch.len(),
         input.byte_len
     );
-    let mut crc = ember::CRC32.digest();
+    let mut rows = Vec::new();
     for sample in batch.chunks_exact(input.byte_len) {
         match input.dtype {
             DType::I8 => interp.input_i8(0)?.iter_mut().zip(sample).for_each(|(d, &s)| *d = s as i8),
@@ -335,13 +363,37 @@ pub fn host_output_crc(model: &Model, batch: &[u8]) -> Result<u32> {
             other => bail!("input 0 is {}: only int8 and f32 inputs are supported", other.name()),
         }
         interp.invoke()?;
-        match output.dtype {
-            DType::I8 => interp.output_i8(0)?.iter().for_each(|&v| crc.update(&[v as u8])),
-            DType::F32 => interp.output_f32(0)?.iter().for_each(|v| crc.update(&v.to_le_bytes())),
+        rows.push(match output.dtype {
+            DType::I8 => interp.output_i8(0)?.iter().map(|&v| v as u8).collect(),
+            DType::F32 => interp.output_f32(0)?.iter().flat_map(|v| v.to_le_bytes()).collect(),
             other => bail!("output 0 is {}: only int8 and f32 outputs are supported", other.name()),
-        }
+        });
     }
-    Ok(crc.finalize())
+    Ok(rows)
+}
+
+/// The CRC32 ([`ember::CRC32`]) of `a` followed by `b`, from `crc_a` = CRC32(`a`), `crc_b` =
+/// CRC32(`b`) and `len_b` = `b.len()`: the CRC over all outputs of a batch run in chunks.
+///
+/// A CRC is affine in its message bits, so CRC(a ‖ b) = CRC(a ‖ 0ⁿ) ⊕ CRC(b) ⊕ CRC(0ⁿ) for
+/// n = `len_b`; CRC(a ‖ 0ⁿ) continues the register `crc_a` left over n zero bytes.
+pub fn crc32_concat(crc_a: u32, crc_b: u32, len_b: usize) -> u32 {
+    let algorithm = ember::CRC32.algorithm;
+    // `digest_with_initial` reflects its argument as it reflects `init`; the register after `a`
+    // is `crc_a ^ xorout` (CRC-32/ISO-HDLC: refin = refout, so `finalize` does not reflect).
+    let register = crc_a ^ algorithm.xorout;
+    let initial = if algorithm.refin { register.reverse_bits() } else { register };
+    let mut continued = ember::CRC32.digest_with_initial(initial);
+    let mut zeros = ember::CRC32.digest();
+    let block = [0u8; 256];
+    let mut left = len_b;
+    while left > 0 {
+        let n = left.min(block.len());
+        continued.update(&block[..n]);
+        zeros.update(&block[..n]);
+        left -= n;
+    }
+    continued.finalize() ^ crc_b ^ zeros.finalize()
 }
 
 #[cfg(test)]
@@ -363,7 +415,8 @@ mod tests {
             [Sample { argmax: 2, output_crc32: 0xabcd }, Sample { argmax: 0, output_crc32: 1 }]
         );
         assert_eq!(r.layers, [(0, "conv2d".to_string(), 40)]);
-        assert_eq!((r.ticks_per_inference, r.output_crc32, r.stack_bytes), (101, 0xdeadbeef, 512));
+        assert_eq!((r.ticks_total, r.ticks_per_inference), (202, 101));
+        assert_eq!((r.output_crc32, r.stack_bytes), (0xdeadbeef, 512));
         assert!(parse("ember-bench v2 board=x clock=y arena_bytes=1\n").is_err(), "no done line");
     }
 
@@ -371,13 +424,32 @@ mod tests {
     fn tells_overflow_from_other_build_errors() {
         let overflow = anyhow::anyhow!(
             "cargo build failed:\n  = note: rust-lld: error: section '.rodata' will not fit in region 'FLASH': \
-             overflowed by 110440 bytes\n          rust-lld: error: section '.data' will not fit in region 'FLASH'"
+             overflowed by 110440 bytes\n          rust-lld: error: section '.data' will not fit in region 'FLASH'\n\
+             rust-lld: error: section '.data' will not fit in region 'FLASH': overflowed by 110452 bytes"
         );
         assert_eq!(
             build_error(&QEMU_M55, overflow).unwrap(),
-            "section '.rodata' will not fit in region 'FLASH': overflowed by 110440 bytes"
+            Misfit {
+                why: "section '.rodata' will not fit in region 'FLASH': overflowed by 110440 bytes".into(),
+                flash_overflow: Some(110_452),
+            }
         );
+        let ram = anyhow::anyhow!(
+            "rust-lld: error: section '.bss' will not fit in region 'RAM': overflowed by 8 bytes"
+        );
+        assert_eq!(build_error(&QEMU_M55, ram).unwrap().flash_overflow, None);
         assert!(build_error(&QEMU_M55, anyhow::anyhow!("error[E0425]: cannot find value")).is_err());
+    }
+
+    #[test]
+    fn joins_crcs_of_consecutive_chunks() {
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        for (split, tail) in [(0, 1000), (1, 999), (400, 600), (999, 1), (1000, 0)] {
+            let (a, b) = bytes.split_at(split);
+            assert_eq!(tail, b.len());
+            let joined = crc32_concat(ember::CRC32.checksum(a), ember::CRC32.checksum(b), b.len());
+            assert_eq!(joined, ember::CRC32.checksum(&bytes), "split at {split}");
+        }
     }
 
     #[test]

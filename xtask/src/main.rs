@@ -3,7 +3,9 @@
 //! `cargo xtask demo` quantizes the bundled digits model, runs it on an emulated Cortex-M4F
 //! (QEMU `mps2-an386`) and prints predictions, accuracy, instructions per inference and memory.
 //! `cargo xtask bench-device` runs the MLPerf Tiny models on the emulated boards and writes
-//! `benches/results/device.json` and the on-device section of docs/BENCHMARKS.md.
+//! `benches/results/device.json` and the on-device section of docs/BENCHMARKS.md; with
+//! `--tflite` it runs their int8 `.tflite` files as imported, checks the boards' output bytes
+//! against TFLite's reference kernels, and writes `device-tflite.json` and its own section.
 //! `cargo xtask setup` installs the rustup targets and tools every board crate needs.
 
 mod bench;
@@ -33,23 +35,33 @@ enum Command {
         images: usize,
     },
     /// Quantize the MLPerf Tiny models (int8), run them on the emulated boards, write
-    /// benches/results/device.json and the on-device table in docs/BENCHMARKS.md.
+    /// benches/results/device.json and the on-device table in docs/BENCHMARKS.md (with
+    /// --tflite: import their int8 .tflite files, check the outputs against TFLite's reference
+    /// kernels, write benches/results/device-tflite.json and that table).
     BenchDevice {
         /// Board to run on (repeatable): qemu-m4, qemu-m7, qemu-m55. Default: every board
         /// known to build.
         #[arg(long = "board")]
         boards: Vec<String>,
-        /// ONNX model to run instead of the MLPerf Tiny models (repeatable).
+        /// Model to run instead of the MLPerf Tiny models (repeatable): ONNX (quantized at
+        /// int8) or int8 .tflite (imported, run on the inputs of NAME.ref.npz beside it, or of
+        /// models/tflite-ref/ for the MLPerf Tiny files).
         #[arg(long = "model")]
         models: Vec<std::path::PathBuf>,
-        /// Input range `LO..HI` of the synthetic calibration and test inputs (needed for models
-        /// outside the MLPerf Tiny table).
+        /// Run the MLPerf Tiny int8 .tflite files of models/tflite-ref/ as imported, on their
+        /// reference inputs, and check the boards' output bytes against TFLite's reference
+        /// kernels' (a mismatch fails the command).
+        #[arg(long, conflicts_with = "models")]
+        tflite: bool,
+        /// Input range `LO..HI` of the synthetic calibration and test inputs (needed for ONNX
+        /// models outside the MLPerf Tiny table).
         #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
         range: Option<(f32, f32)>,
         /// Longest one firmware run may take, in seconds.
         #[arg(long, default_value_t = 1800)]
         timeout_secs: u64,
-        /// Where to write the JSON results (default: benches/results/device.json).
+        /// Where to write the JSON results (default: benches/results/device.json, with --tflite
+        /// or .tflite models benches/results/device-tflite.json).
         #[arg(long)]
         json: Option<std::path::PathBuf>,
         /// Don't rewrite docs/BENCHMARKS.md.
@@ -75,14 +87,15 @@ fn main() {
     let result = match Cli::parse().command {
         Command::Setup => setup::all(),
         Command::Demo { images } => demo::run(images),
-        Command::BenchDevice { boards, models, range, timeout_secs, json, no_docs } => {
+        Command::BenchDevice { boards, models, tflite, range, timeout_secs, json, no_docs } => {
             let args: Vec<String> = std::env::args().skip(1).collect();
             bench::run(bench::Options {
                 boards,
                 models,
+                tflite,
                 range,
                 timeout: std::time::Duration::from_secs(timeout_secs),
-                json: json.unwrap_or_else(|| root().join("benches/results/device.json")),
+                json,
                 docs: !no_docs,
                 command: format!("cargo xtask {}", args.join(" ")),
             })
