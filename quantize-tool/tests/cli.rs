@@ -144,3 +144,99 @@ fn every_unsupported_node_is_reported_at_once() {
     assert!(t.contains("(Sin)") && t.contains("(Einsum)") && t.contains("opset 13"), "{t}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The first `count` digits test images as 8×8 grey PNGs (pixel = value × 255) in `dir`.
+fn digit_pngs(dir: &Path, count: usize) {
+    let x = ember_quantize::npy::read_npy(&models().join("digits/test_x.npy")).unwrap();
+    let values: Vec<f32> = x.iter().copied().collect();
+    for (i, image) in values.chunks(64).take(count).enumerate() {
+        let png = image::GrayImage::from_fn(8, 8, |c, r| {
+            image::Luma([(image[(r * 8 + c) as usize] * 255.0).round() as u8])
+        });
+        png.save(dir.join(format!("{i:03}.png"))).unwrap();
+    }
+}
+
+#[test]
+fn every_calibration_method_quantizes_from_an_image_folder() {
+    let dir = scratch("methods");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    digit_pngs(&images, 40);
+    let onnx = models().join("digits/digits_cnn.onnx");
+    let out = dir.join("d.ember");
+    let (onnx_s, out_s, images_s) = (onnx.to_str().unwrap(), out.to_str().unwrap(), images.to_str().unwrap());
+    for method in ["minmax", "percentile=99.9", "entropy", "mse"] {
+        let args =
+            ["quantize", onnx_s, "-o", out_s, "--calib", images_s, "--std", "255", "--calibration", method];
+        let o = tool(&args);
+        let t = text(&o);
+        assert!(o.status.success(), "{method}: {t}");
+        assert!(t.contains(&format!("40 calibration samples ({method})")), "{t}");
+        // Until the format has codes for the histogram methods, the provenance says min-max.
+        assert_eq!(t.contains("provenance will say min-max"), method != "minmax", "{t}");
+        let o = tool(&["inspect", out_s]);
+        assert!(text(&o).contains("calibration: min-max, 40 samples"), "{}", text(&o));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn calibration_flags_that_cannot_work_are_refused() {
+    let dir = scratch("calibration-flags");
+    let (small, empty) = (dir.join("small"), dir.join("empty"));
+    std::fs::create_dir_all(&small).unwrap();
+    std::fs::create_dir_all(&empty).unwrap();
+    image::GrayImage::new(4, 4).save(small.join("a.png")).unwrap();
+    let onnx = models().join("digits/digits_cnn.onnx");
+    let npy = models().join("digits/calib_x.npy");
+    let out = dir.join("d.ember");
+    let (npy, small, empty) = (npy.to_str().unwrap(), small.to_str().unwrap(), empty.to_str().unwrap());
+    let cases: [(&[&str], i32, &str); 7] = [
+        (&["--calib", npy, "--calibration", "kl"], 2, "use minmax, percentile[=99.99], entropy or mse"),
+        (
+            &["--calib", npy, "--calibration", "percentile=101"],
+            2,
+            "not a percentile above 50 and at most 100",
+        ),
+        (
+            &["--calib", npy, "--resize", "8x8", "--std", "255"],
+            2,
+            "--resize, --std only apply to an image folder",
+        ),
+        (&["--calib", small, "--resize", "8"], 2, "'8' is not WIDTHxHEIGHT"),
+        (
+            &["--calib", small],
+            4,
+            "a.png is 4x4, input 'image' [1, 1, 8, 8] takes 8x8 images: pass --resize 8x8",
+        ),
+        (
+            &["--calib", small, "--channels", "rgb"],
+            4,
+            "--channels rgb gives 3 channels, input 'image' [1, 1, 8, 8] takes 1",
+        ),
+        (&["--calib", empty], 4, "holds no .png, .jpg or .jpeg images"),
+    ];
+    for (args, status, expected) in cases {
+        let mut all = vec!["quantize", onnx.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        all.extend(args);
+        let o = tool(&all);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(status), "{args:?}: {t}");
+        assert!(t.contains(expected), "{args:?}: {expected:?} not in {t}");
+        assert!(!out.exists());
+    }
+    // --resize makes the small image fit.
+    let o = tool(&[
+        "quantize",
+        onnx.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--calib",
+        small,
+        "--resize",
+        "8x8",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -63,53 +63,22 @@ impl Histogram {
     /// (whole bins from `levels` up), the values above it are clipped into its last bin, the
     /// bins below it are merged into `levels` groups and spread back over their non-empty bins,
     /// and the threshold with the smallest KL divergence between the two wins.
+    ///
+    /// The first bin counts as much as the second: it holds the exact zeros (ReLU outputs,
+    /// padding), which int8 represents exactly whatever the threshold, and whose spike would
+    /// otherwise favour thresholds so small that every group is one bin (as NVIDIA's
+    /// pytorch-quantization does too).
     pub fn entropy_threshold(&self, levels: usize) -> f32 {
+        let mut counts = self.counts.clone();
+        counts[0] = counts[1];
         let mut best = (f64::INFINITY, BINS);
         for end in levels..=BINS {
-            let kl = self.clipped_divergence(end, levels);
+            let kl = clipped_divergence(&counts, end, levels);
             if kl < best.0 {
                 best = (kl, end);
             }
         }
         (self.start + best.1 as f64 * self.width) as f32
-    }
-
-    /// KL divergence between the first `end` bins (with every later count added to the last
-    /// one) and those bins merged into `levels` groups and spread back.
-    fn clipped_divergence(&self, end: usize, levels: usize) -> f64 {
-        let mut reference: Vec<f64> = self.counts[..end].iter().map(|&n| n as f64).collect();
-        reference[end - 1] += self.counts[end..].iter().sum::<u64>() as f64;
-        let mut expanded = vec![0f64; end];
-        for group in 0..levels {
-            let (from, to) = (group * end / levels, (group + 1) * end / levels);
-            let slice = &self.counts[from..to];
-            let occupied = reference[from..to].iter().filter(|&&p| p > 0.0).count();
-            if occupied == 0 {
-                continue;
-            }
-            let share = slice.iter().sum::<u64>() as f64 / occupied as f64;
-            for (q, &p) in expanded[from..to].iter_mut().zip(&reference[from..to]) {
-                if p > 0.0 {
-                    *q = share;
-                }
-            }
-        }
-        let (p_total, q_total) = (reference.iter().sum::<f64>(), expanded.iter().sum::<f64>());
-        if p_total == 0.0 || q_total == 0.0 {
-            return f64::INFINITY;
-        }
-        // A bin the quantized form leaves empty but the reference fills is charged as if it
-        // held a tiny share (smoothing), so clipping into an empty group is costly, not fatal.
-        let floor = 1e-6 / end as f64;
-        reference
-            .iter()
-            .zip(&expanded)
-            .filter(|(&p, _)| p > 0.0)
-            .map(|(&p, &q)| {
-                let (p, q) = (p / p_total, (q / q_total).max(floor));
-                p * (p / q).ln()
-            })
-            .sum()
     }
 
     /// The clipping threshold of a histogram of magnitudes (starting at 0) that minimizes the
@@ -137,6 +106,44 @@ impl Histogram {
         }
         (self.start + best.1 as f64 * self.width) as f32
     }
+}
+
+/// KL divergence between the first `end` bins (with every later count added to the last
+/// one) and those bins merged into `levels` groups and spread back.
+fn clipped_divergence(counts: &[u64], end: usize, levels: usize) -> f64 {
+    let mut reference: Vec<f64> = counts[..end].iter().map(|&n| n as f64).collect();
+    reference[end - 1] += counts[end..].iter().sum::<u64>() as f64;
+    let mut expanded = vec![0f64; end];
+    for group in 0..levels {
+        let (from, to) = (group * end / levels, (group + 1) * end / levels);
+        let slice = &counts[from..to];
+        let occupied = reference[from..to].iter().filter(|&&p| p > 0.0).count();
+        if occupied == 0 {
+            continue;
+        }
+        let share = slice.iter().sum::<u64>() as f64 / occupied as f64;
+        for (q, &p) in expanded[from..to].iter_mut().zip(&reference[from..to]) {
+            if p > 0.0 {
+                *q = share;
+            }
+        }
+    }
+    let (p_total, q_total) = (reference.iter().sum::<f64>(), expanded.iter().sum::<f64>());
+    if p_total == 0.0 || q_total == 0.0 {
+        return f64::INFINITY;
+    }
+    // A bin the quantized form leaves empty but the reference fills is charged as if it
+    // held a tiny share (smoothing), so clipping into an empty group is costly, not fatal.
+    let floor = 1e-6 / end as f64;
+    reference
+        .iter()
+        .zip(&expanded)
+        .filter(|(&p, _)| p > 0.0)
+        .map(|(&p, &q)| {
+            let (p, q) = (p / p_total, (q / q_total).max(floor));
+            p * (p / q).ln()
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -230,6 +237,16 @@ mod tests {
         let t = histogram(0.0, 20.0, values).entropy_threshold(128);
         // The bulk ends near 4.5 σ; the threshold keeps most of it and drops the outliers.
         assert!((2.5..6.0).contains(&t), "{t}");
+    }
+
+    #[test]
+    fn entropy_is_not_pulled_down_by_a_spike_of_zeros() {
+        // A ReLU output: half exact zeros, half the magnitudes of a normal, no outliers.
+        let mut values: Vec<f32> = normal(100_000).iter().map(|v| v.abs()).collect();
+        values.extend([0.0; 100_000]);
+        let top = values.iter().copied().fold(0.0, f32::max);
+        let t = histogram(0.0, top, values).entropy_threshold(256);
+        assert!(t > 0.6 * top, "{t} of {top}");
     }
 
     #[test]
