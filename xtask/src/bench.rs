@@ -1104,7 +1104,7 @@ pub fn tflite_section(runs: &[Run], command: &str, versions: &str) -> String {
          `{command}`\n\n\
          {versions}.\n\
          {BUILD} Each int8 `.tflite` file is imported as\n\
-         `ember-quantize import` imports it (the model's own scales, zero points and int32 biases; no\n\
+         `ember-quantize import` does it (the model's own scales, zero points and int32 biases; no\n\
          calibration) and run on every input of its TFLite reference file (`models/tflite-ref/<model>.ref.npz`:\n\
          the model's real samples, where it has them, then 20 seeded random int8 inputs over -128..127).\n\
          Output = TFLite reference: the board's output bytes for all inputs, in order, have the CRC32 of\n\
@@ -1118,10 +1118,10 @@ pub fn tflite_section(runs: &[Run], command: &str, versions: &str) -> String {
          the inputs (the same in every build); code is that minus the model file; stack is the painted peak.\n\n{}{}",
         tflite_table(runs),
         tflite_tflm_table(runs).map_or(String::new(), |t| format!(
-            "\nAgainst TFLite Micro with CMSIS-NN on the same board (QEMU `mps2-an386`, Cortex-M4) and the\n\
-             same `.tflite` files, Ember on `qemu-m4`. TFLite Micro's figures were not measured here: its\n\
-             instructions per inference (QEMU `-icount`) are issue 5's, its `arena_used_bytes` and firmware\n\
-             text including the model issue 3's. SWW has none.\n\n{t}"
+            "\nAgainst TFLite Micro with CMSIS-NN running the same `.tflite` files on the same board (QEMU\n\
+             `mps2-an386`, Cortex-M4), Ember on `qemu-m4`. TFLite Micro's figures were not measured here:\n\
+             instructions per inference and `arena_used_bytes` as issue 5 gives them, firmware text\n\
+             including the model as issue 3 gives it. SWW has none.\n\n{t}"
         ))
     )
 }
