@@ -359,7 +359,15 @@ impl<'g, 'a> Lowering<'g, 'a> {
                 let (kind, table) = match op.code {
                     builtin::LOGISTIC => (OpKind::Sigmoid, tables::logistic(qx, qy)),
                     builtin::TANH => (OpKind::Tanh, tables::tanh(qx, qy)),
-                    builtin::HARD_SWISH => (OpKind::HardSwish, tables::hard_swish(qx, qy)),
+                    builtin::HARD_SWISH => (
+                        OpKind::HardSwish,
+                        tables::hard_swish(qx, qy).with_context(|| {
+                            format!(
+                                "output scale {} is too fine for input scale {} (TFLite's int8 HARD_SWISH needs output scale ≥ input scale / 128)",
+                                qy.scale, qx.scale
+                            )
+                        })?,
+                    ),
                     builtin::RELU => (OpKind::Relu, tables::relu(qx, qy, 0.0, f32::INFINITY)),
                     _ => (OpKind::Clip, tables::relu(qx, qy, 0.0, 6.0)),
                 };
