@@ -9,7 +9,8 @@ converter adds a QUANTIZE and a DEQUANTIZE at the model's edges.
 For each model, LiteRT's interpreter with the reference op resolver (BUILTIN_REF, the kernels
 TFLite Micro and CMSIS-NN claim bit-exactness with) runs seeded random int8 inputs over the whole
 range -128..127; a model of one unary operator also gets, as its first input, all 256 int8 values
-(its input is [1, 256]). The outputs go to models/tflite-ref/ops/<name>.ref.npz with keys
+(its input is [1, 256]), and `mean_all_sums` gets inputs whose channels have every possible
+sum of its 25 int8 values. The outputs go to models/tflite-ref/ops/<name>.ref.npz with keys
 `input0`, `input1`, ... (one per model input, rows = runs) and `output0` (int8; float32 for
 `edges`, whose inputs are floats spread over the input's quantized range, with exact
 half-step ties among them). tests/tflite_ops.rs checks Ember's bytes against them.
@@ -55,6 +56,8 @@ MODELS = {
     "relu6": ([[1, 256]], lambda x: tf.nn.relu6(x), 9.0),
     "mean": ([[1, 5, 7, 8]], lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True), 2.0),
     "mean_large": ([[1, 12, 12, 4]], lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True), 5.0),
+    "mean_flat": ([[1, 6, 4, 8]], lambda x: tf.reduce_mean(x, axis=[1, 2]), 2.0),
+    "mean_all_sums": ([[1, 5, 5, 16]], lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True), 3.0),
     "mul": ([[1, 4, 4, 8], [1, 4, 4, 8]], lambda x, y: x * y, 3.0),
     "mul_broadcast": ([[1, 4, 4, 8], [1, 1, 1, 8]], lambda x, y: x * y, 3.0),
     "max_pool": (
@@ -96,6 +99,19 @@ def quantized_scale(interpreter, float_input):
     return details[quantize["outputs"][0]]["quantization"][0]
 
 
+def every_sum(shape):
+    """Inputs [1, H, W, C] whose channels, taken together, have every possible sum of H·W int8
+    values once (each channel's values as even as possible), C channels per input."""
+    _, h, w, c = shape
+    n = h * w
+    sums = np.arange(-128 * n, 127 * n + 1)
+    sums = np.concatenate([sums, np.full(-len(sums) % c, sums[-1])]).reshape(-1, c)
+    cells = np.arange(n).reshape(n, 1, 1)
+    # Channel sum s: the first s mod n cells hold floor(s / n) + 1, the others floor(s / n).
+    values = sums // n + (cells < sums % n)
+    return [v.reshape(h, w, c)[None].astype(np.int8) for v in values.transpose(1, 0, 2)]
+
+
 def reference(path, rng):
     """Inputs and reference-kernel outputs of the model at `path`, and its operator names."""
     interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
@@ -103,8 +119,11 @@ def reference(path, rng):
     inputs = interpreter.get_input_details()
     (out,) = interpreter.get_output_details()
     runs = []
-    if len(inputs) == 1 and tuple(inputs[0]["shape"]) == (1, 256) and inputs[0]["dtype"] == np.int8:
+    shape = tuple(inputs[0]["shape"])
+    if len(inputs) == 1 and shape == (1, 256) and inputs[0]["dtype"] == np.int8:
         runs.append([np.arange(-128, 128, dtype=np.int8).reshape(1, 256)])
+    if path.stem == "mean_all_sums":
+        runs.extend([x] for x in every_sum(shape))
     for _ in range(RANDOM_INPUTS):
         run = []
         for d in inputs:

@@ -32,6 +32,8 @@ const MODELS: &[(&str, usize)] = &[
     ("relu6", 1),
     ("mean", 1),
     ("mean_large", 1),
+    ("mean_flat", 1),
+    ("mean_all_sums", 1),
     ("mul", 2),
     ("mul_broadcast", 2),
     ("max_pool", 1),

@@ -422,17 +422,30 @@ impl<'g, 'a> Lowering<'g, 'a> {
             builtin::MEAN => {
                 let x = self.input(op, 0)?;
                 let mut axes = self.int32s(self.input(op, 1)?)?;
+                axes.iter_mut().for_each(|a| *a = if *a < 0 { *a + 4 } else { *a });
                 axes.sort_unstable();
-                let xs = &self.tensor(x).shape;
+                axes.dedup();
+                let xs = self.tensor(x).shape.clone();
                 let os = &self.tensor(out).shape;
+                let kept = [xs.first().copied().unwrap_or(0), 1, 1, xs.last().copied().unwrap_or(0)];
                 ensure!(
-                    xs.len() == 4 && axes == [1, 2] && os.len() == 4,
-                    "only the mean over axes [1, 2] of a rank-4 tensor, keeping them, is supported (axes {axes:?}, output {os:?})"
+                    xs.len() == 4 && axes == [1, 2] && (*os == kept || *os == [kept[0], kept[3]]),
+                    "only the mean over axes [1, 2] of a rank-4 tensor is supported (input {xs:?}, axes {axes:?}, output {os:?})"
                 );
-                let count = (xs[1] * xs[2]) as f64;
                 let (qx, qy) = (self.q(x)?, self.q(out)?);
-                let requant = Requant::from_f64(f64::from(qx.scale) / (f64::from(qy.scale) * count));
-                self.simple(OpKind::Mean, x, out, &MeanParams { requant })
+                let requant = mean_requant(qx.scale, qy.scale, xs[1] * xs[2]);
+                if *os == kept {
+                    return self.simple(OpKind::Mean, x, out, &MeanParams { requant });
+                }
+                // keep_dims false: Ember's mean keeps them, and a reshape drops them.
+                let quant = Quant::PerTensor { scale: qy.scale, zero_point: qy.zero_point };
+                let x = self.activation(x)?;
+                let mean = self.b.activation(DType::I8, &kept, Some(&quant))?;
+                let y = self.activation(out)?;
+                self.b.op(OpKind::Mean, &[x], &[mean], &MeanParams { requant })?;
+                self.b.alias(y, mean);
+                self.b.op(OpKind::Reshape, &[mean], &[y], &NoParams)?;
+                Ok(())
             }
             code => bail!("operator code {code} is not supported"),
         }
@@ -530,6 +543,18 @@ fn padding(
     };
     let (h, w) = (total(0), total(1));
     [h / 2, w / 2, h - h / 2, w - w / 2]
+}
+
+/// The factor of an int8 MEAN over `count` cells as TFLite's reference `QuantizedMeanOrSum`
+/// derives it: `QuantizeMultiplier(in_scale / out_scale)`, then the multiplier times `2^k`
+/// divided by `count` (truncating) and the shift lowered by `k`, where `2^k` is the largest
+/// power of two not above `count` (at most 32, and at most `31 + shift` so the shift stays ≥ −31).
+/// The multiplier can fall below 2^30; Ember's requantization takes it as it is.
+fn mean_requant(in_scale: f32, out_scale: f32, count: usize) -> Requant {
+    let r = Requant::from_f64(f64::from(in_scale) / f64::from(out_scale));
+    let count = count.max(1) as i64;
+    let k = (count.ilog2() as i32).min(32).min(31 + r.shift).max(0);
+    Requant { multiplier: ((i64::from(r.multiplier) << k) / count) as i32, shift: r.shift - k }
 }
 
 /// TFLite's name of a fused activation code.

@@ -22,7 +22,9 @@ pub fn mean_f32(shape: Nhwc, x: &[f32], out: &mut [f32]) {
 }
 
 /// int8 mean over H and W; out = clamp(output_zero_point + requant.apply(sum(x) - count *
-/// input_zero_point)), where the tool sets requant = in_scale / (out_scale * count).
+/// input_zero_point)), where requant ≈ in_scale / (out_scale * count): `quantize` rounds that
+/// factor once, `import` derives it as TFLite's reference MEAN does (its multiplier can then be
+/// below 2^30).
 pub fn mean_i8(
     shape: Nhwc,
     input_zero_point: i32,
