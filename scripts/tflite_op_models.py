@@ -4,7 +4,8 @@
 Each model is a tf.function of one or two operators, converted by TensorFlow's TFLite converter with
 full-integer int8 quantization (int8 input and output, a seeded representative dataset), written to
 models/tflite-ref/ops/<name>.tflite. The `edges` model keeps float input and output, so the
-converter adds a QUANTIZE and a DEQUANTIZE at the model's edges.
+converter adds a QUANTIZE and a DEQUANTIZE at the model's edges. The converter writes tf.squeeze
+as RESHAPE, so `squeeze`'s RESHAPE is rewritten as a SQUEEZE operator.
 
 For each model, LiteRT's interpreter with the reference op resolver (BUILTIN_REF, the kernels
 TFLite Micro and CMSIS-NN claim bit-exactness with) runs seeded random int8 inputs over the whole
@@ -12,15 +13,20 @@ range -128..127; a model of one unary operator also gets, as its first input, al
 (its input is [1, 256]), and `mean_all_sums` gets inputs whose channels have every possible
 sum of its 25 int8 values. The outputs go to models/tflite-ref/ops/<name>.ref.npz with keys
 `input0`, `input1`, ... (one per model input, rows = runs) and `output0` (int8; float32 for
-`edges`, whose inputs are floats spread over the input's quantized range, with exact
-half-step ties among them). tests/tflite_ops.rs checks Ember's bytes against them.
+`edges`, whose float inputs lie on whole and half steps of the input's quantization grid,
+some beyond its range). tests/tflite_ops.rs checks Ember's bytes against them.
+
+With the `tflite-micro` package installed, each model also runs on TFLite Micro's interpreter
+and the script prints how many output bytes differ from LiteRT's reference kernels (nothing is
+stored from it).
 
 Not run by CI. Usage (from the repository root):
 
-  python3 -m venv /tmp/tfops && /tmp/tfops/bin/pip install tensorflow-cpu ai-edge-litert numpy
+  python3 -m venv /tmp/tfops && /tmp/tfops/bin/pip install tensorflow-cpu ai-edge-litert numpy tflite-micro
   /tmp/tfops/bin/python scripts/tflite_op_models.py
 
-Last run with tensorflow-cpu 2.21.0 and ai-edge-litert 2.3.0.
+Last run with Python 3.11, tensorflow-cpu 2.21.0, ai-edge-litert 2.3.0, tflite-micro
+0.dev20261023182759 and numpy 2.4.6.
 """
 
 import os
@@ -28,9 +34,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import flatbuffers
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from tensorflow.lite.python import schema_py_generated as schema
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "models" / "tflite-ref" / "ops"
@@ -112,6 +120,26 @@ def every_sum(shape):
     return [v.reshape(h, w, c)[None].astype(np.int8) for v in values.transpose(1, 0, 2)]
 
 
+def reshape_to_squeeze(tflite, dims):
+    """The model with each RESHAPE rewritten as SQUEEZE of `dims` (the converter writes tf.squeeze
+    as RESHAPE; SQUEEZE takes no shape input)."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite, 0))
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.SQUEEZE
+    code.version = 1
+    model.operatorCodes.append(code)
+    for op in model.subgraphs[0].operators:
+        if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.RESHAPE:
+            op.opcodeIndex = len(model.operatorCodes) - 1
+            op.inputs = op.inputs[:1]
+            op.builtinOptionsType = schema.BuiltinOptions.SqueezeOptions
+            op.builtinOptions = schema.SqueezeOptionsT()
+            op.builtinOptions.squeezeDims = dims
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def reference(path, rng):
     """Inputs and reference-kernel outputs of the model at `path`, and its operator names."""
     interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
@@ -147,16 +175,38 @@ def reference(path, rng):
     return arrays, ops, len(runs)
 
 
+def tflm_differences(path, arrays):
+    """How many output values TFLite Micro's interpreter (`pip install tflite-micro`, if there)
+    computes differently from LiteRT's reference kernels, as text."""
+    try:
+        from tflite_micro import runtime
+    except ImportError:
+        return "TFLite Micro not installed"
+    interpreter = runtime.Interpreter.from_file(str(path))
+    inputs = sorted(k for k in arrays if k.startswith("input"))
+    expected = arrays["output0"]
+    differing = 0
+    for r in range(len(expected)):
+        for i, key in enumerate(inputs):
+            interpreter.set_input(arrays[key][r : r + 1], i)
+        interpreter.invoke()
+        got = interpreter.get_output(0)[0]
+        differing += int((got.view(np.uint8) != expected[r].view(np.uint8)).sum())
+    return f"TFLite Micro differs in {differing} of {expected.nbytes} output bytes"
+
+
 def main():
     print(f"tensorflow {tf.__version__}")
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)
     for name, (shapes, fn, span) in MODELS.items():
         path = OUT / f"{name}.tflite"
-        path.write_bytes(convert(name, shapes, fn, span))
+        tflite = convert(name, shapes, fn, span)
+        path.write_bytes(reshape_to_squeeze(tflite, [1, 2]) if name == "squeeze" else tflite)
         arrays, ops, runs = reference(path, rng)
         np.savez_compressed(OUT / f"{name}.ref.npz", **arrays)
-        print(f"{path.relative_to(ROOT)}: {' '.join(ops)}; {runs} runs")
+        tflm = tflm_differences(path, arrays)
+        print(f"{path.relative_to(ROOT)}: {' '.join(ops)}; {runs} runs; {tflm}")
 
 
 if __name__ == "__main__":
