@@ -587,3 +587,21 @@ impl Options<'_> {
         self.0.as_ref().map_or(Ok(default), |t| t.scalar(field, default))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_factor_folds_the_count_into_the_multiplier() {
+        // in/out = 1.5: multiplier 0.75 · 2^31, exponent 1. 3 cells: k = 1, 0.75 · 2^32 / 3 =
+        // 2^30 exactly; 5 cells: k = 2, 3 · 2^31 / 5 truncated.
+        let r = mean_requant(1.5, 1.0, 1);
+        assert_eq!((r.multiplier, r.shift), (3 << 29, 1));
+        assert_eq!(mean_requant(1.5, 1.0, 3), Requant { multiplier: 1 << 30, shift: 0 });
+        assert_eq!(mean_requant(1.5, 1.0, 5), Requant { multiplier: ((3i64 << 31) / 5) as i32, shift: -1 });
+        // A factor of 2^-31 (exponent -30) leaves room for one bit of k only.
+        let r = mean_requant(1.0, 2f32.powi(31), 16);
+        assert_eq!((r.multiplier, r.shift), ((1 << 30) / 8, -31));
+    }
+}

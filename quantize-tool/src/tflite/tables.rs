@@ -156,4 +156,30 @@ mod tests {
         assert_eq!(at(&t, 13), -94);
         assert_eq!(at(&t, 127), 127);
     }
+
+    #[test]
+    fn sixteen_bit_steps_round_like_gemmlowp() {
+        assert_eq!(q15_multiplier(1 << 30), 1 << 14);
+        assert_eq!(q15_multiplier(i32::MAX - 100), i16::MAX);
+        // 0.5 × 0.5 in Q15; −1 × 1 / 2^15 rounds to 0; −3 × 0.5 = −1.5 truncates to −1.
+        assert_eq!(rounding_doubling_high_mul_i16(1 << 14, 1 << 14), 1 << 13);
+        assert_eq!(rounding_doubling_high_mul_i16(-1, 1), 0);
+        assert_eq!(rounding_doubling_high_mul_i16(i16::MIN, i16::MIN), i16::MAX);
+        assert_eq!(doubling_high_mul_i16(-3, 1 << 14), -1);
+        assert_eq!(saturating_shl_i16(300, 7), i16::MAX);
+        assert_eq!(saturating_shl_i16(-300, 7), i16::MIN);
+        // Ties away from zero; above 15 the 16-bit mask is all ones, so −1 stays −1.
+        assert_eq!(rounding_shr_i16(3, 1), 2);
+        assert_eq!(rounding_shr_i16(-3, 1), -2);
+        assert_eq!(rounding_shr_i16(-1, 16), -1);
+    }
+
+    #[test]
+    fn hard_swish_is_refused_for_a_too_fine_output_scale() {
+        let x = Q { scale: 1.0, zero_point: 0 };
+        assert!(hard_swish(x, Q { scale: 1.0 / 512.0, zero_point: 0 }).is_none());
+        // Equal scales: −3 and below give 0, 3 and above give the input.
+        let t = hard_swish(x, x).unwrap();
+        assert_eq!([at(&t, -100), at(&t, -3), at(&t, 0), at(&t, 3), at(&t, 100)], [0, 0, 0, 3, 100]);
+    }
 }
