@@ -68,6 +68,8 @@ MODELS = {
     "mean_all_sums": ([[1, 5, 5, 16]], lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True), 3.0),
     "mul": ([[1, 4, 4, 8], [1, 4, 4, 8]], lambda x, y: x * y, 3.0),
     "mul_broadcast": ([[1, 4, 4, 8], [1, 1, 1, 8]], lambda x, y: x * y, 3.0),
+    "mul_relu6": ([[1, 4, 4, 8], [1, 4, 4, 8]], lambda x, y: tf.nn.relu6(x * y), 2.0),
+    "add_relu_n1": ([[1, 4, 4, 8], [1, 4, 4, 8]], lambda x, y: tf.clip_by_value(x + y, -1.0, 1.0), 2.0),
     "max_pool": (
         [[1, 9, 9, 4]],
         lambda x: tf.nn.max_pool2d(x, ksize=3, strides=2, padding="SAME"),

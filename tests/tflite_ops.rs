@@ -36,6 +36,8 @@ const MODELS: &[(&str, usize)] = &[
     ("mean_all_sums", 1),
     ("mul", 2),
     ("mul_broadcast", 2),
+    ("mul_relu6", 2),
+    ("add_relu_n1", 2),
     ("max_pool", 1),
     ("pad", 1),
     ("concat", 2),
