@@ -1,9 +1,10 @@
 //! Small int8 TFLite models of one or a few operators each (`models/tflite-ref/ops/`, made by
 //! `scripts/tflite_op_models.py` with TensorFlow's converter) import, and Ember's output bytes
 //! equal those of TFLite's reference kernels (LiteRT `BUILTIN_REF`) on every stored input: all
-//! 256 int8 values for the unary operators, seeded random int8 inputs over the full range for
-//! every model. `edges` keeps float input and output (QUANTIZE and DEQUANTIZE at the edges), so
-//! there the float outputs must be bit-identical.
+//! 256 int8 values for the unary operators, every possible channel sum for `mean_all_sums`, and
+//! seeded random int8 inputs over the full range for every model. `edges` keeps float input and
+//! output (QUANTIZE and DEQUANTIZE at the edges), so there the float outputs must be
+//! bit-identical.
 //!
 //! `cargo test --test tflite_ops -- --nocapture` prints the counts per model.
 
