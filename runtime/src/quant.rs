@@ -10,7 +10,8 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct Requant {
-    /// Q31 mantissa in [2^30, 2^31), or 0 for a zero factor.
+    /// Q31 mantissa, ≥ 0: in [2^30, 2^31) as [`quantize_multiplier`] makes it, or 0 for a zero
+    /// factor (an imported TFLite MEAN's can be smaller).
     pub multiplier: i32,
     /// Power-of-two exponent: positive shifts left, negative shifts right.
     pub shift: i32,
