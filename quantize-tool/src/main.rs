@@ -433,15 +433,15 @@ fn quantize(
     let file = ModelFile::from_bytes(&written.bytes);
     let m = file.model()?;
     let plan = &written.plan;
-    let provenance = m.metadata().map(|meta| meta.provenance.calib_samples).unwrap_or(0);
+    let samples = m.metadata().map_or(0, |meta| meta.provenance.calib_samples);
     out!(
         "wrote {} ({:?}): {} ops, {} weight bytes, {} calibration samples{}",
         output.display(),
         precision,
         m.op_count(),
         m.weight_bytes(),
-        provenance,
-        if provenance > 0 { format!(" ({})", calib.method) } else { String::new() }
+        samples,
+        if samples > 0 { format!(" ({})", calib.method) } else { String::new() }
     )?;
     out!("{}", plan_summary(plan))?;
     Ok(())

@@ -140,7 +140,7 @@ struct Histograms {
 
 impl Histograms {
     fn new(method: Method, extremes: &Ranges) -> Self {
-        let magnitude = method != Method::MinMax && !matches!(method, Method::Percentile(_));
+        let magnitude = matches!(method, Method::Entropy | Method::Mse);
         let histograms = extremes
             .iter()
             .map(|range| {

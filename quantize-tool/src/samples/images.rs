@@ -90,8 +90,9 @@ fn geometry(name: &str, shape: &[usize], layout: Option<Layout>) -> Result<(Layo
     };
     ensure!(
         colour(c),
-        "input '{name}' {shape:?} has {c} channels in {layout:?} layout; images give 1 (gray) or 3 \
+        "input '{name}' {shape:?} has {c} channels in {} layout; images give 1 (gray) or 3 \
          (RGB/BGR): check --layout",
+        format!("{layout:?}").to_lowercase()
     );
     Ok((layout, c, h, w))
 }
