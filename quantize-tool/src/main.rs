@@ -392,12 +392,12 @@ fn quantize(
         }
         _ => None,
     };
-    if let (false, Some(name)) = (provenance::calibration_code(calib.method, random).1, source.as_ref()) {
+    if let (false, Some(s)) = (provenance::calibration_code(calib.method, random).1, source.as_ref()) {
         eprintln!(
             "warning: the model file's provenance will say min-max: the format has no code for {} \
              calibration yet ({} samples)",
             calib.method,
-            name.len()
+            s.len()
         );
     }
     let source = source.map(|s| Progress::new(s, calib.method));
@@ -406,18 +406,16 @@ fn quantize(
         .map(|s| pipeline::Calibration { source: s as &dyn SampleSource, method: calib.method });
     let text = read_file(model).blame(Fault::Model)?;
     let origin = Origin::new(&text, SourceFormat::Onnx, random).blame(Fault::Usage)?;
-    let written = pipeline::build_from(&graph, precision, calibration, Options::default(), &origin).map_err(
-        |error| match is_data_error(&error) {
-            true => Failure {
-                fault: Fault::Data,
-                error: error.context("cannot use the calibration data (--calib)"),
-            },
-            false => Failure { fault: Fault::Model, error },
-        },
-    )?;
+    let built = pipeline::build_from(&graph, precision, calibration, Options::default(), &origin);
     if let Some(s) = &source {
         s.bar.finish_and_clear();
     }
+    let written = built.map_err(|error| match is_data_error(&error) {
+        true => {
+            Failure { fault: Fault::Data, error: error.context("cannot use the calibration data (--calib)") }
+        }
+        false => Failure { fault: Fault::Model, error },
+    })?;
     for (tensor, value) in &written.constant_activations {
         let fallback =
             if *value == 0.0 { " (scale 1, zero point 0: the fallback for an empty range)" } else { "" };
