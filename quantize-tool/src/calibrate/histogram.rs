@@ -26,8 +26,9 @@ impl Histogram {
 
     /// Counts `value`.
     pub fn add(&mut self, value: f32) {
-        let bin = ((f64::from(value) - self.start) / self.width).floor();
-        // NaN and negative values land in bin 0 (`as` saturates), values past the end in the last.
+        let bin = (f64::from(value) - self.start) / self.width;
+        // `as` truncates, which floors the non-negative bins; NaN and values below the start
+        // land in bin 0 (`as` saturates), values past the end in the last.
         self.counts[(bin as usize).min(BINS - 1)] += 1;
     }
 

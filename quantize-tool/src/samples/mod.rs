@@ -58,6 +58,9 @@ pub fn is_data_error(error: &anyhow::Error) -> bool {
 /// Fails on the first NaN or infinite value of `sample` (number `index` of `origin`).
 pub fn check_finite(origin: &str, index: usize, inputs: &[Input], sample: &[ArrayD<f32>]) -> Result<()> {
     for ((name, _), x) in inputs.iter().zip(sample) {
+        if x.iter().all(|v| v.is_finite()) {
+            continue;
+        }
         if let Some((at, value)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
             bail!(
                 "calibration data {origin}: sample {index} of input '{name}' holds {value} at {:?}; \
