@@ -12,6 +12,7 @@ use super::conv2d::for_each_window;
 use super::depthwise_conv2d;
 use super::fully_connected::{fully_connected_i8_with, requantize};
 use super::{ConvGeometry, FcGeometry, Int8Params};
+use crate::quant::Requant;
 
 /// The offset in both 16-bit lanes, for `SXTAB16`.
 #[inline(always)]
@@ -154,13 +155,34 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
         for (b, o) in quads.iter_mut().enumerate() {
             let u0 = 4 * b;
             let acc = dot4_i8(row, &w[u0 * depth..(u0 + 4) * depth], depth, offset);
-            for (k, (o, a)) in o.iter_mut().zip(acc).enumerate() {
-                *o = requantize(q, u0 + k, a, bias[u0 + k]);
-            }
+            requantize4(q, u0, acc, bias, o);
         }
         for (i, o) in rest.iter_mut().enumerate() {
             let u = 4 * quads.len() + i;
             *o = requantize(q, u, dot_i8(0, row, filter(u), offset), bias[u]);
+        }
+    }
+}
+
+/// [`requantize`] of the four output channels from `c0`, with one bounds check and one
+/// per-tensor or per-channel choice for the four.
+#[inline(always)]
+fn requantize4(q: &Int8Params, c0: usize, acc: [i32; 4], bias: &[i32], out: &mut [i8; 4]) {
+    let bias = &bias[c0..][..4];
+    let finish = |r: Requant, a: i32, b: i32| {
+        q.act.apply(r.apply_rounded(q.rounding, a.wrapping_add(b)).wrapping_add(q.output_zero_point))
+    };
+    match q.requant {
+        [one] => {
+            for k in 0..4 {
+                out[k] = finish(*one, acc[k], bias[k]);
+            }
+        }
+        all => {
+            let r = &all[c0..][..4];
+            for k in 0..4 {
+                out[k] = finish(r[k], acc[k], bias[k]);
+            }
         }
     }
 }
@@ -225,9 +247,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
                         *a = a.wrapping_add(s);
                     }
                 }
-                for (k, (o, a)) in o.iter_mut().zip(acc).enumerate() {
-                    *o = requantize(q, oc + k, a, bias[oc + k]);
-                }
+                requantize4(q, oc, acc, bias, o);
             }
             for (i, o) in rest.iter_mut().enumerate() {
                 let oc = 4 * quads.len() + i;
@@ -299,13 +319,12 @@ pub fn depthwise_conv2d_i8(
             return;
         }
         let x = &x[base..];
-        for c0 in (0..quads).step_by(4) {
+        let (out_quads, _) = out.as_chunks_mut::<4>();
+        for (b, o) in out_quads.iter_mut().enumerate() {
+            let c0 = 4 * b;
             // SAFETY: `fits` bounds every offset + c0 + 4 ≤ offset + quads by the buffer lengths.
-            let [a0, a1, a2, a3] =
-                unsafe { quad_taps(x.as_ptr().add(c0), w.as_ptr().add(c0), cells, offsets) };
-            for (k, a) in [a0, a1, a2, a3].into_iter().enumerate() {
-                out[c0 + k] = requantize(q, c0 + k, a, bias[c0 + k]);
-            }
+            let acc = unsafe { quad_taps(x.as_ptr().add(c0), w.as_ptr().add(c0), cells, offsets) };
+            requantize4(q, c0, acc, bias, o);
         }
         for ch in quads..c {
             let mut acc = 0i32;
