@@ -373,9 +373,17 @@ fn quantize(
         ))
         .blame(Fault::Usage);
     }
+    let random = calib.data == Some("random");
+    if random && provenance::calibration_code(calib.method, random).is_none() {
+        return Err(anyhow!(
+            "--calib random calibrates with min/max only (noise has no outliers to clip): drop \
+             --calibration {}, or give real samples",
+            calib.method
+        ))
+        .blame(Fault::Usage);
+    }
     let graph = onnx::load_onnx(model, input_shapes).blame(Fault::Model)?;
     let inputs: Vec<Input> = graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
-    let random = calib.data == Some("random");
     let source: Option<Box<dyn SampleSource>> = match (precision, calib.data) {
         (Precision::Int8, Some("random")) => {
             eprintln!("warning: calibrating on random noise; int8 accuracy will not be representative");
@@ -392,14 +400,6 @@ fn quantize(
         }
         _ => None,
     };
-    if let (false, Some(s)) = (provenance::calibration_code(calib.method, random).1, source.as_ref()) {
-        eprintln!(
-            "warning: the model file's provenance will say min-max: the format has no code for {} \
-             calibration yet ({} samples)",
-            calib.method,
-            s.len()
-        );
-    }
     let source = source.map(|s| Progress::new(s, calib.method));
     let calibration = source
         .as_ref()

@@ -73,12 +73,17 @@ pub struct CalibrationSummary {
     pub sha256: [u8; 32],
 }
 
-/// The provenance code of `method` over real data or (`random`) seeded noise, and whether the
-/// code names the method exactly. The format has codes for min/max only, so the histogram
-/// methods are recorded as min/max until it has theirs (docs/QUANTIZATION.md).
-pub fn calibration_code(method: Method, random: bool) -> (Calibration, bool) {
-    let code = if random { Calibration::MinMaxRandom } else { Calibration::MinMax };
-    (code, method == Method::MinMax)
+/// The provenance code of `method`, over real data or (`random`) seeded noise; `None` for a
+/// histogram method over noise, which has no code (and no use: noise has no outliers to clip).
+pub fn calibration_code(method: Method, random: bool) -> Option<Calibration> {
+    match (method, random) {
+        (Method::MinMax, false) => Some(Calibration::MinMax),
+        (Method::MinMax, true) => Some(Calibration::MinMaxRandom),
+        (_, true) => None,
+        (Method::Percentile(_), false) => Some(Calibration::Percentile),
+        (Method::Entropy, false) => Some(Calibration::Entropy),
+        (Method::Mse, false) => Some(Calibration::Mse),
+    }
 }
 
 /// The provenance record of a model at `precision` made from `origin`, calibrated (int8 only)
@@ -90,8 +95,10 @@ pub fn record(origin: &Origin, precision: Precision, calib: Option<&CalibrationS
         Precision::F32 => DType::F32,
     };
     let calib = calib.filter(|_| precision == Precision::Int8);
-    let calibration =
-        calib.map_or(Calibration::None, |c| calibration_code(c.method, origin.random_calibration).0);
+    // Noise is recorded as noise whatever the method (`quantize` refuses histogram methods on it).
+    let calibration = calib.map_or(Calibration::None, |c| {
+        calibration_code(c.method, origin.random_calibration).unwrap_or(Calibration::MinMaxRandom)
+    });
     let mut tool = [0; TOOL_LEN];
     tool[..TOOL.len()].copy_from_slice(TOOL.as_bytes());
     Provenance {
@@ -148,7 +155,9 @@ mod tests {
             Calibration::MinMaxRandom as u8
         );
         assert_eq!(record(&random, Precision::F16, Some(&summary)).calibration, Calibration::None as u8);
-        assert_eq!(calibration_code(Method::Entropy, false), (Calibration::MinMax, false));
+        assert_eq!(calibration_code(Method::Entropy, false), Some(Calibration::Entropy));
+        assert_eq!(calibration_code(Method::Percentile(99.0), false), Some(Calibration::Percentile));
+        assert_eq!(calibration_code(Method::Mse, true), None);
     }
 
     #[test]

@@ -173,10 +173,9 @@ fn every_calibration_method_quantizes_from_an_image_folder() {
         let t = text(&o);
         assert!(o.status.success(), "{method}: {t}");
         assert!(t.contains(&format!("40 calibration samples ({method})")), "{t}");
-        // Until the format has codes for the histogram methods, the provenance says min-max.
-        assert_eq!(t.contains("provenance will say min-max"), method != "minmax", "{t}");
         let o = tool(&["inspect", out_s]);
-        assert!(text(&o).contains("calibration: min-max, 40 samples"), "{}", text(&o));
+        let recorded = if method == "minmax" { "min-max" } else { method.split('=').next().unwrap() };
+        assert!(text(&o).contains(&format!("calibration: {recorded}, 40 samples")), "{}", text(&o));
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -192,7 +191,8 @@ fn calibration_flags_that_cannot_work_are_refused() {
     let npy = models().join("digits/calib_x.npy");
     let out = dir.join("d.ember");
     let (npy, small, empty) = (npy.to_str().unwrap(), small.to_str().unwrap(), empty.to_str().unwrap());
-    let cases: [(&[&str], i32, &str); 7] = [
+    let cases: [(&[&str], i32, &str); 8] = [
+        (&["--calib", "random", "--calibration", "mse"], 2, "--calib random calibrates with min/max only"),
         (&["--calib", npy, "--calibration", "kl"], 2, "use minmax, percentile[=99.99], entropy or mse"),
         (
             &["--calib", npy, "--calibration", "percentile=101"],

@@ -828,7 +828,7 @@ mod tests {
         };
         bad(Provenance { precision: DType::I32 as u8, ..provenance() }, "unknown precision");
         let unknown = "unknown calibration method or source format";
-        bad(Provenance { calibration: 3, ..provenance() }, unknown);
+        bad(Provenance { calibration: 6, ..provenance() }, unknown);
         bad(Provenance { source_format: 3, ..provenance() }, unknown);
         let tool = "tool name is not zero-padded UTF-8";
         bad(Provenance { tool_len: TOOL_LEN as u8 + 1, ..provenance() }, tool);

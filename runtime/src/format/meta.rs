@@ -84,6 +84,12 @@ byte_enum! {
         MinMax = 1, "min-max";
         /// Minimum and maximum over seeded random noise (accuracy not representative).
         MinMaxRandom = 2, "min-max over random noise";
+        /// A percentile on each tail of every tensor's values (the percentile is not recorded).
+        Percentile = 3, "percentile";
+        /// The clipping threshold of least KL divergence (entropy calibration).
+        Entropy = 4, "entropy";
+        /// The clipping threshold of least expected squared quantization error.
+        Mse = 5, "mse";
     }
 }
 
