@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use ember::{AlignedBytes, Hook, Interpreter, IoInfo, Model, NoHook};
 use tract_onnx::prelude::tract_ndarray::{ArrayD, Axis, IxDyn};
 
@@ -112,28 +112,6 @@ pub fn samples(data: &ArrayD<f32>, shape: &[usize]) -> Result<Vec<ArrayD<f32>>> 
     if data.shape() == shape {
         return Ok(vec![data.clone()]);
     }
-    let per_sample = data.shape().get(1..).unwrap_or_default();
-    let unbatched = shape.split_first().filter(|(&n, _)| n == 1).map(|(_, rest)| rest);
-    if per_sample != shape && Some(per_sample) != unbatched {
-        let dims = |d: &[usize]| d.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
-        let (mut have, mut want) = (per_sample.to_vec(), unbatched.unwrap_or(shape).to_vec());
-        have.sort_unstable();
-        want.sort_unstable();
-        let hint = if have == want && !have.is_empty() {
-            " The same dims in another order: is the data in another layout (e.g. NHWC for an NCHW \
-             input)? Transpose it to the model's layout."
-        } else if per_sample.iter().product::<usize>() == shape.iter().product::<usize>() {
-            " It has the right number of elements per sample but not the model's dims: reshape it \
-             if that is really its layout."
-        } else {
-            ""
-        };
-        bail!(
-            "data of shape {:?} does not hold samples of shape {shape:?}: give an array of shape \
-             [N, {}] (first axis = samples) or one sample of shape {shape:?}.{hint}",
-            data.shape(),
-            dims(shape)
-        );
-    }
+    crate::samples::arrays::sample_count(data.shape(), shape)?;
     data.axis_iter(Axis(0)).map(|s| Ok(s.to_owned().into_shape_with_order(IxDyn(shape))?)).collect()
 }
