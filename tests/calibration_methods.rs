@@ -8,19 +8,24 @@
 //! docs/QUANTIZATION.md. The test fails if a method loses more than 2 points of accuracy on a
 //! labelled set, or if min/max misses the bounds tests/mlperf.rs holds it to.
 
+mod mlperf_data;
+
 use std::path::{Path, PathBuf};
 
 use ember_quantize::calibrate::Method;
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare, Agreement};
-use ember_quantize::npy::{load_samples, read_npy, read_npz_array};
+use ember_quantize::npy::{load_samples, read_npy};
 use ember_quantize::onnx::{load_onnx, TractModel};
 use ember_quantize::pipeline::{build_from, Calibration};
 use ember_quantize::plan::Options;
 use ember_quantize::provenance::Origin;
-use rand::{RngExt, SeedableRng};
-use tract_onnx::prelude::tract_ndarray::{ArrayD, Axis, IxDyn};
+use mlperf_data::{real_samples, synthetic};
+use tract_onnx::prelude::tract_ndarray::ArrayD;
+
+/// Synthetic samples per model for evaluation (and as many, with another seed, for calibration).
+const SYNTHETIC: usize = 64;
 
 const METHODS: [Method; 4] = [Method::MinMax, Method::Percentile(99.99), Method::Entropy, Method::Mse];
 
@@ -40,60 +45,16 @@ struct Data {
     classifier: bool,
 }
 
-fn synthetic(shape: &[usize], range: (f32, f32), seed: u64) -> Vec<Sample> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..64)
-        .map(|_| vec![ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(range.0..=range.1))])
-        .collect()
-}
-
-/// Real MLPerf Tiny samples in the NCHW file's input shape, and labels.
-fn real_samples(file: &str, shape: &[usize]) -> (Vec<Sample>, Option<Vec<usize>>) {
-    let dir = models().join("mlperf-tiny");
-    let nchw = |x: ArrayD<f32>| {
-        x.permuted_axes(IxDyn(&[0, 3, 1, 2]))
-            .as_standard_layout()
-            .into_owned()
-            .into_shape_with_order(IxDyn(shape))
-    };
-    match file.split('/').next() {
-        Some("ad") => {
-            let spec: Vec<f32> = read_npy(&dir.join("ad/toycar_normal_id01_logmel_200x128.npy"))
-                .unwrap()
-                .into_iter()
-                .collect();
-            let windows = (0..=200 - 5)
-                .map(|f| {
-                    vec![ArrayD::from_shape_vec(IxDyn(shape), spec[f * 128..(f + 5) * 128].to_vec()).unwrap()]
-                })
-                .collect();
-            (windows, None)
-        }
-        Some("sww") => {
-            let path = dir.join("sww/sww_calibration_samples.npz");
-            let specs = read_npz_array(&path, "specs").unwrap();
-            let labels = read_npz_array(&path, "labels").unwrap().iter().map(|&l| l as usize).collect();
-            let xs = specs
-                .axis_iter(Axis(0))
-                .map(|s| vec![nchw(s.to_owned().insert_axis(Axis(0))).unwrap()])
-                .collect();
-            (xs, Some(labels))
-        }
-        Some("kws") => {
-            let x = read_npy(&dir.join("kws/kws_input_float_1x49x10x1.npy")).unwrap();
-            (vec![vec![nchw(x).unwrap()]], None)
-        }
-        _ => (Vec::new(), None),
-    }
-}
-
 fn mlperf(name: &'static str, file: &str, range: (f32, f32), classifier: bool) -> Data {
     let graph = load_onnx(&models().join("mlperf-tiny").join(file), &[]).unwrap();
     let shape = graph.inputs[0].onnx_shape.clone();
+    let one_input = |xs: Vec<ArrayD<f32>>| xs.into_iter().map(|x| vec![x]).collect::<Vec<Sample>>();
     let (real, labels) = real_samples(file, &shape);
-    let mut calib = synthetic(&shape, range, 1);
+    let real = one_input(real);
+    let mut calib = one_input(synthetic(&shape, range, SYNTHETIC, 1));
     calib.extend(real.iter().step_by(2).cloned());
-    Data { name, calib, synthetic: synthetic(&shape, range, 2), real, labels, classifier }
+    let synthetic = one_input(synthetic(&shape, range, SYNTHETIC, 2));
+    Data { name, calib, synthetic, real, labels, classifier }
 }
 
 fn digits() -> Data {

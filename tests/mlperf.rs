@@ -5,22 +5,23 @@
 //! `cargo test --release --test mlperf -- --nocapture` prints the table kept in
 //! docs/QUANTIZATION.md.
 
-use std::path::{Path, PathBuf};
+mod mlperf_data;
+
+use std::path::PathBuf;
 
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare, Agreement};
-use ember_quantize::npy::{read_npy, read_npz_array};
 use ember_quantize::onnx::{load_onnx, TractModel};
 use ember_quantize::pipeline::build;
-use rand::{RngExt, SeedableRng};
-use tract_onnx::prelude::tract_ndarray::{ArrayD, Axis, IxDyn};
+use mlperf_data::{real_samples, synthetic};
+use tract_onnx::prelude::tract_ndarray::ArrayD;
 
 /// Synthetic samples per model for evaluation (and as many, with another seed, for calibration).
 const SYNTHETIC: usize = 64;
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mlperf-tiny")
+    mlperf_data::mlperf_dir()
 }
 
 /// A model file with the input range its README gives and its real samples (NHWC / flat).
@@ -43,41 +44,6 @@ const CASES: &[Case] = &[
     Case { file: "sww/sww_dscnn_nchw.onnx", range: (0.0, 0.94), classifier: true },
     Case { file: "sww/sww_dscnn_nhwc.onnx", range: (0.0, 0.94), classifier: true },
 ];
-
-fn synthetic(shape: &[usize], range: (f32, f32), count: usize, seed: u64) -> Vec<ArrayD<f32>> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..count).map(|_| ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(range.0..=range.1))).collect()
-}
-
-/// Real samples in the model's input shape (NHWC data transposed for `_nchw` files), with
-/// labels where the data set has them.
-fn real_samples(file: &str, shape: &[usize]) -> (Vec<ArrayD<f32>>, Option<Vec<usize>>) {
-    let nchw = file.contains("nchw");
-    let to_input = |x: ArrayD<f32>| {
-        let x = if nchw { x.permuted_axes(IxDyn(&[0, 3, 1, 2])) } else { x };
-        x.as_standard_layout().into_owned().into_shape_with_order(IxDyn(shape)).unwrap()
-    };
-    if file.starts_with("ad/") {
-        let spec = read_npy(&dir().join("ad/toycar_normal_id01_logmel_200x128.npy")).unwrap();
-        let flat: Vec<f32> = spec.iter().copied().collect();
-        let windows = (0..=200 - 5)
-            .map(|f| ArrayD::from_shape_vec(IxDyn(shape), flat[f * 128..(f + 5) * 128].to_vec()).unwrap())
-            .collect();
-        return (windows, None);
-    }
-    if file.starts_with("sww/") {
-        let path = dir().join("sww/sww_calibration_samples.npz");
-        let specs = read_npz_array(&path, "specs").unwrap();
-        let labels = read_npz_array(&path, "labels").unwrap().iter().map(|&l| l as usize).collect();
-        let xs = specs.axis_iter(Axis(0)).map(|s| to_input(s.to_owned().insert_axis(Axis(0)))).collect();
-        return (xs, Some(labels));
-    }
-    if file.starts_with("kws/") {
-        let x = read_npy(&dir().join("kws/kws_input_float_1x49x10x1.npy")).unwrap();
-        return (vec![to_input(x)], None);
-    }
-    (Vec::new(), None)
-}
 
 fn outputs(runner: &mut Runner, samples: &[ArrayD<f32>]) -> Vec<Vec<f32>> {
     samples

@@ -60,14 +60,12 @@ pub fn build_from(
     options: Options,
     origin: &Origin,
 ) -> Result<Written> {
-    let float = write(graph, Precision::F32, None, options, &record(origin, Precision::F32, None))?;
     if precision != Precision::Int8 {
-        return match precision {
-            Precision::F32 => Ok(float),
-            _ => write(graph, precision, None, options, &record(origin, precision, None)),
-        };
+        return write(graph, precision, None, options, &record(origin, precision, None));
     }
     let calib = calib.context("int8 needs calibration samples")?;
+    // int8 calibrates on the f32 model.
+    let float = write(graph, Precision::F32, None, options, &record(origin, Precision::F32, None))?;
     let file = ModelFile::from_bytes(&float.bytes);
     let model = file.model()?;
     let op_outputs: Vec<usize> = graph.nodes.iter().map(|n| n.outputs[0]).collect();

@@ -212,10 +212,12 @@ mod tests {
     fn single_rounding_rounds_the_product_once_half_up() {
         // Factor 0.75 (multiplier 0.75 × 2^31, shift 0): ties round up.
         let m = 3 << 29;
-        assert_eq!(multiply_by_quantized_multiplier_single(2, m, 0), 2); // 1.5
-        assert_eq!(multiply_by_quantized_multiplier_single(-2, m, 0), -1); // -1.5
-                                                                           // 5 × 0.4999999 = 2.4999995: once, 2; twice, the high multiply gives 5 (×2^-1) and the
-                                                                           // shift rounds the half away from zero, 3.
+        // 1.5 and -1.5.
+        assert_eq!(multiply_by_quantized_multiplier_single(2, m, 0), 2);
+        assert_eq!(multiply_by_quantized_multiplier_single(-2, m, 0), -1);
+
+        // 5 × 0.4999999 = 2.4999995: once, 2; twice, the high multiply gives 5 (×2^-1) and the
+        // shift rounds the half away from zero, 3.
         let r = Requant::from_f64(0.4999999);
         assert_eq!(r.apply_rounded(Rounding::Single, 5), 2);
         assert_eq!(r.apply_rounded(Rounding::Double, 5), 3);

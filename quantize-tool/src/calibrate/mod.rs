@@ -214,8 +214,10 @@ fn pass(
     let mut count = 0;
     source.for_each(&mut |sample| {
         for (io, x) in graph.inputs.iter().zip(sample) {
-            let values = x.as_slice().map_or_else(|| x.iter().copied().collect(), <[f32]>::to_vec);
-            observer.observe(io.tensor, &values);
+            match x.as_slice() {
+                Some(values) => observer.observe(io.tensor, values),
+                None => observer.observe(io.tensor, &x.iter().copied().collect::<Vec<_>>()),
+            }
         }
         runner.run_with(sample, &mut ObserveHook { op_outputs, observer: &mut *observer })?;
         each(sample);

@@ -10,9 +10,8 @@
 
 use super::conv2d::for_each_window;
 use super::depthwise_conv2d;
-use super::fully_connected::{fully_connected_i8_with, requantize};
+use super::fully_connected::{fully_connected_i8_with, requantize, requantize_with};
 use super::{ConvGeometry, FcGeometry, Int8Params};
-use crate::quant::Requant;
 
 /// The offset in both 16-bit lanes, for `SXTAB16`.
 #[inline(always)]
@@ -169,19 +168,16 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
 #[inline(always)]
 fn requantize4(q: &Int8Params, c0: usize, acc: [i32; 4], bias: &[i32], out: &mut [i8; 4]) {
     let bias = &bias[c0..][..4];
-    let finish = |r: Requant, a: i32, b: i32| {
-        q.act.apply(r.apply_rounded(q.rounding, a.wrapping_add(b)).wrapping_add(q.output_zero_point))
-    };
     match q.requant {
         [one] => {
             for k in 0..4 {
-                out[k] = finish(*one, acc[k], bias[k]);
+                out[k] = requantize_with(q, *one, acc[k], bias[k]);
             }
         }
         all => {
             let r = &all[c0..][..4];
             for k in 0..4 {
-                out[k] = finish(r[k], acc[k], bias[k]);
+                out[k] = requantize_with(q, r[k], acc[k], bias[k]);
             }
         }
     }

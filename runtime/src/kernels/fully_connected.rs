@@ -2,6 +2,7 @@
 //! multiply-accumulate and int8 output stage shared with the convolutions.
 
 use super::{ClampF32, FcGeometry, Int8Params, Weight};
+use crate::quant::Requant;
 
 /// f32 multiply-accumulate, widening the weight.
 #[inline(always)]
@@ -26,7 +27,14 @@ pub(crate) fn dot<A, X: Copy, W: Copy>(acc: A, xs: &[X], ws: &[W], mac: impl Fn(
 /// zero point, clamp to the fused activation and narrow.
 #[inline(always)]
 pub(crate) fn requantize(q: &Int8Params, c: usize, acc: i32, bias: i32) -> i8 {
-    let scaled = q.channel(c).apply_rounded(q.rounding, acc.wrapping_add(bias));
+    requantize_with(q, q.channel(c), acc, bias)
+}
+
+/// [`requantize`] with the channel's factor `r` given (for kernels that look factors up for
+/// several channels at once).
+#[inline(always)]
+pub(crate) fn requantize_with(q: &Int8Params, r: Requant, acc: i32, bias: i32) -> i8 {
+    let scaled = r.apply_rounded(q.rounding, acc.wrapping_add(bias));
     q.act.apply(scaled.wrapping_add(q.output_zero_point))
 }
 
