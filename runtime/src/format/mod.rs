@@ -324,6 +324,10 @@ op_kinds! {
     Transpose = 19, "transpose";
     /// Softmax over the last axis: `[x]`.
     Softmax = 20, "softmax";
+    /// f32 to int8 with the output's per-tensor scale and zero point: `[x]`.
+    Quantize = 21, "quantize";
+    /// int8 to f32 with the input's per-tensor scale and zero point: `[x]`.
+    Dequantize = 22, "dequantize";
 }
 
 impl OpKind {

@@ -151,7 +151,7 @@ pub struct SoftmaxParams {
     pub diff_min: i32,
 }
 
-/// Ops without parameters (`reshape`).
+/// Ops without parameters (`reshape`, `quantize`, `dequantize`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]
 pub struct NoParams;
@@ -173,7 +173,7 @@ pub fn params_len(kind: OpKind) -> usize {
         | OpKind::Tanh => size_of::<UnaryParams>(),
         OpKind::MaxPool | OpKind::AveragePool => size_of::<PoolParams>(),
         OpKind::Mean => size_of::<MeanParams>(),
-        OpKind::Reshape => size_of::<NoParams>(),
+        OpKind::Reshape | OpKind::Quantize | OpKind::Dequantize => size_of::<NoParams>(),
         OpKind::Concat => size_of::<ConcatParams>(),
         OpKind::Pad => size_of::<PadParams>(),
         OpKind::Transpose => size_of::<TransposeParams>(),

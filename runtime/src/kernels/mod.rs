@@ -16,6 +16,7 @@ pub mod conv2d;
 #[cfg(ember_arm_dsp)]
 pub mod cortex_m_dsp;
 pub mod depthwise_conv2d;
+pub mod dequantize;
 pub mod fully_connected;
 pub mod mean;
 pub mod mul;
@@ -23,6 +24,7 @@ pub mod mul;
 pub mod neon;
 pub mod pad;
 pub mod pool;
+pub mod quantize;
 pub mod softmax;
 #[cfg(test)]
 pub(crate) mod testutil;

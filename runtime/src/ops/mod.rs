@@ -12,11 +12,13 @@ mod binary;
 mod concat;
 mod conv2d;
 mod depthwise_conv2d;
+mod dequantize;
 mod fully_connected;
 mod mean;
 mod mul;
 mod pad;
 mod pool;
+mod quantize;
 mod reshape;
 mod softmax;
 mod transpose;
@@ -101,6 +103,8 @@ fn dispatch<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<
         Pad if links::<K>(&[Pad]) => pad::run::<K>(model, op, io),
         Transpose if links::<K>(&[Transpose]) => transpose::run::<K>(model, op, io),
         Softmax if links::<K>(&[Softmax]) => softmax::run::<K>(model, op, io),
+        Quantize if links::<K>(&[Quantize]) => quantize::run::<K>(model, op, io),
+        Dequantize if links::<K>(&[Dequantize]) => dequantize::run::<K>(model, op, io),
         _ => Err(Error::KernelNotLinked { op: op.index, kind: op.kind }),
     }
 }
@@ -305,6 +309,22 @@ pub(crate) fn expect_dims(
         return Err(shape_error(op, t, expected));
     }
     Ok(())
+}
+
+/// Requires `y` to have `x`'s dims.
+pub(crate) fn same_dims(op: &OpInfo, x: &TensorInfo, y: &TensorInfo) -> Result<(), Error> {
+    if x.dims != y.dims {
+        return Err(shape_error(op, y, "the input's shape"));
+    }
+    Ok(())
+}
+
+/// The scale and zero point of `t`, which must be quantized per tensor.
+pub(crate) fn per_tensor(op: &OpInfo, t: &TensorInfo) -> Result<(f32, i32), Error> {
+    match t.quant {
+        [q] => Ok((q.scale, q.zero_point)),
+        _ => Err(op.error("the int8 tensor needs one per-tensor scale and zero point")),
+    }
 }
 
 /// f32 bounds of a fused activation.
