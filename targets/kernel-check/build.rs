@@ -1,5 +1,5 @@
 //! Links the memory map of the target's QEMU board (`memory-m4.x` for Armv7E-M, `memory-m55.x`
-//! for Armv8-M Mainline) as `memory.x`, and the empty `device.x`.
+//! for Armv8-M Mainline) as `memory.x`, and the empty `device.x`; sets `helium` on the M55.
 
 use std::path::PathBuf;
 
@@ -12,4 +12,14 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={memory}");
     println!("cargo:rerun-if-changed=device.x");
+    // The M55 build (target-cpu=cortex-m55, see .cargo/config.toml) has ember's Helium kernels
+    // unless EMBER_NO_HELIUM or EMBER_NO_DSP turns them off (runtime/build.rs): check them too.
+    println!("cargo::rustc-check-cfg=cfg(helium)");
+    println!("cargo::rerun-if-env-changed=EMBER_NO_HELIUM");
+    println!("cargo::rerun-if-env-changed=EMBER_NO_DSP");
+    let helium_off =
+        std::env::var_os("EMBER_NO_HELIUM").is_some() || std::env::var_os("EMBER_NO_DSP").is_some();
+    if target.starts_with("thumbv8m.main") && !helium_off {
+        println!("cargo::rustc-cfg=helium");
+    }
 }

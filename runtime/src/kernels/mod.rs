@@ -1,5 +1,5 @@
 //! Reference kernels in portable Rust: the oracle every optimized kernel is checked against;
-//! hand-written kernels per architecture (`cortex_m_dsp`, `neon`) and the set the interpreter runs
+//! hand-written kernels per architecture (`cortex_m_dsp`, `helium`, `neon`) and the set the interpreter runs
 //! ([`selected`]).
 //!
 //! Kernels take plain slices and small geometry structs; the interpreter's op glue
@@ -18,6 +18,8 @@ pub mod cortex_m_dsp;
 pub mod depthwise_conv2d;
 pub mod dequantize;
 pub mod fully_connected;
+#[cfg(ember_helium)]
+pub mod helium;
 pub mod mean;
 pub mod mul;
 #[cfg(ember_neon)]
@@ -33,8 +35,10 @@ pub mod transpose;
 /// The int8 kernels the interpreter runs: the hand-written ones of the target where they exist
 /// (chosen at compile time, see `runtime/build.rs`), the reference kernels otherwise.
 pub mod selected {
-    #[cfg(ember_arm_dsp)]
+    #[cfg(all(ember_arm_dsp, not(ember_helium)))]
     pub use super::cortex_m_dsp::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
+    #[cfg(ember_helium)]
+    pub use super::helium::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_neon)]
     pub use super::neon::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(not(any(ember_arm_dsp, ember_neon)))]

@@ -1,6 +1,6 @@
 //! Randomized bit-exactness checks, run under QEMU: every hand-written kernel of this target
-//! (`ember::kernels::cortex_m_dsp`) against its reference kernel, byte for byte, on random
-//! shapes, strides, dilations, paddings, channel multipliers, zero points, per-tensor and
+//! (`ember::kernels::cortex_m_dsp`, and `helium` on the M55: `helium.rs`) against its reference
+//! kernel, byte for byte, on random shapes, strides, dilations, paddings, channel multipliers, zero points, per-tensor and
 //! per-channel requantization and activation bounds. Prints a summary through defmt and exits with status 0, or prints the
 //! first differing case and exits with status 1.
 #![no_std]
@@ -12,6 +12,9 @@ use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Int8Params, Nhwc};
 use ember::quant::{Requant, Rounding};
 use ember_bench::firmware::exit;
 use panic_probe as _;
+
+#[cfg(helium)]
+mod helium;
 
 /// Random cases drawn per kernel (those that do not fit the buffers are skipped and not counted).
 const CASES: u32 = 1500;
@@ -208,6 +211,8 @@ fn main() -> ! {
             }
         }
     }
+    #[cfg(helium)]
+    helium::check(&mut rng);
     defmt::println!(
         "kernel-check: every output equal to the reference in {=u32} fully_connected, {=u32} conv2d, {=u32} depthwise_conv2d (multiplier 1) and {=u32} (multiplier 2) random cases",
         checked[0],

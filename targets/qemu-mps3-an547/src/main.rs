@@ -12,7 +12,7 @@
 //! off and `SAU_CTRL.ALLNS` = 0 all memory is Secure, so no SAU, MPC or PPC setup is needed.
 //! cortex-m-rt's reset handler sets VTOR_S to the vector table at its linked Secure-alias address
 //! (`set-vtor`), sets MSPLIM to the stack's lowest address (`set-msplim`) and enables the FPU
-//! (CPACR, `eabihf` target). Helium (MVE) is not used.
+//! (CPACR, `eabihf` target), which also enables Helium (MVE) for Ember's Helium kernels.
 #![no_std]
 #![no_main]
 
