@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use ember::format::meta::{Calibration, SourceFormat, NO_SOURCE};
+use ember::format::params::ConvParams;
 use ember::format::{DType, OpKind, Storage};
 use ember::quant::Rounding;
 use ember::{Metadata, Model, OpInfo, TensorInfo};
@@ -23,6 +24,22 @@ pub fn op_macs(model: &Model, index: u16) -> u64 {
         OpKind::DepthwiseConv2d => out_len * dims[1] * dims[2],
         OpKind::FullyConnected => out_len * dims[1],
         _ => 0,
+    }
+}
+
+/// Kernel and channels of op `index` for tables: `3×3/2 3→8` (conv2d: kernel, stride, input →
+/// output channels), `3×3/1 ×64` (depthwise: kernel, stride, channels), `640→128` (fully
+/// connected); empty for other ops.
+pub fn op_shape(model: &Model, index: u16) -> String {
+    let Ok(op) = model.op(index) else { return String::new() };
+    let Some(Ok(w)) = op.inputs.get(1).map(|&w| model.tensor(w)) else { return String::new() };
+    let d = w.dims;
+    let stride = || op.params::<ConvParams>().map_or(0, |p| p.stride[0]);
+    match (op.kind, d.len()) {
+        (OpKind::Conv2d, 4) => format!("{}×{}/{} {}→{}", d[1], d[2], stride(), d[3], d[0]),
+        (OpKind::DepthwiseConv2d, 4) => format!("{}×{}/{} ×{}", d[1], d[2], stride(), d[3]),
+        (OpKind::FullyConnected, 2) => format!("{}→{}", d[1], d[0]),
+        _ => String::new(),
     }
 }
 

@@ -17,7 +17,7 @@ use ember::format::DType;
 use ember::Model;
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{to_internal, ModelFile};
-use ember_quantize::inspect::op_macs;
+use ember_quantize::inspect::{op_macs, op_shape};
 use ember_quantize::npy::{read_npy, read_npz_array};
 use ember_quantize::onnx::load_onnx;
 use ember_quantize::pipeline::{build, Written};
@@ -27,7 +27,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
 
-use crate::board::{self, crc32_concat, elf_sizes, memory_regions, Board};
+use crate::board::{self, crc32_concat, elf_sizes, memory_regions, Board, Kernels};
 use crate::{root, setup};
 
 /// An MLPerf Tiny ONNX model and the input range its README gives.
@@ -109,6 +109,8 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// Whether to rewrite the docs/BENCHMARKS.md section.
     pub docs: bool,
+    /// Whether to run each ONNX model a second time on the portable reference kernels.
+    pub reference: bool,
     /// The command line, for the docs.
     pub command: String,
 }
@@ -136,6 +138,14 @@ pub struct Run {
     pub instructions: Option<u64>,
     /// Mean cycles per inference over all samples (when `clock` is `cycles`).
     pub cycles: Option<u64>,
+    /// Mean ticks per inference of the same firmware built with the portable reference kernels
+    /// only (`EMBER_NO_DSP=1`), when they ran.
+    pub reference_ticks: Option<u64>,
+    /// Whether the reference kernels' output bytes equal the host's, when they ran.
+    pub reference_kernels_match_host: Option<bool>,
+    /// Every op, with its mean ticks per inference.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<Layer>,
     /// Multiply-accumulates per inference, summed over the ops.
     pub macs: u64,
     /// Arena bytes of the model's memory plan.
@@ -178,6 +188,23 @@ pub struct Run {
     pub fits: bool,
     /// Why the model did not run, when it did not.
     pub note: Option<String>,
+}
+
+/// One op of a run: what it computes and its mean ticks per inference.
+#[derive(Debug, Clone, Serialize)]
+pub struct Layer {
+    /// Op index in the model.
+    pub index: usize,
+    /// Op kind (`conv2d`, …).
+    pub kind: String,
+    /// Kernel and channels, e.g. `3×3/2 3→8` (conv), `3×3/1 ×64` (depthwise), `640→128` (FC).
+    pub shape: String,
+    /// Multiply-accumulates per inference (0 for ops without weights).
+    pub macs: u64,
+    /// Mean ticks per inference with the optimized kernels.
+    pub ticks: u64,
+    /// Mean ticks per inference with the reference kernels, when they ran.
+    pub reference_ticks: Option<u64>,
 }
 
 impl Run {
@@ -262,6 +289,8 @@ struct Prepared {
     model_path: PathBuf,
     model_bytes: u64,
     macs: u64,
+    /// Every op's kind, shape (see [`Layer::shape`]) and MACs.
+    ops: Vec<(String, String, u64)>,
     arena_bytes: u64,
     arena_greedy_bytes: u64,
     /// Raw input 0 samples, concatenated.
@@ -319,7 +348,7 @@ pub fn run(options: Options) -> Result<()> {
         );
         for b in &boards {
             let started = Instant::now();
-            let run = run_on(b, &prepared, &work, options.timeout)?;
+            let run = run_on(b, &prepared, &work, options.timeout, options.reference && kind == Kind::Onnx)?;
             eprintln!(
                 "{name} on {}: {} in {:.1} s",
                 b.name,
@@ -368,6 +397,17 @@ pub fn run(options: Options) -> Result<()> {
     let mut failures = Vec::new();
     if !differ_host.is_empty() {
         failures.push(format!("board outputs differ from the host's: {}", differ_host.join(", ")));
+    }
+    let reference_differs: Vec<String> = runs
+        .iter()
+        .filter(|r| r.reference_kernels_match_host == Some(false))
+        .map(|r| format!("{} on {}", r.model, r.board))
+        .collect();
+    if !reference_differs.is_empty() {
+        failures.push(format!(
+            "the reference kernels' outputs differ from the host's: {}",
+            reference_differs.join(", ")
+        ));
     }
     if !differ_reference.is_empty() {
         failures.push(format!(
@@ -547,6 +587,12 @@ fn prepare(job: &Job, work: &Path) -> Result<Prepared> {
         model_path,
         model_bytes: written.bytes.len() as u64,
         macs: (0..model.op_count() as u16).map(|i| op_macs(&model, i)).sum(),
+        ops: (0..model.op_count() as u16)
+            .map(|i| {
+                let kind = model.op(i).map_or("?", |op| op.kind.name());
+                (kind.to_string(), op_shape(&model, i), op_macs(&model, i))
+            })
+            .collect(),
         arena_bytes: model.arena_bytes() as u64,
         arena_greedy_bytes: written.plan.greedy_bytes as u64,
         sample_bytes: model.input(0)?.tensor.byte_len,
@@ -693,7 +739,13 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Builds and runs `prepared` on `board`, in as many firmware builds of consecutive inputs as
 /// the board's flash needs; a model that does not fit even with one input becomes a run with a
 /// note.
-fn run_on(board: &Board, prepared: &Prepared, work: &Path, timeout: Duration) -> Result<Run> {
+fn run_on(
+    board: &Board,
+    prepared: &Prepared,
+    work: &Path,
+    timeout: Duration,
+    reference: bool,
+) -> Result<Run> {
     let samples = prepared.samples();
     let crc_of = |rows: &[Vec<u8>]| ember::CRC32.checksum(&rows.concat());
     let host_crc = crc_of(&prepared.host_outputs);
@@ -709,6 +761,9 @@ fn run_on(board: &Board, prepared: &Prepared, work: &Path, timeout: Duration) ->
         builds: 0,
         instructions: None,
         cycles: None,
+        reference_ticks: None,
+        reference_kernels_match_host: None,
+        layers: Vec::new(),
         macs: prepared.macs,
         arena_bytes: prepared.arena_bytes,
         arena_greedy_bytes: prepared.arena_greedy_bytes,
@@ -751,11 +806,11 @@ fn run_on(board: &Board, prepared: &Prepared, work: &Path, timeout: Duration) ->
     // The whole batch in one image if it fits the flash, else the fewest builds that do: each
     // overflow the linker reports takes as many inputs off the longest build as it needs.
     let mut most = samples;
-    let (builds, first_inputs, elf) = loop {
+    let (builds, elf) = loop {
         let builds = split(samples, most);
         let inputs = inputs_file(prepared, &builds[0], work)?;
-        match board::build(board, &prepared.model_path, &inputs)? {
-            Ok(elf) => break (builds, inputs, elf),
+        match board::build(board, Kernels::Optimized, &prepared.model_path, &inputs)? {
+            Ok(elf) => break (builds, elf),
             Err(misfit) => match misfit.flash_overflow {
                 Some(overflow) if builds[0].len() > 1 => {
                     let fewer = usize::try_from(overflow)?.div_ceil(prepared.sample_bytes).max(1);
@@ -785,25 +840,97 @@ fn run_on(board: &Board, prepared: &Prepared, work: &Path, timeout: Duration) ->
     }
     run.fits = true;
 
-    let (mut ticks_total, mut stack_bytes, mut board_crc) = (0u64, 0u64, ember::CRC32.checksum(&[]));
-    let mut sample_crcs = Vec::with_capacity(samples);
-    let mut clock: Option<String> = None;
-    for (i, part) in builds.iter().enumerate() {
-        let inputs = if i == 0 { first_inputs.clone() } else { inputs_file(prepared, part, work)? };
-        if i > 0 {
-            if let Err(misfit) = board::build(board, &prepared.model_path, &inputs)? {
-                bail!(
-                    "{} on {}: inputs {}..{} do not fit although the first {} did: {}",
-                    prepared.name,
-                    board.name,
-                    part.start,
-                    part.end,
-                    builds[0].len(),
-                    misfit.why
-                );
-            }
+    let optimized = measure(board, Kernels::Optimized, prepared, &builds, work, timeout)?;
+    let per_inference = optimized.ticks_total / samples as u64;
+    match optimized.clock.as_str() {
+        "instructions" => run.instructions = Some(per_inference),
+        "cycles" => run.cycles = Some(per_inference),
+        other => bail!("board {} reports an unknown clock {other:?}", board.name),
+    }
+    run.stack_bytes = Some(optimized.stack_bytes);
+    run.output_crc32 = Some(hex(optimized.crc));
+    let differing = |rows: &[Vec<u8>]| -> Vec<usize> {
+        (0..samples).filter(|&i| optimized.sample_crcs[i] != ember::CRC32.checksum(&rows[i])).collect()
+    };
+    run.output_matches_host = Some(optimized.crc == host_crc);
+    run.inputs_differing_from_host = differing(&prepared.host_outputs);
+    if let (Some(reference), Some(crc)) = (&prepared.reference, reference_crc) {
+        run.output_matches_reference = Some(optimized.crc == crc);
+        run.inputs_differing_from_reference = differing(&reference.outputs);
+    }
+    let reference = match reference {
+        true => Some(measure(board, Kernels::Reference, prepared, &builds, work, timeout)?),
+        false => None,
+    };
+    if let Some(r) = &reference {
+        ensure!(r.clock == optimized.clock, "board {}: the reference build counts {}", board.name, r.clock);
+        run.reference_ticks = Some(r.ticks_total / samples as u64);
+        run.reference_kernels_match_host = Some(r.crc == host_crc);
+    }
+    run.layers = prepared
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(index, (kind, shape, macs))| Layer {
+            index,
+            kind: kind.clone(),
+            shape: shape.clone(),
+            macs: *macs,
+            ticks: optimized.layer_ticks.get(index).copied().unwrap_or(0) / samples as u64,
+            reference_ticks: reference
+                .as_ref()
+                .map(|r| r.layer_ticks.get(index).copied().unwrap_or(0) / samples as u64),
+        })
+        .collect();
+    run.clock = Some(optimized.clock);
+    Ok(run)
+}
+
+/// What a board measured over the whole batch, in one or more firmware builds.
+struct Measured {
+    clock: String,
+    /// Ticks of all inferences.
+    ticks_total: u64,
+    /// Ticks of each op over all inferences.
+    layer_ticks: Vec<u64>,
+    stack_bytes: u64,
+    /// CRC32 over all output bytes, in input order.
+    crc: u32,
+    /// Each sample's output CRC32.
+    sample_crcs: Vec<u32>,
+}
+
+/// Builds and runs `prepared` on `board` with `kernels`, one firmware build per part of `builds`.
+fn measure(
+    board: &Board,
+    kernels: Kernels,
+    prepared: &Prepared,
+    builds: &[Range<usize>],
+    work: &Path,
+    timeout: Duration,
+) -> Result<Measured> {
+    let mut m = Measured {
+        clock: String::new(),
+        ticks_total: 0,
+        layer_ticks: vec![0; prepared.ops.len()],
+        stack_bytes: 0,
+        crc: ember::CRC32.checksum(&[]),
+        sample_crcs: Vec::with_capacity(prepared.samples()),
+    };
+    for part in builds {
+        let inputs = inputs_file(prepared, part, work)?;
+        if let Err(misfit) = board::build(board, kernels, &prepared.model_path, &inputs)? {
+            bail!(
+                "{} on {} ({kernels:?} kernels): inputs {}..{} do not fit although the first {} did: {}",
+                prepared.name,
+                board.name,
+                part.start,
+                part.end,
+                builds[0].len(),
+                misfit.why
+            );
         }
-        let report = board::run_built(board, &prepared.model_path, &inputs, timeout)?;
+        let report = board::run_built(board, kernels, &prepared.model_path, &inputs, timeout)?;
         ensure!(
             report.samples.len() == part.len(),
             "{} on {}: the board ran {} of {} samples",
@@ -821,38 +948,27 @@ fn run_on(board: &Board, prepared: &Prepared, work: &Path, timeout: Duration) ->
             prepared.arena_bytes
         );
         ensure!(
-            clock.as_ref().is_none_or(|c| *c == report.clock),
-            "board {} changed its clock from {clock:?} to {:?}",
+            m.clock.is_empty() || m.clock == report.clock,
+            "board {} changed its clock from {:?} to {:?}",
             board.name,
+            m.clock,
             report.clock
         );
-        ticks_total += report.ticks_total;
-        stack_bytes = stack_bytes.max(report.stack_bytes);
+        m.ticks_total += report.ticks_total;
+        // The report's layer ticks are means over this build's samples.
+        for (index, _, ticks) in &report.layers {
+            if let Some(total) = m.layer_ticks.get_mut(*index) {
+                *total += ticks * part.len() as u64;
+            }
+        }
+        m.stack_bytes = m.stack_bytes.max(report.stack_bytes);
         let output_len = prepared.host_outputs[part.clone()].iter().map(Vec::len).sum();
-        board_crc = crc32_concat(board_crc, report.output_crc32, output_len);
-        sample_crcs.extend(report.samples.iter().map(|s| s.output_crc32));
-        clock = Some(report.clock);
+        m.crc = crc32_concat(m.crc, report.output_crc32, output_len);
+        m.sample_crcs.extend(report.samples.iter().map(|s| s.output_crc32));
+        m.clock = report.clock;
     }
-    let clock = clock.context("no firmware build ran")?;
-    let per_inference = ticks_total / samples as u64;
-    match clock.as_str() {
-        "instructions" => run.instructions = Some(per_inference),
-        "cycles" => run.cycles = Some(per_inference),
-        other => bail!("board {} reports an unknown clock {other:?}", board.name),
-    }
-    run.clock = Some(clock);
-    run.stack_bytes = Some(stack_bytes);
-    run.output_crc32 = Some(hex(board_crc));
-    let differing = |rows: &[Vec<u8>]| -> Vec<usize> {
-        (0..samples).filter(|&i| sample_crcs[i] != ember::CRC32.checksum(&rows[i])).collect()
-    };
-    run.output_matches_host = Some(board_crc == host_crc);
-    run.inputs_differing_from_host = differing(&prepared.host_outputs);
-    if let (Some(reference), Some(crc)) = (&prepared.reference, reference_crc) {
-        run.output_matches_reference = Some(board_crc == crc);
-        run.inputs_differing_from_reference = differing(&reference.outputs);
-    }
-    Ok(run)
+    ensure!(!m.clock.is_empty(), "no firmware build ran");
+    Ok(m)
 }
 
 fn hex(crc: u32) -> String {
@@ -902,14 +1018,24 @@ struct Column<T> {
 
 /// `columns` over `rows` as a markdown table; a missing cell shows `–`.
 fn render<T>(columns: &[Column<T>], rows: &[T]) -> String {
-    let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
-    let mut s = line(columns.iter().map(|c| c.head.to_string()).collect());
+    let heads: Vec<(String, bool)> = columns.iter().map(|c| (c.head.to_string(), c.right)).collect();
+    let cells = rows
+        .iter()
+        .map(|row| columns.iter().map(|c| (c.cell)(row).unwrap_or_else(|| "–".into())).collect())
+        .collect();
+    markdown(&heads, cells)
+}
+
+/// A markdown table: headings (right-aligned or not) and rows of cells.
+fn markdown(heads: &[(String, bool)], rows: Vec<Vec<String>>) -> String {
+    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+    let mut s = line(&heads.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>());
     s += &format!(
         "|{}|\n",
-        columns.iter().map(|c| if c.right { "--:" } else { "---" }).collect::<Vec<_>>().join("|")
+        heads.iter().map(|&(_, right)| if right { "--:" } else { "---" }).collect::<Vec<_>>().join("|")
     );
     for row in rows {
-        s += &line(columns.iter().map(|c| (c.cell)(row).unwrap_or_else(|| "–".into())).collect());
+        s += &line(&row);
     }
     s
 }
@@ -973,6 +1099,86 @@ pub fn tflite_table(runs: &[Run]) -> String {
         },
     ];
     render(&columns, runs)
+}
+
+/// Reference against optimized kernels, per model and board, beside TFLite Micro + CMSIS-NN's
+/// instructions on the Cortex-M4; `None` when no run has both counts.
+pub fn kernels_table(runs: &[Run]) -> Option<String> {
+    let columns: [Column<Run>; 7] = [
+        Column { head: "model", right: false, cell: |r| Some(r.model.clone()) },
+        Column { head: "board", right: false, cell: |r| Some(r.board.clone()) },
+        Column { head: "reference kernels", right: true, cell: |r| r.reference_ticks.map(thousands) },
+        Column { head: "optimized kernels", right: true, cell: |r| r.ticks().map(thousands) },
+        Column {
+            head: "reference / optimized",
+            right: true,
+            cell: |r| Some(format!("{:.2}×", r.reference_ticks? as f64 / r.ticks()?.max(1) as f64)),
+        },
+        Column { head: "TFLM + CMSIS-NN", right: true, cell: |r| Some(thousands(tflm(r)?.instructions)) },
+        Column {
+            head: "optimized / TFLM",
+            right: true,
+            cell: |r| Some(format!("{:.0} %", 100.0 * r.instructions? as f64 / tflm(r)?.instructions as f64)),
+        },
+    ];
+    let rows: Vec<Run> =
+        runs.iter().filter(|r| r.reference_ticks.is_some() && r.ticks().is_some()).cloned().collect();
+    (!rows.is_empty()).then(|| render(&columns, &rows))
+}
+
+/// TFLite Micro's figures for a `qemu-m4` run's model.
+fn tflm(r: &Run) -> Option<&'static Tflm> {
+    TFLM.iter().find(|t| t.model == r.model && r.board == "qemu-m4")
+}
+
+/// Per op with weights (conv2d, depthwise_conv2d, fully_connected) of `model`'s runs: MACs, and
+/// on each board the optimized kernels' instructions and MACs per instruction (reference →
+/// optimized); then the other ops together and the whole inference.
+pub fn layers_table(runs: &[Run], model: &str) -> Option<String> {
+    let runs: Vec<&Run> = runs.iter().filter(|r| r.model == model && !r.layers.is_empty()).collect();
+    let first = runs.first()?;
+    let mut heads: Vec<(String, bool)> = [("op", false), ("kind", false), ("shape", false), ("MACs", true)]
+        .map(|(h, r)| (h.to_string(), r))
+        .into();
+    for r in &runs {
+        heads.push((format!("{}: instructions", r.board), true));
+        heads.push((format!("{}: MACs / instruction, reference → optimized", r.board), true));
+    }
+    let per_instruction = |macs: u64, ticks: Option<u64>| {
+        ticks.map_or("–".into(), |t| format!("{:.2}", macs as f64 / t.max(1) as f64))
+    };
+    let cells = |macs: u64, ticks: &dyn Fn(&Run) -> (u64, Option<u64>)| -> Vec<String> {
+        runs.iter()
+            .flat_map(|r| {
+                let (optimized, reference) = ticks(r);
+                [
+                    thousands(optimized),
+                    format!(
+                        "{} → {}",
+                        per_instruction(macs, reference),
+                        per_instruction(macs, Some(optimized))
+                    ),
+                ]
+            })
+            .collect()
+    };
+    let mut rows = Vec::new();
+    for (i, layer) in first.layers.iter().enumerate().filter(|(_, l)| l.macs > 0) {
+        let mut row =
+            vec![layer.index.to_string(), layer.kind.clone(), layer.shape.clone(), thousands(layer.macs)];
+        row.extend(cells(layer.macs, &|r| (r.layers[i].ticks, r.layers[i].reference_ticks)));
+        rows.push(row);
+    }
+    let others = |r: &Run, ticks: fn(&Layer) -> Option<u64>| -> Option<u64> {
+        r.layers.iter().filter(|l| l.macs == 0).map(ticks).sum()
+    };
+    let mut row = vec!["".into(), "other ops".into(), "".into(), "0".into()];
+    row.extend(runs.iter().flat_map(|r| [thousands(others(r, |l| Some(l.ticks)).unwrap_or(0)), "".into()]));
+    rows.push(row);
+    let mut row = vec!["".into(), "**inference**".into(), "".into(), thousands(first.macs)];
+    row.extend(cells(first.macs, &|r| (r.ticks().unwrap_or(0), r.reference_ticks)));
+    rows.push(row);
+    Some(markdown(&heads, rows))
 }
 
 /// TFLite Micro's figures for an MLPerf Tiny int8 model on a Cortex-M4 (QEMU `mps2-an386`):
@@ -1086,13 +1292,40 @@ pub fn section(runs: &[Run], command: &str, versions: &str) -> String {
          Bytes: arena is the model's memory plan (ember-quantize's planner), next to what TFLite\n\
          Micro's greedy-by-size planner needs for the same tensors; flash is the whole image; code is flash minus the\n\
          model file and the input batch; RAM is static RAM (arena included); stack is the painted\n\
-         peak. Output = host: the board's output bytes for the batch equal the host runtime's (CRC32).\n\n{}{}",
+         peak. Output = host: the board's output bytes for the batch equal the host runtime's (CRC32).\n\n{}{}{}{}",
         table(runs),
         tflm_table(runs).map_or(String::new(), |t| format!(
             "\nAgainst TFLite Micro on a Cortex-M4 (its figures from issue 3: `arena_used_bytes`, and\n\
              firmware text with and without the model, with the same minimal startup and printing).\n\
              Ember's code + model is flash minus the input batch, on `qemu-m4`:\n\n{t}"
-        ))
+        )),
+        kernels_table(runs).map_or(String::new(), |t| format!(
+            "\n### Reference against optimized kernels\n\n\
+             The same firmware built a second time with the portable reference kernels only\n\
+             (`EMBER_NO_DSP=1`); both builds give the host's output bytes. TFLite Micro + CMSIS-NN\n\
+             ran the MLPerf Tiny `.tflite` files of the same models on `mps2-an386` (issue 4's\n\
+             figures; the section on imported models below runs those very files on Ember):\n\n{t}"
+        )),
+        layers(runs)
+    )
+}
+
+/// The per-op tables of every model, under one heading; empty without per-op figures.
+fn layers(runs: &[Run]) -> String {
+    let mut models: Vec<&str> = runs.iter().map(|r| r.model.as_str()).collect();
+    models.dedup();
+    let tables: Vec<String> =
+        models.iter().filter_map(|m| layers_table(runs, m).map(|t| format!("#### {m}\n\n{t}"))).collect();
+    if tables.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n### Per op: MACs per instruction\n\n\
+         Every op with weights, from the boards' per-op tick totals (instructions per inference,\n\
+         the mean over the batch); shape is kernel/stride and input → output channels (conv2d),\n\
+         kernel/stride and channels (depthwise), inputs → outputs (fully connected). Other ops\n\
+         are the ops without weights together; the inference row is the whole invoke.\n\n{}",
+        tables.join("\n")
     )
 }
 
@@ -1162,6 +1395,9 @@ mod tests {
             builds: usize::from(instructions.is_some()),
             instructions,
             cycles: None,
+            reference_ticks: None,
+            reference_kernels_match_host: None,
+            layers: Vec::new(),
             macs: 2_000_000,
             arena_bytes: 16_000,
             arena_greedy_bytes: 16_512,
@@ -1205,6 +1441,51 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(0), "0");
+    }
+
+    #[test]
+    fn kernel_and_layer_tables_compare_reference_and_optimized() {
+        let layer = |index, kind: &str, macs, ticks, reference| Layer {
+            index,
+            kind: kind.into(),
+            shape: if macs > 0 { "640→128".into() } else { String::new() },
+            macs,
+            ticks,
+            reference_ticks: Some(reference),
+        };
+        let mut m4 = run("ad", Some(700_000), Some(true), None);
+        m4.reference_ticks = Some(1_400_000);
+        m4.macs = 100_000;
+        m4.layers = vec![
+            layer(0, "fully_connected", 100_000, 500_000, 1_000_000),
+            layer(1, "relu", 0, 150_000, 300_000),
+        ];
+        let mut m55 = m4.clone();
+        m55.board = "qemu-m55".into();
+        m55.instructions = Some(350_000);
+        let without_reference = run("kws", Some(8_000_000), Some(true), None);
+        let runs = [m4, m55, without_reference];
+
+        let t = kernels_table(&runs).unwrap();
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "runs without a reference count are left out");
+        assert_eq!(lines[2], "| ad | qemu-m4 | 1,400,000 | 700,000 | 2.00× | 582,960 | 120 % |");
+        assert_eq!(lines[3], "| ad | qemu-m55 | 1,400,000 | 350,000 | 4.00× | – | – |");
+
+        let t = layers_table(&runs, "ad").unwrap();
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0]
+            .ends_with("| qemu-m55: instructions | qemu-m55: MACs / instruction, reference → optimized |"));
+        assert_eq!(
+            lines[2],
+            "| 0 | fully_connected | 640→128 | 100,000 | 500,000 | 0.10 → 0.20 | 500,000 | 0.10 → 0.20 |"
+        );
+        assert_eq!(lines[3], "|  | other ops |  | 0 | 150,000 |  | 150,000 |  |");
+        assert_eq!(
+            lines[4],
+            "|  | **inference** |  | 100,000 | 700,000 | 0.07 → 0.14 | 350,000 | 0.07 → 0.29 |"
+        );
+        assert_eq!(layers_table(&runs, "kws"), None, "no per-op figures");
     }
 
     #[test]
@@ -1302,6 +1583,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             json: None,
             docs: false,
+            reference: false,
             command: String::new(),
         };
         let (kind, list) = jobs(&options(&[], true, None)).unwrap();

@@ -219,9 +219,46 @@ pub fn memory_regions(memory_x: &str) -> Result<(u64, u64)> {
     Ok((length("FLASH")?, length("RAM")?))
 }
 
-/// The firmware's ELF path.
-pub fn elf_path(board: &Board) -> PathBuf {
-    root().join(board.dir).join("target").join(board.target).join("release").join(board.binary)
+/// Which kernels a firmware build runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// The hand-written kernels of the board's core (Cortex-M DSP, Helium), where it has them.
+    Optimized,
+    /// The portable reference kernels only (the runtime built with `EMBER_NO_DSP=1`, which
+    /// turns Helium off too), in a
+    /// target folder of their own so the two builds do not undo each other.
+    Reference,
+}
+
+impl Kernels {
+    /// The board's cargo target folder for these kernels.
+    fn target_dir(self, board: &Board) -> PathBuf {
+        let dir = root().join(board.dir).join("target");
+        match self {
+            Kernels::Optimized => dir,
+            Kernels::Reference => dir.join("reference"),
+        }
+    }
+
+    /// `cargo SUBCOMMAND --quiet --release` in `board`'s crate with `model` and `inputs` embedded.
+    fn cargo(self, board: &Board, subcommand: &str, model: &Path, inputs: &Path) -> Result<Command> {
+        let mut cmd = Command::new("cargo");
+        cmd.args([subcommand, "--quiet", "--release"])
+            .current_dir(root().join(board.dir))
+            .env("CARGO_TARGET_DIR", self.target_dir(board))
+            .env("EMBER_MODEL", model.canonicalize()?)
+            .env("EMBER_INPUTS", inputs.canonicalize()?);
+        match self {
+            Kernels::Optimized => cmd.env_remove("EMBER_NO_DSP").env_remove("EMBER_NO_HELIUM"),
+            Kernels::Reference => cmd.env("EMBER_NO_DSP", "1"),
+        };
+        Ok(cmd)
+    }
+}
+
+/// The firmware's ELF path for a build with `kernels`.
+pub fn elf_path(board: &Board, kernels: Kernels) -> PathBuf {
+    kernels.target_dir(board).join(board.target).join("release").join(board.binary)
 }
 
 /// Why a firmware image does not fit its board's memory map.
@@ -255,18 +292,16 @@ fn build_error(board: &Board, err: anyhow::Error) -> Result<Misfit> {
     Ok(Misfit { why, flash_overflow })
 }
 
-/// Builds `board`'s firmware with `model` and `inputs` embedded: `Ok(Err(misfit))` when the
-/// image does not fit the board's memory map.
-pub fn build(board: &Board, model: &Path, inputs: &Path) -> Result<std::result::Result<PathBuf, Misfit>> {
-    let built = run_checked(
-        Command::new("cargo")
-            .args(["build", "--quiet", "--release"])
-            .current_dir(root().join(board.dir))
-            .env("EMBER_MODEL", model.canonicalize()?)
-            .env("EMBER_INPUTS", inputs.canonicalize()?),
-    );
-    match built {
-        Ok(_) => Ok(Ok(elf_path(board))),
+/// Builds `board`'s firmware with `kernels` and with `model` and `inputs` embedded:
+/// `Ok(Err(misfit))` when the image does not fit the board's memory map.
+pub fn build(
+    board: &Board,
+    kernels: Kernels,
+    model: &Path,
+    inputs: &Path,
+) -> Result<std::result::Result<PathBuf, Misfit>> {
+    match run_checked(&mut kernels.cargo(board, "build", model, inputs)?) {
+        Ok(_) => Ok(Ok(elf_path(board, kernels))),
         Err(e) => Ok(Err(build_error(board, e)?)),
     }
 }
@@ -274,22 +309,24 @@ pub fn build(board: &Board, model: &Path, inputs: &Path) -> Result<std::result::
 /// Builds `board`'s firmware with `model` and `inputs` embedded, runs it, returns its report
 /// and the firmware's ELF path.
 pub fn run(board: &Board, model: &Path, inputs: &Path) -> Result<(Report, PathBuf)> {
-    if let Err(misfit) = build(board, model, inputs)? {
+    if let Err(misfit) = build(board, Kernels::Optimized, model, inputs)? {
         bail!("the firmware does not fit board {}: {}", board.name, misfit.why);
     }
-    let report = run_built(board, model, inputs, Duration::from_secs(1800))?;
-    Ok((report, elf_path(board)))
+    let report = run_built(board, Kernels::Optimized, model, inputs, Duration::from_secs(1800))?;
+    Ok((report, elf_path(board, Kernels::Optimized)))
 }
 
-/// Runs the firmware that `build` made (with the same `model` and `inputs`, so cargo does not
-/// rebuild) through the board's cargo runner, killing it after `timeout`.
-pub fn run_built(board: &Board, model: &Path, inputs: &Path, timeout: Duration) -> Result<Report> {
-    let mut cmd = Command::new("cargo");
-    cmd.args(["run", "--quiet", "--release"])
-        .current_dir(root().join(board.dir))
-        .env("EMBER_MODEL", model.canonicalize()?)
-        .env("EMBER_INPUTS", inputs.canonicalize()?)
-        .stdin(Stdio::null())
+/// Runs the firmware that `build` made (with the same `kernels`, `model` and `inputs`, so cargo
+/// does not rebuild) through the board's cargo runner, killing it after `timeout`.
+pub fn run_built(
+    board: &Board,
+    kernels: Kernels,
+    model: &Path,
+    inputs: &Path,
+    timeout: Duration,
+) -> Result<Report> {
+    let mut cmd = kernels.cargo(board, "run", model, inputs)?;
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, so a timeout ends QEMU (cargo's child) too.

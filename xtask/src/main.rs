@@ -67,6 +67,10 @@ enum Command {
         /// Don't rewrite docs/BENCHMARKS.md.
         #[arg(long)]
         no_docs: bool,
+        /// Don't run the ONNX models a second time on the portable reference kernels (imported
+        /// .tflite models never are).
+        #[arg(long)]
+        no_reference: bool,
     },
 }
 
@@ -87,7 +91,7 @@ fn main() {
     let result = match Cli::parse().command {
         Command::Setup => setup::all(),
         Command::Demo { images } => demo::run(images),
-        Command::BenchDevice { boards, models, tflite, range, timeout_secs, json, no_docs } => {
+        Command::BenchDevice { boards, models, tflite, range, timeout_secs, json, no_docs, no_reference } => {
             let args: Vec<String> = std::env::args().skip(1).collect();
             bench::run(bench::Options {
                 boards,
@@ -97,6 +101,7 @@ fn main() {
                 timeout: std::time::Duration::from_secs(timeout_secs),
                 json,
                 docs: !no_docs,
+                reference: !no_reference,
                 command: format!("cargo xtask {}", args.join(" ")),
             })
         }
