@@ -18,6 +18,8 @@ What it writes (models/mlperf-tiny/ is owned elsewhere and never touched):
   models/digits/   a small CNN trained (hand-written numpy forward/backward,
                    fixed seeds) on scikit-learn's bundled load_digits() data,
                    plus test/calibration data and onnxruntime reference logits.
+  models/ds_cnn/   a MobileNet-style depthwise-separable CNN trained the same
+                   way on the digits upscaled to 16x16, and its calibration data.
   models/ops/      one small random-weight ONNX model per operator pattern,
                    each with <name>.npz holding 8 seeded inputs (input_0..7)
                    and the onnxruntime outputs (output_0..7); plus
@@ -393,6 +395,202 @@ def make_digits():
         "bn_var": net.run_var,
         "model": model,
     }
+
+
+# --------------------------------------------------------------------------
+# MobileNet-style depthwise-separable CNN on digits upscaled to 16x16
+# --------------------------------------------------------------------------
+
+DS_DIR = os.path.join(HERE, "ds_cnn")
+# (depthwise stride, pointwise output channels) of each block after the stem.
+DS_STEM = 8
+DS_BLOCKS = ((2, 16), (1, 32), (2, 32), (1, 64))
+# L1 penalty on the BN scales (network slimming, Liu et al. 2017): it drives some channels'
+# scales to near zero, so the next layers see nearly constant channels and their folded weights
+# span a wide range of magnitudes, as in trained MobileNets.
+DS_GAMMA_L1 = 1e-3
+
+
+def bn_fwd(z, gamma, beta, state, train):
+    """BatchNormalization over (N, H, W); state = [running mean, running var]."""
+    if train:
+        mu, var = z.mean(axis=(0, 2, 3)), z.var(axis=(0, 2, 3))
+        cnt = z.shape[0] * z.shape[2] * z.shape[3]
+        state[0] = (1 - BN_MOMENTUM) * state[0] + BN_MOMENTUM * mu
+        state[1] = (1 - BN_MOMENTUM) * state[1] + BN_MOMENTUM * var * cnt / (cnt - 1)
+    else:
+        mu, var = state
+    inv = 1.0 / np.sqrt(var + BN_EPS)
+    xhat = (z - mu[None, :, None, None]) * inv[None, :, None, None]
+    return gamma[None, :, None, None] * xhat + beta[None, :, None, None], (xhat, inv)
+
+
+def bn_bwd(dout, gamma, cache):
+    xhat, inv = cache
+    dgamma = (dout * xhat).sum(axis=(0, 2, 3))
+    dbeta = dout.sum(axis=(0, 2, 3))
+    dxhat = dout * gamma[None, :, None, None]
+    m = dout.shape[0] * dout.shape[2] * dout.shape[3]
+    dz = (inv[None, :, None, None] / m) * (
+        m * dxhat
+        - dxhat.sum(axis=(0, 2, 3))[None, :, None, None]
+        - xhat * (dxhat * xhat).sum(axis=(0, 2, 3))[None, :, None, None]
+    )
+    return dz, dgamma, dbeta
+
+
+class DsCNN:
+    """Stem conv 3x3 + BN + ReLU6, then blocks of depthwise 3x3 + BN + ReLU6 -> pointwise
+    1x1 + BN + ReLU6, global average pool, Gemm. Convs have no bias (BN follows)."""
+
+    def __init__(self, rng):
+        # layers: (name, out channels, in channels per group, kernel, stride, groups)
+        layers = [("stem", DS_STEM, 1, 3, 1, 1)]
+        c = DS_STEM
+        for i, (stride, out) in enumerate(DS_BLOCKS):
+            layers.append((f"dw{i + 1}", c, 1, 3, stride, c))
+            layers.append((f"pw{i + 1}", out, c, 1, 1, 1))
+            c = out
+        self.layers = layers
+        self.p, self.bn = {}, {}
+        for name, out, cin, k, _, _ in layers:
+            self.p[name + ".w"] = rng.normal(0, np.sqrt(2 / (cin * k * k)), (out, cin, k, k))
+            self.p[name + ".gamma"] = np.ones(out)
+            self.p[name + ".beta"] = np.zeros(out)
+            self.bn[name] = [np.zeros(out), np.ones(out)]
+        self.p["fc.w"] = rng.normal(0, np.sqrt(1 / c), (10, c))
+        self.p["fc.b"] = np.zeros(10)
+
+    def n_params(self):
+        return int(sum(v.size for v in self.p.values())) + sum(2 * s[0].size for s in self.bn.values())
+
+    def forward(self, x, train):
+        caches = []
+        a = x
+        for name, _, _, k, stride, groups in self.layers:
+            pad = (k // 2,) * 4
+            z, cc = conv_fwd(a, self.p[name + ".w"], None, stride, pad, groups)
+            y, cb = bn_fwd(z, self.p[name + ".gamma"], self.p[name + ".beta"], self.bn[name], train)
+            caches.append((cc, cb, y))
+            a = np.clip(y, 0, 6)
+        gap = a.mean(axis=(2, 3))
+        logits = gap @ self.p["fc.w"].T + self.p["fc.b"]
+        return logits, (caches, gap, a.shape)
+
+    def backward(self, dlogits, cache):
+        caches, gap, shape = cache
+        g = {"fc.w": dlogits.T @ gap, "fc.b": dlogits.sum(0)}
+        dgap = dlogits @ self.p["fc.w"]
+        da = np.broadcast_to(dgap[:, :, None, None] / (shape[2] * shape[3]), shape)
+        for (name, *_), (cc, cb, y) in zip(reversed(self.layers), reversed(caches)):
+            dy = da * ((y > 0) & (y < 6))
+            dz, g[name + ".gamma"], g[name + ".beta"] = bn_bwd(dy, self.p[name + ".gamma"], cb)
+            da, g[name + ".w"], _ = conv_bwd(dz, cc)
+        return g
+
+
+def train_ds(x_tr, y_tr, x_te, y_te, epochs=40, seed=0, lr0=3e-3):
+    rng = np.random.default_rng(seed)
+    net = DsCNN(rng)
+    adam_m = {k: np.zeros_like(v) for k, v in net.p.items()}
+    adam_v = {k: np.zeros_like(v) for k, v in net.p.items()}
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    bs, step, n = 32, 0, len(x_tr)
+    for ep in range(epochs):
+        lr = lr0 * 0.5 * (1 + np.cos(np.pi * ep / epochs))
+        perm = rng.permutation(n)
+        tot = 0.0
+        for s in range(0, n, bs):
+            idx = perm[s : s + bs]
+            if len(idx) < 2:
+                continue
+            logits, cache = net.forward(x_tr[idx], train=True)
+            loss, d = softmax_xent(logits, y_tr[idx])
+            tot += loss * len(idx)
+            grads = net.backward(d, cache)
+            step += 1
+            for k in net.p:
+                gk = grads[k]
+                if k.endswith(".w"):
+                    gk = gk + 1e-4 * net.p[k]
+                if k.endswith(".gamma"):
+                    gk = gk + DS_GAMMA_L1 * np.sign(net.p[k])  # network slimming
+                adam_m[k] = b1 * adam_m[k] + (1 - b1) * gk
+                adam_v[k] = b2 * adam_v[k] + (1 - b2) * gk * gk
+                mh = adam_m[k] / (1 - b1**step)
+                vh = adam_v[k] / (1 - b2**step)
+                net.p[k] -= lr * mh / (np.sqrt(vh) + eps)
+        if ep % 10 == 0 or ep == epochs - 1:
+            acc = (net.forward(x_te, train=False)[0].argmax(1) == y_te).mean()
+            print(f"  epoch {ep:3d} loss {tot / n:.4f} test acc (numpy) {acc:.4f}")
+    return net
+
+
+def ds_onnx(net):
+    f32 = lambda a: np.asarray(a, np.float32)
+    inits, nodes = [init("relu6.min", f32(0.0)), init("relu6.max", f32(6.0))], []
+    x = "image"
+    for name, _, _, k, stride, groups in net.layers:
+        inits += [init(name + ".weight", f32(net.p[name + ".w"])),
+                  init(name + ".bn.scale", f32(net.p[name + ".gamma"])),
+                  init(name + ".bn.bias", f32(net.p[name + ".beta"])),
+                  init(name + ".bn.mean", f32(net.bn[name][0])),
+                  init(name + ".bn.var", f32(net.bn[name][1]))]
+        nodes += [
+            N("Conv", [x, name + ".weight"], [name], name=name, kernel_shape=[k, k],
+              pads=[k // 2] * 4, strides=[stride, stride], group=groups),
+            N("BatchNormalization", [name] + [f"{name}.bn.{p}" for p in ("scale", "bias", "mean", "var")],
+              [name + ".bn"], name=name + ".bn", epsilon=BN_EPS, momentum=1 - BN_MOMENTUM),
+            N("Clip", [name + ".bn", "relu6.min", "relu6.max"], [name + ".relu6"], name=name + ".relu6"),
+        ]
+        x = name + ".relu6"
+    inits += [init("fc.weight", f32(net.p["fc.w"])), init("fc.bias", f32(net.p["fc.b"]))]
+    nodes += [
+        N("GlobalAveragePool", [x], ["gap"], name="gap"),
+        N("Flatten", ["gap"], ["flat"], name="flatten", axis=1),
+        N("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
+    ]
+    return make_model(
+        "ds_cnn", nodes, [vi("image", [1, 1, 16, 16])], [vi("logits", [1, 10])], inits,
+        doc="MobileNet-style depthwise-separable CNN on sklearn digits upscaled to 16x16, "
+            "see models/README.md",
+    )
+
+
+def make_ds_cnn():
+    os.makedirs(DS_DIR, exist_ok=True)
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float64)[:, None, :, :]
+    y = d.target.astype(np.int64)
+    # The digits CNN's split, each 8x8 image upscaled to 16x16 by repeating every pixel 2x2, so
+    # the test set is digits/test_x.npy upscaled and needs no file of its own.
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    x_tr, x_te = (np.kron(a, np.ones((2, 2))) for a in (x_tr, x_te))
+    print(f"training depthwise-separable CNN on {len(x_tr)} images (16x16)")
+    net = train_ds(x_tr, y_tr, x_te, y_te)
+    model = ds_onnx(net)
+    onnx.save(model, os.path.join(DS_DIR, "ds_cnn.onnx"))
+    test_x, test_y = x_te.astype(np.float32), y_te.astype(np.int64)
+    np.save(os.path.join(DS_DIR, "calib_x.npy"), x_tr[:200].astype(np.float32))
+    sess = ort_session(model)
+    logits = np.concatenate(
+        [sess.run(["logits"], {"image": test_x[i : i + 1]})[0] for i in range(len(test_x))]
+    ).astype(np.float32)
+    acc = float((logits.argmax(1) == test_y).mean())
+    max_diff = float(np.abs(net.forward(x_te, train=False)[0] - logits).max())
+    print(f"ds_cnn: ORT float test accuracy {acc:.4f} on N={len(test_y)}; "
+          f"max |numpy-ORT| logit diff {max_diff:.2e}")
+    assert acc >= 0.9, acc
+    assert max_diff < 1e-3, max_diff
+    # Range of every folded conv's output channels: largest / smallest channel magnitude.
+    spread = {}
+    for name, *_ in net.layers:
+        w = net.p[name + ".w"] * (net.p[name + ".gamma"] / np.sqrt(net.bn[name][1] + BN_EPS))[:, None, None, None]
+        r = np.abs(w).reshape(len(w), -1).max(1)
+        spread[name] = float(r.max() / r.min())
+    print("  folded weight range spread (max/min channel):", {k: round(v, 1) for k, v in spread.items()})
+    return {"acc": acc, "n_test": len(test_y), "n_params": net.n_params(), "spread": spread,
+            "layers": net.layers, "model": model}
 
 
 # --------------------------------------------------------------------------
@@ -779,7 +977,7 @@ def fmt_io(lst):
     return ", ".join(f"`{n}` {d}" for n, d in lst)
 
 
-def write_readme(dig, ops_info):
+def write_readme(dig, ds, ops_info):
     v = versions()
     vs = ", ".join(f"{k} {val}" for k, val in v.items())
     dm_in, dm_out = model_io(dig["model"])
@@ -831,6 +1029,33 @@ def write_readme(dig, ops_info):
     L.append(f"| `digits/reference.npz` | key `logits`: float32 ({dig['n_test']}, 10), "
              f"onnxruntime output for every test image, in test_x order |\n")
 
+    L.append("## ds_cnn/\n")
+    layers = ds["layers"]
+    blocks = ", ".join(f"dw 3x3 stride {layers[i][4]} -> pw {layers[i][1]}->{layers[i + 1][1]}"
+                       for i in range(1, len(layers), 2))
+    L.append("A MobileNet-style depthwise-separable CNN, trained like the digits CNN on the same "
+             "split, every 8x8 image upscaled to 16x16 by repeating each pixel 2x2 (`np.kron`).\n")
+    L.append(f"* **Float test accuracy (onnxruntime): {ds['acc'] * 100:.2f}% "
+             f"({round(ds['acc'] * ds['n_test'])}/{ds['n_test']})** on `digits/test_x.npy` "
+             f"upscaled (labels `digits/test_y.npy`).")
+    L.append("* Inputs: `image` [1, 1, 16, 16]; outputs: `logits` [1, 10] (raw logits).")
+    L.append(f"* Architecture ({ds['n_params']} parameters incl. BN running stats): stem "
+             f"Conv(1->{DS_STEM}, 3x3, pads 1, no bias) -> BatchNormalization -> Clip(0, 6), then "
+             f"{len(DS_BLOCKS)} blocks ({blocks}), each conv without bias followed by "
+             "BatchNormalization (eps 1e-5) and Clip(0, 6) (ReLU6), then GlobalAveragePool -> "
+             "Flatten -> Gemm(64->10, transB=1). The BN nodes are kept for the quantizer to fold.")
+    spread = ", ".join(f"{k} {v:.1f}" for k, v in ds["spread"].items())
+    L.append(f"* Training: as the digits CNN (Adam lr 3e-3, cosine decay, batch 32, L2 1e-4 on "
+             f"conv weights, seed 0), 40 epochs, plus an L1 penalty {DS_GAMMA_L1:g} on the BN "
+             f"scales (network slimming), which drives some channels' scales towards zero, so "
+             f"after folding the channels' weight ranges differ widely, as in trained MobileNets "
+             f"(largest / smallest channel magnitude per folded conv: {spread}): what makes "
+             f"per-tensor weight scales lose precision and cross-layer equalization help.\n")
+    L.append("| file | content |\n| --- | --- |")
+    L.append("| `ds_cnn/ds_cnn.onnx` | the model |")
+    L.append("| `ds_cnn/calib_x.npy` | float32 (200, 1, 16, 16), `digits/calib_x.npy` upscaled, "
+             "for quantization calibration |\n")
+
     L.append("## ops/\n")
     L.append("One small model per operator pattern, random weights (He-normal init, "
              "biases N(0, 0.1), seeded from crc32 of the model name). Every model has "
@@ -865,9 +1090,10 @@ def main():
     print("versions:", versions())
     np.set_printoptions(suppress=True)
     dig = make_digits()
+    ds = make_ds_cnn()
     print("op models:")
     ops_info = make_ops()
-    write_readme(dig, ops_info)
+    write_readme(dig, ds, ops_info)
     total = 0
     for root, _, files in os.walk(HERE):
         if "mlperf-tiny" in root:
