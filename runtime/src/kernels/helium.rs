@@ -8,10 +8,11 @@
 //!   wrapping i32 arithmetic `Σ (x − zp)·w = Σ x·w − zp·Σ w` exactly, so the raw activations
 //!   multiply and `−zp·Σ w` joins each channel's bias, summed once per call (`VADDVA.S8`);
 //! - convolutions gather each window into one column on the stack (padding filled with the
-//!   input zero point, which contributes 0 to `Σ (x − zp)·w`) and multiply it as a row; 1×1
+//!   input zero point, whose products the folded bias cancels) and multiply it as a row; 1×1
 //!   windows read their pixel in place;
 //! - depthwise convolutions take 16 channels per pass: activations and weights widened to 16-bit
-//!   lanes (the offset added to the activations), products widened to 32 bits (`VMULLB`/`VMULLT`);
+//!   lanes, products widened to 32 bits (`VMULLB`/`VMULLT`), the zero point folded into the bias
+//!   as above (cells outside the input read a buffer of zero points);
 //! - the output stage runs four channels at once: `VQRDMULH` is TFLite's saturating rounding
 //!   doubling high multiply, and gemmlowp's fix-up (subtract 1 from negative values) before the
 //!   rounding shift `VRSHL` makes it round half away from zero as `RoundingDivideByPOT`. Rounding
@@ -20,13 +21,14 @@
 //! What these paths do not cover (a channel multiplier other than 1, windows larger than the
 //! stack buffers, rounding once with a non-negative shift) runs the Cortex-M DSP kernels.
 
+use super::add::AddParams;
 use super::conv2d::{for_each_window, Window};
 use super::cortex_m_dsp;
-use super::{ConvGeometry, FcGeometry, Int8Params};
+use super::{ConvGeometry, FcGeometry, Input, Int8Params};
 use crate::quant::{Requant, Rounding};
 
-/// Output channels whose output-stage factors one [`Factors`] table holds (16 bytes each, on
-/// the stack).
+/// Output channels whose output-stage factors one [`Factors`] table holds (64 bytes per four,
+/// on the stack).
 const BLOCK: usize = 64;
 
 /// Largest window (`KH × KW × Cin` bytes) [`conv2d_i8`] gathers into a column on the stack.
@@ -35,17 +37,10 @@ const COLUMN_BYTES: usize = 1152;
 /// Most window cells (`KH × KW`) [`depthwise_conv2d_i8`] takes (8 bytes each, on the stack).
 const DEPTHWISE_CELLS: usize = 25;
 
-/// Channels per pass of [`depthwise_conv2d_i8`].
-const DEPTHWISE_LANES: usize = 16;
-
-/// Byte offsets of four consecutive int8 outputs, and of every other one.
-static CONSECUTIVE: [u32; 4] = [0, 1, 2, 3];
-static EVERY_OTHER: [u32; 4] = [0, 2, 4, 6];
-
 /// How the output stage rounds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stage {
-    /// `VQRDMULH`, then the rounding right shift with the fix-up of negative values.
+    /// Left shift, `VQRDMULH`, then the rounding right shift with the fix-up of negative values.
     Double,
     /// `VQDMULH`, then the rounding right shift.
     Single,
@@ -66,7 +61,7 @@ impl Stage {
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
 struct Quad {
-    /// The bias, plus `−zp·Σ w` where the sums leave the zero point out.
+    /// The bias, minus `zp·Σ w`.
     bias: [i32; 4],
     /// Q31 multiplier.
     multiplier: [i32; 4],
@@ -76,24 +71,149 @@ struct Quad {
     right: [i32; 4],
 }
 
-/// The output stage of up to [`BLOCK`] channels.
-struct Factors {
-    quads: [Quad; BLOCK / 4],
+/// The output stage of `4 × QUADS` lanes, in the layout the output stage loads: the output
+/// zero point, activation minimum and maximum (four lanes each, 48 bytes), then the quads.
+#[repr(C)]
+struct Factors<const QUADS: usize> {
+    zero_point: [i32; 4],
+    min: [i32; 4],
+    max: [i32; 4],
+    quads: [Quad; QUADS],
     stage: Stage,
-    /// Output zero point and activation bounds.
-    zero_point: i32,
-    min: i32,
-    max: i32,
 }
 
-impl Factors {
+/// The output stage of the four sums in `$acc` (a Q register), whose [`Quad`] lies at
+/// `[$quad, #$bias]` (`#$multiplier`, `#$left`, `#$right`), to clamped outputs in `$acc`.
+/// Expects the output zero point in `r4` and the activation bounds in `q4`, `q5` (see
+/// [`constants`]); `q6` and `q7` are scratch.
+macro_rules! stage {
+    (Double, $acc:literal, $quad:literal, $bias:literal, $multiplier:literal, $left:literal, $right:literal) => {
+        concat!(
+            "vldrw.u32 q6, [",
+            $quad,
+            ", #",
+            $bias,
+            "]\n",
+            "vadd.i32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", q6\n",
+            "vldrw.u32 q6, [",
+            $quad,
+            ", #",
+            $left,
+            "]\n",
+            "vshl.s32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", q6\n",
+            "vldrw.u32 q6, [",
+            $quad,
+            ", #",
+            $multiplier,
+            "]\n",
+            "vqrdmulh.s32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", q6\n",
+            // Round half away from zero: negative values lose 1 where the shift is not 0, then
+            // VRSHL rounds half up.
+            "vldrw.u32 q6, [",
+            $quad,
+            ", #",
+            $right,
+            "]\n",
+            "vand q7, ",
+            $acc,
+            ", q6\n",
+            "vshr.s32 q7, q7, #31\n",
+            "vqadd.s32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", q7\n",
+            "vrshl.s32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", q6\n",
+            stage!(Clamp, $acc),
+        )
+    };
+    (Single, $acc:literal, $quad:literal, $bias:literal, $multiplier:literal, $left:literal, $right:literal) => {
+        concat!(
+            "vldrw.u32 q6, [",
+            $quad,
+            ", #",
+            $bias,
+            "]\n",
+            "vadd.i32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", q6\n",
+            "vldrw.u32 q6, [",
+            $quad,
+            ", #",
+            $multiplier,
+            "]\n",
+            "vqdmulh.s32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", q6\n",
+            "vldrw.u32 q6, [",
+            $quad,
+            ", #",
+            $right,
+            "]\n",
+            "vrshl.s32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", q6\n",
+            stage!(Clamp, $acc),
+        )
+    };
+    (Clamp, $acc:literal) => {
+        concat!(
+            "vadd.i32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", r4\n",
+            "vmax.s32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", q4\n",
+            "vmin.s32 ",
+            $acc,
+            ", ",
+            $acc,
+            ", q5\n",
+        )
+    };
+}
+
+/// Loads the output stage's constants from the [`Factors`] at `{f}` (see [`stage`]).
+macro_rules! constants {
+    () => {
+        concat!("ldr r4, [{f}]\n", "vldrw.u32 q4, [{f}, #16]\n", "vldrw.u32 q5, [{f}, #32]\n")
+    };
+}
+
+impl<const QUADS: usize> Factors<QUADS> {
     fn new(q: &Int8Params, stage: Stage) -> Self {
         Self {
-            quads: [Quad::default(); BLOCK / 4],
+            zero_point: [q.output_zero_point; 4],
+            min: [q.act.min; 4],
+            max: [q.act.max; 4],
+            quads: [Quad::default(); QUADS],
             stage,
-            zero_point: q.output_zero_point,
-            min: q.act.min,
-            max: q.act.max,
         }
     }
 
@@ -111,7 +231,7 @@ impl Factors {
         quad.right[lane] = right;
     }
 
-    /// The factors of output channels `c0..c0 + n` (`n ≤ BLOCK`) whose filters are the
+    /// The factors of output channels `c0..c0 + n` (`n ≤ 4 × QUADS`) whose filters are the
     /// consecutive `len`-byte rows of `w`, the input zero point folded into the biases.
     fn filters(
         q: &Int8Params,
@@ -133,67 +253,52 @@ impl Factors {
     }
 
     /// Requantizes the four sums `acc` with quad `quad`'s factors, adds the output zero point,
-    /// clamps, and stores the first `lanes` as int8 at `out + offsets[k]`.
+    /// clamps, and stores the first `lanes` (1..=4) as int8 at `out`.
     ///
     /// # Safety
-    /// `out + offsets[k]` must be writable for every `k < lanes`.
+    /// `out` must be writable for `lanes` bytes.
     #[inline(always)]
-    unsafe fn store(&self, acc: &[i32; 4], quad: usize, out: *mut i8, offsets: &[u32; 4], lanes: usize) {
-        let f = &self.quads[quad];
-        macro_rules! stage {
-            ($($multiply:literal),*) => {
-                // SAFETY: MVE loads of the 16-byte arrays `acc`, `offsets` and `f`'s four (all
-                // word-aligned); the store writes only the first `lanes` lanes, which the caller
-                // guarantees are writable.
+    unsafe fn store(&self, acc: [i32; 4], quad: usize, out: *mut i8, lanes: usize) {
+        macro_rules! run {
+            ($stage:ident, [$($store:literal),*] $($operands:tt)*) => {
+                // SAFETY: word-aligned 16-byte loads of the factors; the store writes the first
+                // `lanes` bytes at `out`, which the caller guarantees are writable. A narrowing
+                // store needs a low register (`r1`).
                 unsafe {
                     core::arch::asm!(
-                        "vldrw.u32 q0, [{acc}]",
-                        "vldrw.u32 q1, [{f}]",
-                        "vadd.i32 q0, q0, q1",
-                        $($multiply,)*
-                        "vadd.i32 q0, q0, {zp}",
-                        "vdup.32 q1, {min}",
-                        "vmax.s32 q0, q0, q1",
-                        "vdup.32 q1, {max}",
-                        "vmin.s32 q0, q0, q1",
-                        "vldrw.u32 q1, [{offsets}]",
-                        "vctp.32 {lanes}",
-                        "vpst",
-                        "vstrbt.32 q0, [{out}, q1]",
-                        acc = in(reg) acc.as_ptr(),
-                        f = in(reg) core::ptr::from_ref(f),
-                        zp = in(reg) self.zero_point,
-                        min = in(reg) self.min,
-                        max = in(reg) self.max,
-                        offsets = in(reg) offsets.as_ptr(),
-                        lanes = in(reg) lanes,
-                        out = in(reg) out,
+                        constants!(),
+                        "vmov q0[2], q0[0], {a0}, {a2}",
+                        "vmov q0[3], q0[1], {a1}, {a3}",
+                        stage!($stage, "q0", "{quad}", "0", "16", "32", "48"),
+                        $($store,)*
+                        f = in(reg) core::ptr::from_ref(self),
+                        quad = in(reg) core::ptr::from_ref(&self.quads[quad]),
+                        a0 = in(reg) acc[0],
+                        a1 = in(reg) acc[1],
+                        a2 = in(reg) acc[2],
+                        a3 = in(reg) acc[3],
+                        in("r1") out,
+                        $($operands)*
+                        out("r4") _,
                         out("q0") _,
-                        out("q1") _,
-                        out("q2") _,
+                        out("q4") _,
+                        out("q5") _,
+                        out("q6") _,
+                        out("q7") _,
                         options(nostack),
-                    );
+                    )
                 }
             };
         }
-        match self.stage {
-            Stage::Double => stage!(
-                "vldrw.u32 q1, [{f}, #32]",
-                "vshl.s32 q0, q0, q1",
-                "vldrw.u32 q1, [{f}, #16]",
-                "vqrdmulh.s32 q0, q0, q1",
-                "vldrw.u32 q1, [{f}, #48]",
-                "vand q2, q0, q1",
-                "vshr.s32 q2, q2, #31",
-                "vqadd.s32 q0, q0, q2",
-                "vrshl.s32 q0, q0, q1"
-            ),
-            Stage::Single => stage!(
-                "vldrw.u32 q1, [{f}, #16]",
-                "vqdmulh.s32 q0, q0, q1",
-                "vldrw.u32 q1, [{f}, #48]",
-                "vrshl.s32 q0, q0, q1"
-            ),
+        match (self.stage, lanes) {
+            (Stage::Double, 4) => run!(Double, ["vstrb.32 q0, [r1]"]),
+            (Stage::Double, _) => {
+                run!(Double, ["vctp.32 {lanes}", "vpst", "vstrbt.32 q0, [r1]"] lanes = in(reg) lanes,)
+            }
+            (Stage::Single, 4) => run!(Single, ["vstrb.32 q0, [r1]"]),
+            (Stage::Single, _) => {
+                run!(Single, ["vctp.32 {lanes}", "vpst", "vstrbt.32 q0, [r1]"] lanes = in(reg) lanes,)
+            }
         }
     }
 }
@@ -303,16 +408,34 @@ unsafe fn copy_i8(dst: *mut i8, src: *const i8, n: usize) {
 ///
 /// # Safety
 /// `x` must be readable for `depth` bytes, `w` for `n × depth`, `out` writable for `n`;
-/// `n ≤ BLOCK`.
+/// `n ≤ 4 × QUADS`.
 #[inline(always)]
-unsafe fn row_times_filters(x: *const i8, w: *const i8, depth: usize, n: usize, f: &Factors, out: *mut i8) {
-    for quad in 0..n.div_ceil(4) {
-        let k0 = 4 * quad;
-        let lanes = (n - k0).min(4);
-        // SAFETY (all three): `k0 + k.min(lanes − 1) < n` filters, and `k0 + lanes ≤ n` outputs.
-        let filter = |k: usize| unsafe { w.add((k0 + k.min(lanes - 1)) * depth) };
-        let acc = unsafe { dot4(x, [filter(0), filter(1), filter(2), filter(3)], depth) };
-        unsafe { f.store(&acc, quad, out.add(k0), &CONSECUTIVE, lanes) };
+unsafe fn row_times_filters<const QUADS: usize>(
+    x: *const i8,
+    w: *const i8,
+    depth: usize,
+    n: usize,
+    f: &Factors<QUADS>,
+    out: *mut i8,
+) {
+    let mut filter = w;
+    // SAFETY (all blocks): pass `quad` reads filters 4·quad.. < n (the last partial one only
+    // up to n − 1) and writes outputs 4·quad.. < n.
+    for quad in 0..n / 4 {
+        unsafe {
+            let acc =
+                dot4(x, [filter, filter.add(depth), filter.add(2 * depth), filter.add(3 * depth)], depth);
+            f.store(acc, quad, out.add(4 * quad), 4);
+            filter = filter.add(4 * depth);
+        }
+    }
+    let (quad, lanes) = (n / 4, n % 4);
+    if lanes > 0 {
+        unsafe {
+            let last = |k: usize| filter.add(k.min(lanes - 1) * depth);
+            let acc = dot4(x, [last(0), last(1), last(2), last(3)], depth);
+            f.store(acc, quad, out.add(4 * quad), lanes);
+        }
     }
 }
 
@@ -344,7 +467,7 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
     };
     for c0 in (0..units).step_by(BLOCK) {
         let n = (units - c0).min(BLOCK);
-        let f = Factors::filters(q, stage, bias, w, depth, c0, n);
+        let f = Factors::<{ BLOCK / 4 }>::filters(q, stage, bias, w, depth, c0, n);
         for r in 0..rows {
             // SAFETY: row r holds `depth` bytes of `x`, filters c0..c0 + n lie in `w` and outputs
             // r × units + c0.. + n in `out` (all checked by `sized`).
@@ -386,7 +509,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     let zero_point = q.input_zero_point as i8;
     for c0 in (0..cout).step_by(BLOCK) {
         let n = (cout - c0).min(BLOCK);
-        let f = Factors::filters(q, stage, bias, w, filter_len, c0, n);
+        let f = Factors::<{ BLOCK / 4 }>::filters(q, stage, bias, w, filter_len, c0, n);
         for_each_window(g, |window, pixel| {
             let row = if cells == 1 && window.len() == 1 {
                 // SAFETY: the window's pixel lies in the input, which `x` holds.
@@ -426,10 +549,12 @@ fn gather(window: Window, x: &[i8], cin: usize, cells: usize, zero_point: i8, co
 }
 
 /// [`super::depthwise_conv2d::depthwise_conv2d_i8`] for a channel multiplier of 1, 16 channels
-/// per pass. Per output pixel, the window's cells inside the input become a table of
-/// (activation, weight) offsets (windows wholly inside the input share one); per 16 channels one
-/// pass over the table accumulates `(x − zp)·w` in 32-bit lanes. Other multipliers and windows
-/// of more than [`DEPTHWISE_CELLS`] cells run the DSP kernel.
+/// per pass (then at most 8). Per output pixel, the window's cells become a table of
+/// (activation address, weight offset) pairs, and one asm block per pass loops over it,
+/// accumulating products in 32-bit lanes, then runs the output stage of its channels. Every
+/// window takes all its cells (those outside the input read a buffer of input zero points), so
+/// `−zp·Σ w` over the whole filter joins each channel's bias. Other multipliers and windows of
+/// more than [`DEPTHWISE_CELLS`] cells run the DSP kernel.
 pub fn depthwise_conv2d_i8(
     g: &ConvGeometry,
     q: &Int8Params,
@@ -447,115 +572,318 @@ pub fn depthwise_conv2d_i8(
     let (Some(stage), true, true) = (Stage::of(q), sized, g.output.c == c && cells <= DEPTHWISE_CELLS) else {
         return cortex_m_dsp::depthwise_conv2d_i8(g, q, x, w, bias, out);
     };
-    // Offsets of the cells of a window wholly inside the input from its top-left pixel.
-    let mut full = [[0u32; 2]; DEPTHWISE_CELLS];
-    for (tap, cell) in full.iter_mut().enumerate().take(cells) {
+    // In range: the loader checks zero points are int8.
+    let padding = [q.input_zero_point as i8; 16];
+    // Cells of a window wholly inside the input: offsets from its top-left pixel.
+    let mut inside = [[0u32; 2]; DEPTHWISE_CELLS];
+    for (tap, cell) in inside.iter_mut().enumerate().take(cells) {
         let (ky, kx) = (tap / kw, tap % kw);
         *cell = [((ky * g.dilation[0] * g.input.w + kx * g.dilation[1]) * c) as u32, (tap * c) as u32];
     }
-    let full = &full[..cells];
+    let inside = &inside[..cells];
+    // Cells of a window at the border: addresses, of the padding where outside the input.
     let mut border = [[0u32; 2]; DEPTHWISE_CELLS];
-    let offset = q.input_zero_point.wrapping_neg();
-    for c0 in (0..c).step_by(DEPTHWISE_LANES) {
-        let lanes = (c - c0).min(DEPTHWISE_LANES);
-        // Quad j holds channels c0 + first(j) + 2k (k = 0..4): the even and odd lanes of each
-        // half, as VMULLB and VMULLT leave them.
-        let first = |j: usize| 8 * (j / 2) + j % 2;
-        let mut f = Factors::new(q, stage);
-        for j in 0..4 {
-            for k in 0..4 {
-                let ch = c0 + first(j) + 2 * k;
-                if ch < c {
-                    f.set(4 * j + k, q.channel(ch), bias[ch]);
-                }
+    let x_at = x.as_ptr() as usize;
+    let mut c0 = 0;
+    while c0 < c {
+        let lanes = if c - c0 >= 16 { 16 } else { (c - c0).min(8) };
+        // Quad j holds channels c0 + 8(j / 2) + j % 2 + 2k (k = 0..4): the even and odd lanes
+        // of each half, as VMULLB and VMULLT leave them.
+        let mut f = Factors::<4>::new(q, stage);
+        for slot in 0..16 {
+            let (j, k) = (slot / 4, slot % 4);
+            let ch = c0 + 8 * (j / 2) + j % 2 + 2 * k;
+            if ch < c0 + lanes {
+                let sum = (0..cells).fold(0i32, |s, tap| s.wrapping_add(i32::from(w[tap * c + ch])));
+                f.set(slot, q.channel(ch), bias[ch].wrapping_sub(q.input_zero_point.wrapping_mul(sum)));
             }
         }
+        // SAFETY: c0 < c ≤ w.len().
+        let w = unsafe { w.as_ptr().add(c0) };
         for_each_window(g, |window, pixel| {
-            let (base, table) = if window.len() == cells {
-                (window.first_pixel() * c, full)
+            let (x, table) = if window.len() == cells {
+                (x_at + window.first_pixel() * c + c0, inside)
             } else {
-                let mut n = 0;
-                window.for_each_cell(|tap, px| {
-                    border[n] = [(px * c) as u32, (tap * c) as u32];
-                    n += 1;
-                });
-                (0, &border[..n])
+                for (tap, cell) in border.iter_mut().enumerate().take(cells) {
+                    *cell = [padding.as_ptr() as u32, (tap * c) as u32];
+                }
+                window.for_each_cell(|tap, px| border[tap][0] = (x_at + px * c + c0) as u32);
+                (0, &border[..cells])
             };
-            // SAFETY: every cell's activations x[base + xo + c0..][..lanes] lie in the input and
-            // its weights w[wo + c0..][..lanes] in the filter (cells come from the window
-            // walker; `sized` checks the lengths).
-            let acc = unsafe { taps16(x.as_ptr().add(base + c0), w.as_ptr().add(c0), table, lanes, offset) };
-            for (j, acc) in acc.iter().enumerate() {
-                let stored = lanes.saturating_sub(first(j)).div_ceil(2).min(4);
-                if stored > 0 {
-                    let at = pixel * c + c0 + first(j);
-                    // SAFETY: lanes k < stored are channels below c0 + lanes of this pixel.
-                    unsafe {
-                        f.store(acc, j, out.as_mut_ptr().add(at), &EVERY_OTHER, stored);
-                    }
+            // SAFETY: every cell's activations (an input pixel's channels c0.., or the padding)
+            // and weights w[wo + c0..] hold `lanes` bytes, and so does the output from
+            // pixel × c + c0 (cells come from the window walker; `sized` checks the lengths).
+            unsafe {
+                let out = out.as_mut_ptr().add(pixel * c + c0);
+                if lanes == 16 {
+                    f.taps16(x, w, table, out);
+                } else {
+                    f.taps8(x, w, table, out, lanes);
                 }
             }
         });
+        c0 += lanes;
     }
 }
 
-/// Sums `(x[xo + i] + offset)·w[wo + i]` over the cells `(xo, wo)` of `table` for the channels
-/// `i < lanes` (`lanes ≤ 16`), in the order quad j, lane k = channel `8(j / 2) + j % 2 + 2k`.
-///
-/// # Safety
-/// For every cell, `x + xo` and `w + wo` must be readable for `lanes` bytes.
-#[inline(always)]
-unsafe fn taps16(x: *const i8, w: *const i8, table: &[[u32; 2]], lanes: usize, offset: i32) -> [[i32; 4]; 4] {
-    let mut acc = [[0i32; 4]; 4];
-    // SAFETY: the loads are predicated to the first `lanes.min(8)` bytes and the next
-    // `lanes − 8` of each cell's activations and weights, which the caller guarantees are
-    // readable; the stores fill `acc`, word-aligned.
-    unsafe {
+/// The depthwise pass over the cells `[xo, wo]` of `{table}` (`{cells}` of them): sums of the
+/// products of the activations at `{x} + xo` and the weights at `{w} + wo`, the even and odd
+/// channels of the first 8 in `q0`, `q1` (`$low`: their loads into `q5`, `q6`) and of the next
+/// 8 in `q2`, `q3` (`$high`), then the output stage of every quad (`$quads`: accumulator and
+/// the offsets of its factors) and `$store`. Widening loads need low registers: `r4`, `r5` hold
+/// the cell's addresses, `r3` the output.
+macro_rules! depthwise_pass {
+    ($stage:ident, [$($setup:literal),*], [$($low:literal),*], [$($high:literal),*],
+     [$(($acc:literal, $b:literal, $m:literal, $l:literal, $r:literal)),*], [$($store:literal),*],
+     $table:expr, $x:expr, $w:expr, $f:expr, $out:expr, $($operands:tt)*) => {
         core::arch::asm!(
             "vmov.i32 q0, #0",
             "vmov.i32 q1, #0",
             "vmov.i32 q2, #0",
             "vmov.i32 q3, #0",
-            "vdup.16 q4, {offset}",
+            $($setup,)*
             "wls lr, {cells}, 2f",
             "1:",
-            "ldrd {xo}, {wo}, [{table}], #8",
-            "add {xo}, {xo}, {x}",
-            "add {wo}, {wo}, {w}",
-            "vctp.16 {low}",
-            "vpstt",
-            "vldrbt.s16 q5, [{xo}]",
-            "vldrbt.s16 q6, [{wo}]",
-            "vadd.i16 q5, q5, q4",
+            "ldrd r4, r5, [{table}], #8",
+            "add r4, r4, {x}",
+            "add r5, r5, {w}",
+            $($low,)*
             "vmullb.s16 q7, q5, q6",
             "vadd.i32 q0, q0, q7",
             "vmullt.s16 q7, q5, q6",
             "vadd.i32 q1, q1, q7",
-            "vctp.16 {high}",
-            "vpstt",
-            "vldrbt.s16 q5, [{xo}, #8]",
-            "vldrbt.s16 q6, [{wo}, #8]",
-            "vadd.i16 q5, q5, q4",
-            "vmullb.s16 q7, q5, q6",
-            "vadd.i32 q2, q2, q7",
-            "vmullt.s16 q7, q5, q6",
-            "vadd.i32 q3, q3, q7",
+            $($high,)*
             "le lr, 1b",
             "2:",
-            "vstrw.32 q0, [{acc}]",
-            "vstrw.32 q1, [{acc}, #16]",
-            "vstrw.32 q2, [{acc}, #32]",
-            "vstrw.32 q3, [{acc}, #48]",
-            offset = in(reg) offset,
-            cells = in(reg) table.len(),
-            table = inout(reg) table.as_ptr() => _,
-            x = in(reg) x,
-            w = in(reg) w,
-            low = in(reg) lanes.min(8),
-            high = in(reg) lanes.saturating_sub(8),
-            acc = in(reg) acc.as_mut_ptr(),
-            xo = out(reg) _,
-            wo = out(reg) _,
+            constants!(),
+            $(stage!($stage, $acc, "{f}", $b, $m, $l, $r),)*
+            $($store,)*
+            cells = in(reg) $table.len(),
+            table = inout(reg) $table.as_ptr() => _,
+            x = in(reg) $x,
+            w = in(reg) $w,
+            f = in(reg) core::ptr::from_ref($f),
+            in("r3") $out,
+            $($operands)*
+            out("r4") _,
+            out("r5") _,
+            out("lr") _,
+            out("q0") _,
+            out("q1") _,
+            out("q2") _,
+            out("q3") _,
+            out("q4") _,
+            out("q5") _,
+            out("q6") _,
+            out("q7") _,
+            options(nostack),
+        )
+    };
+}
+
+/// [`depthwise_pass`] of 16 channels.
+macro_rules! depthwise16 {
+    ($stage:ident, $table:expr, $x:expr, $w:expr, $f:expr, $out:expr) => {
+        depthwise_pass!(
+            $stage,
+            [],
+            ["vldrb.s16 q5, [r4]", "vldrb.s16 q6, [r5]"],
+            [
+                "vldrb.s16 q5, [r4, #8]",
+                "vldrb.s16 q6, [r5, #8]",
+                "vmullb.s16 q7, q5, q6",
+                "vadd.i32 q2, q2, q7",
+                "vmullt.s16 q7, q5, q6",
+                "vadd.i32 q3, q3, q7"
+            ],
+            [
+                ("q0", "48", "64", "80", "96"),
+                ("q1", "112", "128", "144", "160"),
+                ("q2", "176", "192", "208", "224"),
+                ("q3", "240", "256", "272", "288")
+            ],
+            // Channel pairs into 16-bit lanes, in order, then their low bytes.
+            ["vmovnt.i32 q0, q1", "vmovnt.i32 q2, q3", "vstrb.16 q0, [r3]", "vstrb.16 q2, [r3, #8]"],
+            $table,
+            $x,
+            $w,
+            $f,
+            $out,
+        )
+    };
+}
+
+/// [`depthwise_pass`] of the first `{lanes}` (≤ 8) channels: predicated loads (the others
+/// read as 0) and store.
+macro_rules! depthwise8 {
+    ($stage:ident, $table:expr, $x:expr, $w:expr, $f:expr, $out:expr, $lanes:expr) => {
+        depthwise_pass!(
+            $stage,
+            ["vctp.16 {lanes}"],
+            ["vpstt", "vldrbt.s16 q5, [r4]", "vldrbt.s16 q6, [r5]"],
+            [],
+            [("q0", "48", "64", "80", "96"), ("q1", "112", "128", "144", "160")],
+            ["vmovnt.i32 q0, q1", "vctp.16 {lanes}", "vpst", "vstrbt.16 q0, [r3]"],
+            $table,
+            $x,
+            $w,
+            $f,
+            $out,
+            lanes = in(reg) $lanes,
+        )
+    };
+}
+
+impl Factors<4> {
+    /// The depthwise pass of 16 channels over the cells of `table`, activations from `x` (an
+    /// address, 0 when the table holds addresses), weights from `w`; outputs at `out`.
+    ///
+    /// # Safety
+    /// Every cell's 16 activations and weights must be readable, `out` writable for 16 bytes.
+    #[inline(always)]
+    unsafe fn taps16(&self, x: usize, w: *const i8, table: &[[u32; 2]], out: *mut i8) {
+        // SAFETY: the loads read what the caller guarantees; the factor loads are word-aligned
+        // within `self`; the stores write the 16 output bytes.
+        unsafe {
+            match self.stage {
+                Stage::Double => depthwise16!(Double, table, x, w, self, out),
+                Stage::Single => depthwise16!(Single, table, x, w, self, out),
+            }
+        }
+    }
+
+    /// [`Factors::taps16`] of the first `lanes` (≤ 8) channels.
+    ///
+    /// # Safety
+    /// Every cell's `lanes` activations and weights must be readable, `out` writable for
+    /// `lanes` bytes.
+    #[inline(always)]
+    unsafe fn taps8(&self, x: usize, w: *const i8, table: &[[u32; 2]], out: *mut i8, lanes: usize) {
+        // SAFETY: as in `taps16`, predicated to `lanes` bytes.
+        unsafe {
+            match self.stage {
+                Stage::Double => depthwise8!(Double, table, x, w, self, out, lanes),
+                Stage::Single => depthwise8!(Single, table, x, w, self, out, lanes),
+            }
+        }
+    }
+}
+
+/// [`AddParams`]' per-tensor constants, in the layout [`add_i8`] loads them.
+#[repr(C)]
+struct AddConstants {
+    /// Right shifts (negative counts) of `a`, `b` and the sum, and the activation bounds, four
+    /// lanes each.
+    right_a: [i32; 4],
+    right_b: [i32; 4],
+    right_out: [i32; 4],
+    min: [i32; 4],
+    max: [i32; 4],
+    a_offset: i32,
+    b_offset: i32,
+    a_multiplier: i32,
+    b_multiplier: i32,
+    out_multiplier: i32,
+    zero_point: i32,
+    left_out: i32,
+}
+
+/// [`super::add::add_i8`] four elements at a time when both inputs have the output's shape,
+/// TFLite's int8 left shift (20) and factors below 1 for the inputs (every model's): each input
+/// offset, shifted and requantized, the sum requantized, offset and clamped, in one
+/// tail-predicated loop. Other cases run the reference kernel.
+pub fn add_i8(
+    out_shape: &[usize],
+    a_shape: &[usize],
+    a: Input<i8>,
+    b_shape: &[usize],
+    b: Input<i8>,
+    p: &AddParams,
+    out: &mut [i8],
+) {
+    let (n, out_at) = (out.len(), out.as_mut_ptr());
+    let operand = |x: Input<i8>| match x {
+        Input::Separate(x) => (x.len() >= n).then_some(x.as_ptr()),
+        Input::InPlace => Some(out_at.cast_const()),
+    };
+    let same_shapes =
+        a_shape == out_shape && b_shape == out_shape && out_shape.iter().product::<usize>() == n;
+    let vector = same_shapes && p.left_shift == 20 && p.a.shift <= 0 && p.b.shift <= 0;
+    let (true, Some(a_at), Some(b_at)) = (vector, operand(a), operand(b)) else {
+        return super::add::add_i8(out_shape, a_shape, a, b_shape, b, p, out);
+    };
+    let right = |r: Requant| [r.shift.clamp(-31, 0); 4];
+    let k = AddConstants {
+        right_a: right(p.a),
+        right_b: right(p.b),
+        right_out: right(p.output),
+        min: [p.act.min; 4],
+        max: [p.act.max; 4],
+        a_offset: p.a_offset,
+        b_offset: p.b_offset,
+        a_multiplier: p.a.multiplier,
+        b_multiplier: p.b.multiplier,
+        out_multiplier: p.output.multiplier,
+        zero_point: p.output_offset,
+        left_out: p.output.shift.max(0),
+    };
+    // SAFETY: the tail-predicated loop reads `n` bytes from each operand (checked above, or the
+    // output itself, each element read before it is overwritten) and writes the `n` output
+    // bytes; the constants are word-aligned loads of `k`. Widening loads and narrowing stores
+    // need low registers (`r0`..`r2`); the constants loaded after `WLSTP` are scalar, which
+    // tail predication leaves alone.
+    unsafe {
+        core::arch::asm!(
+            "vldrw.u32 q3, [{k}]",
+            "vldrw.u32 q4, [{k}, #16]",
+            "vldrw.u32 q5, [{k}, #32]",
+            "vldrw.u32 q6, [{k}, #48]",
+            "vldrw.u32 q7, [{k}, #64]",
+            "wlstp.32 lr, {n}, 2f",
+            "ldrd {ao}, {bo}, [{k}, #80]",
+            "ldrd {ma}, {mb}, [{k}, #88]",
+            "ldrd {n}, {zp}, [{k}, #96]",
+            "ldr {k}, [{k}, #104]",
+            "1:",
+            "vldrb.s32 q0, [r0], #4",
+            "vldrb.s32 q1, [r1], #4",
+            "vadd.i32 q0, q0, {ao}",
+            "vadd.i32 q1, q1, {bo}",
+            "vshl.i32 q0, q0, #20",
+            "vshl.i32 q1, q1, #20",
+            "vqrdmulh.s32 q0, q0, {ma}",
+            "vand q2, q0, q3",
+            "vshr.s32 q2, q2, #31",
+            "vqadd.s32 q0, q0, q2",
+            "vrshl.s32 q0, q0, q3",
+            "vqrdmulh.s32 q1, q1, {mb}",
+            "vand q2, q1, q4",
+            "vshr.s32 q2, q2, #31",
+            "vqadd.s32 q1, q1, q2",
+            "vrshl.s32 q1, q1, q4",
+            "vadd.i32 q0, q0, q1",
+            "vshl.s32 q0, {k}",
+            "vqrdmulh.s32 q0, q0, {n}",
+            "vand q2, q0, q5",
+            "vshr.s32 q2, q2, #31",
+            "vqadd.s32 q0, q0, q2",
+            "vrshl.s32 q0, q0, q5",
+            "vadd.i32 q0, q0, {zp}",
+            "vmax.s32 q0, q0, q6",
+            "vmin.s32 q0, q0, q7",
+            "vstrb.32 q0, [r2], #4",
+            "letp lr, 1b",
+            "2:",
+            n = inout(reg) n => _,
+            k = inout(reg) &k => _,
+            ao = out(reg) _,
+            bo = out(reg) _,
+            ma = out(reg) _,
+            mb = out(reg) _,
+            zp = out(reg) _,
+            inout("r0") a_at => _,
+            inout("r1") b_at => _,
+            inout("r2") out_at => _,
             out("lr") _,
             out("q0") _,
             out("q1") _,
@@ -568,5 +896,4 @@ unsafe fn taps16(x: *const i8, w: *const i8, table: &[[u32; 2]], lanes: usize, o
             options(nostack),
         );
     }
-    acc
 }

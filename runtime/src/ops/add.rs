@@ -34,7 +34,7 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
         };
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
         let (a, b) = (io.read.operand(&o.a)?, io.read.operand(&o.b)?);
-        add::add_i8(dy, da, a, db, b, &q, io.output()?);
+        crate::kernels::selected::add_i8(dy, da, a, db, b, &q, io.output()?);
     } else {
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
         let (a, b) = (io.read.operand(&o.a)?, io.read.operand(&o.b)?);

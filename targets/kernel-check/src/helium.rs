@@ -5,8 +5,9 @@
 //! every shift and corner multipliers, rounding once and twice.
 
 use super::{axis, quantization, Rng};
+use ember::kernels::add::{self, AddParams};
 use ember::kernels::{conv2d, depthwise_conv2d, fully_connected, helium};
-use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Int8Params, Nhwc};
+use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Input, Int8Params, Nhwc};
 use ember::quant::{Requant, Rounding};
 use ember_bench::firmware::exit;
 
@@ -158,6 +159,68 @@ fn check_windowed(rng: &mut Rng, b: &mut Buffers, depthwise: bool) -> Option<boo
     Some(equal)
 }
 
+/// A random positive scale between 2^-12 and 2.
+fn scale(rng: &mut Rng) -> f32 {
+    rng.range(1, 1 << 12) as f32 / (1 << rng.range(0, 12)) as f32 / 2048.0
+}
+
+/// One ADD case: same-shape operands, separate or in place over either; params derived from
+/// random scales as TFLite's `Prepare` does, or drawn raw (any multiplier, every output shift,
+/// input factors above 1 that take the reference path).
+fn check_add(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
+    let n = rng.size(1, 300);
+    let (act_min, zero_points) = (rng.range(-128, 127), [rng.range(-128, 127), rng.range(-128, 127)]);
+    let act = ClampI8 { min: act_min, max: rng.range(act_min, 127) };
+    let mut p = AddParams::new(
+        scale(rng),
+        zero_points[0],
+        scale(rng),
+        zero_points[1],
+        scale(rng),
+        rng.range(-128, 127),
+        act,
+    );
+    if rng.next().is_multiple_of(3) {
+        let mut raw = |lo, hi| Requant { multiplier: rng.range(0, i32::MAX), shift: rng.range(lo, hi) };
+        (p.a, p.b, p.output) = (raw(-31, 1), raw(-31, 1), raw(-31, 30));
+    }
+    let (x, y) = (&mut b.x[..2 * n], &mut b.w[..n]);
+    rng.fill(x, -128, 127);
+    rng.fill(y, -128, 127);
+    let shape = [1, 1, n];
+    let place = rng.next() % 3;
+    let (reference, optimized) = (&mut b.reference[..n], &mut b.optimized[..n]);
+    let (a_in, b_in) = (&x[..n], &y[..n]);
+    match place {
+        0 => {
+            add::add_i8(&shape, &shape, Input::Separate(a_in), &shape, Input::Separate(b_in), &p, reference);
+            helium::add_i8(
+                &shape,
+                &shape,
+                Input::Separate(a_in),
+                &shape,
+                Input::Separate(b_in),
+                &p,
+                optimized,
+            );
+        }
+        // In place over `a` (1) or `b` (2): the output buffer starts as that operand.
+        _ => {
+            let (over, other) = if place == 1 { (a_in, b_in) } else { (b_in, a_in) };
+            reference.copy_from_slice(over);
+            optimized.copy_from_slice(over);
+            let (ia, ib) = if place == 1 {
+                (Input::InPlace, Input::Separate(other))
+            } else {
+                (Input::Separate(other), Input::InPlace)
+            };
+            add::add_i8(&shape, &shape, ia, &shape, ib, &p, reference);
+            helium::add_i8(&shape, &shape, ia, &shape, ib, &p, optimized);
+        }
+    }
+    Some(same(b, n, "add", [n, place as usize, p.output.shift as usize]))
+}
+
 /// Runs every Helium check; exits with status 1 at the first difference.
 pub fn check(rng: &mut Rng) {
     let b = cortex_m::singleton!(: Buffers = Buffers {
@@ -169,14 +232,15 @@ pub fn check(rng: &mut Rng) {
         optimized: [0; 9 * 9 * MAX_COUT],
     })
     .expect("check runs once");
-    let mut checked = [0u32; 4];
+    let mut checked = [0u32; 5];
     for (i, checked) in checked.iter_mut().enumerate() {
         for _ in 0..CASES {
             let outcome = match i {
                 0 => check_fully_connected(rng, b, true),
                 1 => check_fully_connected(rng, b, false),
                 2 => check_windowed(rng, b, false),
-                _ => check_windowed(rng, b, true),
+                3 => check_windowed(rng, b, true),
+                _ => check_add(rng, b),
             };
             match outcome {
                 Some(true) => *checked += 1,
@@ -186,10 +250,11 @@ pub fn check(rng: &mut Rng) {
         }
     }
     defmt::println!(
-        "kernel-check: Helium outputs equal to the reference in {=u32} output-stage corner, {=u32} fully_connected, {=u32} conv2d and {=u32} depthwise_conv2d random cases",
+        "kernel-check: Helium outputs equal to the reference in {=u32} output-stage corner, {=u32} fully_connected, {=u32} conv2d, {=u32} depthwise_conv2d and {=u32} add random cases",
         checked[0],
         checked[1],
         checked[2],
-        checked[3]
+        checked[3],
+        checked[4]
     );
 }
