@@ -269,10 +269,10 @@ impl<const QUADS: usize> Factors<QUADS> {
                         constants!(),
                         "vmov q0[2], q0[0], {a0}, {a2}",
                         "vmov q0[3], q0[1], {a1}, {a3}",
-                        stage!($stage, "q0", "{quad}", "0", "16", "32", "48"),
+                        stage!($stage, "q0", "{q}", "0", "16", "32", "48"),
                         $($store,)*
                         f = in(reg) core::ptr::from_ref(self),
-                        quad = in(reg) core::ptr::from_ref(&self.quads[quad]),
+                        q = in(reg) core::ptr::from_ref(&self.quads[quad]),
                         a0 = in(reg) acc[0],
                         a1 = in(reg) acc[1],
                         a2 = in(reg) acc[2],
@@ -505,6 +505,8 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     }
     let mut column = [0i8; COLUMN_BYTES];
     let cells = g.kernel[0] * g.kernel[1];
+    let rows =
+        (g.dilation[1] == 1).then_some([g.kernel[0], g.kernel[1] * cin, g.dilation[0] * g.input.w * cin]);
     // In range: the loader checks zero points are int8.
     let zero_point = q.input_zero_point as i8;
     for c0 in (0..cout).step_by(BLOCK) {
@@ -515,7 +517,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
                 // SAFETY: the window's pixel lies in the input, which `x` holds.
                 unsafe { x.as_ptr().add(window.first_pixel() * cin) }
             } else {
-                gather(window, x, cin, cells, zero_point, &mut column[..filter_len]);
+                gather(window, x, cin, cells, rows, zero_point, &mut column[..filter_len]);
                 column.as_ptr()
             };
             // SAFETY: `row` holds `filter_len` bytes, filters c0..c0 + n lie in `w` and the
@@ -535,9 +537,27 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
 }
 
 /// Gathers `window`'s cells (`cin` channels each) into `column` in filter order, cells outside
-/// the input filled with `zero_point`.
+/// the input filled with `zero_point`. A window wholly inside the input copies its `rows`
+/// (count, bytes, input stride in bytes) when they are contiguous.
 #[inline(always)]
-fn gather(window: Window, x: &[i8], cin: usize, cells: usize, zero_point: i8, column: &mut [i8]) {
+fn gather(
+    window: Window,
+    x: &[i8],
+    cin: usize,
+    cells: usize,
+    rows: Option<[usize; 3]>,
+    zero_point: i8,
+    column: &mut [i8],
+) {
+    if let (true, Some([count, len, stride])) = (window.len() == cells, rows) {
+        let first = window.first_pixel() * cin;
+        for (row, dst) in column.chunks_exact_mut(len).take(count).enumerate() {
+            let src = &x[first + row * stride..][..len];
+            // SAFETY: both slices hold `len` bytes.
+            unsafe { copy_i8(dst.as_mut_ptr(), src.as_ptr(), len) };
+        }
+        return;
+    }
     if window.len() < cells {
         column.fill(zero_point);
     }
@@ -548,10 +568,10 @@ fn gather(window: Window, x: &[i8], cin: usize, cells: usize, zero_point: i8, co
     }
 }
 
-/// [`super::depthwise_conv2d::depthwise_conv2d_i8`] for a channel multiplier of 1, 16 channels
-/// per pass (then at most 8). Per output pixel, the window's cells become a table of
-/// (activation address, weight offset) pairs, and one asm block per pass loops over it,
-/// accumulating products in 32-bit lanes, then runs the output stage of its channels. Every
+/// [`super::depthwise_conv2d::depthwise_conv2d_i8`] for a channel multiplier of 1: per block of
+/// up to [`BLOCK`] channels, per output pixel, the window's cells become a table of (activation
+/// address, weight offset) pairs, and one asm block per 16 channels (then at most 8) loops over
+/// it, accumulating products in 32-bit lanes, then runs the output stage of its channels. Every
 /// window takes all its cells (those outside the input read a buffer of input zero points), so
 /// `−zp·Σ w` over the whole filter joins each channel's bias. Other multipliers and windows of
 /// more than [`DEPTHWISE_CELLS`] cells run the DSP kernel.
@@ -572,8 +592,9 @@ pub fn depthwise_conv2d_i8(
     let (Some(stage), true, true) = (Stage::of(q), sized, g.output.c == c && cells <= DEPTHWISE_CELLS) else {
         return cortex_m_dsp::depthwise_conv2d_i8(g, q, x, w, bias, out);
     };
-    // In range: the loader checks zero points are int8.
-    let padding = [q.input_zero_point as i8; 16];
+    // In range: the loader checks zero points are int8. A pass reads at most 16 bytes from
+    // its offset in the block.
+    let padding = [q.input_zero_point as i8; BLOCK];
     // Cells of a window wholly inside the input: offsets from its top-left pixel.
     let mut inside = [[0u32; 2]; DEPTHWISE_CELLS];
     for (tap, cell) in inside.iter_mut().enumerate().take(cells) {
@@ -581,48 +602,59 @@ pub fn depthwise_conv2d_i8(
         *cell = [((ky * g.dilation[0] * g.input.w + kx * g.dilation[1]) * c) as u32, (tap * c) as u32];
     }
     let inside = &inside[..cells];
-    // Cells of a window at the border: addresses, of the padding where outside the input.
+    // Cells of a window at the border: addresses (of the block's first channel), of the
+    // padding where outside the input.
     let mut border = [[0u32; 2]; DEPTHWISE_CELLS];
-    let x_at = x.as_ptr() as usize;
-    let mut c0 = 0;
-    while c0 < c {
-        let lanes = if c - c0 >= 16 { 16 } else { (c - c0).min(8) };
-        // Quad j holds channels c0 + 8(j / 2) + j % 2 + 2k (k = 0..4): the even and odd lanes
-        // of each half, as VMULLB and VMULLT leave them.
-        let mut f = Factors::<4>::new(q, stage);
-        for slot in 0..16 {
-            let (j, k) = (slot / 4, slot % 4);
-            let ch = c0 + 8 * (j / 2) + j % 2 + 2 * k;
-            if ch < c0 + lanes {
-                let sum = (0..cells).fold(0i32, |s, tap| s.wrapping_add(i32::from(w[tap * c + ch])));
-                f.set(slot, q.channel(ch), bias[ch].wrapping_sub(q.input_zero_point.wrapping_mul(sum)));
+    let (x_at, w_at, out_at) = (x.as_ptr() as usize, w.as_ptr(), out.as_mut_ptr());
+    for b0 in (0..c).step_by(BLOCK) {
+        let block = (c - b0).min(BLOCK);
+        // Passes (first channel in the block, channels): 16 channels, then at most 8. The pass
+        // from p0 owns quads p0 / 4..: quad j of it holds channels p0 + 8(j / 2) + j % 2 + 2k
+        // (k = 0..4), the even and odd lanes of each half, as VMULLB and VMULLT leave them.
+        let mut passes = [(0usize, 0usize); BLOCK / 8];
+        let (mut count, mut p0) = (0, 0);
+        let mut f = Factors::<{ BLOCK / 4 }>::new(q, stage);
+        while p0 < block {
+            let lanes = if block - p0 >= 16 { 16 } else { (block - p0).min(8) };
+            for (j, k) in (0..4).flat_map(|j| (0..4).map(move |k| (j, k))) {
+                let at = p0 + 8 * (j / 2) + j % 2 + 2 * k;
+                if at < p0 + lanes {
+                    let ch = b0 + at;
+                    let sum = (0..cells).fold(0i32, |s, tap| s.wrapping_add(i32::from(w[tap * c + ch])));
+                    let folded = bias[ch].wrapping_sub(q.input_zero_point.wrapping_mul(sum));
+                    f.set(p0 + 4 * j + k, q.channel(ch), folded);
+                }
             }
+            passes[count] = (p0, lanes);
+            count += 1;
+            p0 += lanes;
         }
-        // SAFETY: c0 < c ≤ w.len().
-        let w = unsafe { w.as_ptr().add(c0) };
+        let passes = &passes[..count];
         for_each_window(g, |window, pixel| {
             let (x, table) = if window.len() == cells {
-                (x_at + window.first_pixel() * c + c0, inside)
+                (x_at + window.first_pixel() * c + b0, inside)
             } else {
                 for (tap, cell) in border.iter_mut().enumerate().take(cells) {
                     *cell = [padding.as_ptr() as u32, (tap * c) as u32];
                 }
-                window.for_each_cell(|tap, px| border[tap][0] = (x_at + px * c + c0) as u32);
+                window.for_each_cell(|tap, px| border[tap][0] = (x_at + px * c + b0) as u32);
                 (0, &border[..cells])
             };
-            // SAFETY: every cell's activations (an input pixel's channels c0.., or the padding)
-            // and weights w[wo + c0..] hold `lanes` bytes, and so does the output from
-            // pixel × c + c0 (cells come from the window walker; `sized` checks the lengths).
-            unsafe {
-                let out = out.as_mut_ptr().add(pixel * c + c0);
-                if lanes == 16 {
-                    f.taps16(x, w, table, out);
-                } else {
-                    f.taps8(x, w, table, out, lanes);
+            for &(p0, lanes) in passes {
+                // SAFETY: every cell's activations (an input pixel's channels b0 + p0.., or the
+                // padding from p0) and weights w[wo + b0 + p0..] hold `lanes` bytes, and so
+                // does the output from pixel × c + b0 + p0 (cells come from the window walker;
+                // `sized` checks the lengths); the pass's quads are within `f`.
+                unsafe {
+                    let (w, out) = (w_at.add(b0 + p0), out_at.add(pixel * c + b0 + p0));
+                    if lanes == 16 {
+                        f.taps16(p0 / 4, x + p0, w, table, out);
+                    } else {
+                        f.taps8(p0 / 4, x + p0, w, table, out, lanes);
+                    }
                 }
             }
         });
-        c0 += lanes;
     }
 }
 
@@ -635,7 +667,7 @@ pub fn depthwise_conv2d_i8(
 macro_rules! depthwise_pass {
     ($stage:ident, [$($setup:literal),*], [$($low:literal),*], [$($high:literal),*],
      [$(($acc:literal, $b:literal, $m:literal, $l:literal, $r:literal)),*], [$($store:literal),*],
-     $table:expr, $x:expr, $w:expr, $f:expr, $out:expr, $($operands:tt)*) => {
+     $table:expr, $x:expr, $w:expr, $f:expr, $quad:expr, $out:expr, $($operands:tt)*) => {
         core::arch::asm!(
             "vmov.i32 q0, #0",
             "vmov.i32 q1, #0",
@@ -656,13 +688,14 @@ macro_rules! depthwise_pass {
             "le lr, 1b",
             "2:",
             constants!(),
-            $(stage!($stage, $acc, "{f}", $b, $m, $l, $r),)*
+            $(stage!($stage, $acc, "{q}", $b, $m, $l, $r),)*
             $($store,)*
             cells = in(reg) $table.len(),
             table = inout(reg) $table.as_ptr() => _,
             x = in(reg) $x,
             w = in(reg) $w,
             f = in(reg) core::ptr::from_ref($f),
+            q = in(reg) $quad,
             in("r3") $out,
             $($operands)*
             out("r4") _,
@@ -683,7 +716,7 @@ macro_rules! depthwise_pass {
 
 /// [`depthwise_pass`] of 16 channels.
 macro_rules! depthwise16 {
-    ($stage:ident, $table:expr, $x:expr, $w:expr, $f:expr, $out:expr) => {
+    ($stage:ident, $table:expr, $x:expr, $w:expr, $f:expr, $quad:expr, $out:expr) => {
         depthwise_pass!(
             $stage,
             [],
@@ -697,10 +730,10 @@ macro_rules! depthwise16 {
                 "vadd.i32 q3, q3, q7"
             ],
             [
-                ("q0", "48", "64", "80", "96"),
-                ("q1", "112", "128", "144", "160"),
-                ("q2", "176", "192", "208", "224"),
-                ("q3", "240", "256", "272", "288")
+                ("q0", "0", "16", "32", "48"),
+                ("q1", "64", "80", "96", "112"),
+                ("q2", "128", "144", "160", "176"),
+                ("q3", "192", "208", "224", "240")
             ],
             // Channel pairs into 16-bit lanes, in order, then their low bytes.
             ["vmovnt.i32 q0, q1", "vmovnt.i32 q2, q3", "vstrb.16 q0, [r3]", "vstrb.16 q2, [r3, #8]"],
@@ -708,6 +741,7 @@ macro_rules! depthwise16 {
             $x,
             $w,
             $f,
+            $quad,
             $out,
         )
     };
@@ -716,38 +750,42 @@ macro_rules! depthwise16 {
 /// [`depthwise_pass`] of the first `{lanes}` (≤ 8) channels: predicated loads (the others
 /// read as 0) and store.
 macro_rules! depthwise8 {
-    ($stage:ident, $table:expr, $x:expr, $w:expr, $f:expr, $out:expr, $lanes:expr) => {
+    ($stage:ident, $table:expr, $x:expr, $w:expr, $f:expr, $quad:expr, $out:expr, $lanes:expr) => {
         depthwise_pass!(
             $stage,
             ["vctp.16 {lanes}"],
             ["vpstt", "vldrbt.s16 q5, [r4]", "vldrbt.s16 q6, [r5]"],
             [],
-            [("q0", "48", "64", "80", "96"), ("q1", "112", "128", "144", "160")],
+            [("q0", "0", "16", "32", "48"), ("q1", "64", "80", "96", "112")],
             ["vmovnt.i32 q0, q1", "vctp.16 {lanes}", "vpst", "vstrbt.16 q0, [r3]"],
             $table,
             $x,
             $w,
             $f,
+            $quad,
             $out,
             lanes = in(reg) $lanes,
         )
     };
 }
 
-impl Factors<4> {
-    /// The depthwise pass of 16 channels over the cells of `table`, activations from `x` (an
-    /// address, 0 when the table holds addresses), weights from `w`; outputs at `out`.
+impl Factors<{ BLOCK / 4 }> {
+    /// The depthwise pass of 16 channels over the cells of `table` with the quads from `quad`:
+    /// activations from `x` (an address, or an offset when the table holds addresses), weights
+    /// from `w`; outputs at `out`.
     ///
     /// # Safety
-    /// Every cell's 16 activations and weights must be readable, `out` writable for 16 bytes.
+    /// Every cell's 16 activations and weights must be readable, `out` writable for 16 bytes,
+    /// `quad + 4 ≤ BLOCK / 4`.
     #[inline(always)]
-    unsafe fn taps16(&self, x: usize, w: *const i8, table: &[[u32; 2]], out: *mut i8) {
+    unsafe fn taps16(&self, quad: usize, x: usize, w: *const i8, table: &[[u32; 2]], out: *mut i8) {
         // SAFETY: the loads read what the caller guarantees; the factor loads are word-aligned
         // within `self`; the stores write the 16 output bytes.
         unsafe {
+            let quad = self.quads.as_ptr().add(quad);
             match self.stage {
-                Stage::Double => depthwise16!(Double, table, x, w, self, out),
-                Stage::Single => depthwise16!(Single, table, x, w, self, out),
+                Stage::Double => depthwise16!(Double, table, x, w, self, quad, out),
+                Stage::Single => depthwise16!(Single, table, x, w, self, quad, out),
             }
         }
     }
@@ -756,14 +794,23 @@ impl Factors<4> {
     ///
     /// # Safety
     /// Every cell's `lanes` activations and weights must be readable, `out` writable for
-    /// `lanes` bytes.
+    /// `lanes` bytes, `quad + 2 ≤ BLOCK / 4`.
     #[inline(always)]
-    unsafe fn taps8(&self, x: usize, w: *const i8, table: &[[u32; 2]], out: *mut i8, lanes: usize) {
+    unsafe fn taps8(
+        &self,
+        quad: usize,
+        x: usize,
+        w: *const i8,
+        table: &[[u32; 2]],
+        out: *mut i8,
+        lanes: usize,
+    ) {
         // SAFETY: as in `taps16`, predicated to `lanes` bytes.
         unsafe {
+            let quad = self.quads.as_ptr().add(quad);
             match self.stage {
-                Stage::Double => depthwise8!(Double, table, x, w, self, out, lanes),
-                Stage::Single => depthwise8!(Single, table, x, w, self, out, lanes),
+                Stage::Double => depthwise8!(Double, table, x, w, self, quad, out, lanes),
+                Stage::Single => depthwise8!(Single, table, x, w, self, quad, out, lanes),
             }
         }
     }

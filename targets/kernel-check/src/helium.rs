@@ -116,7 +116,8 @@ fn check_windowed(rng: &mut Rng, b: &mut Buffers, depthwise: bool) -> Option<boo
     } else {
         (h, w)
     };
-    let cin = rng.size(1, MAX_CIN);
+    // Depthwise passes go up to 64 channels per block: draw past one.
+    let cin = rng.size(1, if depthwise { MAX_COUT } else { MAX_CIN });
     let (cout, w_len) = if depthwise {
         (cin, h[1] * w[1] * cin)
     } else {
