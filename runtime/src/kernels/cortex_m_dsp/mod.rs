@@ -1,0 +1,90 @@
+//! int8 kernels for Cortex-M cores with the DSP extension (Armv7E-M: M4, M7; Armv8-M Mainline
+//! with DSP: M33, M55), bit-exact with the reference kernels.
+//!
+//! LLVM does not emit the dual 16-bit multiply-accumulate `SMLAD` from plain Rust, so the inner
+//! products are written with it by hand: int8 words are sign-extended to 16-bit lanes (`SXTB16`;
+//! `SXTAB16` also adds the input offset to both lanes of the activations) and two lane pairs are
+//! multiplied and accumulated per `SMLAD`. Each lane product fits 16 × 16 bits: the offset
+//! activation `x − zero_point` lies in −255..=255 and a weight in −128..=127; `SMLAD` adds in
+//! wrapping 32-bit arithmetic, as the reference does.
+//!
+//! - [`matrix`]: convolutions and fully connected layers as matrix products of 16-bit activation
+//!   columns (two output channels × two columns per pass; one column for a single-row fully
+//!   connected layer, four units per pass);
+//! - [`depthwise`]: depthwise convolutions, four channels per pass;
+//! - [`output`]: the requantization, with a short exact path where the accumulators are bounded.
+
+mod depthwise;
+mod matrix;
+mod output;
+
+pub use depthwise::depthwise_conv2d_i8;
+pub use matrix::{conv2d_i8, fully_connected_i8};
+
+/// The offset in both 16-bit lanes, for `SXTAB16`.
+#[inline(always)]
+fn lanes(input_offset: i32) -> u32 {
+    (input_offset as u32 & 0xFFFF).wrapping_mul(0x0001_0001)
+}
+
+/// Four int8 values as one little-endian word (one `LDR`: Cortex-M loads unaligned words).
+#[inline(always)]
+fn word(v: &[i8; 4]) -> u32 {
+    u32::from_le_bytes(v.map(|b| b as u8))
+}
+
+/// The up to four int8 values of `v` as one word, padded with `fill`.
+#[inline(always)]
+fn padded_word(v: &[i8], fill: i8) -> u32 {
+    word(&match *v {
+        [] => [fill; 4],
+        [a] => [a, fill, fill, fill],
+        [a, b] => [a, b, fill, fill],
+        [a, b, c] => [a, b, c, fill],
+        [a, b, c, d, ..] => [a, b, c, d],
+    })
+}
+
+/// The activations `xv` plus the offset, sign-extended to 16-bit lanes: (bytes 0 and 2, bytes 1
+/// and 3).
+#[inline(always)]
+fn extend_activations(xv: u32, offsets: u32) -> (u32, u32) {
+    let (xe, xo);
+    // SAFETY: register-only DSP instructions (no memory access, no stack, no flags read),
+    // available on every core this module is compiled for (`ember_arm_dsp`).
+    unsafe {
+        core::arch::asm!(
+            "sxtab16 {xe}, {off}, {xv}",
+            "sxtab16 {xo}, {off}, {xv}, ror #8",
+            xv = in(reg) xv,
+            off = in(reg) offsets,
+            xe = out(reg) xe,
+            xo = out(reg) xo,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    (xe, xo)
+}
+
+/// `acc` plus the four products of extended activations (`xe`, `xo`, as [`extend_activations`]
+/// makes them) and the int8 weight word `wv`.
+#[inline(always)]
+fn smlad_word(acc: i32, xe: u32, xo: u32, wv: u32) -> i32 {
+    let mut acc = acc;
+    // SAFETY: register-only DSP instructions, as in `extend_activations`.
+    unsafe {
+        core::arch::asm!(
+            "sxtb16 {t}, {wv}",
+            "smlad {acc}, {xe}, {t}, {acc}",
+            "sxtb16 {t}, {wv}, ror #8",
+            "smlad {acc}, {xo}, {t}, {acc}",
+            acc = inout(reg) acc,
+            xe = in(reg) xe,
+            xo = in(reg) xo,
+            wv = in(reg) wv,
+            t = out(reg) _,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}

@@ -1,0 +1,109 @@
+//! The int8 output stage of the reference ([`requantize_with`]) in fewer instructions where a
+//! layer's accumulators are bounded.
+//!
+//! The reference computes `y = (t × m + 2^30) >> 31` (the doubling high multiply of
+//! `t = acc + bias` by the Q31 multiplier `m`), then divides `y` by `2^e` rounding half away
+//! from zero, adds the output zero point `z` and clamps. When `|t| < 2^30`, `2t` fits in 32 bits
+//! and `y = SMMULR(2t, m) = (2t × m + 2^31) >> 32`, and `|y| ≤ |t|`, so for `e ≥ 1`
+//! `(y + z·2^e + 2^(e−1) − [y < 0]) >> e` equals the rounded division plus `z`; it is computed as
+//! `(((y + (y >> 31)) >> (e − 1)) + 1 + 2z) >> 1` without overflow. A layer takes this path when
+//! it rounds twice, every shift is in −31..=−1 (a factor below 1/2) and
+//! `depth × 255 × 128 + max |bias| < 2^30` bounds every `t`; otherwise each output takes the
+//! reference's steps.
+
+use crate::kernels::fully_connected::requantize_with;
+use crate::kernels::Int8Params;
+use crate::quant::{Requant, Rounding};
+
+/// A layer's output stage: accumulators (which start at the bias) to int8 outputs.
+#[derive(Clone, Copy)]
+pub(super) struct Output<'a> {
+    q: &'a Int8Params<'a>,
+    bias: &'a [i32],
+    /// `usize::MAX` for per-channel factors, 0 for one factor (an index mask).
+    per_channel: usize,
+    /// Whether the short path is exact for this layer.
+    short: bool,
+    /// `1 + 2 × output zero point`.
+    rounding_and_zero_point: i32,
+}
+
+impl<'a> Output<'a> {
+    /// The output stage of a layer of `channels` output channels whose accumulators sum
+    /// `depth` products each, or `None` if `bias` or the factors are too short for them (which
+    /// the loader rules out).
+    pub(super) fn new(q: &'a Int8Params<'a>, bias: &'a [i32], depth: usize, channels: usize) -> Option<Self> {
+        let per_channel = q.requant.len() != 1;
+        if bias.len() < channels || (per_channel && q.requant.len() < channels) {
+            return None;
+        }
+        let largest_bias = bias.iter().map(|b| u64::from(b.unsigned_abs())).max().unwrap_or(0);
+        let bounded = (depth as u64).saturating_mul(255 * 128).saturating_add(largest_bias) < 1 << 30;
+        let factors_below_half = q.requant.iter().all(|r| (-31..=-1).contains(&r.shift) && r.multiplier >= 0);
+        Some(Self {
+            q,
+            bias,
+            per_channel: if per_channel { usize::MAX } else { 0 },
+            short: bounded && factors_below_half && q.rounding == Rounding::Double,
+            rounding_and_zero_point: q.output_zero_point.wrapping_mul(2).wrapping_add(1),
+        })
+    }
+
+    /// The starting accumulator of output channel `c`: its bias.
+    ///
+    /// # Safety
+    /// `c` must be below the `channels` given to [`Output::new`].
+    #[inline(always)]
+    pub(super) unsafe fn bias(&self, c: usize) -> i32 {
+        // SAFETY: `new` checked `bias` holds `channels` values.
+        unsafe { *self.bias.get_unchecked(c) }
+    }
+
+    /// Output channel `c`'s factor, for [`Output::apply`].
+    ///
+    /// # Safety
+    /// As [`Output::bias`].
+    #[inline(always)]
+    pub(super) unsafe fn factor(&self, c: usize) -> Requant {
+        // SAFETY: `new` checked the factors hold one, or `channels`, entries.
+        unsafe { *self.q.requant.get_unchecked(c & self.per_channel) }
+    }
+
+    /// The int8 output for the accumulator `acc` (bias included) of a channel with factor `r`.
+    #[inline(always)]
+    pub(super) fn apply(&self, r: Requant, acc: i32) -> i8 {
+        if !self.short {
+            return reference(self.q, r, acc);
+        }
+        let y = smmulr(acc.wrapping_shl(1), r.multiplier);
+        // In 0..=30 on the short path.
+        let e1 = (!r.shift) as u32 & 31;
+        let divided = (y.wrapping_add(y >> 31) >> e1).wrapping_add(self.rounding_and_zero_point) >> 1;
+        self.q.act.apply(divided)
+    }
+}
+
+/// The reference's steps, out of line (layers off the short path are rare).
+#[cold]
+#[inline(never)]
+fn reference(q: &Int8Params, r: Requant, acc: i32) -> i8 {
+    requantize_with(q, r, acc, 0)
+}
+
+/// `(a × b + 2^31) >> 32`: the rounded high word of the product.
+#[inline(always)]
+fn smmulr(a: i32, b: i32) -> i32 {
+    let r;
+    // SAFETY: one register-only multiply (no memory, no stack, no flags), on every core this
+    // module is compiled for.
+    unsafe {
+        core::arch::asm!(
+            "smmulr {r}, {a}, {b}",
+            r = lateout(reg) r,
+            a = in(reg) a,
+            b = in(reg) b,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    r
+}
