@@ -24,7 +24,8 @@
 use super::add::AddParams;
 use super::conv2d::{for_each_window, Window};
 use super::cortex_m_dsp;
-use super::{ConvGeometry, FcGeometry, Input, Int8Params};
+use super::pool::{self, rounded_div};
+use super::{ClampI8, ConvGeometry, FcGeometry, Input, Int8Params};
 use crate::quant::{Requant, Rounding};
 
 /// Output channels whose output-stage factors one [`Factors`] table holds (64 bytes per four,
@@ -87,7 +88,8 @@ struct Factors<const QUADS: usize> {
 /// Expects the output zero point in `r4` and the activation bounds in `q4`, `q5` (see
 /// [`constants`]); `q6` and `q7` are scratch.
 macro_rules! stage {
-    (Double, $acc:literal, $quad:literal, $bias:literal, $multiplier:literal, $left:literal, $right:literal) => {
+    (Double, $acc:literal, $quad:literal,
+     $bias:literal, $multiplier:literal, $left:literal, $right:literal) => {
         concat!(
             "vldrw.u32 q6, [",
             $quad,
@@ -143,7 +145,8 @@ macro_rules! stage {
             stage!(Clamp, $acc),
         )
     };
-    (Single, $acc:literal, $quad:literal, $bias:literal, $multiplier:literal, $left:literal, $right:literal) => {
+    (Single, $acc:literal, $quad:literal,
+     $bias:literal, $multiplier:literal, $left:literal, $right:literal) => {
         concat!(
             "vldrw.u32 q6, [",
             $quad,
@@ -943,4 +946,57 @@ pub fn add_i8(
             options(nostack),
         );
     }
+}
+
+/// Most window cells [`average_pool_i8`] sums in 16-bit lanes: 256 values of at most 128 in
+/// magnitude stay within i16.
+const POOL_CELLS: usize = 256;
+
+/// [`super::pool::average_pool_i8`] with the window sums 8 channels at a time in 16-bit lanes
+/// (one asm loop per run of the window's pixels), then TFLite's rounded division per channel.
+/// Windows of more than [`POOL_CELLS`] cells run the reference kernel.
+pub fn average_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8]) {
+    let c = g.output.c;
+    let sized = x.len() >= g.input.len() && g.output.n <= g.input.n && out.len() >= g.output.len();
+    if !sized || g.input.c != c || g.kernel[0] * g.kernel[1] > POOL_CELLS {
+        return pool::average_pool_i8(g, x, act, out);
+    }
+    for_each_window(g, |window, pixel| {
+        for c0 in (0..c).step_by(8) {
+            let lanes = (c - c0).min(8);
+            let mut sums = [0i16; 8];
+            for (_, px, count) in window.runs() {
+                // SAFETY: the run's `count` consecutive pixels from px lie in the input; the
+                // loads read their channels c0..c0 + lanes; `sums` is 16 bytes.
+                unsafe {
+                    core::arch::asm!(
+                        "vldrh.u16 q0, [{sums}]",
+                        "vctp.16 {lanes}",
+                        "wls lr, {count}, 2f",
+                        "1:",
+                        "vpst",
+                        "vldrbt.s16 q1, [r4]",
+                        "add r4, r4, {step}",
+                        "vadd.i16 q0, q0, q1",
+                        "le lr, 1b",
+                        "2:",
+                        "vstrh.16 q0, [{sums}]",
+                        sums = in(reg) sums.as_mut_ptr(),
+                        lanes = in(reg) lanes,
+                        count = in(reg) count,
+                        step = in(reg) c,
+                        inout("r4") x.as_ptr().add(px * c + c0) => _,
+                        out("lr") _,
+                        out("q0") _,
+                        out("q1") _,
+                        options(nostack),
+                    );
+                }
+            }
+            let outputs = &mut out[pixel * c + c0..][..lanes];
+            for (o, &sum) in outputs.iter_mut().zip(&sums) {
+                *o = act.apply(rounded_div(i32::from(sum), window.len()));
+            }
+        }
+    });
 }

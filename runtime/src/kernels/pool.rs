@@ -52,7 +52,7 @@ pub fn average_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8])
 
 /// `sum / count` rounded half away from zero (TFLite's average pool rounding); 0 when
 /// `count` is 0.
-fn rounded_div(sum: i32, count: usize) -> i32 {
+pub(crate) fn rounded_div(sum: i32, count: usize) -> i32 {
     let count = i32::try_from(count).unwrap_or(i32::MAX);
     let half = count / 2;
     let nudged = if sum > 0 { sum.wrapping_add(half) } else { sum.wrapping_sub(half) };

@@ -31,7 +31,7 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
         let act = clamp_i8(op, &p.act)?;
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
         let xv = io.read.input(&x)?;
-        let kernel = if max { pool::max_pool_i8 } else { pool::average_pool_i8 };
+        let kernel = if max { pool::max_pool_i8 } else { crate::kernels::selected::average_pool_i8 };
         kernel(&g, xv, act, io.output()?);
     } else {
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };

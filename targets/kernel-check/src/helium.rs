@@ -6,7 +6,7 @@
 
 use super::{axis, quantization, Rng};
 use ember::kernels::add::{self, AddParams};
-use ember::kernels::{conv2d, depthwise_conv2d, fully_connected, helium};
+use ember::kernels::{conv2d, depthwise_conv2d, fully_connected, helium, pool};
 use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Input, Int8Params, Nhwc};
 use ember::quant::{Requant, Rounding};
 use ember_bench::firmware::exit;
@@ -222,6 +222,33 @@ fn check_add(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
     Some(same(b, n, "add", [n, place as usize, p.output.shift as usize]))
 }
 
+/// One average pool case: windows from the drawn axes, or the whole image (global pooling).
+fn check_average_pool(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
+    let (mut h, mut w) = (axis(rng, false)?, axis(rng, false)?);
+    if rng.next().is_multiple_of(4) {
+        (h, w) = ([h[0], h[0], 1, 1, 0, 1], [w[0], w[0], 1, 1, 0, 1]);
+    }
+    let c = rng.size(1, MAX_COUT);
+    let g = ConvGeometry {
+        input: Nhwc { n: 1, h: h[0], w: w[0], c },
+        output: Nhwc { n: 1, h: h[5], w: w[5], c },
+        kernel: [h[1], w[1]],
+        stride: [h[2], w[2]],
+        dilation: [h[3], w[3]],
+        pad: [h[4], w[4]],
+    };
+    let (x_len, out_len) = (g.input.len(), g.output.len());
+    if x_len > b.x.len() || out_len > b.reference.len() {
+        return None;
+    }
+    rng.fill(&mut b.x[..x_len], -128, 127);
+    let min = rng.range(-128, 127);
+    let act = ClampI8 { min, max: rng.range(min, 127) };
+    pool::average_pool_i8(&g, &b.x[..x_len], act, &mut b.reference[..out_len]);
+    helium::average_pool_i8(&g, &b.x[..x_len], act, &mut b.optimized[..out_len]);
+    Some(same(b, out_len, "average_pool", [c, g.kernel[0], g.kernel[1]]))
+}
+
 /// Runs every Helium check; exits with status 1 at the first difference.
 pub fn check(rng: &mut Rng) {
     let b = cortex_m::singleton!(: Buffers = Buffers {
@@ -233,7 +260,7 @@ pub fn check(rng: &mut Rng) {
         optimized: [0; 9 * 9 * MAX_COUT],
     })
     .expect("check runs once");
-    let mut checked = [0u32; 5];
+    let mut checked = [0u32; 6];
     for (i, checked) in checked.iter_mut().enumerate() {
         for _ in 0..CASES {
             let outcome = match i {
@@ -241,7 +268,8 @@ pub fn check(rng: &mut Rng) {
                 1 => check_fully_connected(rng, b, false),
                 2 => check_windowed(rng, b, false),
                 3 => check_windowed(rng, b, true),
-                _ => check_add(rng, b),
+                4 => check_add(rng, b),
+                _ => check_average_pool(rng, b),
             };
             match outcome {
                 Some(true) => *checked += 1,
@@ -251,11 +279,12 @@ pub fn check(rng: &mut Rng) {
         }
     }
     defmt::println!(
-        "kernel-check: Helium outputs equal to the reference in {=u32} output-stage corner, {=u32} fully_connected, {=u32} conv2d, {=u32} depthwise_conv2d and {=u32} add random cases",
+        "kernel-check: Helium outputs equal to the reference in {=u32} output-stage corner, {=u32} fully_connected, {=u32} conv2d, {=u32} depthwise_conv2d, {=u32} add and {=u32} average_pool random cases",
         checked[0],
         checked[1],
         checked[2],
         checked[3],
-        checked[4]
+        checked[4],
+        checked[5]
     );
 }
