@@ -8,10 +8,131 @@
 //! 16 multiply-accumulates in 15 instructions. A single-row fully connected layer has one
 //! column and takes four filters per pass instead.
 
-use super::output::Output;
+use super::output::{Output, Short};
 use super::{extend_activations, lanes, padded_word, smlad_word, word};
 use crate::kernels::conv2d::{self, for_each_window, Window};
 use crate::kernels::{fully_connected, ConvGeometry, FcGeometry, Int8Params, Nhwc};
+use crate::quant::Requant;
+
+/// The inner loop of [`tile`] and [`pairs_asm`]: r0–r3 += (A·f0, A·f1, B·f0, B·f1) over the groups
+/// from r4 to lr (columns), with the filters at r5 and r12; r8–r11 hold a group of both
+/// columns and r6, r7 a weight word's lanes.
+macro_rules! two_by_two {
+    () => {
+        concat!(
+            "2:\n",
+            "ldm r4!, {{r8, r9, r10, r11}}\n",
+            "ldr r6, [r5], #4\n",
+            "sxtb16 r7, r6\n",
+            "sxtb16 r6, r6, ror #8\n",
+            "smlad r0, r8, r7, r0\n",
+            "smlad r0, r9, r6, r0\n",
+            "smlad r2, r10, r7, r2\n",
+            "smlad r2, r11, r6, r2\n",
+            "ldr r6, [r12], #4\n",
+            "sxtb16 r7, r6\n",
+            "sxtb16 r6, r6, ror #8\n",
+            "smlad r1, r8, r7, r1\n",
+            "smlad r1, r9, r6, r1\n",
+            "smlad r3, r10, r7, r3\n",
+            "smlad r3, r11, r6, r3\n",
+            "cmp r4, lr\n",
+            "bne 2b",
+        )
+    };
+}
+
+/// The inner loop of [`column_tile`] and [`quads_asm`]: r0–r3 += (A·f0, A·f1, A·f2, A·f3)
+/// over column A's groups from r4 to r11, with the filters at r5, r8, r9, r10; r12 and lr hold
+/// a group of the column and r6, r7 a weight word's lanes.
+macro_rules! four_by_one {
+    () => {
+        concat!(
+            "2:\n",
+            "ldrd r12, lr, [r4], #16\n",
+            "ldr r6, [r5], #4\n",
+            "sxtb16 r7, r6\n",
+            "sxtb16 r6, r6, ror #8\n",
+            "smlad r0, r12, r7, r0\n",
+            "smlad r0, lr, r6, r0\n",
+            "ldr r6, [r8], #4\n",
+            "sxtb16 r7, r6\n",
+            "sxtb16 r6, r6, ror #8\n",
+            "smlad r1, r12, r7, r1\n",
+            "smlad r1, lr, r6, r1\n",
+            "ldr r6, [r9], #4\n",
+            "sxtb16 r7, r6\n",
+            "sxtb16 r6, r6, ror #8\n",
+            "smlad r2, r12, r7, r2\n",
+            "smlad r2, lr, r6, r2\n",
+            "ldr r6, [r10], #4\n",
+            "sxtb16 r7, r6\n",
+            "sxtb16 r6, r6, ror #8\n",
+            "smlad r3, r12, r7, r3\n",
+            "smlad r3, lr, r6, r3\n",
+            "cmp r4, r11\n",
+            "bne 2b",
+        )
+    };
+}
+
+/// The short output stage of the accumulator in register `$acc` with the multiplier in `$m`
+/// and `e − 1` in `$e1`: `(((SMMULR(2·acc, m) + sign) >> (e − 1)) + r12) >> 1`, clamped to
+/// r5..=r6 (r12: 1 + 2 × output zero point; r5, r6: the activation bounds).
+macro_rules! requantize {
+    ($acc:literal, $m:literal, $e1:literal) => {
+        concat!(
+            "lsl ",
+            $acc,
+            ", ",
+            $acc,
+            ", #1\n",
+            "smmulr ",
+            $acc,
+            ", ",
+            $acc,
+            ", ",
+            $m,
+            "\n",
+            "add ",
+            $acc,
+            ", ",
+            $acc,
+            ", ",
+            $acc,
+            ", asr #31\n",
+            "asr ",
+            $acc,
+            ", ",
+            $acc,
+            ", ",
+            $e1,
+            "\n",
+            "add ",
+            $acc,
+            ", r12\n",
+            "asr ",
+            $acc,
+            ", ",
+            $acc,
+            ", #1\n",
+            "cmp ",
+            $acc,
+            ", r5\n",
+            "it lt\n",
+            "movlt ",
+            $acc,
+            ", r5\n",
+            "cmp ",
+            $acc,
+            ", r6\n",
+            "it gt\n",
+            "movgt ",
+            $acc,
+            ", r6",
+        )
+    };
+}
 
 /// Most elements per column (`KH × KW × Cin`, or a fully connected layer's depth) the matrix
 /// path handles (its columns live on the stack: 4 bytes per element); deeper layers take the
@@ -143,7 +264,44 @@ fn multiply(columns: &Columns, filters: &Filters, stage: &Output, out: &mut [i8]
     let Some(w) = filters.w.get(..count * depth) else { return };
     let (first, second) = out.split_at_mut(count.min(out.len()));
     let mut second = second.get_mut(..count);
-    for c0 in (0..count).step_by(2) {
+    let mut done = 0;
+    if let (Some(short), true) = (stage.short(), first.len() == count) {
+        // Whole pairs whose weight loads (`4 × groups ≤ depth + 3` bytes per filter) stay
+        // inside the weights.
+        let groups = depth.div_ceil(4);
+        let mut pairs = count / 2;
+        while pairs > 0 && (2 * pairs - 1) * depth + 4 * groups > w.len() {
+            pairs -= 1;
+        }
+        if pairs > 0 {
+            // SAFETY: channels 0 and 1 exist (pairs ≥ 1).
+            let (factors, factor_step) = match unsafe { [stage.factor(0), stage.factor(1)] } {
+                both if stage.per_channel() => (both, 2 * size_of::<Requant>()),
+                [one, _] => ([one, one], 0),
+            };
+            let mut args = Pairs {
+                bias: stage.biases(),
+                columns: columns.words.as_ptr(),
+                w0: w.as_ptr(),
+                w1: w.as_ptr().wrapping_add(depth),
+                end: columns.words.as_ptr().wrapping_add(4 * groups),
+                factors: if factor_step == 0 { factors.as_ptr() } else { stage.factors() },
+                factor_step,
+                out: first.as_mut_ptr(),
+                second: if second.is_some() { count } else { 0 },
+                step: 2 * depth,
+                pairs,
+                short,
+            };
+            // SAFETY: `columns` holds `groups ≤ MAX_DEPTH / 4` groups; filter c of the pairs'
+            // 2 × pairs reads bytes c × depth .. c × depth + 4 × groups, inside `w` by the loop
+            // above; the bias and factors hold `count` entries (or one factor, duplicated
+            // with step 0), and both pixels' outputs `count` bytes.
+            unsafe { pairs_asm(&mut args) };
+            done = 2 * pairs;
+        }
+    }
+    for c0 in (done..count).step_by(2) {
         // A last odd channel is computed twice.
         let c1 = (c0 + 1).min(count - 1);
         let (f0, f1) = (&w[c0 * depth..][..depth], &w[c1 * depth..][..depth]);
@@ -165,6 +323,109 @@ fn multiply(columns: &Columns, filters: &Filters, stage: &Output, out: &mut [i8]
             second[c0] = stage.apply(r0, acc[2]);
             second[c1] = stage.apply(r1, acc[3]);
         }
+    }
+}
+
+/// The state of [`pairs_asm`], which it advances pair by pair. The first five fields are
+/// loaded with one `LDM` in this order; the others at the offsets the assembly names.
+#[repr(C)]
+struct Pairs {
+    /// Bias of the pair's first channel.
+    bias: *const i32,
+    /// Both columns (as [`Columns`] interleaves them).
+    columns: *const u32,
+    /// The pair's two filters.
+    w0: *const i8,
+    w1: *const i8,
+    /// One past the columns' last group.
+    end: *const u32,
+    /// The pair's two factors, and the bytes to the next pair's (0 for one factor).
+    factors: *const Requant,
+    factor_step: usize,
+    /// Pixel A's output of the pair's first channel, and the offset of pixel B's from it.
+    out: *mut i8,
+    second: usize,
+    /// Bytes from a filter to the next pair's.
+    step: usize,
+    /// Pairs left.
+    pairs: usize,
+    /// The short output stage's constants.
+    short: Short,
+}
+
+const _: () =
+    assert!(core::mem::offset_of!(Pairs, factors) == 20 && core::mem::offset_of!(Pairs, short) == 44);
+
+/// For every pair of channels of `args`: [`tile`] over the columns, then the short output stage
+/// ([`Output::apply`]) of its four accumulators, stored as pixel A's and pixel B's outputs.
+///
+/// # Safety
+/// `args` must describe `pairs ≥ 1` pairs whose biases, factors, weights (`16 × groups` bytes
+/// of columns, `4 × groups` bytes per filter) and outputs are all inside their buffers.
+unsafe fn pairs_asm(args: &mut Pairs) {
+    // SAFETY: the loads and stores stay inside the buffers the caller guarantees; `args` is
+    // read and advanced through its pointer. r6 and r7 (which Rust does not hand out as
+    // operands) are saved on the stack and restored.
+    unsafe {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            // The state's address stays at [sp]: the inner loop takes r7.
+            "push {{r0}}",
+            "3:",
+            "ldr r7, [sp]",
+            "ldm r7, {{r0, r4, r5, r12, lr}}",
+            "ldrd r0, r1, [r0]",
+            "mov r2, r0",
+            "mov r3, r1",
+            two_by_two!(),
+            // Factors: r8, r9 = m0, shift0; r10, r11 = m1, shift1; r9, r11 become e − 1 = !shift.
+            "ldr r7, [sp]",
+            "ldr r4, [r7, #20]",
+            "ldm r4, {{r8, r9, r10, r11}}",
+            "mvn r9, r9",
+            "mvn r11, r11",
+            "ldr r12, [r7, #44]",
+            "ldrd r5, r6, [r7, #48]",
+            requantize!("r0", "r8", "r9"),
+            requantize!("r2", "r8", "r9"),
+            requantize!("r1", "r10", "r11"),
+            requantize!("r3", "r10", "r11"),
+            "ldrd lr, r4, [r7, #28]",
+            "strb r0, [lr]",
+            "strb r1, [lr, #1]",
+            "add r4, lr",
+            "strb r2, [r4]",
+            "strb r3, [r4, #1]",
+            "add lr, #2",
+            "str lr, [r7, #28]",
+            "ldm r7, {{r0, r4, r5, r12}}",
+            "add r0, #8",
+            "ldr r6, [r7, #36]",
+            "add r5, r6",
+            "add r12, r6",
+            "stm r7, {{r0, r4, r5, r12}}",
+            "ldrd r4, r5, [r7, #20]",
+            "add r4, r5",
+            "str r4, [r7, #20]",
+            "ldr r4, [r7, #40]",
+            "subs r4, #1",
+            "str r4, [r7, #40]",
+            "bne 3b",
+            "add sp, #4",
+            "pop {{r6, r7}}",
+            inout("r0") core::ptr::from_mut(args) => _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+        );
     }
 }
 
@@ -199,24 +460,7 @@ unsafe fn tile(acc: [i32; 4], columns: *const u32, f: [*const i8; 2], groups: us
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
-            "2:",
-            "ldm r4!, {{r8, r9, r10, r11}}",
-            "ldr r6, [r5], #4",
-            "sxtb16 r7, r6",
-            "sxtb16 r6, r6, ror #8",
-            "smlad r0, r8, r7, r0",
-            "smlad r0, r9, r6, r0",
-            "smlad r2, r10, r7, r2",
-            "smlad r2, r11, r6, r2",
-            "ldr r6, [r12], #4",
-            "sxtb16 r7, r6",
-            "sxtb16 r6, r6, ror #8",
-            "smlad r1, r8, r7, r1",
-            "smlad r1, r9, r6, r1",
-            "smlad r3, r10, r7, r3",
-            "smlad r3, r11, r6, r3",
-            "cmp r4, lr",
-            "bne 2b",
+            two_by_two!(),
             "pop {{r6, r7}}",
             inout("r0") a0,
             inout("r1") a1,
@@ -261,10 +505,47 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
     // In range: the loader checks zero points are int8.
     columns.extend(0, 0, &x[..depth], lanes(q.input_zero_point.wrapping_neg()), q.input_zero_point as i8);
     let filters = Filters { w, depth, count: units };
-    let full = depth / 4;
-    for (b, o) in out[..units].chunks_mut(4).enumerate() {
+    let Some(w) = w.get(..units * depth) else { return };
+    let out = &mut out[..units];
+    let (full, groups) = (depth / 4, depth.div_ceil(4));
+    let mut done = 0;
+    if let Some(short) = stage.short() {
+        // Whole blocks of four units whose weight loads stay inside the weights.
+        let mut blocks = units / 4;
+        while blocks > 0 && (4 * blocks - 1) * depth + 4 * groups > w.len() {
+            blocks -= 1;
+        }
+        if blocks > 0 {
+            // SAFETY: channels 0..4 exist (blocks ≥ 1).
+            let (factors, factor_step) = match unsafe { [0, 1, 2, 3].map(|c| stage.factor(c)) } {
+                all if stage.per_channel() => (all, 4 * size_of::<Requant>()),
+                [one, ..] => ([one; 4], 0),
+            };
+            let w0 = w.as_ptr();
+            let mut args = Quads {
+                bias: stage.biases(),
+                columns: columns.words.as_ptr(),
+                w: [0, 1, 2, 3].map(|k| w0.wrapping_add(k * depth)),
+                end: columns.words.as_ptr().wrapping_add(4 * groups),
+                factors: if factor_step == 0 { factors.as_ptr() } else { stage.factors() },
+                factor_step,
+                out: out.as_mut_ptr(),
+                step: 4 * depth,
+                blocks,
+                short,
+            };
+            // SAFETY: `columns` holds `groups ≤ MAX_DEPTH / 4` groups; unit u of the blocks
+            // reads bytes u × depth .. u × depth + 4 × groups, inside `w` by the loop above;
+            // the bias and factors hold `units` entries (or one factor, repeated with step 0),
+            // and `out` `units` bytes.
+            unsafe { quads_asm(&mut args) };
+            done = 4 * blocks;
+        }
+    }
+    for (b, o) in out[done..].chunks_mut(4).enumerate() {
+        let u0 = done + 4 * b;
         // Units past the last repeat it; their results are not stored.
-        let u = [0, 1, 2, 3].map(|k| (4 * b + k).min(units - 1));
+        let u = [0, 1, 2, 3].map(|k| (u0 + k).min(units - 1));
         let f = u.map(|u| filters.row(u));
         if f.iter().any(|f| f.len() < depth) {
             return;
@@ -288,6 +569,106 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
     }
 }
 
+/// The state of [`quads_asm`], which it advances block by block; the first seven words are
+/// loaded with one `LDM` in this order, the others at the offsets the assembly names.
+#[repr(C)]
+struct Quads {
+    /// Bias of the block's first unit.
+    bias: *const i32,
+    /// The column (column A of [`Columns`]).
+    columns: *const u32,
+    /// The block's four filters.
+    w: [*const i8; 4],
+    /// One past the column's last group.
+    end: *const u32,
+    /// The block's four factors, and the bytes to the next block's (0 for one factor).
+    factors: *const Requant,
+    factor_step: usize,
+    /// The block's first output.
+    out: *mut i8,
+    /// Bytes from a filter to the next block's.
+    step: usize,
+    /// Blocks left.
+    blocks: usize,
+    /// The short output stage's constants.
+    short: Short,
+}
+
+const _: () =
+    assert!(core::mem::offset_of!(Quads, factors) == 28 && core::mem::offset_of!(Quads, short) == 48);
+
+/// For every block of four units of `args`: [`column_tile`] over the column, then the short
+/// output stage ([`Output::apply`]) of its four accumulators, stored.
+///
+/// # Safety
+/// `args` must describe `blocks ≥ 1` blocks whose biases, factors, weights (`16 × groups`
+/// bytes of columns, `4 × groups` bytes per filter) and outputs are all inside their buffers.
+unsafe fn quads_asm(args: &mut Quads) {
+    // SAFETY: as in `pairs_asm`.
+    unsafe {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            "push {{r0}}",
+            "3:",
+            "ldr r7, [sp]",
+            "ldm r7, {{r0, r4, r5, r8, r9, r10, r11}}",
+            "ldm r0, {{r0, r1, r2, r3}}",
+            four_by_one!(),
+            "ldr r7, [sp]",
+            "ldr r4, [r7, #28]",
+            "ldm r4, {{r8, r9, r10, r11}}",
+            "mvn r9, r9",
+            "mvn r11, r11",
+            "ldr r12, [r7, #48]",
+            "ldrd r5, r6, [r7, #52]",
+            requantize!("r0", "r8", "r9"),
+            requantize!("r1", "r10", "r11"),
+            "ldrd r8, r9, [r4, #16]",
+            "ldrd r10, r11, [r4, #24]",
+            "mvn r9, r9",
+            "mvn r11, r11",
+            requantize!("r2", "r8", "r9"),
+            requantize!("r3", "r10", "r11"),
+            "ldr lr, [r7, #36]",
+            "strb r0, [lr]",
+            "strb r1, [lr, #1]",
+            "strb r2, [lr, #2]",
+            "strb r3, [lr, #3]",
+            "add lr, #4",
+            "str lr, [r7, #36]",
+            "ldm r7, {{r0, r4, r5, r8, r9, r10}}",
+            "add r0, #16",
+            "ldr r6, [r7, #40]",
+            "add r5, r6",
+            "add r8, r6",
+            "add r9, r6",
+            "add r10, r6",
+            "stm r7, {{r0, r4, r5, r8, r9, r10}}",
+            "ldrd r4, r5, [r7, #28]",
+            "add r4, r5",
+            "str r4, [r7, #28]",
+            "ldr r4, [r7, #44]",
+            "subs r4, #1",
+            "str r4, [r7, #44]",
+            "bne 3b",
+            "add sp, #4",
+            "pop {{r6, r7}}",
+            inout("r0") core::ptr::from_mut(args) => _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+        );
+    }
+}
+
 /// `acc + [A·f0, A·f1, A·f2, A·f3]` over the first `groups` groups of column A at `columns`.
 ///
 /// # Safety
@@ -300,30 +681,7 @@ unsafe fn column_tile(acc: [i32; 4], columns: *const u32, f: [*const i8; 4], gro
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
-            "2:",
-            "ldrd r12, lr, [r4], #16",
-            "ldr r6, [r5], #4",
-            "sxtb16 r7, r6",
-            "sxtb16 r6, r6, ror #8",
-            "smlad r0, r12, r7, r0",
-            "smlad r0, lr, r6, r0",
-            "ldr r6, [r8], #4",
-            "sxtb16 r7, r6",
-            "sxtb16 r6, r6, ror #8",
-            "smlad r1, r12, r7, r1",
-            "smlad r1, lr, r6, r1",
-            "ldr r6, [r9], #4",
-            "sxtb16 r7, r6",
-            "sxtb16 r6, r6, ror #8",
-            "smlad r2, r12, r7, r2",
-            "smlad r2, lr, r6, r2",
-            "ldr r6, [r10], #4",
-            "sxtb16 r7, r6",
-            "sxtb16 r6, r6, ror #8",
-            "smlad r3, r12, r7, r3",
-            "smlad r3, lr, r6, r3",
-            "cmp r4, r11",
-            "bne 2b",
+            four_by_one!(),
             "pop {{r6, r7}}",
             inout("r0") a0,
             inout("r1") a1,

@@ -12,8 +12,19 @@
 //! reference's steps.
 
 use crate::kernels::fully_connected::requantize_with;
-use crate::kernels::Int8Params;
+use crate::kernels::{ClampI8, Int8Params};
 use crate::quant::{Requant, Rounding};
+
+/// The short path's per-layer constants, in the order the assembly of `matrix` reads them.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(super) struct Short {
+    /// `1 + 2 × output zero point`.
+    rounding_and_zero_point: i32,
+    /// Activation bounds.
+    min: i32,
+    max: i32,
+}
 
 /// A layer's output stage: accumulators (which start at the bias) to int8 outputs.
 #[derive(Clone, Copy)]
@@ -47,6 +58,27 @@ impl<'a> Output<'a> {
             short: bounded && factors_below_half && q.rounding == Rounding::Double,
             rounding_and_zero_point: q.output_zero_point.wrapping_mul(2).wrapping_add(1),
         })
+    }
+
+    /// The short path's constants, if the layer takes it.
+    pub(super) fn short(&self) -> Option<Short> {
+        let ClampI8 { min, max } = self.q.act;
+        self.short.then_some(Short { rounding_and_zero_point: self.rounding_and_zero_point, min, max })
+    }
+
+    /// Whether each channel has its own factor.
+    pub(super) fn per_channel(&self) -> bool {
+        self.per_channel != 0
+    }
+
+    /// The biases, one per channel.
+    pub(super) fn biases(&self) -> *const i32 {
+        self.bias.as_ptr()
+    }
+
+    /// The factors, one per channel or one for all.
+    pub(super) fn factors(&self) -> *const Requant {
+        self.q.requant.as_ptr()
     }
 
     /// The starting accumulator of output channel `c`: its bias.
