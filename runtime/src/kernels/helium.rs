@@ -234,25 +234,15 @@ impl<const QUADS: usize> Factors<QUADS> {
         quad.right[lane] = right;
     }
 
-    /// The factors of output channels `c0..c0 + n` (`n ≤ 4 × QUADS`) whose filters are the
-    /// consecutive `len`-byte rows of `w`, the input zero point folded into the biases.
-    fn filters(
-        q: &Int8Params,
-        stage: Stage,
-        bias: &[i32],
-        w: &[i8],
-        len: usize,
-        c0: usize,
-        n: usize,
-    ) -> Self {
-        let mut f = Self::new(q, stage);
+    /// Sets the first `n` lanes (`n ≤ 4 × QUADS`) to output channels `c0..c0 + n`, whose filters
+    /// are the consecutive `len`-byte rows of `w`, the input zero point folded into the biases.
+    fn set_filters(&mut self, q: &Int8Params, bias: &[i32], w: &[i8], len: usize, c0: usize, n: usize) {
         for (slot, c) in (c0..c0 + n).enumerate() {
             let filter = &w[c * len..][..len];
             // SAFETY: `filter` holds `len` bytes.
             let sum = unsafe { sum_i8(filter.as_ptr(), len) };
-            f.set(slot, q.channel(c), bias[c].wrapping_sub(q.input_zero_point.wrapping_mul(sum)));
+            self.set(slot, q.channel(c), bias[c].wrapping_sub(q.input_zero_point.wrapping_mul(sum)));
         }
-        f
     }
 
     /// Requantizes the four sums `acc` with quad `quad`'s factors, adds the output zero point,
@@ -468,9 +458,10 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
     let (Some(stage), true, false) = (stage, sized, depth == 0) else {
         return cortex_m_dsp::fully_connected_i8(g, q, x, w, bias, out);
     };
+    let mut f = Factors::<{ BLOCK / 4 }>::new(q, stage);
     for c0 in (0..units).step_by(BLOCK) {
         let n = (units - c0).min(BLOCK);
-        let f = Factors::<{ BLOCK / 4 }>::filters(q, stage, bias, w, depth, c0, n);
+        f.set_filters(q, bias, w, depth, c0, n);
         for r in 0..rows {
             // SAFETY: row r holds `depth` bytes of `x`, filters c0..c0 + n lie in `w` and outputs
             // r × units + c0.. + n in `out` (all checked by `sized`).
@@ -512,9 +503,10 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
         (g.dilation[1] == 1).then_some([g.kernel[0], g.kernel[1] * cin, g.dilation[0] * g.input.w * cin]);
     // In range: the loader checks zero points are int8.
     let zero_point = q.input_zero_point as i8;
+    let mut f = Factors::<{ BLOCK / 4 }>::new(q, stage);
     for c0 in (0..cout).step_by(BLOCK) {
         let n = (cout - c0).min(BLOCK);
-        let f = Factors::<{ BLOCK / 4 }>::filters(q, stage, bias, w, filter_len, c0, n);
+        f.set_filters(q, bias, w, filter_len, c0, n);
         for_each_window(g, |window, pixel| {
             let row = if cells == 1 && window.len() == 1 {
                 // SAFETY: the window's pixel lies in the input, which `x` holds.
