@@ -87,117 +87,42 @@ struct Factors<const QUADS: usize> {
 /// `[$quad, #$bias]` (`#$multiplier`, `#$left`, `#$right`), to clamped outputs in `$acc`.
 /// Expects the output zero point in `r4` and the activation bounds in `q4`, `q5` (see
 /// [`constants`]); `q6` and `q7` are scratch.
+#[rustfmt::skip]
 macro_rules! stage {
     (Double, $acc:literal, $quad:literal,
      $bias:literal, $multiplier:literal, $left:literal, $right:literal) => {
         concat!(
-            "vldrw.u32 q6, [",
-            $quad,
-            ", #",
-            $bias,
-            "]\n",
-            "vadd.i32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", q6\n",
-            "vldrw.u32 q6, [",
-            $quad,
-            ", #",
-            $left,
-            "]\n",
-            "vshl.s32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", q6\n",
-            "vldrw.u32 q6, [",
-            $quad,
-            ", #",
-            $multiplier,
-            "]\n",
-            "vqrdmulh.s32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", q6\n",
-            // Round half away from zero: negative values lose 1 where the shift is not 0, then
-            // VRSHL rounds half up.
-            "vldrw.u32 q6, [",
-            $quad,
-            ", #",
-            $right,
-            "]\n",
-            "vand q7, ",
-            $acc,
-            ", q6\n",
+            stage!(Load, $quad, $bias), "vadd.i32 ", $acc, ", ", $acc, ", q6\n",
+            stage!(Load, $quad, $left), "vshl.s32 ", $acc, ", ", $acc, ", q6\n",
+            stage!(Load, $quad, $multiplier), "vqrdmulh.s32 ", $acc, ", ", $acc, ", q6\n",
+            // Rounding right shift, half away from zero: negative values lose 1 where the shift
+            // is not 0, then VRSHL rounds half up.
+            stage!(Load, $quad, $right),
+            "vand q7, ", $acc, ", q6\n",
             "vshr.s32 q7, q7, #31\n",
-            "vqadd.s32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", q7\n",
-            "vrshl.s32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", q6\n",
+            "vqadd.s32 ", $acc, ", ", $acc, ", q7\n",
+            "vrshl.s32 ", $acc, ", ", $acc, ", q6\n",
             stage!(Clamp, $acc),
         )
     };
     (Single, $acc:literal, $quad:literal,
      $bias:literal, $multiplier:literal, $left:literal, $right:literal) => {
         concat!(
-            "vldrw.u32 q6, [",
-            $quad,
-            ", #",
-            $bias,
-            "]\n",
-            "vadd.i32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", q6\n",
-            "vldrw.u32 q6, [",
-            $quad,
-            ", #",
-            $multiplier,
-            "]\n",
-            "vqdmulh.s32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", q6\n",
-            "vldrw.u32 q6, [",
-            $quad,
-            ", #",
-            $right,
-            "]\n",
-            "vrshl.s32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", q6\n",
+            stage!(Load, $quad, $bias), "vadd.i32 ", $acc, ", ", $acc, ", q6\n",
+            stage!(Load, $quad, $multiplier), "vqdmulh.s32 ", $acc, ", ", $acc, ", q6\n",
+            stage!(Load, $quad, $right), "vrshl.s32 ", $acc, ", ", $acc, ", q6\n",
             stage!(Clamp, $acc),
         )
     };
+    // Four factors into q6.
+    (Load, $quad:literal, $offset:literal) => {
+        concat!("vldrw.u32 q6, [", $quad, ", #", $offset, "]\n")
+    };
     (Clamp, $acc:literal) => {
         concat!(
-            "vadd.i32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", r4\n",
-            "vmax.s32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", q4\n",
-            "vmin.s32 ",
-            $acc,
-            ", ",
-            $acc,
-            ", q5\n",
+            "vadd.i32 ", $acc, ", ", $acc, ", r4\n",
+            "vmax.s32 ", $acc, ", ", $acc, ", q4\n",
+            "vmin.s32 ", $acc, ", ", $acc, ", q5\n",
         )
     };
 }
