@@ -11,7 +11,8 @@
 //!
 //! `ember_helium` (with `ember_arm_dsp`) on Armv8-M Mainline cores with Helium (MVE), optional
 //! there too: `-C target-feature=+mve` (or `+mve.fp`), or `-C target-cpu=` cortex-m55 or
-//! cortex-m85. `EMBER_NO_HELIUM=1` turns it off (to measure the DSP kernels on the M55).
+//! cortex-m85, unless `-C target-feature=-mve` takes it away. `EMBER_NO_HELIUM=1` turns it off
+//! (to measure the DSP kernels on the M55).
 //!
 //! `ember_neon` on aarch64 targets with Advanced SIMD (all of Rust's aarch64 targets but the
 //! soft-float ones); `EMBER_NO_NEON=1` turns it off.
@@ -47,7 +48,8 @@ fn main() {
     println!("cargo::rerun-if-env-changed=EMBER_NO_HELIUM");
     let mve_feature = flag_says("target-feature=", &|v| v.split(',').any(|f| f == "+mve" || f == "+mve.fp"));
     let mve_cpu = flag_says("target-cpu=", &|v| matches!(v, "cortex-m55" | "cortex-m85"));
-    let has_mve = target.starts_with("thumbv8m.main") && (mve_feature || mve_cpu);
+    let no_mve = flag_says("target-feature=", &|v| v.split(',').any(|f| f == "-mve"));
+    let has_mve = target.starts_with("thumbv8m.main") && (mve_feature || mve_cpu) && !no_mve;
     if dsp && has_mve && std::env::var_os("EMBER_NO_HELIUM").is_none() {
         println!("cargo::rustc-cfg=ember_helium");
     }
