@@ -62,11 +62,16 @@ struct Buffers {
 }
 
 /// Random quantization for `channels` output channels: zero points, per-tensor or per-channel
-/// requantization (right and left shifts, rounding once or twice), activation bounds.
+/// requantization (right and left shifts, now and then the extreme ones, or a zero factor with
+/// any shift as a dead channel has; rounding once or twice), activation bounds.
 fn quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) -> Int8Params<'a> {
     let used = if rng.next().is_multiple_of(2) { 1 } else { channels };
     for r in &mut requant[..used] {
-        *r = Requant { multiplier: rng.range(1 << 30, i32::MAX), shift: rng.range(-12, 1) };
+        *r = match rng.next() % 16 {
+            0 => Requant { multiplier: 0, shift: rng.range(-40, 10) },
+            1 => Requant { multiplier: rng.range(1 << 30, i32::MAX), shift: rng.range(-31, 1) },
+            _ => Requant { multiplier: rng.range(1 << 30, i32::MAX), shift: rng.range(-12, 1) },
+        };
     }
     let min = rng.range(-128, 0);
     Int8Params {
@@ -78,16 +83,27 @@ fn quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) 
     }
 }
 
+/// Random biases: mostly moderate, in one case of eight anywhere in the i32 range (so
+/// accumulators can exceed the optimized output stage's bound, or wrap).
+fn biases(rng: &mut Rng, bias: &mut [i32]) {
+    let wide = rng.next().is_multiple_of(8);
+    for b in bias {
+        *b = if wide { rng.next() as i32 } else { rng.range(-50_000, 50_000) };
+    }
+}
+
 /// Checks one random case: `Some(equal)`, or `None` when the drawn shape does not fit the buffers.
 fn check_fully_connected(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
-    let g = FcGeometry { rows: rng.size(1, 4), depth: rng.size(1, 40), units: rng.size(1, MAX_COUT) };
+    // Now and then deeper than the optimized kernels' columns (640), which the reference takes.
+    let depth = if rng.next().is_multiple_of(16) { rng.size(600, 700) } else { rng.size(1, 40) };
+    let g = FcGeometry { rows: rng.size(1, 4), depth, units: rng.size(1, MAX_COUT) };
     let (x_len, w_len, out_len) = (g.rows * g.depth, g.units * g.depth, g.rows * g.units);
     if x_len > b.x.len() || w_len > b.w.len() || out_len > b.reference.len() {
         return None;
     }
     rng.fill(&mut b.x[..x_len], -128, 127);
     rng.fill(&mut b.w[..w_len], -127, 127);
-    b.bias[..g.units].iter_mut().for_each(|v| *v = rng.range(-50_000, 50_000));
+    biases(rng, &mut b.bias[..g.units]);
     let q = quantization(rng, &mut b.requant, g.units);
     let (x, w, bias) = (&b.x[..x_len], &b.w[..w_len], &b.bias[..g.units]);
     fully_connected::fully_connected_i8(&g, &q, x, w, bias, &mut b.reference[..out_len]);
@@ -156,7 +172,7 @@ fn check_windowed(rng: &mut Rng, b: &mut Buffers, kind: Windowed) -> Option<bool
     }
     rng.fill(&mut b.x[..x_len], -128, 127);
     rng.fill(&mut b.w[..w_len], -127, 127);
-    b.bias[..cout].iter_mut().for_each(|v| *v = rng.range(-50_000, 50_000));
+    biases(rng, &mut b.bias[..cout]);
     let q = quantization(rng, &mut b.requant, cout);
     let (x, wt, bias) = (&b.x[..x_len], &b.w[..w_len], &b.bias[..cout]);
     let (reference, optimized) = (&mut b.reference[..out_len], &mut b.optimized[..out_len]);

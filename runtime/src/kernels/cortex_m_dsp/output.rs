@@ -7,9 +7,10 @@
 //! and `y = SMMULR(2t, m) = (2t × m + 2^31) >> 32`, and `|y| ≤ |t|`, so for `e ≥ 1`
 //! `(y + z·2^e + 2^(e−1) − [y < 0]) >> e` equals the rounded division plus `z`; it is computed as
 //! `(((y + (y >> 31)) >> (e − 1)) + 1 + 2z) >> 1` without overflow. A layer takes this path when
-//! it rounds twice, every shift is in −31..=−1 (a factor below 1/2) and
-//! `depth × 255 × 128 + max |bias| < 2^30` bounds every `t`; otherwise each output takes the
-//! reference's steps.
+//! it rounds twice, every nonzero factor is below 1/2 (shift in −31..=−1) and
+//! `depth × 255 × 128 + max |bias| < 2^30` bounds every `t` (over the channels with a nonzero
+//! factor: a zero factor gives the output zero point on both paths, whatever its accumulator);
+//! otherwise each output takes the reference's steps.
 
 use crate::kernels::fully_connected::requantize_with;
 use crate::kernels::{ClampI8, Int8Params};
@@ -48,9 +49,21 @@ impl<'a> Output<'a> {
         if bias.len() < channels || (per_channel && q.requant.len() < channels) {
             return None;
         }
-        let largest_bias = bias.iter().map(|b| u64::from(b.unsigned_abs())).max().unwrap_or(0);
-        let bounded = (depth as u64).saturating_mul(255 * 128).saturating_add(largest_bias) < 1 << 30;
-        let factors_below_half = q.requant.iter().all(|r| (-31..=-1).contains(&r.shift) && r.multiplier >= 0);
+        // One pass over the channels. Those with a zero factor give the output zero point
+        // whatever their accumulator (dead channels' biases are often saturated).
+        let (mut largest_bias, mut factors_below_half) = (0u32, true);
+        let mut check = |b: &i32, r: &Requant| {
+            if r.multiplier != 0 {
+                largest_bias = largest_bias.max(b.unsigned_abs());
+                factors_below_half &= (-31..=-1).contains(&r.shift) && r.multiplier > 0;
+            }
+        };
+        match q.requant {
+            [one] => bias[..channels].iter().for_each(|b| check(b, one)),
+            all => bias[..channels].iter().zip(all).for_each(|(b, r)| check(b, r)),
+        }
+        let bounded =
+            (depth as u64).saturating_mul(255 * 128).saturating_add(u64::from(largest_bias)) < 1 << 30;
         Some(Self {
             q,
             bias,
