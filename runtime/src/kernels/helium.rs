@@ -295,6 +295,46 @@ unsafe fn dot4(x: *const i8, w: [*const i8; 4], n: usize) -> [i32; 4] {
     [a0, a1, a2, a3]
 }
 
+/// `[Σ x[i]·w0[i], Σ x[i]·w1[i], Σ w0[i], Σ w1[i]]` over `i < n`, in wrapping i32 arithmetic.
+///
+/// # Safety
+/// `x`, `w0` and `w1` must be readable for `n` bytes.
+#[inline(always)]
+unsafe fn dot2_sums(x: *const i8, w: [*const i8; 2], n: usize) -> [i32; 4] {
+    let (mut a0, mut a1, mut s0, mut s1) = (0i32, 0i32, 0i32, 0i32);
+    // SAFETY: the tail-predicated loop reads `n` bytes from each pointer, which the caller
+    // guarantees. `VMLADAVA` and `VADDVA` need even-numbered registers.
+    unsafe {
+        core::arch::asm!(
+            "wlstp.8 lr, {n}, 2f",
+            "1:",
+            "vldrb.u8 q0, [{x}], #16",
+            "vldrb.u8 q1, [{w0}], #16",
+            "vldrb.u8 q2, [{w1}], #16",
+            "vmladava.s8 r0, q0, q1",
+            "vaddva.s8 r4, q1",
+            "vmladava.s8 r2, q0, q2",
+            "vaddva.s8 r8, q2",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) n,
+            x = inout(reg) x => _,
+            w0 = inout(reg) w[0] => _,
+            w1 = inout(reg) w[1] => _,
+            inout("r0") a0,
+            inout("r2") a1,
+            inout("r4") s0,
+            inout("r8") s1,
+            out("lr") _,
+            out("q0") _,
+            out("q1") _,
+            out("q2") _,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1, s0, s1]
+}
+
 /// Copies `n` bytes from `src` to `dst`.
 ///
 /// # Safety
@@ -357,6 +397,36 @@ unsafe fn row_times_filters<const QUADS: usize>(
     }
 }
 
+/// [`row_times_filters`] for a layer of one row, which reads each filter once: the weight sums
+/// come with the inner products (two filters per pass) instead of from a pass of their own, and
+/// `−zp·Σ w` joins the sums rather than the biases (`f` holds the plain biases).
+///
+/// # Safety
+/// As for [`row_times_filters`].
+#[inline(always)]
+unsafe fn one_row_times_filters<const QUADS: usize>(
+    x: *const i8,
+    w: *const i8,
+    depth: usize,
+    n: usize,
+    zero_point: i32,
+    f: &Factors<QUADS>,
+    out: *mut i8,
+) {
+    for quad in 0..n.div_ceil(4) {
+        let (k0, lanes) = (4 * quad, (n - 4 * quad).min(4));
+        // SAFETY (both blocks): pass `quad` reads filters k0.. < n (the last partial one
+        // repeating filter n − 1) and writes outputs k0.. < k0 + lanes ≤ n.
+        let filter = |k: usize| unsafe { w.add((k0 + k.min(lanes - 1)) * depth) };
+        unsafe {
+            let [a0, a1, s0, s1] = dot2_sums(x, [filter(0), filter(1)], depth);
+            let [a2, a3, s2, s3] = dot2_sums(x, [filter(2), filter(3)], depth);
+            let fold = |a: i32, s: i32| a.wrapping_sub(zero_point.wrapping_mul(s));
+            f.store([fold(a0, s0), fold(a1, s1), fold(a2, s2), fold(a3, s3)], quad, out.add(k0), lanes);
+        }
+    }
+}
+
 /// Whether the weights, bias, requantization and output of a layer with `units` channels of
 /// `len`-byte filters and `outputs` output values have the lengths the kernels read and write.
 fn fits(
@@ -375,7 +445,8 @@ fn fits(
 }
 
 /// [`super::fully_connected::fully_connected_i8`] with `VMLADAVA`: per block of up to
-/// [`BLOCK`] units, the folded biases, then every row against the block's filters.
+/// [`BLOCK`] units, the folded biases, then every row against the block's filters (a single row
+/// sums the weights on the way).
 pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     let (rows, depth, units) = (g.rows, g.depth, g.units);
     let stage = Stage::of(q);
@@ -386,6 +457,17 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
     let mut f = Factors::<{ BLOCK / 4 }>::new(q, stage);
     for c0 in (0..units).step_by(BLOCK) {
         let n = (units - c0).min(BLOCK);
+        if rows == 1 {
+            for (slot, c) in (c0..c0 + n).enumerate() {
+                f.set(slot, q.channel(c), bias[c]);
+            }
+            // SAFETY: as below, for the one row.
+            unsafe {
+                let (w, out) = (w.as_ptr().add(c0 * depth), out.as_mut_ptr().add(c0));
+                one_row_times_filters(x.as_ptr(), w, depth, n, q.input_zero_point, &f, out);
+            }
+            continue;
+        }
         f.set_filters(q, bias, w, depth, c0, n);
         for r in 0..rows {
             // SAFETY: row r holds `depth` bytes of `x`, filters c0..c0 + n lie in `w` and outputs
