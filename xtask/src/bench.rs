@@ -984,7 +984,7 @@ fn yes_no(b: Option<bool>) -> &'static str {
 }
 
 /// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut s = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -1027,7 +1027,7 @@ fn render<T>(columns: &[Column<T>], rows: &[T]) -> String {
 }
 
 /// A markdown table: headings (right-aligned or not) and rows of cells.
-fn markdown(heads: &[(String, bool)], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn markdown(heads: &[(String, bool)], rows: Vec<Vec<String>>) -> String {
     let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
     let mut s = line(&heads.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>());
     s += &format!(

@@ -6,9 +6,12 @@
 //! `benches/results/device.json` and the on-device section of docs/BENCHMARKS.md; with
 //! `--tflite` it runs their int8 `.tflite` files as imported, checks the boards' output bytes
 //! against TFLite's reference kernels, and writes `device-tflite.json` and its own section.
+//! `cargo xtask bench-host` runs the criterion benches (kernels, and models beside tract) and
+//! writes their tables in docs/BENCHMARKS.md.
 //! `cargo xtask setup` installs the rustup targets and tools every board crate needs.
 
 mod bench;
+mod bench_host;
 mod board;
 mod demo;
 mod setup;
@@ -33,6 +36,16 @@ enum Command {
         /// How many test images to run on the board.
         #[arg(long, default_value_t = 32)]
         images: usize,
+    },
+    /// Run the criterion benches of the kernels and the models (Ember beside tract) and write
+    /// their tables in docs/BENCHMARKS.md.
+    BenchHost {
+        /// Don't rewrite docs/BENCHMARKS.md.
+        #[arg(long)]
+        no_docs: bool,
+        /// Arguments for criterion, after `--` (e.g. `-- --measurement-time 3`).
+        #[arg(last = true)]
+        criterion: Vec<String>,
     },
     /// Quantize the MLPerf Tiny models (int8), run them on the emulated boards, write
     /// benches/results/device.json and the on-device table in docs/BENCHMARKS.md (with
@@ -91,6 +104,10 @@ fn main() {
     let result = match Cli::parse().command {
         Command::Setup => setup::all(),
         Command::Demo { images } => demo::run(images),
+        Command::BenchHost { no_docs, criterion } => {
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            bench_host::run(&criterion, !no_docs, &format!("cargo xtask {}", args.join(" ")))
+        }
         Command::BenchDevice { boards, models, tflite, range, timeout_secs, json, no_docs, no_reference } => {
             let args: Vec<String> = std::env::args().skip(1).collect();
             bench::run(bench::Options {
