@@ -249,17 +249,25 @@ unsafe fn sum_i8(w: *const i8, n: usize) -> i32 {
     sum
 }
 
-/// `Σ x[i]·w_k[i]` over `i < n` for the four filters `w_k`, in wrapping i32 arithmetic.
+/// `Σ x[i]·w_k[i]` over `i < n` for the four consecutive `n`-byte filters `w_k` from `w`, in
+/// wrapping i32 arithmetic.
 ///
 /// # Safety
-/// `x` and every `w_k` must be readable for `n` bytes.
+/// `x` must be readable for `n` bytes, `w` for `4 × n`.
 #[inline(always)]
-unsafe fn dot4(x: *const i8, w: [*const i8; 4], n: usize) -> [i32; 4] {
-    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
-    // SAFETY: the tail-predicated loop reads `n` bytes from each pointer, which the caller
-    // guarantees. `VMLADAVA` needs even-numbered registers.
+unsafe fn dot4(x: *const i8, w: *const i8, n: usize) -> [i32; 4] {
+    let (a0, a1, a2, a3): (i32, i32, i32, i32);
+    // SAFETY: the tail-predicated loop reads `n` bytes from `x` and from each filter, which
+    // the caller guarantees. `VMLADAVA` needs even-numbered registers.
     unsafe {
         core::arch::asm!(
+            "add {w1}, {w0}, {n}",
+            "add {w2}, {w1}, {n}",
+            "add {w3}, {w2}, {n}",
+            "movs r0, #0",
+            "movs r2, #0",
+            "movs r4, #0",
+            "movs r8, #0",
             "wlstp.8 lr, {n}, 2f",
             "1:",
             "vldrb.u8 q0, [{x}], #16",
@@ -275,14 +283,14 @@ unsafe fn dot4(x: *const i8, w: [*const i8; 4], n: usize) -> [i32; 4] {
             "2:",
             n = in(reg) n,
             x = inout(reg) x => _,
-            w0 = inout(reg) w[0] => _,
-            w1 = inout(reg) w[1] => _,
-            w2 = inout(reg) w[2] => _,
-            w3 = inout(reg) w[3] => _,
-            inout("r0") a0,
-            inout("r2") a1,
-            inout("r4") a2,
-            inout("r8") a3,
+            w0 = inout(reg) w => _,
+            w1 = out(reg) _,
+            w2 = out(reg) _,
+            w3 = out(reg) _,
+            out("r0") a0,
+            out("r2") a1,
+            out("r4") a2,
+            out("r8") a3,
             out("lr") _,
             out("q0") _,
             out("q1") _,
@@ -361,8 +369,8 @@ unsafe fn copy_i8(dst: *mut i8, src: *const i8, n: usize) {
 }
 
 /// One row `x` of `depth` bytes against the `n` filters from `w` (`f`'s channels): `n` outputs
-/// from `out`, four filters per pass (a last partial pass repeats its last filter and stores
-/// only its own lanes).
+/// from `out`, four filters per pass (a last partial pass takes the last four filters, or the
+/// two-filter inner products when there are fewer, and stores only its own lanes).
 ///
 /// # Safety
 /// `x` must be readable for `depth` bytes, `w` for `n × depth`, `out` writable for `n`;
@@ -376,22 +384,23 @@ unsafe fn row_times_filters<const QUADS: usize>(
     f: &Factors<QUADS>,
     out: *mut i8,
 ) {
-    let mut filter = w;
-    // SAFETY (all blocks): pass `quad` reads filters 4·quad.. < n (the last partial one only
-    // up to n − 1) and writes outputs 4·quad.. < n.
+    // SAFETY (both blocks): pass `quad` reads filters 4·quad.. + 4 ≤ n and writes outputs
+    // 4·quad.. + 4 ≤ n; the last, partial one (n mod 4 = lanes) reads the last four filters
+    // (n ≥ 4) or the first n, and writes its own `lanes` outputs.
     for quad in 0..n / 4 {
-        unsafe {
-            let acc =
-                dot4(x, [filter, filter.add(depth), filter.add(2 * depth), filter.add(3 * depth)], depth);
-            f.store(acc, quad, out.add(4 * quad), 4);
-            filter = filter.add(4 * depth);
-        }
+        unsafe { f.store(dot4(x, w.add(4 * quad * depth), depth), quad, out.add(4 * quad), 4) };
     }
     let (quad, lanes) = (n / 4, n % 4);
     if lanes > 0 {
         unsafe {
-            let last = |k: usize| filter.add(k.min(lanes - 1) * depth);
-            let acc = dot4(x, [last(0), last(1), last(2), last(3)], depth);
+            let acc = if n >= 4 {
+                let last = dot4(x, w.add((n - 4) * depth), depth);
+                core::array::from_fn(|k| last[(4 - lanes + k).min(3)])
+            } else {
+                let filter = |k: usize| w.add(k.min(n - 1) * depth);
+                let [a0, a1, _, _] = dot2_sums(x, [filter(0), filter(1)], depth);
+                [a0, a1, dot2_sums(x, [filter(2), filter(2)], depth)[0], 0]
+            };
             f.store(acc, quad, out.add(4 * quad), lanes);
         }
     }
