@@ -35,14 +35,16 @@ pub mod transpose;
 /// The int8 kernels the interpreter runs: the hand-written ones of the target where they exist
 /// (chosen at compile time, see `runtime/build.rs`), the reference kernels otherwise.
 pub mod selected {
+    #[cfg(not(any(ember_arm_dsp, ember_helium)))]
+    pub use super::add::add_i8;
     #[cfg(all(ember_arm_dsp, not(ember_helium)))]
-    pub use super::cortex_m_dsp::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
+    pub use super::cortex_m_dsp::{add_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_helium)]
     pub use super::helium::{add_i8, average_pool_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_neon)]
     pub use super::neon::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(not(ember_helium))]
-    pub use super::{add::add_i8, pool::average_pool_i8};
+    pub use super::pool::average_pool_i8;
     #[cfg(not(any(ember_arm_dsp, ember_neon)))]
     pub use super::{
         conv2d::conv2d_i8, depthwise_conv2d::depthwise_conv2d_i8, fully_connected::fully_connected_i8,

@@ -7,8 +7,9 @@
 #![no_main]
 
 use defmt_semihosting as _;
+use ember::kernels::add::{self, AddParams};
 use ember::kernels::{conv2d, cortex_m_dsp, depthwise_conv2d, fully_connected};
-use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Int8Params, Nhwc};
+use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Input, Int8Params, Nhwc};
 use ember::quant::{Requant, Rounding};
 use ember_bench::firmware::exit;
 use panic_probe as _;
@@ -136,6 +137,14 @@ fn axis(rng: &mut Rng, one_by_one: bool) -> Option<[usize; 6]> {
     (padded >= span).then(|| [input, kernel, stride, dilation, before, (padded - span) / stride + 1])
 }
 
+/// Which kernel a case checks.
+#[derive(Clone, Copy)]
+enum Kernel {
+    FullyConnected,
+    Windowed(Windowed),
+    Add,
+}
+
 /// Which windowed kernel a case checks.
 #[derive(Clone, Copy, defmt::Format)]
 enum Windowed {
@@ -197,6 +206,57 @@ fn check_windowed(rng: &mut Rng, b: &mut Buffers, kind: Windowed) -> Option<bool
     Some(equal)
 }
 
+/// One ADD case: same-shape operands (or, in one case of eight, `b` broadcast over the last
+/// axis, which the reference takes), separate or in place over either; factors from random
+/// scales as TFLite's `Prepare` derives them, or drawn raw (every shift, factors above 1).
+fn check_add(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
+    let n = rng.size(1, 300);
+    let scale = |rng: &mut Rng| rng.range(1, 1 << 12) as f32 / (1 << rng.range(0, 12)) as f32 / 2048.0;
+    let min = rng.range(-128, 127);
+    let act = ClampI8 { min, max: rng.range(min, 127) };
+    let (a_scale, a_zero_point, b_scale) = (scale(rng), rng.range(-128, 127), scale(rng));
+    let (b_zero_point, out_scale) = (rng.range(-128, 127), scale(rng));
+    let mut p =
+        AddParams::new(a_scale, a_zero_point, b_scale, b_zero_point, out_scale, rng.range(-128, 127), act);
+    if rng.next().is_multiple_of(3) {
+        let mut raw = |lo, hi| Requant { multiplier: rng.range(0, i32::MAX), shift: rng.range(lo, hi) };
+        (p.a, p.b, p.output) = (raw(-31, 1), raw(-31, 1), raw(-31, 30));
+    }
+    let broadcast = rng.next().is_multiple_of(8);
+    let (x, y) = (&mut b.x[..n], &mut b.w[..n]);
+    rng.fill(x, -128, 127);
+    rng.fill(y, -128, 127);
+    let (out_shape, b_shape) = ([1, n], if broadcast { [1, 1] } else { [1, n] });
+    let (reference, optimized) = (&mut b.reference[..n], &mut b.optimized[..n]);
+    // In place over `a` (1) or `b` (2, same shapes only): the output starts as that operand.
+    let (ia, ib) = match rng.next() % 3 {
+        1 => {
+            reference.copy_from_slice(x);
+            optimized.copy_from_slice(x);
+            (Input::InPlace, Input::Separate(&y[..b_shape[1]]))
+        }
+        2 if !broadcast => {
+            reference.copy_from_slice(y);
+            optimized.copy_from_slice(y);
+            (Input::Separate(&x[..]), Input::InPlace)
+        }
+        _ => (Input::Separate(&x[..]), Input::Separate(&y[..b_shape[1]])),
+    };
+    add::add_i8(&out_shape, &out_shape, ia, &b_shape, ib, &p, reference);
+    cortex_m_dsp::add_i8(&out_shape, &out_shape, ia, &b_shape, ib, &p, optimized);
+    let equal = reference == optimized;
+    if !equal {
+        defmt::println!(
+            "add differs: {=usize} elements, shifts {=i32} {=i32} {=i32}",
+            n,
+            p.a.shift,
+            p.b.shift,
+            p.output.shift
+        );
+    }
+    Some(equal)
+}
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let buffers = cortex_m::singleton!(: Buffers = Buffers {
@@ -209,16 +269,22 @@ fn main() -> ! {
     })
     .expect("main runs once");
     let mut rng = Rng(0x2545_f491);
-    let mut checked = [0u32; 4];
-    for (i, kind) in
-        [None, Some(Windowed::Conv2d), Some(Windowed::Depthwise(1)), Some(Windowed::Depthwise(2))]
-            .into_iter()
-            .enumerate()
+    let mut checked = [0u32; 5];
+    for (i, kind) in [
+        Kernel::FullyConnected,
+        Kernel::Windowed(Windowed::Conv2d),
+        Kernel::Windowed(Windowed::Depthwise(1)),
+        Kernel::Windowed(Windowed::Depthwise(2)),
+        Kernel::Add,
+    ]
+    .into_iter()
+    .enumerate()
     {
         for _ in 0..CASES {
             let outcome = match kind {
-                None => check_fully_connected(&mut rng, buffers),
-                Some(kind) => check_windowed(&mut rng, buffers, kind),
+                Kernel::FullyConnected => check_fully_connected(&mut rng, buffers),
+                Kernel::Windowed(kind) => check_windowed(&mut rng, buffers, kind),
+                Kernel::Add => check_add(&mut rng, buffers),
             };
             match outcome {
                 Some(true) => checked[i] += 1,
@@ -230,11 +296,12 @@ fn main() -> ! {
     #[cfg(helium)]
     helium::check(&mut rng);
     defmt::println!(
-        "kernel-check: every output equal to the reference in {=u32} fully_connected, {=u32} conv2d, {=u32} depthwise_conv2d (multiplier 1) and {=u32} (multiplier 2) random cases",
+        "kernel-check: every output equal to the reference in {=u32} fully_connected, {=u32} conv2d, {=u32} depthwise_conv2d (multiplier 1), {=u32} (multiplier 2) and {=u32} add random cases",
         checked[0],
         checked[1],
         checked[2],
-        checked[3]
+        checked[3],
+        checked[4]
     );
     exit(true)
 }

@@ -12,12 +12,15 @@
 //!   columns (two output channels × two columns per pass; one column for a single-row fully
 //!   connected layer, four units per pass);
 //! - [`depthwise`]: depthwise convolutions, four channels per pass;
-//! - [`output`]: the requantization, with a short exact path where the accumulators are bounded.
+//! - [`output`]: the requantization, with a short exact path where the accumulators are bounded;
+//! - [`add`]: ADD of same-shape operands, its three requantizations with `SMMULR`.
 
+mod add;
 mod depthwise;
 mod matrix;
 mod output;
 
+pub use add::add_i8;
 pub use depthwise::depthwise_conv2d_i8;
 pub use matrix::{conv2d_i8, fully_connected_i8};
 

@@ -137,7 +137,7 @@ fn reference(q: &Int8Params, r: Requant, acc: i32) -> i8 {
 
 /// `(a × b + 2^31) >> 32`: the rounded high word of the product.
 #[inline(always)]
-fn smmulr(a: i32, b: i32) -> i32 {
+pub(super) fn smmulr(a: i32, b: i32) -> i32 {
     let r;
     // SAFETY: one register-only multiply (no memory, no stack, no flags), on every core this
     // module is compiled for.
