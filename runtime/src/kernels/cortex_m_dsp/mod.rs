@@ -15,6 +15,70 @@
 //! - [`output`]: the requantization, with a short exact path where the accumulators are bounded;
 //! - [`add`]: ADD of same-shape operands, its three requantizations with `SMMULR`.
 
+/// The short output stage ([`output`]) of the accumulator in register `$acc`, with the
+/// multiplier in `$m` and `e − 1` in `$e1` (r12: 1 + 2 × output zero point):
+/// `(((SMMULR(2·acc, m) + sign) >> (e − 1)) + r12) >> 1`, saturated to int8.
+macro_rules! rescale {
+    ($acc:literal, $m:literal, $e1:literal) => {
+        concat!(
+            "lsl ",
+            $acc,
+            ", ",
+            $acc,
+            ", #1\n",
+            "smmulr ",
+            $acc,
+            ", ",
+            $acc,
+            ", ",
+            $m,
+            "\n",
+            "add ",
+            $acc,
+            ", ",
+            $acc,
+            ", ",
+            $acc,
+            ", asr #31\n",
+            "asr ",
+            $acc,
+            ", ",
+            $acc,
+            ", ",
+            $e1,
+            "\n",
+            "add ",
+            $acc,
+            ", r12\n",
+            "asr ",
+            $acc,
+            ", ",
+            $acc,
+            ", #1\n",
+            "ssat ",
+            $acc,
+            ", #8, ",
+            $acc,
+        )
+    };
+}
+
+/// Packs the int8 values of r0–r3 into r0's bytes (r0 lowest) and clamps each byte to the
+/// activation bounds, given in every byte of r5 (min) and r6 (max); r4 is scratch.
+macro_rules! clamp4 {
+    () => {
+        concat!(
+            "bfi r0, r1, #8, #8\n",
+            "bfi r0, r2, #16, #8\n",
+            "bfi r0, r3, #24, #8\n",
+            "ssub8 r4, r0, r5\n",
+            "sel r0, r0, r5\n",
+            "ssub8 r4, r6, r0\n",
+            "sel r0, r0, r6",
+        )
+    };
+}
+
 mod add;
 mod depthwise;
 mod matrix;

@@ -22,9 +22,9 @@ use crate::quant::{Requant, Rounding};
 pub(super) struct Short {
     /// `1 + 2 × output zero point`.
     rounding_and_zero_point: i32,
-    /// Activation bounds.
-    min: i32,
-    max: i32,
+    /// Activation bounds, in every byte.
+    min: u32,
+    max: u32,
 }
 
 /// A layer's output stage: accumulators (which start at the bias) to int8 outputs.
@@ -76,7 +76,12 @@ impl<'a> Output<'a> {
     /// The short path's constants, if the layer takes it.
     pub(super) fn short(&self) -> Option<Short> {
         let ClampI8 { min, max } = self.q.act;
-        self.short.then_some(Short { rounding_and_zero_point: self.rounding_and_zero_point, min, max })
+        let bytes = |v: i32| u32::from(v as u8) * 0x0101_0101;
+        self.short.then_some(Short {
+            rounding_and_zero_point: self.rounding_and_zero_point,
+            min: bytes(min),
+            max: bytes(max),
+        })
     }
 
     /// Whether each channel has its own factor.
