@@ -1,9 +1,10 @@
 //! Depthwise convolution four channels per pass.
 
 use super::lanes;
-use super::output::Output;
+use super::output::{Output, Short};
 use crate::kernels::conv2d::for_each_window;
 use crate::kernels::{depthwise_conv2d, ConvGeometry, Int8Params};
+use crate::quant::Requant;
 
 /// Most window cells (`KH × KW`) [`depthwise_conv2d_i8`] handles; larger windows take the
 /// reference path. 25 covers 5×5 (the table lives on the stack: 8 bytes per cell).
@@ -13,9 +14,10 @@ const DEPTHWISE_CELLS: usize = 25;
 /// multiplier of 1. Per output pixel, the window's cells inside the input become a table of
 /// (activation, weight) offsets, checked against the buffers once; then for every four channels
 /// one pass over the table does, per cell, one word load each of activations and weights,
-/// sign-extends them to 16-bit lanes and accumulates four channels with `SMLABB`/`SMLATT`.
-/// Other multipliers, windows of more than [`DEPTHWISE_CELLS`] cells, and the last `C mod 4`
-/// channels take the reference path.
+/// sign-extends them to 16-bit lanes and accumulates four channels with `SMLABB`/`SMLATT`; on
+/// the short output stage the quads and their requantization run in one assembly loop.
+/// Other multipliers and windows of more than [`DEPTHWISE_CELLS`] cells take the reference
+/// kernel; the last `C mod 4` channels are summed one at a time.
 pub fn depthwise_conv2d_i8(
     g: &ConvGeometry,
     q: &Int8Params,
@@ -65,17 +67,31 @@ pub fn depthwise_conv2d_i8(
         }
         let x = &x[base..];
         let (out_quads, _) = out.as_chunks_mut::<4>();
-        for (b, o) in out_quads.iter_mut().enumerate() {
-            let c0 = 4 * b;
-            // SAFETY: c0 + 3 < quads ≤ c, the layer's channels; `fits` bounds every offset + c0 +
-            // 4 ≤ offset + quads by the buffer lengths.
-            unsafe {
-                let acc = [0, 1, 2, 3].map(|k| stage.bias(c0 + k));
-                let acc = quad_taps(acc, x.as_ptr().add(c0), w.as_ptr().add(c0), cells, offsets);
-                for (k, o) in o.iter_mut().enumerate() {
-                    *o = stage.apply(stage.factor(c0 + k), acc[k]);
-                }
-            }
+        if let (Some(short), false) = (stage.short(), out_quads.is_empty()) {
+            // SAFETY: channels 0..4 exist (there is a quad).
+            let (factors, factor_step) = match unsafe { [0, 1, 2, 3].map(|c| stage.factor(c)) } {
+                all if stage.per_channel() => (all, 4 * size_of::<Requant>()),
+                [one, ..] => ([one; 4], 0),
+            };
+            let mut args = Quads {
+                bias: stage.biases(),
+                cells: cells.as_ptr(),
+                cells_end: cells.as_ptr_range().end,
+                x: x.as_ptr(),
+                w: w.as_ptr(),
+                factors: if factor_step == 0 { factors.as_ptr() } else { stage.factors() },
+                factor_step,
+                out: out_quads.as_mut_ptr().cast(),
+                quads: out_quads.len(),
+                offsets,
+                short,
+            };
+            // SAFETY: `fits` bounds every load (a cell's offsets + c0 + 4 ≤ offsets + quads);
+            // the bias and factors hold `c` entries (or one factor, repeated with step 0) and
+            // `out` the pixel's `c ≥ 4 × quads` outputs.
+            unsafe { quads_asm(&mut args) };
+        } else {
+            quads_with(&stage, x, w, cells, offsets, out_quads);
         }
         for ch in quads..c {
             // SAFETY: ch < c, the layer's channels.
@@ -87,6 +103,147 @@ pub fn depthwise_conv2d_i8(
             out[ch] = stage.apply(r, acc);
         }
     });
+}
+
+/// One pixel's quads of channels with [`quad_taps`] and [`Output::apply`] (layers off the
+/// short output stage); `x`, `w` and `cells` as [`Quads`] describes them, checked the same way.
+fn quads_with(
+    stage: &Output,
+    x: &[i8],
+    w: &[i8],
+    cells: &[(usize, usize)],
+    offsets: u32,
+    out: &mut [[i8; 4]],
+) {
+    for (b, o) in out.iter_mut().enumerate() {
+        let c0 = 4 * b;
+        // SAFETY: c0 + 3 < 4 × out.len() ≤ the layer's channels; the caller's bounds check makes
+        // every offset + c0 + 4 fit the buffers.
+        unsafe {
+            let acc = [0, 1, 2, 3].map(|k| stage.bias(c0 + k));
+            let acc = quad_taps(acc, x.as_ptr().add(c0), w.as_ptr().add(c0), cells, offsets);
+            for (k, o) in o.iter_mut().enumerate() {
+                *o = stage.apply(stage.factor(c0 + k), acc[k]);
+            }
+        }
+    }
+}
+
+/// The state of [`quads_asm`] for one pixel, which it advances quad by quad; the first five
+/// words are loaded with one `LDM` in this order, the others at the offsets the assembly names.
+#[repr(C)]
+struct Quads {
+    /// Bias of the quad's first channel.
+    bias: *const i32,
+    /// The window's (activation, weight) offsets.
+    cells: *const (usize, usize),
+    cells_end: *const (usize, usize),
+    /// Activations and weights at the quad's first channel.
+    x: *const i8,
+    w: *const i8,
+    /// The quad's four factors, and the bytes to the next quad's (0 for one factor).
+    factors: *const Requant,
+    factor_step: usize,
+    /// The quad's first output.
+    out: *mut i8,
+    /// Quads left.
+    quads: usize,
+    /// The input offset in both 16-bit lanes.
+    offsets: u32,
+    /// The short output stage's constants.
+    short: Short,
+}
+
+const _: () =
+    assert!(core::mem::offset_of!(Quads, factors) == 20 && core::mem::offset_of!(Quads, short) == 40);
+
+/// For every quad of channels of `args`: [`quad_taps`] over the cells, then the short output
+/// stage of its four accumulators, stored.
+///
+/// # Safety
+/// `args` must describe `quads ≥ 1` quads whose biases, factors, loads (4 bytes at every
+/// cell's offsets from `x` and `w`, each quad 4 bytes further) and outputs are inside their
+/// buffers.
+unsafe fn quads_asm(args: &mut Quads) {
+    // SAFETY: the loads and stores stay inside the buffers the caller guarantees; `args` is
+    // read and advanced through its pointer, kept at [sp]. r6 and r7 (which Rust does not hand
+    // out as operands) are saved on the stack and restored.
+    unsafe {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            "push {{r0}}",
+            "3:",
+            "ldr r7, [sp]",
+            "ldm r7, {{r0, r4, r5, r8, r9}}",
+            "ldr r10, [r7, #36]",
+            "ldm r0, {{r0, r1, r2, r3}}",
+            "cmp r4, r5",
+            "beq 4f",
+            // Per cell: r11, r12 = the offsets, then the activation and weight words.
+            "2:",
+            "ldrd r11, r12, [r4], #8",
+            "ldr r11, [r8, r11]",
+            "ldr r12, [r9, r12]",
+            "sxtb16 r6, r12",
+            "sxtab16 r7, r10, r11",
+            "smlabb r0, r7, r6, r0",
+            "smlatt r2, r7, r6, r2",
+            "sxtb16 r6, r12, ror #8",
+            "sxtab16 r7, r10, r11, ror #8",
+            "smlabb r1, r7, r6, r1",
+            "smlatt r3, r7, r6, r3",
+            "cmp r4, r5",
+            "bne 2b",
+            "4:",
+            "ldr r7, [sp]",
+            "ldr r4, [r7, #20]",
+            "ldm r4, {{r8, r9, r10, r11}}",
+            "mvn r9, r9",
+            "mvn r11, r11",
+            "ldr r12, [r7, #40]",
+            "ldrd r5, r6, [r7, #44]",
+            rescale!("r0", "r8", "r9"),
+            rescale!("r1", "r10", "r11"),
+            "ldrd r8, r9, [r4, #16]",
+            "ldrd r10, r11, [r4, #24]",
+            "mvn r9, r9",
+            "mvn r11, r11",
+            rescale!("r2", "r8", "r9"),
+            rescale!("r3", "r10", "r11"),
+            clamp4!(),
+            "ldr lr, [r7, #28]",
+            "str r0, [lr], #4",
+            "str lr, [r7, #28]",
+            "ldr r0, [r7]",
+            "add r0, #16",
+            "str r0, [r7]",
+            "ldrd r8, r9, [r7, #12]",
+            "add r8, #4",
+            "add r9, #4",
+            "strd r8, r9, [r7, #12]",
+            "ldrd r4, r5, [r7, #20]",
+            "add r4, r5",
+            "str r4, [r7, #20]",
+            "ldr r4, [r7, #32]",
+            "subs r4, #1",
+            "str r4, [r7, #32]",
+            "bne 3b",
+            "add sp, #4",
+            "pop {{r6, r7}}",
+            inout("r0") core::ptr::from_mut(args) => _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+        );
+    }
 }
 
 /// Four channels' sums `acc[k] + Σ (x[xo + k] + offset) × w[wo + k]` (k = 0..4) over the `cells`
