@@ -625,14 +625,20 @@ pub fn depthwise_conv2d_i8(
         let mut passes = [(0usize, 0usize); BLOCK / 8];
         let (mut count, mut p0) = (0, 0);
         let mut f = Factors::<{ BLOCK / 4 }>::new(q, stage);
+        // Each channel's weights summed over the window, one tap (a row of channels) at a time.
+        let mut sums = [0i32; BLOCK];
+        for tap in w.chunks_exact(c).take(cells) {
+            for (sum, &v) in sums.iter_mut().zip(&tap[b0..b0 + block]) {
+                *sum = sum.wrapping_add(i32::from(v));
+            }
+        }
         while p0 < block {
             let lanes = if block - p0 >= 16 { 16 } else { (block - p0).min(8) };
             for (j, k) in (0..4).flat_map(|j| (0..4).map(move |k| (j, k))) {
                 let at = p0 + 8 * (j / 2) + j % 2 + 2 * k;
                 if at < p0 + lanes {
                     let ch = b0 + at;
-                    let sum = (0..cells).fold(0i32, |s, tap| s.wrapping_add(i32::from(w[tap * c + ch])));
-                    let folded = bias[ch].wrapping_sub(q.input_zero_point.wrapping_mul(sum));
+                    let folded = bias[ch].wrapping_sub(q.input_zero_point.wrapping_mul(sums[at]));
                     f.set(p0 + 4 * j + k, q.channel(ch), folded);
                 }
             }
