@@ -6,7 +6,8 @@
 //!   row of activations against four filters per pass, in tail-predicated loops (`WLSTP`/`LETP`)
 //!   that need no scalar remainder. The input zero point leaves the loop: in the reference's
 //!   wrapping i32 arithmetic `Σ (x − zp)·w = Σ x·w − zp·Σ w` exactly, so the raw activations
-//!   multiply and `−zp·Σ w` joins each channel's bias, summed once per call (`VADDVA.S8`);
+//!   multiply and `−zp·Σ w` joins each channel's bias, summed once per call (`VADDVA.S8`; a
+//!   layer of one row sums the weights in the same pass as the inner products);
 //! - convolutions gather each window into one column on the stack (padding filled with the
 //!   input zero point, whose products the folded bias cancels) and multiply it as a row; 1×1
 //!   windows read their pixel in place;
@@ -16,10 +17,13 @@
 //! - the output stage runs four channels at once: `VQRDMULH` is TFLite's saturating rounding
 //!   doubling high multiply, and gemmlowp's fix-up (subtract 1 from negative values) before the
 //!   rounding shift `VRSHL` makes it round half away from zero as `RoundingDivideByPOT`. Rounding
-//!   once is `VQDMULH` (truncating) then `VRSHL`, exact when the shift is at least 1 to the right.
+//!   once is `VQDMULH` (truncating) then `VRSHL`, exact when the shift is at least 1 to the right;
+//! - add (same-shape operands) and average pool run four and eight elements per step.
 //!
-//! What these paths do not cover (a channel multiplier other than 1, windows larger than the
-//! stack buffers, rounding once with a non-negative shift) runs the Cortex-M DSP kernels.
+//! Scratch lives on the stack, bounded by the constants below (at most about 2.3 KB). What
+//! these paths do not cover (a channel multiplier other than 1, windows larger than the stack
+//! buffers, rounding once with a non-negative shift, broadcasting add) runs the Cortex-M DSP
+//! kernels, or the reference kernels where those have no path.
 
 use super::add::AddParams;
 use super::conv2d::{for_each_window, Window};
