@@ -160,11 +160,29 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
             if window.len() < cells {
                 row.fill(zero_point);
             }
-            window.for_each_cell(|tap, px| row[tap * cin..][..cin].copy_from_slice(&x[px * cin..][..cin]));
+            window.for_each_cell(|tap, px| {
+                let (to, from) = (&mut row[tap * cin..][..cin], &x[px * cin..][..cin]);
+                if cin < 4 {
+                    // Byte moves, not a `memcpy` call per cell.
+                    to.iter_mut().zip(from).take(3).for_each(|(t, f)| *t = *f);
+                } else {
+                    to.copy_from_slice(from);
+                }
+            });
             columns.extend(slot, 0, row, offsets, zero_point);
         }
     };
-    let filters = Filters { w, depth, count: cout };
+    // With `depth mod 4 ≠ 0` the last pair's weight loads would pass the weights' end by up to
+    // 3 bytes: it reads a copy padded with zeros (for an even channel count and a short depth,
+    // as first layers have; otherwise it takes the Rust tile).
+    let mut padded = [0i8; 2 * PADDED_DEPTH];
+    let last_pair = (depth % 4 != 0 && cout % 2 == 0 && groups * 4 <= PADDED_DEPTH).then(|| {
+        let (a, b) = padded.split_at_mut(groups * 4);
+        a[..depth].copy_from_slice(&w[(cout - 2) * depth..][..depth]);
+        b[..depth].copy_from_slice(&w[(cout - 1) * depth..][..depth]);
+        &padded[..]
+    });
+    let filters = Filters { w, depth, count: cout, last_pair };
     let mut pending = None;
     for_each_window(g, |window, pixel| match pending.take() {
         None => {
@@ -182,11 +200,16 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     }
 }
 
+/// Longest filter of the last pair [`conv2d_i8`] copies padded (see `Filters::last_pair`).
+const PADDED_DEPTH: usize = 128;
+
 /// The layer's filters: `count` rows of `depth` int8 weights.
 struct Filters<'a> {
     w: &'a [i8],
     depth: usize,
     count: usize,
+    /// The last two filters, each padded with zeros to `4 × ⌈depth / 4⌉` bytes.
+    last_pair: Option<&'a [i8]>,
 }
 
 impl Filters<'_> {
@@ -207,7 +230,7 @@ fn multiply(columns: &Columns, filters: &Filters, stage: &Output, out: &mut [i8]
     let (first, second) = out.split_at_mut(count.min(out.len()));
     let mut second = second.get_mut(..count);
     let mut done = 0;
-    if let (Some(short), true) = (stage.short(), first.len() == count) {
+    if let (Some(short), true) = (stage.short(), first.len() == count && count >= 2) {
         // Whole pairs whose weight loads (`4 × groups ≤ depth + 3` bytes per filter) stay
         // inside the weights.
         let groups = depth.div_ceil(4);
@@ -215,32 +238,48 @@ fn multiply(columns: &Columns, filters: &Filters, stage: &Output, out: &mut [i8]
         while pairs > 0 && (2 * pairs - 1) * depth + 4 * groups > w.len() {
             pairs -= 1;
         }
-        if pairs > 0 {
-            // SAFETY: channels 0 and 1 exist (pairs ≥ 1).
-            let (factors, factor_step) = match unsafe { [stage.factor(0), stage.factor(1)] } {
-                both if stage.per_channel() => (both, 2 * size_of::<Requant>()),
-                [one, _] => ([one, one], 0),
-            };
+        // SAFETY: channels 0 and 1 exist (count ≥ 2).
+        let (factors, factor_step) = match unsafe { [stage.factor(0), stage.factor(1)] } {
+            both if stage.per_channel() => (both, 2 * size_of::<Requant>()),
+            [one, _] => ([one, one], 0),
+        };
+        let mut run = |c0: usize, w0: *const i8, w1: *const i8, pairs: usize| {
             let mut args = Pairs {
-                bias: stage.biases(),
+                bias: stage.biases().wrapping_add(c0),
                 columns: columns.words.as_ptr(),
-                w0: w.as_ptr(),
-                w1: w.as_ptr().wrapping_add(depth),
+                w0,
+                w1,
                 end: columns.words.as_ptr().wrapping_add(4 * groups),
-                factors: if factor_step == 0 { factors.as_ptr() } else { stage.factors() },
+                factors: match factor_step {
+                    0 => factors.as_ptr(),
+                    _ => stage.factors().wrapping_add(c0),
+                },
                 factor_step,
-                out: first.as_mut_ptr(),
+                out: first.as_mut_ptr().wrapping_add(c0),
                 second: if second.is_some() { count } else { 0 },
                 step: 2 * depth,
                 pairs,
                 short,
             };
-            // SAFETY: `columns` holds `groups ≤ MAX_DEPTH / 4` groups; filter c of the pairs'
-            // 2 × pairs reads bytes c × depth .. c × depth + 4 × groups, inside `w` by the loop
-            // above; the bias and factors hold `count` entries (or one factor, duplicated
-            // with step 0), and both pixels' outputs `count` bytes.
+            // SAFETY: `columns` holds `groups ≤ MAX_DEPTH / 4` groups; the caller's filters
+            // hold `4 × groups` bytes from w0 and w1 for each of the pairs; the bias and factors
+            // hold `count ≥ c0 + 2 × pairs` entries (or one factor, duplicated with step 0),
+            // and both pixels' outputs `count` bytes.
             unsafe { pairs_asm(&mut args) };
+        };
+        if pairs > 0 {
+            // Filter c of the pairs reads bytes c × depth .. c × depth + 4 × groups, inside `w`
+            // by the loop above.
+            run(0, w.as_ptr(), w.as_ptr().wrapping_add(depth), pairs);
             done = 2 * pairs;
+        }
+        if let (Some(padded), true) = (filters.last_pair, done + 2 == count) {
+            // Both padded filters hold 4 × groups bytes.
+            let (a, b) = padded.split_at(4 * groups);
+            if b.len() >= 4 * groups {
+                run(done, a.as_ptr(), b.as_ptr(), 1);
+                done = count;
+            }
         }
     }
     for c0 in (done..count).step_by(2) {
@@ -446,7 +485,7 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
     let mut columns = Columns { words: [0; MAX_DEPTH] };
     // In range: the loader checks zero points are int8.
     columns.extend(0, 0, &x[..depth], lanes(q.input_zero_point.wrapping_neg()), q.input_zero_point as i8);
-    let filters = Filters { w, depth, count: units };
+    let filters = Filters { w, depth, count: units, last_pair: None };
     let Some(w) = w.get(..units * depth) else { return };
     let out = &mut out[..units];
     let (full, groups) = (depth / 4, depth.div_ceil(4));
