@@ -15,7 +15,7 @@ use ember::kernels::{add, mul, softmax, ClampI8};
 use ember::quant::{build_table, Requant};
 
 use crate::graph::{Activation, Graph, GraphIo, Node, Op, TensorId};
-use crate::quantize::{quantize_bias, quantize_weights, QParams};
+use crate::quantize::{quantize_bias, quantize_weights, weight_axis, Granularity, QParams};
 
 /// Numeric precision of a written model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -36,10 +36,22 @@ pub struct Emitted {
     pub op_outputs: Vec<TensorId>,
 }
 
-/// Lowers `graph`; `qparams` (one per IR tensor) is required for int8.
-pub fn emit(graph: &Graph, precision: Precision, qparams: Option<&[Option<QParams>]>) -> Result<Emitted> {
-    let mut e =
-        Emitter { graph, precision, qparams, b: ModelBuilder::new(), ids: vec![None; graph.tensors.len()] };
+/// Lowers `graph`; `qparams` (one per IR tensor) is required for int8, whose weights get scales
+/// at `weights` granularity.
+pub fn emit(
+    graph: &Graph,
+    precision: Precision,
+    qparams: Option<&[Option<QParams>]>,
+    weights: Granularity,
+) -> Result<Emitted> {
+    let mut e = Emitter {
+        graph,
+        precision,
+        qparams,
+        weights,
+        b: ModelBuilder::new(),
+        ids: vec![None; graph.tensors.len()],
+    };
     for io in &graph.inputs {
         let t = e.activation(io.tensor)?;
         e.b.input(io_desc(io, t));
@@ -73,6 +85,7 @@ struct Emitter<'g> {
     graph: &'g Graph,
     precision: Precision,
     qparams: Option<&'g [Option<QParams>]>,
+    weights: Granularity,
     b: ModelBuilder,
     ids: Vec<Option<u16>>,
 }
@@ -180,12 +193,11 @@ impl Emitter<'_> {
                     act: self.fused(c.act, out_t)?,
                 };
                 let kind = if depthwise { OpKind::DepthwiseConv2d } else { OpKind::Conv2d };
-                let axis = if depthwise { 3 } else { 0 };
-                self.weighted(node, kind, axis, &p)
+                self.weighted(node, kind, &p)
             }
             Op::FullyConnected { act } => {
                 let p = FullyConnectedParams { act: self.fused(*act, out_t)? };
-                self.weighted(node, OpKind::FullyConnected, 0, &p)
+                self.weighted(node, OpKind::FullyConnected, &p)
             }
             Op::Add { act } | Op::Mul { act } => {
                 let is_add = matches!(node.op, Op::Add { .. });
@@ -357,8 +369,9 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    /// conv2d, depthwise_conv2d and fully_connected: weights quantized per channel along `axis`.
-    fn weighted<P: bytemuck::Pod>(&mut self, node: &Node, kind: OpKind, axis: usize, p: &P) -> Result<()> {
+    /// conv2d, depthwise_conv2d and fully_connected: weights quantized along their output
+    /// channel axis, per channel or per tensor.
+    fn weighted<P: bytemuck::Pod>(&mut self, node: &Node, kind: OpKind, p: &P) -> Result<()> {
         let (x_t, w_t, b_t, out_t) = (node.inputs[0], node.inputs[1], node.inputs[2], node.outputs[0]);
         let x = self.activation(x_t)?;
         let y = self.activation(out_t)?;
@@ -383,15 +396,18 @@ impl Emitter<'_> {
                 // The requant table carries in_scale × w_scale[c] / out_scale, all the kernels
                 // need: weights and bias are stored without quantization records, which would
                 // cost 16 bytes of flash per output channel and never be read.
-                let (wq, scales) = quantize_weights(&w_data, &w_shape, axis);
+                // Per tensor, one requant row serves every channel.
+                let axis = weight_axis(&node.op).context("not a weighted op")?;
+                let (wq, scales) = quantize_weights(&w_data, &w_shape, axis, self.weights);
                 let w = self.b.constant_of(DType::I8, &w_shape, &wq, None)?;
                 let bq = quantize_bias(&bias, qx.scale, &scales);
                 let b = self.b.constant_of(DType::I32, &[units], &bq, None)?;
-                let requant: Vec<Requant> = scales
+                let rows = if self.weights == Granularity::PerTensor { &scales[..1] } else { &scales[..] };
+                let requant: Vec<Requant> = rows
                     .iter()
                     .map(|&s| Requant::from_f64(qx.scale as f64 * s as f64 / qy.scale as f64))
                     .collect();
-                let r = self.b.constant_of(DType::I32, &[units, 2], &requant, None)?;
+                let r = self.b.constant_of(DType::I32, &[requant.len(), 2], &requant, None)?;
                 vec![x, w, b, r]
             }
         };

@@ -1,6 +1,7 @@
 //! Ember's host-side tool: ONNX import, calibration, quantization, memory planning, model
 //! writing, and running models on the host.
 
+pub mod algorithms;
 pub mod calibrate;
 pub mod emit;
 pub mod graph;

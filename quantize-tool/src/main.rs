@@ -7,13 +7,16 @@ use clap::{Parser, Subcommand};
 use ember::format::meta::SourceFormat;
 use ember::format::DType;
 use ember_build::IncludePaths;
+use ember_quantize::algorithms::{Settings, Switch};
 use ember_quantize::calibrate::Method;
 use ember_quantize::emit::Precision;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare};
 use ember_quantize::npy::{is_int8_npy, load_samples, npy_bytes, read_npy};
+use ember_quantize::pipeline::Tuning;
 use ember_quantize::plan::{Options, PlanReport};
 use ember_quantize::provenance::{self, Origin};
+use ember_quantize::quantize::Granularity;
 use ember_quantize::samples::arrays::Arrays;
 use ember_quantize::samples::images::{Channels, ImageOptions, Images, Layout};
 use ember_quantize::samples::{is_data_error, Input, Noise, SampleSource};
@@ -117,6 +120,8 @@ enum Command {
         calibration: Method,
         #[command(flatten)]
         images: ImageArgs,
+        #[command(flatten)]
+        int8: Int8Args,
         /// Concrete shape for an input with symbolic dims, e.g. `input:1,3,32,32` (repeatable).
         #[arg(long = "input-shape", value_parser = parse_input_shape)]
         input_shapes: Vec<(String, Vec<usize>)>,
@@ -292,10 +297,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             calib_limit,
             calibration,
             images,
+            int8,
             input_shapes,
         } => {
             let calib = CalibArgs { data: calib.as_deref(), limit: calib_limit, method: calibration, images };
-            quantize(&model, &output, precision, &calib, &input_shapes)
+            quantize(&model, &output, precision, &calib, &int8.settings(), &input_shapes)
         }
         Command::Import { model, output } => import(&model, &output),
         Command::Codegen { model, output, inputs } => {
@@ -345,6 +351,30 @@ struct CalibArgs<'a> {
     images: ImageArgs,
 }
 
+/// How `quantize` makes int8 weights, and the algorithms it may run.
+#[derive(clap::Args)]
+struct Int8Args {
+    /// One int8 scale per weight tensor instead of one per output channel (for kernels and
+    /// targets that want it; cross-layer equalization matters most there).
+    #[arg(long)]
+    per_tensor: bool,
+    /// Cross-layer equalization of conv → (depthwise) conv chains, replacing ReLU6 by ReLU where
+    /// it applies; auto keeps it only if it raises the output SQNR on the calibration samples.
+    #[arg(long, value_enum, default_value = "auto")]
+    equalize: Switch,
+    /// Bias correction of every conv and fully connected layer for its weights' rounding; auto
+    /// keeps it only if it raises the output SQNR on the calibration samples.
+    #[arg(long, value_enum, default_value = "auto")]
+    bias_correction: Switch,
+}
+
+impl Int8Args {
+    fn settings(&self) -> Settings {
+        let weights = if self.per_tensor { Granularity::PerTensor } else { Granularity::PerChannel };
+        Settings { weights, equalize: self.equalize, bias_correction: self.bias_correction }
+    }
+}
+
 /// Calibration samples to read: the random noise `quantize` uses has this many.
 const RANDOM_SAMPLES: usize = 16;
 
@@ -353,6 +383,7 @@ fn quantize(
     output: &Path,
     precision: Precision,
     calib: &CalibArgs,
+    settings: &Settings,
     input_shapes: &[(String, Vec<usize>)],
 ) -> Result<(), Failure> {
     refuse_input_as_output(model, output)?;
@@ -400,13 +431,15 @@ fn quantize(
         }
         _ => None,
     };
-    let source = source.map(|s| Progress::new(s, calib.method));
+    let calibration_passes = if calib.method.needs_histograms() { 2 } else { 1 };
+    let more = settings.passes(calibration_passes) - calibration_passes;
+    let source = source.map(|s| Progress::new(s, calib.method, more));
     let calibration = source
         .as_ref()
         .map(|s| pipeline::Calibration { source: s as &dyn SampleSource, method: calib.method });
     let text = read_file(model).blame(Fault::Model)?;
     let origin = Origin::new(&text, SourceFormat::Onnx, random).blame(Fault::Usage)?;
-    let built = pipeline::build_from(&graph, precision, calibration, Options::default(), &origin);
+    let built = pipeline::build_tuned(&graph, precision, calibration, settings, Options::default(), &origin);
     if let Some(s) = &source {
         s.bar.finish_and_clear();
     }
@@ -441,8 +474,38 @@ fn quantize(
         samples,
         if samples > 0 { format!(" ({})", calib.method) } else { String::new() }
     )?;
+    if let Some(tuning) = &written.tuning {
+        out!("{}", tuning_summary(settings.weights, tuning))?;
+    }
     out!("{}", plan_summary(plan))?;
     Ok(())
+}
+
+/// What int8 quantization did: weight granularity, each algorithm's outcome and, when `auto`
+/// chose, the output SQNR of every variant tried.
+fn tuning_summary(weights: Granularity, tuning: &Tuning) -> String {
+    let granularity = match weights {
+        Granularity::PerChannel => "per channel",
+        Granularity::PerTensor => "per tensor",
+    };
+    let mut lines = vec![format!("int8 weights {granularity}; {}", tuning.chosen)];
+    if let Some(e) = &tuning.equalized {
+        lines.push(format!("  equalization: {} conv pairs", e.pairs.len()));
+        if !e.relu6_replaced.is_empty() {
+            lines.push(format!(
+                "  ReLU6 replaced by ReLU (as AIMET does; outputs above 6 are no longer clipped) in: {}",
+                e.relu6_replaced.join(", ")
+            ));
+        }
+    }
+    if tuning.chosen.bias_correction {
+        lines.push(format!("  bias correction: {} layers", tuning.corrected));
+    }
+    if !tuning.tried.is_empty() {
+        let tried: Vec<String> = tuning.tried.iter().map(|(v, db)| format!("{v} {db:.2} dB")).collect();
+        lines.push(format!("  output SQNR vs f32 on the calibration samples (auto): {}", tried.join(", ")));
+    }
+    lines.join("\n")
 }
 
 /// Calibration samples behind a progress bar over every pass, drawn only when standard error
@@ -453,17 +516,16 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(source: Box<dyn SampleSource>, method: Method) -> Self {
-        let passes = if method.needs_histograms() { 2 } else { 1 };
+    /// A bar over the passes calibration with `method` makes and `more` passes after them.
+    fn new(source: Box<dyn SampleSource>, method: Method, more: usize) -> Self {
+        let passes = if method.needs_histograms() { 2 } else { 1 } + more;
         let bar =
             ProgressBar::with_draw_target(Some((source.len() * passes) as u64), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} samples, {eta} left") {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(format!(
-            "calibrating ({method}, {passes} pass{})",
-            if passes > 1 { "es" } else { "" }
-        ));
+        let task = if more > 0 { "calibrating and measuring" } else { "calibrating" };
+        bar.set_message(format!("{task} ({method}, {passes} pass{})", if passes > 1 { "es" } else { "" }));
         Self { source, bar }
     }
 }

@@ -3,13 +3,16 @@
 use anyhow::{Context, Result};
 use tract_onnx::prelude::tract_ndarray::ArrayD;
 
+use crate::algorithms::bias_correction::correct_biases;
+use crate::algorithms::equalize::{equalize, Equalized};
+use crate::algorithms::{pick, Settings, Variant};
 use crate::calibrate::{calibrate, Method};
 use crate::emit::{emit, Precision};
 use crate::graph::Graph;
-use crate::host::ModelFile;
+use crate::host::{ModelFile, Runner};
 use crate::plan::{plan, Options, PlanReport};
 use crate::provenance::{record, CalibrationSummary, Origin};
-use crate::quantize::activation_params;
+use crate::quantize::{activation_params, Granularity, QParams};
 use crate::samples::SampleSource;
 
 /// A written model and what planning found.
@@ -22,6 +25,22 @@ pub struct Written {
     /// Activations that held one value over every calibration sample (int8 only): the name and
     /// the value. Their int8 range comes from that value alone.
     pub constant_activations: Vec<(String, f32)>,
+    /// What the int8 algorithms did (int8 only).
+    pub tuning: Option<Tuning>,
+}
+
+/// The algorithms an int8 model was made with, and why.
+#[derive(Clone, Debug, Default)]
+pub struct Tuning {
+    /// The variant written.
+    pub chosen: Variant,
+    /// Every variant built, with its output SQNR (dB) over f32 on the calibration samples;
+    /// empty when only one was allowed (nothing to measure).
+    pub tried: Vec<(Variant, f64)>,
+    /// What equalization did, if it ran.
+    pub equalized: Option<Equalized>,
+    /// Layers whose bias was corrected.
+    pub corrected: usize,
 }
 
 /// Lowers, plans and serializes `graph` at `precision`. int8 needs calibration samples (each a
@@ -60,16 +79,62 @@ pub fn build_from(
     options: Options,
     origin: &Origin,
 ) -> Result<Written> {
+    build_tuned(graph, precision, calib, &Settings::default(), options, origin)
+}
+
+/// As [`build_from`], quantizing int8 weights and running the algorithms as `settings` say.
+/// When `settings` allow several variants, each is built and the one [`pick`] chooses by its
+/// output SQNR over f32 on the calibration samples is written (one more pass over them).
+pub fn build_tuned(
+    graph: &Graph,
+    precision: Precision,
+    calib: Option<Calibration<'_>>,
+    settings: &Settings,
+    options: Options,
+    origin: &Origin,
+) -> Result<Written> {
     if precision != Precision::Int8 {
-        return write(graph, precision, None, options, &record(origin, precision, None));
+        let provenance = record(origin, precision, None);
+        return write(graph, precision, None, Granularity::PerChannel, options, &provenance);
     }
     let calib = calib.context("int8 needs calibration samples")?;
+    let variants = settings.variants();
+    let mut built = variants
+        .iter()
+        .map(|&v| build_variant(graph, calib, settings.weights, v, options, origin))
+        .collect::<Result<Vec<_>>>()?;
+    if built.len() == 1 {
+        return Ok(built.remove(0));
+    }
+    let sqnr = output_sqnr(graph, &built, calib.source)?;
+    let mut written = built.swap_remove(pick(&sqnr));
+    if let Some(t) = &mut written.tuning {
+        t.tried = variants.into_iter().zip(sqnr).collect();
+    }
+    Ok(written)
+}
+
+/// One int8 model of `graph` with the algorithms of `variant`: equalization before
+/// calibration, bias correction (measured on the f32 model calibration ran) after it.
+fn build_variant(
+    graph: &Graph,
+    calib: Calibration<'_>,
+    weights: Granularity,
+    variant: Variant,
+    options: Options,
+    origin: &Origin,
+) -> Result<Written> {
+    let mut graph = graph.clone();
+    let equalized = variant.equalize.then(|| equalize(&mut graph));
     // int8 calibrates on the f32 model.
-    let float = write(graph, Precision::F32, None, options, &record(origin, Precision::F32, None))?;
+    let f32_provenance = record(origin, Precision::F32, None);
+    let float = write(&graph, Precision::F32, None, Granularity::PerChannel, options, &f32_provenance)?;
     let file = ModelFile::from_bytes(&float.bytes);
     let model = file.model()?;
     let op_outputs: Vec<usize> = graph.nodes.iter().map(|n| n.outputs[0]).collect();
-    let calibrated = calibrate(graph, &model, &op_outputs, calib.source, calib.method)?;
+    let calibrated = calibrate(&graph, &model, &op_outputs, calib.source, calib.method)?;
+    let corrected =
+        if variant.bias_correction { correct_biases(&mut graph, &model, calib.source, weights)? } else { 0 };
     let constant_activations = graph
         .tensors
         .iter()
@@ -77,24 +142,52 @@ pub fn build_from(
         .filter(|(t, _)| t.data.is_none())
         .filter_map(|(t, r)| r.filter(|(lo, hi)| lo == hi).map(|(v, _)| (t.name.clone(), v)))
         .collect();
-    let qparams = activation_params(graph, &calibrated.ranges)?;
+    let qparams = activation_params(&graph, &calibrated.ranges)?;
     let summary =
         CalibrationSummary { method: calib.method, samples: calibrated.samples, sha256: calibrated.sha256 };
-    let provenance = record(origin, precision, Some(&summary));
-    Ok(Written { constant_activations, ..write(graph, precision, Some(&qparams), options, &provenance)? })
+    let provenance = record(origin, Precision::Int8, Some(&summary));
+    let written = write(&graph, Precision::Int8, Some(&qparams), weights, options, &provenance)?;
+    let tuning = Tuning { chosen: variant, tried: Vec::new(), equalized, corrected };
+    Ok(Written { constant_activations, tuning: Some(tuning), ..written })
+}
+
+/// The output SQNR (dB) of every model in `built` against the f32 model of `graph` over
+/// `source`, all outputs together, in one pass.
+fn output_sqnr(graph: &Graph, built: &[Written], source: &dyn SampleSource) -> Result<Vec<f64>> {
+    let float = build(graph, Precision::F32, None)?;
+    let files: Vec<ModelFile> =
+        std::iter::once(&float).chain(built).map(|w| ModelFile::from_bytes(&w.bytes)).collect();
+    let models = files.iter().map(ModelFile::model).collect::<Result<Vec<_>>>()?;
+    let mut runners: Vec<Runner> = models.iter().map(Runner::new).collect();
+    // Signal and noise energy of every model.
+    let mut energy = vec![(0f64, 0f64); built.len()];
+    source.for_each(&mut |sample| {
+        let reference = runners[0].run(sample)?;
+        for (runner, (signal, noise)) in runners[1..].iter_mut().zip(&mut energy) {
+            for (r, q) in reference.iter().zip(runner.run(sample)?) {
+                for (&a, &b) in r.iter().zip(&q) {
+                    *signal += f64::from(a) * f64::from(a);
+                    *noise += f64::from(a - b) * f64::from(a - b);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(energy.iter().map(|(s, n)| 10.0 * (s / n.max(f64::MIN_POSITIVE)).log10()).collect())
 }
 
 fn write(
     graph: &Graph,
     precision: Precision,
-    qparams: Option<&[Option<crate::quantize::QParams>]>,
+    qparams: Option<&[Option<QParams>]>,
+    weights: Granularity,
     options: Options,
     provenance: &ember::format::meta::Provenance,
 ) -> Result<Written> {
-    let mut emitted = emit(graph, precision, qparams)?;
+    let mut emitted = emit(graph, precision, qparams, weights)?;
     emitted.builder.set_provenance(*provenance);
     let plan = plan(&mut emitted.builder, options);
     let bytes = emitted.builder.finish()?;
     ModelFile::from_bytes(&bytes).model().context("internal error: the written model fails validation")?;
-    Ok(Written { bytes, plan, constant_activations: Vec::new() })
+    Ok(Written { bytes, plan, constant_activations: Vec::new(), tuning: None })
 }

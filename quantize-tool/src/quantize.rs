@@ -1,5 +1,6 @@
 //! Quantization parameters: activations from calibrated ranges (int8 asymmetric per tensor),
-//! weights symmetric per output channel, biases in int32 — the TFLite int8 spec.
+//! weights symmetric per output channel (or, on request, per tensor), biases in int32 — the
+//! TFLite int8 spec.
 
 use anyhow::{ensure, Result};
 
@@ -113,9 +114,35 @@ pub fn activation_params(graph: &Graph, ranges: &Ranges) -> Result<Vec<Option<QP
     Ok(out)
 }
 
-/// Symmetric per-channel int8 weights: `channels` slices along `axis` of `shape`, each scaled
-/// so its largest magnitude maps to 127. Returns the values and one scale per channel.
-pub fn quantize_weights(data: &[f32], shape: &[usize], axis: usize) -> (Vec<i8>, Vec<f32>) {
+/// How many scales a weight tensor gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Granularity {
+    /// One scale per output channel (the TFLite spec).
+    #[default]
+    PerChannel,
+    /// One scale for the whole tensor, for kernels and targets that want it.
+    PerTensor,
+}
+
+/// The axis of the output channels in the weights of a conv, depthwise conv or fully
+/// connected op (the layouts of [`Op`]); `None` for other ops.
+pub fn weight_axis(op: &Op) -> Option<usize> {
+    match op {
+        Op::Conv2d(_) | Op::FullyConnected { .. } => Some(0),
+        Op::DepthwiseConv2d(_) => Some(3),
+        _ => None,
+    }
+}
+
+/// Symmetric int8 weights: `shape[axis]` channels, each scaled so the largest magnitude of the
+/// channel (per channel) or of the whole tensor (per tensor) maps to 127. Returns the values and
+/// one scale per channel (all equal per tensor).
+pub fn quantize_weights(
+    data: &[f32],
+    shape: &[usize],
+    axis: usize,
+    granularity: Granularity,
+) -> (Vec<i8>, Vec<f32>) {
     let channels = shape[axis];
     let inner: usize = shape[axis + 1..].iter().product();
     let channel_of = |i: usize| (i / inner) % channels;
@@ -124,6 +151,10 @@ pub fn quantize_weights(data: &[f32], shape: &[usize], axis: usize) -> (Vec<i8>,
         let c = channel_of(i);
         max_abs[c] = max_abs[c].max(w.abs());
     }
+    if granularity == Granularity::PerTensor {
+        let all = max_abs.iter().copied().fold(0.0, f32::max);
+        max_abs.fill(all);
+    }
     let scales: Vec<f32> = max_abs.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 }).collect();
     let q = data
         .iter()
@@ -131,6 +162,13 @@ pub fn quantize_weights(data: &[f32], shape: &[usize], axis: usize) -> (Vec<i8>,
         .map(|(i, &w)| (w / scales[channel_of(i)]).round().clamp(-127.0, 127.0) as i8)
         .collect();
     (q, scales)
+}
+
+/// The weights as int8 represents them: [`quantize_weights`], then multiplied back.
+pub fn dequantized_weights(data: &[f32], shape: &[usize], axis: usize, granularity: Granularity) -> Vec<f32> {
+    let (q, scales) = quantize_weights(data, shape, axis, granularity);
+    let inner: usize = shape[axis + 1..].iter().product();
+    q.iter().enumerate().map(|(i, &v)| f32::from(v) * scales[(i / inner) % shape[axis]]).collect()
 }
 
 /// int32 bias with scale `input_scale × weight_scale[c]`.
@@ -164,12 +202,21 @@ mod tests {
 
     #[test]
     fn weights_are_symmetric_per_channel() {
-        let (q, s) = quantize_weights(&[1.0, -2.0, 0.5, 0.25], &[2, 2], 0);
+        let (q, s) = quantize_weights(&[1.0, -2.0, 0.5, 0.25], &[2, 2], 0, Granularity::PerChannel);
         assert_eq!(s, vec![2.0 / 127.0, 0.5 / 127.0]);
         assert_eq!(q, vec![64, -127, 127, 64]);
-        let (q, s) = quantize_weights(&[0.0, 4.0, 0.0, -1.0], &[1, 2, 2], 2);
+        let (q, s) = quantize_weights(&[0.0, 4.0, 0.0, -1.0], &[1, 2, 2], 2, Granularity::PerChannel);
         assert_eq!(s, vec![1.0, 4.0 / 127.0]);
         assert_eq!(q, vec![0, 127, 0, -32]);
+    }
+
+    #[test]
+    fn weights_per_tensor_share_the_largest_magnitude() {
+        let (q, s) = quantize_weights(&[1.0, -2.0, 0.5, 0.25], &[2, 2], 0, Granularity::PerTensor);
+        assert_eq!(s, vec![2.0 / 127.0; 2]);
+        assert_eq!(q, vec![64, -127, 32, 16]);
+        let back = dequantized_weights(&[1.0, -2.0, 0.5, 0.25], &[2, 2], 0, Granularity::PerTensor);
+        assert_eq!(back, vec![64.0 * 2.0 / 127.0, -2.0, 32.0 * 2.0 / 127.0, 16.0 * 2.0 / 127.0]);
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub fn import(bytes: &[u8], origin: &Origin) -> Result<Written> {
     let plan = plan(&mut builder, Options::default());
     let bytes = builder.finish()?;
     ModelFile::from_bytes(&bytes).model().context("internal error: the imported model fails validation")?;
-    Ok(Written { bytes, plan, constant_activations: Vec::new() })
+    Ok(Written { bytes, plan, constant_activations: Vec::new(), tuning: None })
 }
 
 #[cfg(test)]
