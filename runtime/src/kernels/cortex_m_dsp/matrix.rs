@@ -183,6 +183,8 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
         &padded[..]
     });
     let filters = Filters { w, depth, count: cout, last_pair };
+    let mut one_factor = [Requant::default(); 2];
+    let plan = Plan::new(&filters, &stage, &mut one_factor);
     let mut pending = None;
     for_each_window(g, |window, pixel| match pending.take() {
         None => {
@@ -191,12 +193,79 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
         }
         Some(first) => {
             fill(&mut columns, 1, window);
-            multiply(&columns, &filters, &stage, &mut out[first * cout..(pixel + 1) * cout]);
+            multiply(&columns, &filters, &stage, &plan, &mut out[first * cout..(pixel + 1) * cout]);
         }
     });
     if let Some(last) = pending {
         columns.duplicate(groups);
-        multiply(&columns, &filters, &stage, &mut out[last * cout..][..cout]);
+        multiply(&columns, &filters, &stage, &plan, &mut out[last * cout..][..cout]);
+    }
+}
+
+/// A layer's assembly passes over the channel pairs, worked out once: the pairs read in place
+/// and the padded last pair, each a [`Pairs`] template (with its first channel) whose outputs
+/// (and columns) every pixel pair sets; the channels from `rest` on take the Rust tile.
+struct Plan {
+    passes: [Option<(usize, Pairs)>; 2],
+    rest: usize,
+}
+
+impl Plan {
+    /// The passes for `filters` on the short output stage (none off it). `one_factor` holds a
+    /// per-tensor factor twice for the templates to point at.
+    fn new(filters: &Filters, stage: &Output, one_factor: &mut [Requant; 2]) -> Self {
+        let (depth, count) = (filters.depth, filters.count);
+        let mut plan = Self { passes: [None, None], rest: 0 };
+        let (Some(short), Some(w), true) = (stage.short(), filters.w.get(..count * depth), count >= 2) else {
+            return plan;
+        };
+        // Whole pairs whose weight loads (`4 × groups ≤ depth + 3` bytes per filter) stay
+        // inside the weights.
+        let groups = depth.div_ceil(4);
+        let mut pairs = count / 2;
+        while pairs > 0 && (2 * pairs - 1) * depth + 4 * groups > w.len() {
+            pairs -= 1;
+        }
+        // SAFETY: channels 0 and 1 exist (count ≥ 2).
+        let factor_step = match unsafe { [stage.factor(0), stage.factor(1)] } {
+            _ if stage.per_channel() => 2 * size_of::<Requant>(),
+            [one, _] => {
+                *one_factor = [one; 2];
+                0
+            }
+        };
+        let pass = |c0: usize, w0: *const i8, w1: *const i8, pairs: usize| Pairs {
+            bias: stage.biases().wrapping_add(c0),
+            columns: core::ptr::null(),
+            w0,
+            w1,
+            end: core::ptr::null(),
+            factors: match factor_step {
+                0 => one_factor.as_ptr(),
+                _ => stage.factors().wrapping_add(c0),
+            },
+            factor_step,
+            out: core::ptr::null_mut(),
+            second: 0,
+            step: 2 * depth,
+            pairs,
+            short,
+        };
+        if pairs > 0 {
+            // Filter c of the pairs reads bytes c × depth .. c × depth + 4 × groups, inside `w`
+            // by the loop above.
+            plan.passes[0] = Some((0, pass(0, w.as_ptr(), w.as_ptr().wrapping_add(depth), pairs)));
+            plan.rest = 2 * pairs;
+        }
+        if let (Some(padded), true) = (filters.last_pair, plan.rest + 2 == count) {
+            // Both padded filters hold 4 × groups bytes.
+            let (a, b) = padded.split_at(4 * groups);
+            if b.len() >= 4 * groups {
+                plan.passes[1] = Some((plan.rest, pass(plan.rest, a.as_ptr(), b.as_ptr(), 1)));
+                plan.rest = count;
+            }
+        }
+        plan
     }
 }
 
@@ -223,65 +292,29 @@ impl Filters<'_> {
 /// Both columns times every filter: `out[c]` and `out[count + c]` for every channel `c`; `out`
 /// holds the two pixels' outputs, or one pixel's when column B duplicates column A.
 #[inline(never)]
-fn multiply(columns: &Columns, filters: &Filters, stage: &Output, out: &mut [i8]) {
+fn multiply(columns: &Columns, filters: &Filters, stage: &Output, plan: &Plan, out: &mut [i8]) {
     let (depth, count) = (filters.depth, filters.count);
     let full = depth / 4;
     let Some(w) = filters.w.get(..count * depth) else { return };
     let (first, second) = out.split_at_mut(count.min(out.len()));
     let mut second = second.get_mut(..count);
-    let mut done = 0;
-    if let (Some(short), true) = (stage.short(), first.len() == count && count >= 2) {
-        // Whole pairs whose weight loads (`4 × groups ≤ depth + 3` bytes per filter) stay
-        // inside the weights.
-        let groups = depth.div_ceil(4);
-        let mut pairs = count / 2;
-        while pairs > 0 && (2 * pairs - 1) * depth + 4 * groups > w.len() {
-            pairs -= 1;
-        }
-        // SAFETY: channels 0 and 1 exist (count ≥ 2).
-        let (factors, factor_step) = match unsafe { [stage.factor(0), stage.factor(1)] } {
-            both if stage.per_channel() => (both, 2 * size_of::<Requant>()),
-            [one, _] => ([one, one], 0),
-        };
-        let mut run = |c0: usize, w0: *const i8, w1: *const i8, pairs: usize| {
-            let mut args = Pairs {
-                bias: stage.biases().wrapping_add(c0),
-                columns: columns.words.as_ptr(),
-                w0,
-                w1,
-                end: columns.words.as_ptr().wrapping_add(4 * groups),
-                factors: match factor_step {
-                    0 => factors.as_ptr(),
-                    _ => stage.factors().wrapping_add(c0),
-                },
-                factor_step,
-                out: first.as_mut_ptr().wrapping_add(c0),
-                second: if second.is_some() { count } else { 0 },
-                step: 2 * depth,
-                pairs,
-                short,
-            };
-            // SAFETY: `columns` holds `groups ≤ MAX_DEPTH / 4` groups; the caller's filters
-            // hold `4 × groups` bytes from w0 and w1 for each of the pairs; the bias and factors
-            // hold `count ≥ c0 + 2 × pairs` entries (or one factor, duplicated with step 0),
-            // and both pixels' outputs `count` bytes.
-            unsafe { pairs_asm(&mut args) };
-        };
-        if pairs > 0 {
-            // Filter c of the pairs reads bytes c × depth .. c × depth + 4 × groups, inside `w`
-            // by the loop above.
-            run(0, w.as_ptr(), w.as_ptr().wrapping_add(depth), pairs);
-            done = 2 * pairs;
-        }
-        if let (Some(padded), true) = (filters.last_pair, done + 2 == count) {
-            // Both padded filters hold 4 × groups bytes.
-            let (a, b) = padded.split_at(4 * groups);
-            if b.len() >= 4 * groups {
-                run(done, a.as_ptr(), b.as_ptr(), 1);
-                done = count;
-            }
-        }
+    if first.len() < count {
+        return;
     }
+    for (c0, template) in plan.passes.iter().flatten() {
+        let mut args = Pairs {
+            // The columns change between calls: their address is taken afresh.
+            columns: columns.words.as_ptr(),
+            end: columns.words.as_ptr().wrapping_add(4 * depth.div_ceil(4)),
+            out: first.as_mut_ptr().wrapping_add(*c0),
+            second: if second.is_some() { count } else { 0 },
+            ..*template
+        };
+        // SAFETY: `Plan::new` keeps every load of the passes inside the columns, filters,
+        // biases and factors; both pixels' outputs hold `count ≥ c0 + 2 × pairs` bytes.
+        unsafe { pairs_asm(&mut args) };
+    }
+    let done = plan.rest;
     for c0 in (done..count).step_by(2) {
         // A last odd channel is computed twice.
         let c1 = (c0 + 1).min(count - 1);
@@ -309,6 +342,7 @@ fn multiply(columns: &Columns, filters: &Filters, stage: &Output, out: &mut [i8]
 
 /// The state of [`pairs_asm`], which it advances pair by pair. The first five fields are
 /// loaded with one `LDM` in this order; the others at the offsets the assembly names.
+#[derive(Clone, Copy)]
 #[repr(C)]
 struct Pairs {
     /// Bias of the pair's first channel.
