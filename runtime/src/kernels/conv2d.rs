@@ -86,6 +86,25 @@ impl Window {
         }
     }
 
+    /// Calls `f(tap, pixel, count)` for the runs of [`Window::runs`], with counted loops (as
+    /// [`Window::for_each_cell`]).
+    #[cfg(ember_arm_dsp)]
+    #[inline(always)]
+    pub(crate) fn for_each_run(self, mut f: impl FnMut(usize, usize, usize)) {
+        let (rows, cols) = (self.rows, self.cols);
+        if cols.dilation != 1 {
+            return self.for_each_cell(|tap, px| f(tap, px, 1));
+        }
+        let (mut iy, mut tap) = (rows.first, rows.start * self.kernel_w + cols.start);
+        for _ in rows.start..rows.end {
+            if cols.len() > 0 {
+                f(tap, self.base + iy * self.width + cols.first, cols.len());
+            }
+            iy += rows.dilation;
+            tap += self.kernel_w;
+        }
+    }
+
     /// The cells as runs `(tap, pixel, count)` of consecutive taps reading consecutive pixels,
     /// in the order of [`Window::for_each_cell`]: one run per window row when the column dilation is 1
     /// (then an NHWC row of `count` pixels and its filter row are each contiguous), else one per

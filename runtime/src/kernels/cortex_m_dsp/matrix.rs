@@ -9,7 +9,7 @@
 //! column and takes four filters per pass instead.
 
 use super::output::{Output, Short};
-use super::{extend_activations, lanes, padded_word, smlad_word, word};
+use super::{extend_activations, lanes, padded_word, smlad_word};
 use crate::kernels::conv2d::{self, for_each_window, Window};
 use crate::kernels::{fully_connected, ConvGeometry, FcGeometry, Int8Params, Nhwc};
 use crate::quant::Requant;
@@ -93,16 +93,14 @@ impl Columns {
     #[inline(always)]
     fn extend(&mut self, slot: usize, start: usize, src: &[i8], offsets: u32, fill: i8) {
         let Some(dst) = self.words.get_mut(start + 2 * slot..) else { return };
-        let (fours, tail) = src.as_chunks::<4>();
-        let mut groups = dst.chunks_mut(4);
-        // `fours` first: `zip` stops on it without taking the tail's group.
-        for (s, d) in fours.iter().zip(groups.by_ref()) {
-            if let [e, o, ..] = d {
-                (*e, *o) = extend_activations(word(s), offsets);
-            }
+        let full = src.len() / 4;
+        // Group g's two words are dst[4g] and dst[4g + 1].
+        if full > 0 && dst.len() >= 4 * full - 2 {
+            // SAFETY: `src` holds 4 × full bytes and `dst` the 4 × full − 2 words written.
+            unsafe { extend_words(src.as_ptr(), dst.as_mut_ptr(), full, offsets) };
         }
-        if let (Some([e, o, ..]), false) = (groups.next(), tail.is_empty()) {
-            (*e, *o) = extend_activations(padded_word(tail, fill), offsets);
+        if let (Some([e, o, ..]), false) = (dst.get_mut(4 * full..), src.len() == 4 * full) {
+            (*e, *o) = extend_activations(padded_word(&src[4 * full..], fill), offsets);
         }
     }
 
@@ -124,6 +122,37 @@ impl Columns {
     fn group(&self, g: usize) -> [u32; 4] {
         let d = &self.words[4 * g..][..4];
         [d[0], d[1], d[2], d[3]]
+    }
+}
+
+/// The words of `groups` groups of four int8 activations from `src`, offset and extended as
+/// [`extend_activations`] does, stored two per group at `dst`, `dst + 4`, `dst + 8`, ...
+///
+/// # Safety
+/// `src` must be readable for `4 × groups` bytes and `dst` writable for `4 × groups − 2` words
+/// (4-aligned); `groups ≥ 1`.
+#[inline(always)]
+unsafe fn extend_words(src: *const i8, dst: *mut u32, groups: usize, offsets: u32) {
+    // SAFETY: the loads and stores stay in the ranges the caller guarantees (unaligned `LDR`
+    // is allowed on these cores; `STRD` stores to the 4-aligned words).
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {x}, [{src}], #4",
+            "sxtab16 {e}, {off}, {x}",
+            "sxtab16 {o}, {off}, {x}, ror #8",
+            "strd {e}, {o}, [{dst}], #16",
+            "subs {n}, #1",
+            "bne 2b",
+            src = inout(reg) src => _,
+            dst = inout(reg) dst => _,
+            n = inout(reg) groups => _,
+            off = in(reg) offsets,
+            x = out(reg) _,
+            e = out(reg) _,
+            o = out(reg) _,
+            options(nostack),
+        );
     }
 }
 
@@ -151,9 +180,9 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
             if window.len() < cells {
                 columns.clear(slot, groups);
             }
-            for (tap, px, count) in window.runs() {
+            window.for_each_run(|tap, px, count| {
                 columns.extend(slot, tap * cin, &x[px * cin..][..count * cin], offsets, zero_point);
-            }
+            });
         } else {
             let row = &mut gathered[..depth];
             // Only windows that overhang the input have padding cells to fill.
