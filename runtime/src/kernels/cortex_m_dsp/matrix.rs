@@ -125,6 +125,40 @@ impl Columns {
     }
 }
 
+/// `to.copy_from_slice(from)` for the short runs of a window's row: words, then bytes, without
+/// a `memcpy` call.
+#[inline(always)]
+fn copy(to: &mut [i8], from: &[i8]) {
+    let n = to.len().min(from.len());
+    let (words, bytes) = (n / 4, n % 4);
+    // SAFETY: both slices hold n = 4 × words + bytes bytes; the loads and stores stay inside
+    // them (unaligned `LDR`/`STR` are allowed on these cores).
+    unsafe {
+        core::arch::asm!(
+            "cbz {words}, 3f",
+            "2:",
+            "ldr {t}, [{src}], #4",
+            "str {t}, [{dst}], #4",
+            "subs {words}, #1",
+            "bne 2b",
+            "3:",
+            "cbz {bytes}, 5f",
+            "4:",
+            "ldrb {t}, [{src}], #1",
+            "strb {t}, [{dst}], #1",
+            "subs {bytes}, #1",
+            "bne 4b",
+            "5:",
+            src = inout(reg) from.as_ptr() => _,
+            dst = inout(reg) to.as_mut_ptr() => _,
+            words = inout(reg) words => _,
+            bytes = inout(reg) bytes => _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
 /// The words of `groups` groups of four int8 activations from `src`, offset and extended as
 /// [`extend_activations`] does, stored two per group at `dst`, `dst + 4`, `dst + 8`, ...
 ///
@@ -189,14 +223,8 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
             if window.len() < cells {
                 row.fill(zero_point);
             }
-            window.for_each_cell(|tap, px| {
-                let (to, from) = (&mut row[tap * cin..][..cin], &x[px * cin..][..cin]);
-                if cin < 4 {
-                    // Byte moves, not a `memcpy` call per cell.
-                    to.iter_mut().zip(from).take(3).for_each(|(t, f)| *t = *f);
-                } else {
-                    to.copy_from_slice(from);
-                }
+            window.for_each_run(|tap, px, count| {
+                copy(&mut row[tap * cin..][..count * cin], &x[px * cin..][..count * cin]);
             });
             columns.extend(slot, 0, row, offsets, zero_point);
         }
