@@ -20,7 +20,20 @@ use crate::quant::Requant;
 macro_rules! two_by_two {
     () => {
         concat!(
+            // Two groups per iteration; an odd count enters at the second.
+            "sub r6, lr, r4\n",
+            "tst r6, #16\n",
+            "bne 5f\n",
             "2:\n",
+            two_by_two!(group),
+            "5:\n",
+            two_by_two!(group),
+            "cmp r4, lr\n",
+            "bne 2b",
+        )
+    };
+    (group) => {
+        concat!(
             "ldm r4!, {{r8, r9, r10, r11}}\n",
             "ldr r6, [r5], #4\n",
             "sxtb16 r7, r6\n",
@@ -36,8 +49,6 @@ macro_rules! two_by_two {
             "smlad r1, r9, r6, r1\n",
             "smlad r3, r10, r7, r3\n",
             "smlad r3, r11, r6, r3\n",
-            "cmp r4, lr\n",
-            "bne 2b",
         )
     };
 }
@@ -48,7 +59,20 @@ macro_rules! two_by_two {
 macro_rules! four_by_one {
     () => {
         concat!(
+            // Two groups per iteration; an odd count enters at the second.
+            "sub r6, r11, r4\n",
+            "tst r6, #16\n",
+            "bne 5f\n",
             "2:\n",
+            four_by_one!(group),
+            "5:\n",
+            four_by_one!(group),
+            "cmp r4, r11\n",
+            "bne 2b",
+        )
+    };
+    (group) => {
+        concat!(
             "ldrd r12, lr, [r4], #16\n",
             "ldr r6, [r5], #4\n",
             "sxtb16 r7, r6\n",
@@ -70,8 +94,6 @@ macro_rules! four_by_one {
             "sxtb16 r6, r6, ror #8\n",
             "smlad r3, r12, r7, r3\n",
             "smlad r3, lr, r6, r3\n",
-            "cmp r4, r11\n",
-            "bne 2b",
         )
     };
 }
