@@ -7,7 +7,7 @@ Requirements (the versions the published table was made with):
     python3 -m pip install onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6
 
 Usage, from the repository root:
-    python3 scripts/ort_compare.py [--work DIR] [MODEL ...]
+    python3 scripts/ort_compare.py [--work DIR] [--tensors NAME ...] [MODEL ...]
 
 MODEL names a line of models.txt (digits, ds_cnn, kws, vww, ic, ad, sww; default: all).
 The script
@@ -24,6 +24,9 @@ The script
    int8 model with the f32 model run by tract.
 SQNR is 10 log10(sum r^2 / sum (r - q)^2) over every value of the first output of every
 evaluation sample, as `ember-quantize eval` computes it.
+
+--tensors NAME ... also prints the SQNR of those tensors of ORT's MinMax model against its f32
+model over the calibration samples, to set beside `ember-quantize debug`'s cumulative column.
 """
 
 import argparse
@@ -81,11 +84,20 @@ class Samples(CalibrationDataReader):
         self.i = 0
 
 
-def outputs(model_path, x):
-    """The first output of `model_path` run by ORT on every sample of x, flattened."""
-    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+def outputs(model_path, x, tensors=None):
+    """The first output of `model_path` run by ORT on every sample of x, flattened; or, given
+    `tensors`, the values of each of those tensors."""
+    model = onnx.load(model_path)
+    names = tensors or [model.graph.output[0].name]
+    known = {o.name for o in model.graph.output}
+    model.graph.output.extend(
+        onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names if n not in known
+    )
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return np.stack([session.run(None, {name: x[i : i + 1]})[0].ravel() for i in range(len(x))])
+    runs = [session.run(names, {name: x[i : i + 1]}) for i in range(len(x))]
+    values = [np.stack([r[k].ravel() for r in runs]) for k in range(len(names))]
+    return values if tensors else values[0]
 
 
 def sqnr(reference, values):
@@ -93,8 +105,9 @@ def sqnr(reference, values):
     return 10.0 * np.log10((r * r).sum() / max(((r - q) ** 2).sum(), np.finfo(np.float64).tiny))
 
 
-def ort_sqnr(onnx_path, data, work):
-    """ORT's output SQNR with each calibration method."""
+def ort_sqnr(onnx_path, data, work, tensors):
+    """ORT's output SQNR with each calibration method; with `tensors`, also prints the SQNR of
+    those tensors of the MinMax model over the calibration samples."""
     calib, evaluation = np.load(os.path.join(data, "calib.npy")), np.load(os.path.join(data, "eval.npy"))
     pre = os.path.join(work, "pre.onnx")
     quant_pre_process(onnx_path, pre)
@@ -114,6 +127,10 @@ def ort_sqnr(onnx_path, data, work):
             calibrate_method=method,
         )
         result[name] = sqnr(reference, outputs(quantized, evaluation))
+        if tensors and method == CalibrationMethod.MinMax:
+            pairs = zip(tensors, outputs(pre, calib, tensors), outputs(quantized, calib, tensors))
+            for tensor, r, q in pairs:
+                print(f"ORT MinMax, {tensor} over the calibration samples: {sqnr(r, q):.2f} dB", file=sys.stderr)
     return result
 
 
@@ -131,6 +148,7 @@ def ember_sqnr(onnx_path, data, work):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", help="model names (default: every model of models.txt)")
+    parser.add_argument("--tensors", nargs="+", default=[], help="tensors of ORT's MinMax model to report")
     parser.add_argument("--work", default=os.path.join(ROOT, "target", "ort_compare"), help="working folder")
     args = parser.parse_args()
     data_root = os.path.join(args.work, "data")
@@ -150,7 +168,7 @@ def main():
         onnx_path, data = os.path.join(ROOT, models[name]), os.path.join(data_root, name)
         work = os.path.join(args.work, name)
         os.makedirs(work, exist_ok=True)
-        theirs, ours = ort_sqnr(onnx_path, data, work), ember_sqnr(onnx_path, data, work)
+        theirs, ours = ort_sqnr(onnx_path, data, work, args.tensors), ember_sqnr(onnx_path, data, work)
         samples = len(np.load(os.path.join(data, "eval.npy"), mmap_mode="r"))
         cells = [f"{v:.2f}" for v in list(theirs.values()) + list(ours.values())]
         print(f"| {name} | {samples} | " + " | ".join(cells) + " |", flush=True)
