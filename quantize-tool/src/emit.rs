@@ -1,7 +1,8 @@
 //! Lowers the float graph IR to Ember model records at a chosen precision.
 //!
 //! One IR node becomes one Ember op, in the same order, so calibration can map op outputs
-//! back to IR tensors. int8 lowering computes every requantization factor here, offline.
+//! back to IR tensors (a mixed model adds `quantize`/`dequantize` ops between its int8 and
+//! float nodes). int8 lowering computes every requantization factor here, offline.
 
 use anyhow::{bail, Context, Result};
 use ember::format::params::{
@@ -32,7 +33,8 @@ pub enum Precision {
 pub struct Emitted {
     /// The model records, not yet planned.
     pub builder: ModelBuilder,
-    /// IR output tensor of each Ember op, in op order.
+    /// IR tensor each Ember op writes, in op order (a `quantize`/`dequantize` op writes a copy
+    /// of the tensor it converts).
     pub op_outputs: Vec<TensorId>,
 }
 
@@ -44,32 +46,53 @@ pub fn emit(
     qparams: Option<&[Option<QParams>]>,
     weights: Granularity,
 ) -> Result<Emitted> {
+    emit_mixed(graph, precision, qparams, weights, &[])
+}
+
+/// As [`emit`], except that for int8 the nodes marked in `float_nodes` (one flag per node) run
+/// in float with f16 weights: a `dequantize` op precedes a float node's int8 inputs and a
+/// `quantize` op follows a float result an int8 node reads. Model inputs and outputs are f32
+/// where only float nodes touch them.
+pub fn emit_mixed(
+    graph: &Graph,
+    precision: Precision,
+    qparams: Option<&[Option<QParams>]>,
+    weights: Granularity,
+    float_nodes: &[bool],
+) -> Result<Emitted> {
+    let int8 = precision == Precision::Int8;
     let mut e = Emitter {
         graph,
         precision,
         qparams,
         weights,
         b: ModelBuilder::new(),
-        ids: vec![None; graph.tensors.len()],
+        int8,
+        ids: [vec![None; graph.tensors.len()], vec![None; graph.tensors.len()]],
+        home: vec![None; graph.tensors.len()],
+        op_outputs: Vec::with_capacity(graph.nodes.len()),
     };
+    let is_float = |i: usize| float_nodes.get(i).copied().unwrap_or(false);
     for io in &graph.inputs {
+        let mut readers = graph.nodes.iter().enumerate().filter(|(_, n)| n.inputs.contains(&io.tensor));
+        e.int8 = int8 && !readers.all(|(i, _)| is_float(i));
         let t = e.activation(io.tensor)?;
         e.b.input(io_desc(io, t));
     }
-    let mut op_outputs = Vec::with_capacity(graph.nodes.len());
-    for node in &graph.nodes {
+    for (i, node) in graph.nodes.iter().enumerate() {
+        e.int8 = int8 && !is_float(i);
         let first = e.b.op_count();
         e.node(node).with_context(|| format!("node '{}' ({})", node.name, node.op.kind()))?;
         for op in first..e.b.op_count() {
             e.b.set_op_source(op as u16, node.source);
         }
-        op_outputs.push(node.outputs[0]);
+        e.op_outputs.push(node.outputs[0]);
     }
     for io in &graph.outputs {
-        let t = e.ids[io.tensor].context("graph output is not computed by any node")?;
+        let t = e.home[io.tensor].context("graph output is not computed by any node")?;
         e.b.output(io_desc(io, t));
     }
-    Ok(Emitted { builder: e.b, op_outputs })
+    Ok(Emitted { builder: e.b, op_outputs: e.op_outputs })
 }
 
 /// The descriptor of a graph input or output; names are cut to the format's 60 bytes.
@@ -87,12 +110,28 @@ struct Emitter<'g> {
     qparams: Option<&'g [Option<QParams>]>,
     weights: Granularity,
     b: ModelBuilder,
-    ids: Vec<Option<u16>>,
+    /// Whether the node being lowered computes in int8.
+    int8: bool,
+    /// The Ember tensor of each IR tensor in float (`[0]`) and in int8 (`[1]`), once made.
+    ids: [Vec<Option<u16>>; 2],
+    /// The Ember tensor of each IR activation in its producer's precision.
+    home: Vec<Option<u16>>,
+    /// IR tensor each Ember op writes, in op order.
+    op_outputs: Vec<TensorId>,
 }
 
 impl Emitter<'_> {
     fn int8(&self) -> bool {
-        self.precision == Precision::Int8
+        self.int8
+    }
+
+    /// The weights of the node being lowered: int8, or the model's float type (f16 weights
+    /// for float nodes of a mixed model).
+    fn weight_precision(&self) -> Precision {
+        match self.precision {
+            Precision::Int8 if !self.int8 => Precision::F16,
+            p => p,
+        }
     }
 
     fn shape(&self, t: TensorId) -> &[usize] {
@@ -112,20 +151,30 @@ impl Emitter<'_> {
             .with_context(|| format!("no quantization for tensor '{}'", self.graph.tensors[t].name))
     }
 
-    /// The Ember tensor of an IR activation, created on first use.
+    /// The Ember tensor of an IR activation in the current node's precision: created on first
+    /// use, or converted (`quantize`/`dequantize`) from the other precision's.
     fn activation(&mut self, t: TensorId) -> Result<u16> {
-        if let Some(id) = self.ids[t] {
+        let int8 = self.int8();
+        if let Some(id) = self.ids[usize::from(int8)][t] {
             return Ok(id);
         }
         let shape = self.graph.tensors[t].shape.clone();
-        let id = if self.int8() {
+        let id = if int8 {
             let q = self.q(t)?;
             let quant = Quant::PerTensor { scale: q.scale, zero_point: q.zero_point };
             self.b.activation(DType::I8, &shape, Some(&quant))?
         } else {
             self.b.activation(DType::F32, &shape, None)?
         };
-        self.ids[t] = Some(id);
+        match self.ids[usize::from(!int8)][t] {
+            Some(other) => {
+                let kind = if int8 { OpKind::Quantize } else { OpKind::Dequantize };
+                self.b.op(kind, &[other], &[id], &NoParams)?;
+                self.op_outputs.push(t);
+            }
+            None => self.home[t] = Some(id),
+        }
+        self.ids[usize::from(int8)][t] = Some(id);
         Ok(id)
     }
 
@@ -134,12 +183,13 @@ impl Emitter<'_> {
         if self.graph.tensors[t].data.is_none() {
             return self.activation(t);
         }
-        if let Some(id) = self.ids[t] {
+        let int8 = self.int8();
+        if let Some(id) = self.ids[usize::from(int8)][t] {
             return Ok(id);
         }
         let shape = self.shape(t).to_vec();
         let data = self.data(t)?.to_vec();
-        let id = if self.int8() {
+        let id = if int8 {
             let q = match self.qparams.and_then(|q| q[t]) {
                 Some(q) if !own_range => q,
                 _ => QParams::covering(&data),
@@ -150,7 +200,7 @@ impl Emitter<'_> {
         } else {
             self.b.constant_of(DType::F32, &shape, &data, None)?
         };
-        self.ids[t] = Some(id);
+        self.ids[usize::from(int8)][t] = Some(id);
         Ok(id)
     }
 
@@ -379,7 +429,7 @@ impl Emitter<'_> {
         let w_data = self.data(w_t)?.to_vec();
         let bias = self.data(b_t)?.to_vec();
         let units = bias.len();
-        let inputs = match self.precision {
+        let inputs = match self.weight_precision() {
             Precision::F32 => {
                 let w = self.b.constant_of(DType::F32, &w_shape, &w_data, None)?;
                 let b = self.b.constant_of(DType::F32, &[units], &bias, None)?;

@@ -9,6 +9,7 @@ pub mod guard;
 pub mod host;
 pub mod inspect;
 pub mod metrics;
+pub mod mixed;
 pub mod npy;
 pub mod onnx;
 pub mod pipeline;

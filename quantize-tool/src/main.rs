@@ -10,8 +10,10 @@ use ember_build::IncludePaths;
 use ember_quantize::algorithms::{Settings, Switch};
 use ember_quantize::calibrate::Method;
 use ember_quantize::emit::Precision;
+use ember_quantize::graph::Graph;
 use ember_quantize::host::{ModelFile, Runner};
 use ember_quantize::metrics::{accuracy, compare};
+use ember_quantize::mixed::{self, drop_points, Chosen, Mixed};
 use ember_quantize::npy::{is_int8_npy, load_samples, npy_bytes, read_npy};
 use ember_quantize::pipeline::Tuning;
 use ember_quantize::plan::{Options, PlanReport};
@@ -122,6 +124,8 @@ enum Command {
         images: ImageArgs,
         #[command(flatten)]
         int8: Int8Args,
+        #[command(flatten)]
+        mixed: MixedArgs,
         /// Concrete shape for an input with symbolic dims, e.g. `input:1,3,32,32` (repeatable).
         #[arg(long = "input-shape", value_parser = parse_input_shape)]
         input_shapes: Vec<(String, Vec<usize>)>,
@@ -298,10 +302,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             calibration,
             images,
             int8,
+            mixed,
             input_shapes,
         } => {
             let calib = CalibArgs { data: calib.as_deref(), limit: calib_limit, method: calibration, images };
-            quantize(&model, &output, precision, &calib, &int8.settings(), &input_shapes)
+            quantize(&model, &output, precision, &calib, &int8.settings(), &mixed, &input_shapes)
         }
         Command::Import { model, output } => import(&model, &output),
         Command::Codegen { model, output, inputs } => {
@@ -375,6 +380,100 @@ impl Int8Args {
     }
 }
 
+/// Which layers of an int8 model run in float.
+#[derive(clap::Args)]
+struct MixedArgs {
+    /// Run these layers (ONNX node names) in float: f32 activations and f16 weights, with
+    /// quantize/dequantize ops where they meet int8 layers.
+    #[arg(long, value_name = "NODE", num_args = 1.., conflicts_with = "max_drop")]
+    keep_float: Vec<String>,
+    /// Keep the most sensitive layers in float until the int8 model's top-1 disagreement with the
+    /// f32 model on --eval-data is at most X percentage points (an accuracy drop is never larger).
+    #[arg(long, value_name = "X", requires = "eval_data")]
+    max_drop: Option<f64>,
+    /// The samples --max-drop evaluates on (.npy or .npz, as for --calib).
+    #[arg(long, value_name = "DATA", requires = "max_drop")]
+    eval_data: Option<PathBuf>,
+}
+
+impl MixedArgs {
+    /// The evaluation samples of `--max-drop` for `graph`, after checking the flags fit
+    /// `precision` and `--keep-float` names layers of `graph`.
+    fn samples(&self, precision: Precision, graph: &Graph) -> Result<Vec<Vec<ArrayD<f32>>>, Failure> {
+        let given = !self.keep_float.is_empty() || self.max_drop.is_some();
+        if given && precision != Precision::Int8 {
+            return Err(anyhow!(
+                "--keep-float and --max-drop choose float layers of an int8 model: drop them, or use \
+                 --precision int8"
+            ))
+            .blame(Fault::Usage);
+        }
+        if !self.keep_float.is_empty() {
+            mixed::by_name(graph, &self.keep_float).blame(Fault::Usage)?;
+        }
+        match (self.max_drop, &self.eval_data) {
+            (Some(x), _) if !(0.0..=100.0).contains(&x) => Err(anyhow!(
+                "--max-drop {x}: give a budget in percentage points of top-1 agreement, from 0 to 100"
+            ))
+            .blame(Fault::Usage),
+            (Some(_), Some(path)) => {
+                let inputs: Vec<Input> =
+                    graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
+                load_samples(path, &inputs)
+                    .context("cannot use the evaluation data (--eval-data)")
+                    .blame(Fault::Data)
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The choice of float layers, over `samples` for `--max-drop`.
+    fn choice<'a>(&'a self, samples: &'a [Vec<ArrayD<f32>>]) -> Mixed<'a> {
+        match self.max_drop {
+            Some(points) => Mixed::MaxDrop { points, samples },
+            None if !self.keep_float.is_empty() => Mixed::KeepFloat(&self.keep_float),
+            None => Mixed::None,
+        }
+    }
+}
+
+/// The lines `quantize` prints about a mixed model: after `--max-drop`, the layers it kept and
+/// the disagreement with f32 before and after; then every float layer.
+fn mixed_summary(graph: &Graph, chosen: &Chosen) -> Vec<String> {
+    let names =
+        |nodes: &[usize]| nodes.iter().map(|&i| graph.nodes[i].name.as_str()).collect::<Vec<_>>().join(", ");
+    let mut lines = Vec::new();
+    if let Some(s) = &chosen.search {
+        if s.kept.is_empty() {
+            lines.push("--max-drop: the all-int8 model meets the budget".to_string());
+        }
+        for (i, step) in &s.added {
+            lines.push(format!(
+                "--max-drop tries {} in float: {:.2} points, {:.1} dB",
+                graph.nodes[*i].name,
+                drop_points(step),
+                step.sqnr_db
+            ));
+        }
+        if !s.kept.is_empty() {
+            lines.push(format!("--max-drop keeps in float (others taken out again): {}", names(&s.kept)));
+        }
+        lines.push(format!(
+            "top-1 disagreement with f32 on {} samples: int8 {:.2} points ({:.1} dB SQNR), mixed {:.2} points ({:.1} dB)",
+            s.int8.samples,
+            drop_points(&s.int8),
+            s.int8.sqnr_db,
+            drop_points(&s.mixed),
+            s.mixed.sqnr_db
+        ));
+    }
+    let float: Vec<usize> = (0..chosen.float.len()).filter(|&i| chosen.float[i]).collect();
+    if !float.is_empty() {
+        lines.push(format!("float layers (f32 activations, f16 weights): {}", names(&float)));
+    }
+    lines
+}
+
 /// Calibration samples to read: the random noise `quantize` uses has this many.
 const RANDOM_SAMPLES: usize = 16;
 
@@ -384,6 +483,7 @@ fn quantize(
     precision: Precision,
     calib: &CalibArgs,
     settings: &Settings,
+    mixed: &MixedArgs,
     input_shapes: &[(String, Vec<usize>)],
 ) -> Result<(), Failure> {
     refuse_input_as_output(model, output)?;
@@ -414,6 +514,7 @@ fn quantize(
         .blame(Fault::Usage);
     }
     let graph = onnx::load_onnx(model, input_shapes).blame(Fault::Model)?;
+    let eval_samples = mixed.samples(precision, &graph)?;
     let inputs: Vec<Input> = graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
     let source: Option<Box<dyn SampleSource>> = match (precision, calib.data) {
         (Precision::Int8, Some("random")) => {
@@ -439,7 +540,13 @@ fn quantize(
         .map(|s| pipeline::Calibration { source: s as &dyn SampleSource, method: calib.method });
     let text = read_file(model).blame(Fault::Model)?;
     let origin = Origin::new(&text, SourceFormat::Onnx, random).blame(Fault::Usage)?;
-    let built = pipeline::build_tuned(&graph, precision, calibration, settings, Options::default(), &origin);
+    let built = match (precision, calibration) {
+        (Precision::Int8, Some(calibration)) => {
+            let choice = mixed.choice(&eval_samples);
+            pipeline::build_mixed(&graph, calibration, settings, choice, Options::default(), &origin)
+        }
+        _ => pipeline::build_tuned(&graph, precision, calibration, settings, Options::default(), &origin),
+    };
     if let Some(s) = &source {
         s.bar.finish_and_clear();
     }
@@ -476,6 +583,9 @@ fn quantize(
     )?;
     if let Some(tuning) = &written.tuning {
         out!("{}", tuning_summary(settings.weights, tuning))?;
+        for line in mixed_summary(&graph, &tuning.mixed) {
+            out!("{line}")?;
+        }
     }
     out!("{}", plan_summary(plan))?;
     Ok(())

@@ -7,9 +7,10 @@ use crate::algorithms::bias_correction::correct_biases;
 use crate::algorithms::equalize::{equalize, Equalized};
 use crate::algorithms::{pick, Settings, Variant};
 use crate::calibrate::{calibrate, Method};
-use crate::emit::{emit, Precision};
+use crate::emit::{emit_mixed, Precision};
 use crate::graph::Graph;
 use crate::host::{ModelFile, Runner};
+use crate::mixed::{Chosen, Mixed};
 use crate::plan::{plan, Options, PlanReport};
 use crate::provenance::{record, CalibrationSummary, Origin};
 use crate::quantize::{activation_params, Granularity, QParams};
@@ -41,6 +42,8 @@ pub struct Tuning {
     pub equalized: Option<Equalized>,
     /// Layers whose bias was corrected.
     pub corrected: usize,
+    /// The nodes kept in float (mixed precision).
+    pub mixed: Chosen,
 }
 
 /// Lowers, plans and serializes `graph` at `precision`. int8 needs calibration samples (each a
@@ -95,19 +98,36 @@ pub fn build_tuned(
 ) -> Result<Written> {
     if precision != Precision::Int8 {
         let provenance = record(origin, precision, None);
-        return write(graph, precision, None, Granularity::PerChannel, options, &provenance);
+        return write(graph, precision, None, Granularity::PerChannel, &[], options, &provenance);
     }
     let calib = calib.context("int8 needs calibration samples")?;
+    build_mixed(graph, calib, settings, Mixed::None, options, origin)
+}
+
+/// As [`build_tuned`] for int8, with the nodes `mixed` chooses in float. Among several
+/// variants, the all-int8 ones are compared and the chosen one is built again, mixed.
+pub fn build_mixed(
+    graph: &Graph,
+    calib: Calibration<'_>,
+    settings: &Settings,
+    mixed: Mixed<'_>,
+    options: Options,
+    origin: &Origin,
+) -> Result<Written> {
     let variants = settings.variants();
+    if let [variant] = variants[..] {
+        return build_variant(graph, calib, settings.weights, variant, mixed, options, origin);
+    }
     let mut built = variants
         .iter()
-        .map(|&v| build_variant(graph, calib, settings.weights, v, options, origin))
+        .map(|&v| build_variant(graph, calib, settings.weights, v, Mixed::None, options, origin))
         .collect::<Result<Vec<_>>>()?;
-    if built.len() == 1 {
-        return Ok(built.remove(0));
-    }
     let sqnr = output_sqnr(graph, &built, calib.source)?;
-    let mut written = built.swap_remove(pick(&sqnr));
+    let chosen = pick(&sqnr);
+    let mut written = match mixed {
+        Mixed::None => built.swap_remove(chosen),
+        _ => build_variant(graph, calib, settings.weights, variants[chosen], mixed, options, origin)?,
+    };
     if let Some(t) = &mut written.tuning {
         t.tried = variants.into_iter().zip(sqnr).collect();
     }
@@ -121,6 +141,7 @@ fn build_variant(
     calib: Calibration<'_>,
     weights: Granularity,
     variant: Variant,
+    mixed: Mixed<'_>,
     options: Options,
     origin: &Origin,
 ) -> Result<Written> {
@@ -128,7 +149,7 @@ fn build_variant(
     let equalized = variant.equalize.then(|| equalize(&mut graph));
     // int8 calibrates on the f32 model.
     let f32_provenance = record(origin, Precision::F32, None);
-    let float = write(&graph, Precision::F32, None, Granularity::PerChannel, options, &f32_provenance)?;
+    let float = write(&graph, Precision::F32, None, Granularity::PerChannel, &[], options, &f32_provenance)?;
     let file = ModelFile::from_bytes(&float.bytes);
     let model = file.model()?;
     let op_outputs: Vec<usize> = graph.nodes.iter().map(|n| n.outputs[0]).collect();
@@ -146,8 +167,10 @@ fn build_variant(
     let summary =
         CalibrationSummary { method: calib.method, samples: calibrated.samples, sha256: calibrated.sha256 };
     let provenance = record(origin, Precision::Int8, Some(&summary));
-    let written = write(&graph, Precision::Int8, Some(&qparams), weights, options, &provenance)?;
-    let tuning = Tuning { chosen: variant, tried: Vec::new(), equalized, corrected };
+    let mixed = mixed.choose(&graph, &qparams, weights)?;
+    let written =
+        write(&graph, Precision::Int8, Some(&qparams), weights, &mixed.float, options, &provenance)?;
+    let tuning = Tuning { chosen: variant, tried: Vec::new(), equalized, corrected, mixed };
     Ok(Written { constant_activations, tuning: Some(tuning), ..written })
 }
 
@@ -176,15 +199,17 @@ fn output_sqnr(graph: &Graph, built: &[Written], source: &dyn SampleSource) -> R
     Ok(energy.iter().map(|(s, n)| 10.0 * (s / n.max(f64::MIN_POSITIVE)).log10()).collect())
 }
 
+/// Emits (the nodes marked in `float_nodes` in float), plans, serializes and re-validates.
 fn write(
     graph: &Graph,
     precision: Precision,
     qparams: Option<&[Option<QParams>]>,
     weights: Granularity,
+    float_nodes: &[bool],
     options: Options,
     provenance: &ember::format::meta::Provenance,
 ) -> Result<Written> {
-    let mut emitted = emit(graph, precision, qparams, weights)?;
+    let mut emitted = emit_mixed(graph, precision, qparams, weights, float_nodes)?;
     emitted.builder.set_provenance(*provenance);
     let plan = plan(&mut emitted.builder, options);
     let bytes = emitted.builder.finish()?;
