@@ -44,6 +44,19 @@ pub fn depthwise_conv2d_i8(
     }
     let full = &full[..kh * kw];
     let mut border = [(0usize, 0usize); DEPTHWISE_CELLS];
+    // The assembly's per-layer state: the short output stage and the first quad's factors.
+    let short = stage.short().filter(|_| quads >= 4);
+    let mut one_factor = [Requant::default(); 4];
+    let factor_step = if stage.per_channel() {
+        4 * size_of::<Requant>()
+    } else {
+        if c > 0 {
+            // SAFETY: channel 0 exists.
+            one_factor = [unsafe { stage.factor(0) }; 4];
+        }
+        0
+    };
+    let factors = if factor_step == 0 { one_factor.as_ptr() } else { stage.factors() };
     for_each_window(g, |window, pixel| {
         let (base, cells) = if window.len() == full.len() {
             (window.first_pixel() * c, full)
@@ -67,19 +80,14 @@ pub fn depthwise_conv2d_i8(
         }
         let x = &x[base..];
         let (out_quads, _) = out.as_chunks_mut::<4>();
-        if let (Some(short), false) = (stage.short(), out_quads.is_empty()) {
-            // SAFETY: channels 0..4 exist (there is a quad).
-            let (factors, factor_step) = match unsafe { [0, 1, 2, 3].map(|c| stage.factor(c)) } {
-                all if stage.per_channel() => (all, 4 * size_of::<Requant>()),
-                [one, ..] => ([one; 4], 0),
-            };
+        if let Some(short) = short {
             let mut args = Quads {
                 bias: stage.biases(),
                 cells: cells.as_ptr(),
                 cells_end: cells.as_ptr_range().end,
                 x: x.as_ptr(),
                 w: w.as_ptr(),
-                factors: if factor_step == 0 { factors.as_ptr() } else { stage.factors() },
+                factors,
                 factor_step,
                 out: out_quads.as_mut_ptr().cast(),
                 quads: out_quads.len(),
