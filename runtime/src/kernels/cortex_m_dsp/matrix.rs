@@ -232,7 +232,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     let mut columns = Columns { words: [0; MAX_DEPTH] };
     let mut gathered = [0i8; MAX_DEPTH];
     let mut fill = |columns: &mut Columns, slot: usize, window: Window| {
-        if cin % 4 == 0 {
+        if cin.is_multiple_of(4) {
             if window.len() < cells {
                 columns.clear(slot, groups);
             }
@@ -255,12 +255,13 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     // 3 bytes: it reads a copy padded with zeros (for an even channel count and a short depth,
     // as first layers have; otherwise it takes the Rust tile).
     let mut padded = [0i8; 2 * PADDED_DEPTH];
-    let last_pair = (depth % 4 != 0 && cout % 2 == 0 && groups * 4 <= PADDED_DEPTH).then(|| {
-        let (a, b) = padded.split_at_mut(groups * 4);
-        a[..depth].copy_from_slice(&w[(cout - 2) * depth..][..depth]);
-        b[..depth].copy_from_slice(&w[(cout - 1) * depth..][..depth]);
-        &padded[..]
-    });
+    let last_pair =
+        (!depth.is_multiple_of(4) && cout.is_multiple_of(2) && groups * 4 <= PADDED_DEPTH).then(|| {
+            let (a, b) = padded.split_at_mut(groups * 4);
+            a[..depth].copy_from_slice(&w[(cout - 2) * depth..][..depth]);
+            b[..depth].copy_from_slice(&w[(cout - 1) * depth..][..depth]);
+            &padded[..]
+        });
     let filters = Filters { w, depth, count: cout, last_pair };
     let mut one_factor = [Requant::default(); 2];
     let plan = Plan::new(&filters, &stage, &mut one_factor);
