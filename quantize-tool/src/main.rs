@@ -456,7 +456,7 @@ fn mixed_summary(graph: &Graph, chosen: &Chosen) -> Vec<String> {
             ));
         }
         if !s.kept.is_empty() {
-            lines.push(format!("--max-drop keeps in float (others taken out again): {}", names(&s.kept)));
+            lines.push(format!("--max-drop keeps in float: {}", names(&s.kept)));
         }
         lines.push(format!(
             "top-1 disagreement with f32 on {} samples: int8 {:.2} points ({:.1} dB SQNR), mixed {:.2} points ({:.1} dB)",
