@@ -10,7 +10,7 @@
 //! `Ok`) and a too-small arena is rejected with `ArenaTooSmall`.
 //!
 //! The seed corpus holds valid files that `ember-quantize` writes from committed ONNX models in
-//! int8, f16 and f32, and from a chain of every op kind that can run in place (written over
+//! int8, f16, f32 and mixed int8/float, and from a chain of every op kind that can run in place (written over
 //! its input: docs/FORMAT.md §10, check 27); together they use every op kind. Two families of
 //! mutations:
 //!
@@ -39,7 +39,12 @@ use ember::format::{
     section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, TensorRecord, MAX_RANK,
 };
 use ember::{AlignedBytes, AllKernels, Error, Interpreter, Model};
+use ember_quantize::algorithms::Settings;
+use ember_quantize::calibrate::Method;
 use ember_quantize::emit::Precision;
+use ember_quantize::mixed::Mixed;
+use ember_quantize::plan::Options;
+use ember_quantize::provenance::Origin;
 use ember_quantize::{host, npy, onnx, pipeline};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -111,6 +116,20 @@ fn corpus() -> &'static [Seed] {
             for &precision in precisions {
                 let written = pipeline::build(&graph, precision, Some(&samples)).expect("quantizes");
                 seeds.push(Seed { name: format!("{name} {precision:?}"), bytes: written.bytes });
+            }
+            if name == "digits_cnn" {
+                // Mixed: an int8 input dequantized for float conv2, and an f32 input through
+                // float conv1, quantized for int8, dequantized for float fc.
+                for float in [&["conv2"][..], &["conv1", "fc"]] {
+                    let names: Vec<String> = float.iter().map(|n| n.to_string()).collect();
+                    let calib = pipeline::Calibration { source: &samples.as_slice(), method: Method::MinMax };
+                    let (settings, options) = (Settings::default(), Options::default());
+                    let mixed = Mixed::KeepFloat(&names);
+                    let written =
+                        pipeline::build_mixed(&graph, calib, &settings, mixed, options, &Origin::default())
+                            .expect("quantizes");
+                    seeds.push(Seed { name: format!("{name} mixed {float:?}"), bytes: written.bytes });
+                }
             }
         }
         let chain = common::in_place_graph();
