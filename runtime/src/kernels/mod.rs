@@ -32,8 +32,9 @@ pub mod softmax;
 pub(crate) mod testutil;
 pub mod transpose;
 
-/// The int8 kernels the interpreter runs: the hand-written ones of the target where they exist
-/// (chosen at compile time, see `runtime/build.rs`), the reference kernels otherwise.
+/// The int8 kernels, and the f32 convolutions and fully connected layer, the interpreter runs:
+/// the hand-written ones of the target where they exist (chosen at compile time, see
+/// `runtime/build.rs`), the reference kernels otherwise.
 pub mod selected {
     #[cfg(not(any(ember_arm_dsp, ember_helium)))]
     pub use super::add::add_i8;
@@ -42,9 +43,16 @@ pub mod selected {
     #[cfg(ember_helium)]
     pub use super::helium::{add_i8, average_pool_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_neon)]
-    pub use super::neon::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
+    pub use super::neon::{
+        conv2d_f32, conv2d_i8, depthwise_conv2d_f32, depthwise_conv2d_i8, fully_connected_f32,
+        fully_connected_i8,
+    };
     #[cfg(not(ember_helium))]
     pub use super::pool::average_pool_i8;
+    #[cfg(not(ember_neon))]
+    pub use super::{
+        conv2d::conv2d_f32, depthwise_conv2d::depthwise_conv2d_f32, fully_connected::fully_connected_f32,
+    };
     #[cfg(not(any(ember_arm_dsp, ember_neon)))]
     pub use super::{
         conv2d::conv2d_i8, depthwise_conv2d::depthwise_conv2d_i8, fully_connected::fully_connected_i8,

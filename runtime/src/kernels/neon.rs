@@ -14,6 +14,8 @@
 //! when the target enables `dotprod` at compile time or, with `std`, when the CPU reports it at run
 //! time. Depthwise convolution adds products of different channels into different lanes, where
 //! `SDOT` does not help: it widens to 16 bits and accumulates with `SMLAL` on every core.
+//!
+//! The f32 kernels (f32 or f16 weights) are in [`float`].
 
 use core::arch::aarch64::{
     int16x8_t, int32x4_t, int8x16_t, int8x8_t, vaddvq_s32, vaddw_s8, vdupq_n_s16, vdupq_n_s32, vget_low_s16,
@@ -27,6 +29,10 @@ use super::conv2d::{conv2d_i8_with, for_each_window, Window};
 use super::depthwise_conv2d;
 use super::fully_connected::{mac_i8, requantize};
 use super::{ConvGeometry, FcGeometry, Int8Params};
+
+pub mod float;
+
+pub use float::{conv2d_f32, depthwise_conv2d_f32, fully_connected_f32};
 
 /// How int8 inner products are computed: [`Neon`] or [`Sdot`].
 trait Engine: Copy {

@@ -3,7 +3,7 @@
 use super::{input, nhwc, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::ConvParams;
 use crate::format::OpKind;
-use crate::kernels::{conv2d, ClampF32, ConvGeometry, Int8Params, Nhwc, Weight};
+use crate::kernels::{ClampF32, ConvGeometry, Int8Params, Nhwc, Weight};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::Error;
 
@@ -31,7 +31,7 @@ impl weighted::WeightedKernels for Conv2dKernels {
     }
 
     fn float<W: Weight>(g: &ConvGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {
-        conv2d::conv2d_f32(g, x, w, bias, act, out)
+        crate::kernels::selected::conv2d_f32(g, x, w, bias, act, out)
     }
 }
 

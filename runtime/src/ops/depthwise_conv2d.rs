@@ -4,7 +4,7 @@ use super::conv2d::{dims4, geometry};
 use super::{input, nhwc, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::ConvParams;
 use crate::format::OpKind;
-use crate::kernels::{depthwise_conv2d, ClampF32, ConvGeometry, Int8Params, Weight};
+use crate::kernels::{ClampF32, ConvGeometry, Int8Params, Weight};
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
@@ -32,6 +32,6 @@ impl weighted::WeightedKernels for DepthwiseConv2dKernels {
     }
 
     fn float<W: Weight>(g: &ConvGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {
-        depthwise_conv2d::depthwise_conv2d_f32(g, x, w, bias, act, out)
+        crate::kernels::selected::depthwise_conv2d_f32(g, x, w, bias, act, out)
     }
 }

@@ -3,7 +3,7 @@
 use super::{input, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::FullyConnectedParams;
 use crate::format::OpKind;
-use crate::kernels::{fully_connected, ClampF32, FcGeometry, Int8Params, Weight};
+use crate::kernels::{ClampF32, FcGeometry, Int8Params, Weight};
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
@@ -37,7 +37,7 @@ impl weighted::WeightedKernels for FullyConnectedKernels {
     }
 
     fn float<W: Weight>(g: &FcGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {
-        fully_connected::fully_connected_f32(g, x, w, bias, act, out)
+        crate::kernels::selected::fully_connected_f32(g, x, w, bias, act, out)
     }
 }
 

@@ -1,0 +1,472 @@
+//! f32 kernels (f32 or f16 weights) for aarch64 with NEON, bit-exact with the reference kernels.
+//!
+//! The reference adds each output's products one at a time, `acc = acc + x × w` (a multiply then
+//! an add: Rust never fuses them), over the taps in window order, padded taps skipped. A sum
+//! reordered or fused would round differently, so these kernels vectorize across output channels
+//! instead of along the sum: each of four lanes is one output channel and adds its products in
+//! the reference's order with `FMUL` then `FADD` (never `FMLA`). Fully connected and convolution
+//! weights are `[Cout, K]`, so four consecutive `k` of four filters are loaded and transposed in
+//! registers, then each column is multiplied by one input value (`FMUL` by element) and added;
+//! the transposed weights serve four input rows at once where rows share them (fully connected
+//! layers and 1×1 convolutions). Depthwise weights are already channel-minor and load directly.
+//! f16 weights are widened with [`Weight::to_f32`] before the transpose.
+//!
+//! NaN results are NaN where the reference's are, but their sign and payload bits may differ:
+//! which NaN operand an IEEE operation propagates is not specified, Rust does not promise NaN
+//! bits (LLVM may swap the operands of an addition or multiplication), and x86 and Arm create
+//! different default NaNs. Every other result, ±0 and ±inf included, equals the reference bit
+//! for bit.
+
+use core::arch::aarch64::{
+    float32x4_t, vaddq_f32, vdupq_n_f32, vld1q_f32, vmulq_f32, vmulq_laneq_f32, vmulq_n_f32,
+    vreinterpretq_f32_f64, vreinterpretq_f64_f32, vst1q_f32, vtrn1q_f32, vtrn1q_f64, vtrn2q_f32, vtrn2q_f64,
+};
+
+use crate::kernels::conv2d::{for_each_window, Window};
+use crate::kernels::{depthwise_conv2d, ClampF32, ConvGeometry, FcGeometry, Weight};
+
+/// Input rows that share one transposed block of weights.
+const ROWS: usize = 4;
+
+/// Four weights widened to f32.
+#[target_feature(enable = "neon")]
+#[inline]
+fn widen<W: Weight>(w: &[W; 4]) -> float32x4_t {
+    let w = w.map(W::to_f32);
+    // SAFETY: reads the four f32 of `w` (no alignment needed).
+    unsafe { vld1q_f32(w.as_ptr()) }
+}
+
+/// Four input values.
+#[target_feature(enable = "neon")]
+#[inline]
+fn load(x: &[f32; 4]) -> float32x4_t {
+    // SAFETY: reads the four f32 `x` refers to (no alignment needed).
+    unsafe { vld1q_f32(x.as_ptr()) }
+}
+
+/// The four elements of `s` from `at`.
+#[inline(always)]
+fn four<T>(s: &[T], at: usize) -> &[T; 4] {
+    &s[at..].as_chunks::<4>().0[0]
+}
+
+/// The columns of the 4×4 matrix whose rows are `r`.
+#[target_feature(enable = "neon")]
+#[inline]
+fn transpose(r: [float32x4_t; 4]) -> [float32x4_t; 4] {
+    let (t0, t1) =
+        (vreinterpretq_f64_f32(vtrn1q_f32(r[0], r[1])), vreinterpretq_f64_f32(vtrn2q_f32(r[0], r[1])));
+    let (t2, t3) =
+        (vreinterpretq_f64_f32(vtrn1q_f32(r[2], r[3])), vreinterpretq_f64_f32(vtrn2q_f32(r[2], r[3])));
+    [vtrn1q_f64(t0, t2), vtrn1q_f64(t1, t3), vtrn2q_f64(t0, t2), vtrn2q_f64(t1, t3)]
+        .map(|c| vreinterpretq_f32_f64(c))
+}
+
+/// `acc[r]` plus, in lane `u`, the products `x[r][k] × w[u][k]` for `k = 0, 1, …` over the
+/// length of `x[0]` (the other rows and the filters at least as long), added one at a time.
+#[target_feature(enable = "neon")]
+#[inline]
+fn dots<W: Weight, const R: usize>(
+    mut acc: [float32x4_t; R],
+    x: [&[f32]; R],
+    w: [&[W]; 4],
+) -> [float32x4_t; R] {
+    let n = x[0].len();
+    let chunks = n / 4;
+    let x4 = x.map(|x| &x[..n].as_chunks::<4>().0[..chunks]);
+    let w4 = w.map(|w| &w[..n].as_chunks::<4>().0[..chunks]);
+    for i in 0..chunks {
+        let c = transpose(w4.map(|w| widen(&w[i])));
+        for (acc, x4) in acc.iter_mut().zip(x4) {
+            let xv = load(&x4[i]);
+            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<0>(c[0], xv));
+            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<1>(c[1], xv));
+            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<2>(c[2], xv));
+            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<3>(c[3], xv));
+        }
+    }
+    for k in 4 * chunks..n {
+        let c = widen(&w.map(|w| w[k]));
+        for (acc, x) in acc.iter_mut().zip(x) {
+            *acc = vaddq_f32(*acc, vmulq_n_f32(c, x[k]));
+        }
+    }
+    acc
+}
+
+/// Writes `act(acc + bias)` of the first `out.len()` (at most four) lanes.
+#[target_feature(enable = "neon")]
+#[inline]
+fn finish(acc: float32x4_t, bias: &[f32], act: ClampF32, out: &mut [f32]) {
+    let mut sums = [0.0; 4];
+    // SAFETY: writes the four f32 of `sums`.
+    unsafe { vst1q_f32(sums.as_mut_ptr(), acc) };
+    for ((o, s), b) in out.iter_mut().zip(sums).zip(bias) {
+        *o = act.apply(s + b);
+    }
+}
+
+/// The four filters (each `len` weights) of output channels `first..first + 4`, the last one
+/// repeated past `units` (its lanes are computed but not written).
+#[inline(always)]
+fn quad<W: Weight>(w: &[W], len: usize, units: usize, first: usize) -> [&[W]; 4] {
+    core::array::from_fn(|i| &w[(first + i).min(units - 1) * len..][..len])
+}
+
+/// [`crate::kernels::fully_connected::fully_connected_f32`] with NEON.
+pub fn fully_connected_f32<W: Weight>(
+    g: &FcGeometry,
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: ClampF32,
+    out: &mut [f32],
+) {
+    // SAFETY: this module is compiled only for targets with NEON (`ember_neon`, build.rs).
+    unsafe { fully_connected_neon(g, x, w, bias, act, out) }
+}
+
+/// [`fully_connected_f32`]: [`ROWS`] rows at a time, then one at a time.
+#[target_feature(enable = "neon")]
+fn fully_connected_neon<W: Weight>(
+    g: &FcGeometry,
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: ClampF32,
+    out: &mut [f32],
+) {
+    let grouped = g.rows / ROWS * ROWS;
+    for r in (0..grouped).step_by(ROWS) {
+        fully_connected_rows::<W, ROWS>(g, r, x, w, bias, act, out);
+    }
+    for r in grouped..g.rows {
+        fully_connected_rows::<W, 1>(g, r, x, w, bias, act, out);
+    }
+}
+
+/// Rows `first..first + R` of the fully connected layer.
+#[target_feature(enable = "neon")]
+#[inline]
+fn fully_connected_rows<W: Weight, const R: usize>(
+    g: &FcGeometry,
+    first: usize,
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: ClampF32,
+    out: &mut [f32],
+) {
+    let (depth, units) = (g.depth, g.units);
+    let rows: [&[f32]; R] = core::array::from_fn(|i| &x[(first + i) * depth..][..depth]);
+    for u in (0..units).step_by(4) {
+        let acc = dots([vdupq_n_f32(0.0); R], rows, quad(w, depth, units, u));
+        let n = (units - u).min(4);
+        for (i, &acc) in acc.iter().enumerate() {
+            finish(acc, &bias[u..][..n], act, &mut out[(first + i) * units + u..][..n]);
+        }
+    }
+}
+
+/// [`crate::kernels::conv2d::conv2d_f32`] with NEON: a 1×1 convolution with stride 1 and no
+/// padding is a fully connected layer over the pixels; others sum each window's runs of taps.
+pub fn conv2d_f32<W: Weight>(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: ClampF32,
+    out: &mut [f32],
+) {
+    let (cin, cout) = (g.input.c, g.output.c);
+    let same_size = (g.output.h, g.output.w) == (g.input.h, g.input.w);
+    if g.kernel == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0] && same_size {
+        let fc = FcGeometry { rows: g.input.len() / cin.max(1), depth: cin, units: cout };
+        return fully_connected_f32(&fc, x, w, bias, act, out);
+    }
+    // SAFETY: this module is compiled only for targets with NEON (`ember_neon`, build.rs).
+    unsafe { conv2d_windows(g, x, w, bias, act, out) }
+}
+
+/// [`conv2d_f32`] window by window, four output channels at a time, each window's runs of taps
+/// in the reference's order.
+#[target_feature(enable = "neon")]
+fn conv2d_windows<W: Weight>(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: ClampF32,
+    out: &mut [f32],
+) {
+    let (cin, cout) = (g.input.c, g.output.c);
+    let filter_len = g.kernel[0] * g.kernel[1] * cin;
+    for_each_window(g, |window, pixel| {
+        let out = &mut out[pixel * cout..][..cout];
+        for u in (0..cout).step_by(4) {
+            let filters = quad(w, filter_len, cout, u);
+            let acc = window.runs().fold([vdupq_n_f32(0.0)], |acc, (tap, px, count)| {
+                let len = count * cin;
+                dots(acc, [&x[px * cin..][..len]], filters.map(|f| &f[tap * cin..][..len]))
+            });
+            let n = (cout - u).min(4);
+            finish(acc[0], &bias[u..][..n], act, &mut out[u..][..n]);
+        }
+    });
+}
+
+/// [`crate::kernels::depthwise_conv2d::depthwise_conv2d_f32`] with NEON for a channel multiplier
+/// of 1 and at least four channels: four channels at a time (the last four ending at the last
+/// channel, overlapping the previous ones when the count is not a multiple of four). Others take
+/// the reference kernel.
+pub fn depthwise_conv2d_f32<W: Weight>(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: ClampF32,
+    out: &mut [f32],
+) {
+    if g.output.c != g.input.c || g.input.c < 4 {
+        return depthwise_conv2d::depthwise_conv2d_f32(g, x, w, bias, act, out);
+    }
+    // SAFETY: this module is compiled only for targets with NEON (`ember_neon`, build.rs).
+    unsafe { depthwise_multiplier1(g, x, w, bias, act, out) }
+}
+
+/// [`depthwise_conv2d_f32`] for a channel multiplier of 1 and `C ≥ 4`.
+#[target_feature(enable = "neon")]
+fn depthwise_multiplier1<W: Weight>(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: ClampF32,
+    out: &mut [f32],
+) {
+    let c = g.input.c;
+    for_each_window(g, |window, pixel| {
+        let out = &mut out[pixel * c..][..c];
+        for c0 in (0..c).step_by(4).map(|c0| c0.min(c - 4)) {
+            let acc = depthwise_quad(window, x, w, c, c0);
+            finish(acc, &bias[c0..][..4], act, &mut out[c0..][..4]);
+        }
+    });
+}
+
+/// The depthwise sums of channels `c0..c0 + 4` over `window` (`c` channels).
+#[target_feature(enable = "neon")]
+#[inline]
+fn depthwise_quad<W: Weight>(window: Window, x: &[f32], w: &[W], c: usize, c0: usize) -> float32x4_t {
+    let mut acc = vdupq_n_f32(0.0);
+    window.for_each_cell(|tap, px| {
+        acc = vaddq_f32(acc, vmulq_f32(load(four(x, px * c + c0)), widen(four(w, tap * c + c0))));
+    });
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{conv2d, fully_connected, testutil};
+    use half::f16;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    /// Random cases per test: every path is reached, and QEMU runs them all in seconds.
+    const CASES: u32 = 256;
+
+    /// Checks `check` on random cases drawn from `strategy`.
+    fn run<T: core::fmt::Debug>(
+        strategy: impl Strategy<Value = T>,
+        check: impl Fn(&T) -> Result<(), TestCaseError>,
+    ) {
+        if let Err(e) = TestRunner::new(Config { failure_persistence: None, ..Config::with_cases(CASES) })
+            .run(&strategy, |case| check(&case))
+        {
+            panic!("{e}");
+        }
+    }
+
+    /// `len` values: all in [-1, 1), or mixed with ±0, ±inf, NaN and values of any magnitude
+    /// (subnormal to the largest finite).
+    fn values(len: usize) -> impl Strategy<Value = Vec<f32>> {
+        let special = prop_oneof![
+            Just(0.0f32),
+            Just(-0.0),
+            Just(f32::INFINITY),
+            Just(f32::NEG_INFINITY),
+            Just(f32::NAN),
+            Just(f32::MAX),
+            Just(f32::MIN_POSITIVE / 8.0),
+        ];
+        let mixed = prop_oneof![12 => -1.0f32..1.0, 2 => any::<f32>(), 1 => special];
+        prop_oneof![vec(-1.0f32..1.0, len), vec(mixed, len)]
+    }
+
+    /// No activation, ReLU, ReLU6 or random bounds.
+    fn activation() -> impl Strategy<Value = ClampF32> {
+        let bounds =
+            (-1.0f32..1.0, -1.0f32..1.0).prop_map(|(a, b)| ClampF32 { min: a.min(b), max: a.max(b) });
+        prop_oneof![
+            Just(ClampF32::NONE),
+            Just(ClampF32 { min: 0.0, max: f32::INFINITY }),
+            Just(ClampF32 { min: 0.0, max: 6.0 }),
+            bounds
+        ]
+    }
+
+    /// A random case: geometry, input, weights, bias and activation.
+    #[derive(Clone, Debug)]
+    struct Case<G> {
+        g: G,
+        x: Vec<f32>,
+        w: Vec<f32>,
+        bias: Vec<f32>,
+        act: ClampF32,
+    }
+
+    fn case<G: Clone + core::fmt::Debug>(
+        g: G,
+        x_len: usize,
+        w_len: usize,
+        units: usize,
+    ) -> impl Strategy<Value = Case<G>> {
+        (values(x_len), values(w_len), values(units), activation()).prop_map(move |(x, w, bias, act)| Case {
+            g: g.clone(),
+            x,
+            w,
+            bias,
+            act,
+        })
+    }
+
+    /// Fails the case unless every output has the reference's bits, or both are NaN (whose
+    /// bits neither kernel promises: see the module doc).
+    fn same(optimized: &[f32], reference: &[f32]) -> Result<(), TestCaseError> {
+        for (i, (&o, &r)) in optimized.iter().zip(reference).enumerate() {
+            prop_assert!(
+                o.to_bits() == r.to_bits() || (o.is_nan() && r.is_nan()),
+                "output {i}: {o:e} ({:#010x}), reference {r:e} ({:#010x})",
+                o.to_bits(),
+                r.to_bits()
+            );
+        }
+        Ok(())
+    }
+
+    fn f16s(w: &[f32]) -> Vec<f16> {
+        w.iter().map(|&v| f16::from_f32(v)).collect()
+    }
+
+    fn fc_cases() -> impl Strategy<Value = Case<FcGeometry>> {
+        (1..=9usize, 1..=40usize, 1..=11usize).prop_flat_map(|(rows, depth, units)| {
+            case(FcGeometry { rows, depth, units }, rows * depth, units * depth, units)
+        })
+    }
+
+    /// Convolutions with 1..=20 input and 1..=11 output channels, a third of them 1×1, stride 1,
+    /// unpadded (the fully connected path).
+    fn conv_cases() -> impl Strategy<Value = Case<ConvGeometry>> {
+        (testutil::geometry(2, false), 1..=20usize, 1..=11usize, 0..3).prop_flat_map(
+            |(mut g, cin, cout, kind)| {
+                if kind == 0 {
+                    (g.kernel, g.stride, g.pad) = ([1, 1], [1, 1], [0, 0]);
+                    (g.output.h, g.output.w) = (g.input.h, g.input.w);
+                }
+                (g.input.c, g.output.c) = (cin, cout);
+                case(g, g.input.len(), cout * g.kernel[0] * g.kernel[1] * cin, cout)
+            },
+        )
+    }
+
+    /// Depthwise convolutions with 1..=13 channels, multiplier 1 (or 2: the reference path).
+    fn depthwise_cases() -> impl Strategy<Value = Case<ConvGeometry>> {
+        (testutil::geometry(2, false), 1..=13usize, prop_oneof![4 => Just(1usize), 1 => Just(2)])
+            .prop_flat_map(|(mut g, c, multiplier)| {
+                (g.input.c, g.output.c) = (c, c * multiplier);
+                case(g, g.input.len(), g.kernel[0] * g.kernel[1] * g.output.c, g.output.c)
+            })
+    }
+
+    fn check_fc<W: Weight>(c: &Case<FcGeometry>, w: &[W]) -> Result<(), TestCaseError> {
+        let len = c.g.rows * c.g.units;
+        let (mut reference, mut optimized) = (vec![0.0; len], vec![1.0; len]);
+        fully_connected::fully_connected_f32(&c.g, &c.x, w, &c.bias, c.act, &mut reference);
+        fully_connected_f32(&c.g, &c.x, w, &c.bias, c.act, &mut optimized);
+        same(&optimized, &reference)
+    }
+
+    /// Both convolution paths that apply to the case's geometry.
+    fn check_conv<W: Weight>(c: &Case<ConvGeometry>, w: &[W]) -> Result<(), TestCaseError> {
+        let len = c.g.output.len();
+        let (mut reference, mut optimized) = (vec![0.0; len], vec![1.0; len]);
+        conv2d::conv2d_f32(&c.g, &c.x, w, &c.bias, c.act, &mut reference);
+        conv2d_f32(&c.g, &c.x, w, &c.bias, c.act, &mut optimized);
+        same(&optimized, &reference)?;
+        optimized.fill(1.0);
+        // SAFETY: the tests run on aarch64 with NEON (`ember_neon`).
+        unsafe { conv2d_windows(&c.g, &c.x, w, &c.bias, c.act, &mut optimized) };
+        same(&optimized, &reference)
+    }
+
+    fn check_depthwise<W: Weight>(c: &Case<ConvGeometry>, w: &[W]) -> Result<(), TestCaseError> {
+        let len = c.g.output.len();
+        let (mut reference, mut optimized) = (vec![0.0; len], vec![1.0; len]);
+        depthwise_conv2d::depthwise_conv2d_f32(&c.g, &c.x, w, &c.bias, c.act, &mut reference);
+        depthwise_conv2d_f32(&c.g, &c.x, w, &c.bias, c.act, &mut optimized);
+        same(&optimized, &reference)
+    }
+
+    #[test]
+    fn fully_connected_equals_reference() {
+        run(fc_cases(), |c| {
+            check_fc(c, &c.w)?;
+            check_fc(c, &f16s(&c.w))
+        });
+    }
+
+    #[test]
+    fn conv2d_equals_reference() {
+        run(conv_cases(), |c| {
+            check_conv(c, &c.w)?;
+            check_conv(c, &f16s(&c.w))
+        });
+    }
+
+    #[test]
+    fn depthwise_conv2d_equals_reference() {
+        run(depthwise_cases(), |c| {
+            check_depthwise(c, &c.w)?;
+            check_depthwise(c, &f16s(&c.w))
+        });
+    }
+
+    /// Each lane is its own output channel: inf × 0 is NaN only in the lane whose filter has the
+    /// 0; sums start at +0, so products of −0 alone leave +0.
+    #[test]
+    fn infinities_nans_and_signed_zeros_stay_in_their_lanes() {
+        let g = FcGeometry { rows: 1, depth: 5, units: 4 };
+        let w = [[1.0, -0.0, 0.0, 1.0, 1.0], [1.0; 5], [-1.0; 5], [0.5, 0.25, -1e-30, 1e30, 1.0]];
+        let bias = [-0.0; 4];
+        let mut out = [1.0; 4];
+        let x = [-0.0, 1.0, f32::INFINITY, 2.0, -0.0];
+        fully_connected_f32(&g, &x, w.as_flattened(), &bias, ClampF32::NONE, &mut out);
+        assert!(out[0].is_nan());
+        assert_eq!(out[1..], [f32::INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY]);
+        fully_connected_f32(&g, &[-0.0; 5], w.as_flattened(), &bias, ClampF32::NONE, &mut out);
+        assert_eq!(out.map(f32::to_bits), [0; 4]);
+        let mut reference = [1.0; 4];
+        fully_connected::fully_connected_f32(
+            &g,
+            &[-0.0; 5],
+            w.as_flattened(),
+            &bias,
+            ClampF32::NONE,
+            &mut reference,
+        );
+        assert_eq!(reference.map(f32::to_bits), [0; 4]);
+    }
+}
