@@ -483,9 +483,8 @@ unsafe fn pairs_asm(args: &mut Pairs) {
             "3:",
             "ldr r7, [sp]",
             "ldm r7, {{r0, r4, r5, r12, lr}}",
+            "ldrd r2, r3, [r0]",
             "ldrd r0, r1, [r0]",
-            "mov r2, r0",
-            "mov r3, r1",
             two_by_two!(),
             // Factors: r8, r9 = m0, shift0; r10, r11 = m1, shift1; r9, r11 become e − 1 = !shift.
             "ldr r7, [sp]",

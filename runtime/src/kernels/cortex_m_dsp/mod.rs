@@ -17,48 +17,17 @@
 
 /// The short output stage ([`output`]) of the accumulator in register `$acc`, with the
 /// multiplier in `$m` and `e − 1` in `$e1` (r12: 1 + 2 × output zero point):
-/// `(((SMMULR(2·acc, m) + sign) >> (e − 1)) + r12) >> 1`, saturated to int8.
+/// `(((SMMULR(2·acc, m) + sign) >> (e − 1)) + r12) >> 1`, saturated to int8 (`SSAT` shifts).
+#[rustfmt::skip]
 macro_rules! rescale {
     ($acc:literal, $m:literal, $e1:literal) => {
         concat!(
-            "lsl ",
-            $acc,
-            ", ",
-            $acc,
-            ", #1\n",
-            "smmulr ",
-            $acc,
-            ", ",
-            $acc,
-            ", ",
-            $m,
-            "\n",
-            "add ",
-            $acc,
-            ", ",
-            $acc,
-            ", ",
-            $acc,
-            ", asr #31\n",
-            "asr ",
-            $acc,
-            ", ",
-            $acc,
-            ", ",
-            $e1,
-            "\n",
-            "add ",
-            $acc,
-            ", r12\n",
-            "asr ",
-            $acc,
-            ", ",
-            $acc,
-            ", #1\n",
-            "ssat ",
-            $acc,
-            ", #8, ",
-            $acc,
+            "lsl ", $acc, ", ", $acc, ", #1\n",
+            "smmulr ", $acc, ", ", $acc, ", ", $m, "\n",
+            "add ", $acc, ", ", $acc, ", ", $acc, ", asr #31\n",
+            "asr ", $acc, ", ", $acc, ", ", $e1, "\n",
+            "add ", $acc, ", r12\n",
+            "ssat ", $acc, ", #8, ", $acc, ", asr #1",
         )
     };
 }
