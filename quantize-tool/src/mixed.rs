@@ -230,7 +230,8 @@ pub fn search(eval: &Evaluator, max_drop: f64) -> Result<Search> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Activation, Conv};
+    use crate::graph::{Activation, Conv, GraphIo};
+    use ember::format::{DType, OpKind};
 
     /// x → conv "c1" → reshape "r" → fully_connected "fc" → y.
     fn graph() -> Graph {
@@ -244,7 +245,15 @@ mod tests {
         let h = g.add_node("c1", Op::Conv2d(conv), vec![x, w1, b1], "h", None).unwrap();
         let flat = g.add_node("r", Op::Reshape, vec![h], "flat", Some(&[1, 4])).unwrap();
         let fc = Op::FullyConnected { act: Activation::None };
-        g.add_node("fc", fc, vec![flat, w2, b2], "y", None).unwrap();
+        let y = g.add_node("fc", fc, vec![flat, w2, b2], "y", None).unwrap();
+        let io = |tensor, name: &str, onnx_shape: Vec<usize>| GraphIo {
+            tensor,
+            name: name.into(),
+            perm: (0..onnx_shape.len()).collect(),
+            onnx_shape,
+        };
+        g.inputs.push(io(x, "x", vec![1, 2, 2, 1]));
+        g.outputs.push(io(y, "y", vec![1, 2]));
         g
     }
 
@@ -253,6 +262,33 @@ mod tests {
         let g = graph();
         assert_eq!(by_name(&g, &["c1".into()]).unwrap(), [true, true, false]);
         assert_eq!(by_name(&g, &["fc".into()]).unwrap(), [false, false, true]);
+    }
+
+    /// The op kinds of `graph()` lowered with `names` in float, and the dtypes of its input
+    /// and output.
+    fn lowered(names: &[&str]) -> (Vec<OpKind>, DType, DType) {
+        let g = graph();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let q = Some(QParams::from_range(-4.0, 4.0));
+        let qparams: Vec<Option<QParams>> =
+            g.tensors.iter().map(|t| t.data.is_none().then_some(q).flatten()).collect();
+        let float = by_name(&g, &names).unwrap();
+        let e = emit_mixed(&g, Precision::Int8, Some(&qparams), Granularity::PerChannel, &float).unwrap();
+        let file = ModelFile::from_bytes(&bytes(e).unwrap());
+        let model = file.model().unwrap();
+        let kinds = (0..model.op_count() as u16).map(|i| model.op(i).unwrap().kind).collect();
+        (kinds, model.input(0).unwrap().tensor.dtype, model.output(0).unwrap().tensor.dtype)
+    }
+
+    #[test]
+    fn conversions_sit_where_int8_and_float_layers_meet() {
+        use OpKind::*;
+        assert_eq!(lowered(&[]), (vec![Conv2d, Reshape, FullyConnected], DType::I8, DType::I8));
+        let first = (vec![Conv2d, Reshape, Quantize, FullyConnected], DType::F32, DType::I8);
+        assert_eq!(lowered(&["c1"]), first);
+        let last = (vec![Conv2d, Reshape, Dequantize, FullyConnected], DType::I8, DType::F32);
+        assert_eq!(lowered(&["fc"]), last);
+        assert_eq!(lowered(&["c1", "fc"]), (vec![Conv2d, Reshape, FullyConnected], DType::F32, DType::F32));
     }
 
     #[test]
