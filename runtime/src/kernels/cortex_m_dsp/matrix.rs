@@ -265,17 +265,39 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     let filters = Filters { w, depth, count: cout, last_pair };
     let mut one_factor = [Requant::default(); 2];
     let plan = Plan::new(&filters, &stage, &mut one_factor);
-    if g.kernel == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0] {
-        // Every column is one input pixel's channels, in order: no windows to walk.
-        let pixels = g.input.len() / cin;
-        for (p, out) in out.chunks_mut(2 * cout).take(pixels.div_ceil(2)).enumerate() {
-            let first = &x[2 * p * cin..][..cin];
-            columns.extend(0, 0, first, offsets, zero_point);
-            match x.get((2 * p + 1) * cin..).and_then(|x| x.get(..cin)) {
-                Some(second) if out.len() == 2 * cout => columns.extend(1, 0, second, offsets, zero_point),
-                _ => columns.duplicate(groups),
+    if g.kernel == [1, 1] && g.pad == [0, 0] {
+        // Every column is one input pixel's channels: no windows to walk.
+        let (input, output, [sy, sx]) = (g.input, g.output, g.stride);
+        let mut pending = None;
+        let mut pixel = 0;
+        for b in 0..output.n {
+            for oy in 0..output.h {
+                let row = (b * input.h + oy * sy) * input.w;
+                for ox in 0..output.w {
+                    let src = &x[(row + ox * sx) * cin..][..cin];
+                    match pending.take() {
+                        None => {
+                            columns.extend(0, 0, src, offsets, zero_point);
+                            pending = Some(pixel);
+                        }
+                        Some(first) => {
+                            columns.extend(1, 0, src, offsets, zero_point);
+                            multiply(
+                                &columns,
+                                &filters,
+                                &stage,
+                                &plan,
+                                &mut out[first * cout..(pixel + 1) * cout],
+                            );
+                        }
+                    }
+                    pixel += 1;
+                }
             }
-            multiply(&columns, &filters, &stage, &plan, out);
+        }
+        if let Some(last) = pending {
+            columns.duplicate(groups);
+            multiply(&columns, &filters, &stage, &plan, &mut out[last * cout..][..cout]);
         }
         return;
     }
