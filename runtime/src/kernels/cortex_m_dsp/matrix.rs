@@ -213,9 +213,11 @@ unsafe fn extend_words(src: *const i8, dst: *mut u32, groups: usize, offsets: u3
 }
 
 /// [`conv2d::conv2d_i8`] as a matrix product: output pixels in pairs, each pair's windows
-/// built as two [`Columns`] (channels in fours are extended straight from the input's runs;
-/// other channel counts are first gathered into a row of bytes, padding filled with the input
-/// zero point), then two output channels per pass over them. A last odd pixel or channel is
+/// built as two [`Columns`] (unpadded 1×1 convolutions straight from the input pixels; channels
+/// in fours extended from the window's runs; other channel counts first gathered into a row of
+/// bytes, padding filled with the input zero point), then two output channels per pass over
+/// them: on the short output stage in the assembly loop of [`pairs_asm`] (a [`Plan`] per
+/// layer), otherwise with [`tile`] and [`Output::apply`]. A last odd pixel or channel is
 /// computed twice and stored once. Columns deeper than [`MAX_DEPTH`] take the reference kernel.
 pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
     let (cin, cout) = (g.input.c, g.output.c);
