@@ -281,6 +281,49 @@ fn per_tensor_weights_equalization_and_bias_correction() {
     assert!(*ds_gain >= 3.0, "ds_cnn per tensor: equalization + bias correction gain only {ds_gain:.2} dB");
 }
 
+/// Every calibration method with every combination of weight granularity and algorithms: the
+/// full cross product of issue 6's table, too slow for every CI run (about six minutes in the
+/// dev profile). `cargo test --test calibration_methods -- --ignored --nocapture` prints it.
+#[test]
+#[ignore]
+fn every_method_with_every_algorithm() {
+    let switches = [
+        (Switch::Off, Switch::Off),
+        (Switch::Off, Switch::On),
+        (Switch::On, Switch::Off),
+        (Switch::On, Switch::On),
+    ];
+    let columns: Vec<Settings> = [Granularity::PerChannel, Granularity::PerTensor]
+        .into_iter()
+        .flat_map(|weights| {
+            switches.map(|(equalize, bias_correction)| Settings { weights, equalize, bias_correction })
+        })
+        .collect();
+    let names: Vec<String> = columns
+        .iter()
+        .map(|s| {
+            let granularity = if s.weights == Granularity::PerTensor { "tensor" } else { "channel" };
+            format!("{granularity}: {}", s.variants()[0])
+        })
+        .collect();
+    println!("| model | calibration | {} |", names.join(" | "));
+    println!("|---|---|{}", "---|".repeat(columns.len()));
+    for (file, data) in cases() {
+        let reference = Reference::new(file, data);
+        for method in METHODS {
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|settings| {
+                    let m = reference.measure(method, settings);
+                    let accuracy = m.accuracy.map_or(String::new(), |(_, e)| format!(", {:.1} %", 100.0 * e));
+                    format!("{:.1} dB{accuracy}", evaluation_sqnr(&m))
+                })
+                .collect();
+            println!("| {} | {method} | {} |", reference.data.name, cells.join(" | "));
+        }
+    }
+}
+
 /// The f32 outputs of `graph` on `samples`, through Ember's f32 model.
 fn f32_outputs(graph: &Graph, samples: &[Sample]) -> Vec<Vec<f32>> {
     let written = build(graph, Precision::F32, None).unwrap();
