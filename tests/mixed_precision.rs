@@ -15,6 +15,7 @@ use ember_quantize::calibrate::Method;
 use ember_quantize::emit::Precision;
 use ember_quantize::graph::Graph;
 use ember_quantize::host::{ModelFile, Runner};
+use ember_quantize::inspect;
 use ember_quantize::metrics::{compare, Agreement};
 use ember_quantize::mixed::{drop_points, Mixed};
 use ember_quantize::npy::load_samples;
@@ -78,6 +79,13 @@ fn max_drop_keeps_the_most_sensitive_layer_in_float_and_meets_the_budget() {
     assert_eq!(model.input(0).unwrap().tensor.dtype, DType::F32);
     assert_eq!(convert.kind, OpKind::Quantize);
     assert_eq!(model.op_count(), ModelFile::from_bytes(&plain.bytes).model().unwrap().op_count() + 1);
+    let report = inspect::report(&model, mixed.bytes.len());
+    assert!(
+        report.contains("mixed precision: ops 0 (source 0) compute in float, 5 in int8, 1 quantize"),
+        "{report}"
+    );
+    let plain_file = ModelFile::from_bytes(&plain.bytes);
+    assert!(!inspect::report(&plain_file.model().unwrap(), plain.bytes.len()).contains("mixed precision"));
 
     let by_name = quantize(&graph, &calib, Mixed::KeepFloat(&["conv1".to_string()]));
     assert!(by_name.bytes == mixed.bytes, "--keep-float conv1 writes the same model");

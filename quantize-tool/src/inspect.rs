@@ -134,6 +134,9 @@ pub fn report(model: &Model, file_len: usize) -> String {
             );
         }
     }
+    if let Some(line) = mixed(model, metadata.as_ref()) {
+        s.push_str(&line);
+    }
     match metadata {
         Some(m) => s.push_str(&provenance(&m)),
         None => s.push_str("provenance: none recorded\n"),
@@ -146,6 +149,30 @@ pub fn report(model: &Model, file_len: usize) -> String {
         model.arena_bytes()
     );
     s
+}
+
+/// For a model with both int8 and float ops (`--keep-float`, `--max-drop`), the line naming the
+/// float ops (with their source indices) and the conversions between the two.
+fn mixed(model: &Model, metadata: Option<&Metadata>) -> Option<String> {
+    let (mut float, mut int8, mut conversions) = (Vec::new(), 0, 0);
+    for index in 0..model.op_count() as u16 {
+        let op = model.op(index).ok()?;
+        match (op.kind, model.tensor(op.outputs[0]).ok()?.dtype) {
+            (OpKind::Quantize | OpKind::Dequantize, _) => conversions += 1,
+            (_, DType::I8) => int8 += 1,
+            _ => float.push(match metadata.and_then(|m| m.sources.get(index as usize)) {
+                Some(&source) if source != NO_SOURCE => format!("{index} (source {source})"),
+                _ => index.to_string(),
+            }),
+        }
+    }
+    (int8 > 0 && !float.is_empty()).then(|| {
+        format!(
+            "mixed precision: ops {} compute in float, {int8} in int8, {conversions} quantize/dequantize \
+             ops between them\n",
+            float.join(", ")
+        )
+    })
 }
 
 /// The provenance lines of a report.
