@@ -57,7 +57,69 @@ pub fn depthwise_conv2d_i8(
         0
     };
     let factors = if factor_step == 0 { one_factor.as_ptr() } else { stage.factors() };
+    // One assembly call over the quads of `pixels` consecutive output pixels from `pixel`
+    // whose windows read `cells` from `base`, `base + step`, ... (one pixel unless the channels
+    // come in whole quads, so that their outputs follow each other).
+    let step = g.stride[1] * c;
+    let launch =
+        |out: &mut [i8], short: Short, pixel: usize, base: usize, cells: &[(usize, usize)], pixels: usize| {
+            // Every load reads 4 bytes at a pixel's base + a cell's offset + c0 with c0 ≤ quads − 4:
+            // in bounds when the last pixel's largest offsets plus `quads` are (the loader's geometry
+            // checks make them so; cells are in increasing order of both offsets).
+            let last = base + (pixels - 1) * step;
+            let fits =
+                cells.last().is_none_or(|&(xo, wo)| last + xo + quads <= x.len() && wo + quads <= w.len());
+            let Some(out) = out.get_mut(pixel * c..).and_then(|o| o.get_mut(..(pixels - 1) * c + quads))
+            else {
+                return;
+            };
+            if !fits || x.len() < base {
+                return;
+            }
+            let mut args = Quads {
+                bias: stage.biases(),
+                cells: cells.as_ptr(),
+                cells_end: cells.as_ptr_range().end,
+                x: x.as_ptr().wrapping_add(base),
+                w: w.as_ptr(),
+                factors,
+                factor_step,
+                out: out.as_mut_ptr(),
+                quads: quads / 4,
+                offsets,
+                short,
+                pixels,
+                x_skip: step - quads,
+                quads_per_pixel: quads / 4,
+                bias0: stage.biases(),
+                factors0: factors,
+                w0: w.as_ptr(),
+            };
+            // SAFETY: `fits` bounds every load; the bias and factors hold `c` entries (or one factor,
+            // repeated with step 0); `out` holds the pixels' outputs (with several pixels, c = quads).
+            unsafe { quads_asm(&mut args) };
+        };
+    let whole_quads = quads == c;
+    // A run of full windows not yet computed: (first pixel, its base, pixels).
+    let mut run: Option<(usize, usize, usize)> = None;
     for_each_window(g, |window, pixel| {
+        if let (Some(short), true, true) = (short, whole_quads, window.len() == full.len()) {
+            let base = window.first_pixel() * c;
+            match &mut run {
+                Some((first, first_base, n)) if pixel == *first + *n && base == *first_base + *n * step => {
+                    *n += 1
+                }
+                _ => {
+                    if let Some((first, first_base, n)) = run.replace((pixel, base, 1)) {
+                        launch(out, short, first, first_base, full, n);
+                    }
+                }
+            }
+            return;
+        }
+        if let (Some((first, first_base, n)), Some(short)) = (run.take(), short) {
+            launch(out, short, first, first_base, full, n);
+        }
         let (base, cells) = if window.len() == full.len() {
             (window.first_pixel() * c, full)
         } else {
@@ -70,37 +132,17 @@ pub fn depthwise_conv2d_i8(
             });
             (0, &border[..n])
         };
-        // Every load below reads 4 bytes at base + a cell's offset + c0 with c0 ≤ quads − 4: in
-        // bounds when the largest offsets plus `quads` are (the loader's geometry checks make
-        // them so; cells are in increasing order of both offsets).
-        let fits = cells.last().is_none_or(|&(xo, wo)| base + xo + quads <= x.len() && wo + quads <= w.len());
-        let out = &mut out[pixel * c..][..c];
+        let fits = cells.last().is_none_or(|&(xo, wo)| base + xo + c <= x.len() && wo + c <= w.len());
         if !fits {
             return;
         }
-        let x = &x[base..];
-        let (out_quads, _) = out.as_chunks_mut::<4>();
-        if let Some(short) = short {
-            let mut args = Quads {
-                bias: stage.biases(),
-                cells: cells.as_ptr(),
-                cells_end: cells.as_ptr_range().end,
-                x: x.as_ptr(),
-                w: w.as_ptr(),
-                factors,
-                factor_step,
-                out: out_quads.as_mut_ptr().cast(),
-                quads: out_quads.len(),
-                offsets,
-                short,
-            };
-            // SAFETY: `fits` bounds every load (a cell's offsets + c0 + 4 ≤ offsets + quads);
-            // the bias and factors hold `c` entries (or one factor, repeated with step 0) and
-            // `out` the pixel's `c ≥ 4 × quads` outputs.
-            unsafe { quads_asm(&mut args) };
+        if let (Some(short), true) = (short, quads > 0) {
+            launch(out, short, pixel, base, cells, 1);
         } else {
-            quads_with(&stage, x, w, cells, offsets, out_quads);
+            let (out_quads, _) = out[pixel * c..][..c].as_chunks_mut::<4>();
+            quads_with(&stage, &x[base..], w, cells, offsets, out_quads);
         }
+        let (x, out) = (&x[base..], &mut out[pixel * c..][..c]);
         for ch in quads..c {
             // SAFETY: ch < c, the layer's channels.
             let (mut acc, r) = unsafe { (stage.bias(ch), stage.factor(ch)) };
@@ -111,6 +153,9 @@ pub fn depthwise_conv2d_i8(
             out[ch] = stage.apply(r, acc);
         }
     });
+    if let (Some((first, first_base, n)), Some(short)) = (run, short) {
+        launch(out, short, first, first_base, full, n);
+    }
 }
 
 /// One pixel's quads of channels with [`quad_taps`] and [`Output::apply`] (layers off the
@@ -137,7 +182,7 @@ fn quads_with(
     }
 }
 
-/// The state of [`quads_asm`] for one pixel, which it advances quad by quad; the first five
+/// The state of [`quads_asm`] for a run of pixels, which it advances quad by quad; the first five
 /// words are loaded with one `LDM` in this order, the others at the offsets the assembly names.
 #[repr(C)]
 struct Quads {
@@ -160,13 +205,25 @@ struct Quads {
     offsets: u32,
     /// The short output stage's constants.
     short: Short,
+    /// Pixels left, including the current one.
+    pixels: usize,
+    /// Bytes from the end of a pixel's activations to the next pixel's.
+    x_skip: usize,
+    /// Each pixel's quads, biases, factors and weights, to start the next pixel from.
+    quads_per_pixel: usize,
+    bias0: *const i32,
+    factors0: *const Requant,
+    w0: *const i8,
 }
 
-const _: () =
-    assert!(core::mem::offset_of!(Quads, factors) == 20 && core::mem::offset_of!(Quads, short) == 40);
+const _: () = assert!(
+    core::mem::offset_of!(Quads, factors) == 20
+        && core::mem::offset_of!(Quads, short) == 40
+        && core::mem::offset_of!(Quads, w0) == 72
+);
 
-/// For every quad of channels of `args`: [`quad_taps`] over the cells, then the short output
-/// stage of its four accumulators, stored.
+/// For every quad of channels of every pixel of `args`: [`quad_taps`] over the cells, then the
+/// short output stage of its four accumulators, stored.
 ///
 /// # Safety
 /// `args` must describe `quads ≥ 1` quads whose biases, factors, loads (4 bytes at every
@@ -251,6 +308,24 @@ unsafe fn quads_asm(args: &mut Quads) {
             "subs r4, #1",
             "str r4, [r7, #32]",
             "bne 3b",
+            // The next pixel: its quads, biases, factors and weights from the start again.
+            "ldr r4, [r7, #52]",
+            "subs r4, #1",
+            "beq 6f",
+            "str r4, [r7, #52]",
+            "ldr r4, [r7, #60]",
+            "str r4, [r7, #32]",
+            "ldr r4, [r7, #64]",
+            "str r4, [r7]",
+            "ldr r4, [r7, #68]",
+            "str r4, [r7, #20]",
+            "ldrd r8, r9, [r7, #12]",
+            "ldr r4, [r7, #56]",
+            "add r8, r4",
+            "ldr r9, [r7, #72]",
+            "strd r8, r9, [r7, #12]",
+            "b 3b",
+            "6:",
             "add sp, #4",
             "pop {{r6, r7}}",
             inout("r0") core::ptr::from_mut(args) => _,
