@@ -3,6 +3,7 @@
 
 pub mod algorithms;
 pub mod calibrate;
+pub mod debug;
 pub mod emit;
 pub mod graph;
 pub mod guard;

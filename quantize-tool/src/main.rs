@@ -22,7 +22,7 @@ use ember_quantize::quantize::Granularity;
 use ember_quantize::samples::arrays::Arrays;
 use ember_quantize::samples::images::{Channels, ImageOptions, Images, Layout};
 use ember_quantize::samples::{is_data_error, Input, Noise, SampleSource};
-use ember_quantize::{inspect, onnx, pipeline, sign, tflite};
+use ember_quantize::{debug, inspect, onnx, pipeline, sign, tflite};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tract_onnx::prelude::tract_ndarray::ArrayD;
 
@@ -108,25 +108,31 @@ enum Command {
         /// Numeric precision.
         #[arg(long, value_enum, default_value = "int8")]
         precision: Precision,
-        /// Calibration samples: .npy (first axis = samples), .npz (one array per input), a folder
-        /// of PNG/JPEG images (one image input), or `random` for seeded uniform noise (accuracy
-        /// not representative). Read one sample at a time.
-        #[arg(long)]
-        calib: Option<String>,
-        /// Use at most this many calibration samples.
-        #[arg(long, default_value_t = 500)]
-        calib_limit: usize,
-        /// How each activation's int8 range is chosen: minmax, percentile[=P] (P % on each tail,
-        /// default 99.99), entropy (least KL divergence) or mse (least squared error).
-        #[arg(long, default_value = "minmax", value_parser = str::parse::<Method>)]
-        calibration: Method,
         #[command(flatten)]
-        images: ImageArgs,
+        calib: CalibArgs,
         #[command(flatten)]
         int8: Int8Args,
         #[command(flatten)]
         mixed: MixedArgs,
         /// Concrete shape for an input with symbolic dims, e.g. `input:1,3,32,32` (repeatable).
+        #[arg(long = "input-shape", value_parser = parse_input_shape)]
+        input_shapes: Vec<(String, Vec<usize>)>,
+    },
+    /// Per-layer quantization debugger: the SQNR of every layer's int8 output against float,
+    /// quantized alone and with everything before it, ranked worst first; writes sqnr.json,
+    /// sqnr.csv and sqnr.png to --out and prints the ranking.
+    Debug {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Folder for sqnr.json, sqnr.csv and sqnr.png (created if missing).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Flag layers whose alone SQNR is more than this many dB under the median layer's.
+        #[arg(long, value_name = "DB", default_value_t = debug::DEFAULT_FLAG_DB)]
+        flag_below: f64,
+        #[command(flatten)]
+        calib: CalibArgs,
+        /// Concrete shape for an input with symbolic dims, as for `quantize`.
         #[arg(long = "input-shape", value_parser = parse_input_shape)]
         input_shapes: Vec<(String, Vec<usize>)>,
     },
@@ -293,20 +299,11 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Quantize {
-            model,
-            output,
-            precision,
-            calib,
-            calib_limit,
-            calibration,
-            images,
-            int8,
-            mixed,
-            input_shapes,
-        } => {
-            let calib = CalibArgs { data: calib.as_deref(), limit: calib_limit, method: calibration, images };
+        Command::Quantize { model, output, precision, calib, int8, mixed, input_shapes } => {
             quantize(&model, &output, precision, &calib, &int8.settings(), &mixed, &input_shapes)
+        }
+        Command::Debug { model, out, flag_below, calib, input_shapes } => {
+            debug(&model, &out, flag_below, &calib, &input_shapes)
         }
         Command::Import { model, output } => import(&model, &output),
         Command::Codegen { model, output, inputs } => {
@@ -348,12 +345,66 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// What `quantize` calibrates int8 with.
-struct CalibArgs<'a> {
-    data: Option<&'a str>,
+/// What int8 is calibrated with.
+#[derive(clap::Args)]
+struct CalibArgs {
+    /// Calibration samples: .npy (first axis = samples), .npz (one array per input), a folder
+    /// of PNG/JPEG images (one image input), or `random` for seeded uniform noise (accuracy
+    /// not representative). Read one sample at a time.
+    #[arg(long = "calib")]
+    data: Option<String>,
+    /// Use at most this many calibration samples.
+    #[arg(long = "calib-limit", default_value_t = 500)]
     limit: usize,
+    /// How each activation's int8 range is chosen: minmax, percentile[=P] (P % on each tail,
+    /// default 99.99), entropy (least KL divergence) or mse (least squared error).
+    #[arg(long = "calibration", default_value = "minmax", value_parser = str::parse::<Method>)]
     method: Method,
+    #[command(flatten)]
     images: ImageArgs,
+}
+
+impl CalibArgs {
+    /// Refuses contradictory flags: image options without an image folder, a histogram method
+    /// on random noise.
+    fn check(&self) -> Result<(), Failure> {
+        let image_flags = self.images.given();
+        if !self.data.as_deref().is_some_and(|p| Path::new(p).is_dir()) && !image_flags.is_empty() {
+            return Err(anyhow!(
+                "{} only apply to an image folder given to --calib; drop them, or pass --calib FOLDER",
+                image_flags.join(", ")
+            ))
+            .blame(Fault::Usage);
+        }
+        if self.is_random() && provenance::calibration_code(self.method, true).is_none() {
+            return Err(anyhow!(
+                "--calib random calibrates with min/max only (noise has no outliers to clip): drop \
+                 --calibration {}, or give real samples",
+                self.method
+            ))
+            .blame(Fault::Usage);
+        }
+        Ok(())
+    }
+
+    fn is_random(&self) -> bool {
+        self.data.as_deref() == Some("random")
+    }
+
+    /// The samples of `--calib` for a model with `inputs`.
+    fn open(&self, inputs: &[Input]) -> Result<Box<dyn SampleSource>, Failure> {
+        let path = self.data.as_deref().context("internal error: no --calib to open")?;
+        if self.is_random() {
+            eprintln!("warning: calibrating on random noise; int8 accuracy will not be representative");
+            return Ok(Box::new(Noise::new(inputs, RANDOM_SAMPLES.min(self.limit))));
+        }
+        let path = Path::new(path);
+        let opened: Result<Box<dyn SampleSource>> = match path.is_dir() {
+            true => Images::open(path, inputs, &self.images.options(), self.limit).map(|s| Box::new(s) as _),
+            false => Arrays::open(path, inputs, self.limit).map(|s| Box::new(s) as _),
+        };
+        opened.context("cannot use the calibration data (--calib)").blame(Fault::Data)
+    }
 }
 
 /// How `quantize` makes int8 weights, and the algorithms it may run.
@@ -488,48 +539,19 @@ fn quantize(
 ) -> Result<(), Failure> {
     refuse_input_as_output(model, output)?;
     check_output(output).blame(Fault::Output)?;
-    if let (Precision::Int8, None) = (precision, calib.data) {
+    if let (Precision::Int8, None) = (precision, &calib.data) {
         return Err(anyhow!(
             "int8 needs calibration data: pass --calib SAMPLES.npy|.npz|IMAGE_FOLDER (a few hundred \
              representative inputs), or --calib random to accept unrepresentative accuracy"
         ))
         .blame(Fault::Usage);
     }
-    let image_flags = calib.images.given();
-    let folder = calib.data.map(Path::new).filter(|p| p.is_dir());
-    if folder.is_none() && !image_flags.is_empty() {
-        return Err(anyhow!(
-            "{} only apply to an image folder given to --calib; drop them, or pass --calib FOLDER",
-            image_flags.join(", ")
-        ))
-        .blame(Fault::Usage);
-    }
-    let random = calib.data == Some("random");
-    if random && provenance::calibration_code(calib.method, random).is_none() {
-        return Err(anyhow!(
-            "--calib random calibrates with min/max only (noise has no outliers to clip): drop \
-             --calibration {}, or give real samples",
-            calib.method
-        ))
-        .blame(Fault::Usage);
-    }
+    calib.check()?;
+    let random = calib.is_random();
     let graph = onnx::load_onnx(model, input_shapes).blame(Fault::Model)?;
     let eval_samples = mixed.samples(precision, &graph)?;
-    let inputs: Vec<Input> = graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect();
-    let source: Option<Box<dyn SampleSource>> = match (precision, calib.data) {
-        (Precision::Int8, Some("random")) => {
-            eprintln!("warning: calibrating on random noise; int8 accuracy will not be representative");
-            Some(Box::new(Noise::new(&inputs, RANDOM_SAMPLES.min(calib.limit))))
-        }
-        (Precision::Int8, Some(path)) => {
-            let opened: Result<Box<dyn SampleSource>> = match folder {
-                Some(dir) => {
-                    Images::open(dir, &inputs, &calib.images.options(), calib.limit).map(|s| Box::new(s) as _)
-                }
-                None => Arrays::open(Path::new(path), &inputs, calib.limit).map(|s| Box::new(s) as _),
-            };
-            Some(opened.context("cannot use the calibration data (--calib)").blame(Fault::Data)?)
-        }
+    let source = match precision {
+        Precision::Int8 => Some(calib.open(&model_inputs_of(&graph))?),
         _ => None,
     };
     let calibration_passes = if calib.method.needs_histograms() { 2 } else { 1 };
@@ -616,6 +638,70 @@ fn tuning_summary(weights: Granularity, tuning: &Tuning) -> String {
         lines.push(format!("  output SQNR vs f32 on the calibration samples (auto): {}", tried.join(", ")));
     }
     lines.join("\n")
+}
+
+/// The inputs of `graph` by name and ONNX shape.
+fn model_inputs_of(graph: &Graph) -> Vec<Input> {
+    graph.inputs.iter().map(|io| (io.name.clone(), io.onnx_shape.clone())).collect()
+}
+
+/// `debug`: analyses every layer, prints the ranking and writes the JSON, CSV and PNG reports.
+fn debug(
+    model: &Path,
+    out: &Path,
+    flag_below: f64,
+    calib: &CalibArgs,
+    input_shapes: &[(String, Vec<usize>)],
+) -> Result<(), Failure> {
+    if !(flag_below.is_finite() && flag_below >= 0.0) {
+        return Err(anyhow!("--flag-below {flag_below}: give a number of dB, 0 or more (e.g. 10)"))
+            .blame(Fault::Usage);
+    }
+    if calib.data.is_none() {
+        return Err(anyhow!(
+            "the debugger needs calibration data: pass --calib SAMPLES.npy|.npz|IMAGE_FOLDER, as for quantize"
+        ))
+        .blame(Fault::Usage);
+    }
+    calib.check()?;
+    std::fs::create_dir_all(out)
+        .with_context(|| {
+            format!("cannot create the folder {} for the reports; choose another --out", out.display())
+        })
+        .blame(Fault::Output)?;
+    let paths = ["sqnr.json", "sqnr.csv", "sqnr.png"].map(|name| out.join(name));
+    paths.iter().try_for_each(|p| check_output(p)).blame(Fault::Output)?;
+    let graph = onnx::load_onnx(model, input_shapes).blame(Fault::Model)?;
+    let source = Progress::new(calib.open(&model_inputs_of(&graph))?, calib.method, 1);
+    let calibration = pipeline::Calibration { source: &source, method: calib.method };
+    let analysis = debug::analyze(&graph, calibration, flag_below);
+    source.bar.finish_and_clear();
+    let analysis = analysis.map_err(|error| match is_data_error(&error) {
+        true => {
+            Failure { fault: Fault::Data, error: error.context("cannot use the calibration data (--calib)") }
+        }
+        false => Failure { fault: Fault::Model, error },
+    })?;
+    let name =
+        model.file_name().map_or_else(|| model.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let [json, csv, png] = &paths;
+    write_atomically(json, debug::report::json(&analysis, &name)?.as_bytes()).blame(Fault::Output)?;
+    write_atomically(csv, &debug::report::csv(&analysis)?).blame(Fault::Output)?;
+    let title = format!("{name}: per-layer int8 SQNR ({}, {} samples)", analysis.method, analysis.samples);
+    debug::plot::png(&analysis, &title, png).blame(Fault::Output)?;
+    out!("{}", debug::report::text(&analysis).trim_end())?;
+    let flagged = analysis.layers.iter().filter(|l| l.flagged).count();
+    out!(
+        "{} layers, {} samples; median alone SQNR {:.2} dB; {flagged} flagged (alone SQNR under {:.2} dB, \
+         i.e. more than {} dB below the median)",
+        analysis.layers.len(),
+        analysis.samples,
+        analysis.median_db,
+        analysis.threshold_db(),
+        analysis.flag_db
+    )?;
+    out!("wrote {}, {} and {}", json.display(), csv.display(), png.display())?;
+    Ok(())
 }
 
 /// Calibration samples behind a progress bar over every pass, drawn only when standard error

@@ -6,7 +6,7 @@ use tract_onnx::prelude::tract_ndarray::ArrayD;
 use crate::algorithms::bias_correction::correct_biases;
 use crate::algorithms::equalize::{equalize, Equalized};
 use crate::algorithms::{pick, Settings, Variant};
-use crate::calibrate::{calibrate, Method};
+use crate::calibrate::{calibrate, Calibrated, Method};
 use crate::emit::{emit_mixed, Precision};
 use crate::graph::Graph;
 use crate::host::{ModelFile, Runner};
@@ -97,8 +97,7 @@ pub fn build_tuned(
     origin: &Origin,
 ) -> Result<Written> {
     if precision != Precision::Int8 {
-        let provenance = record(origin, precision, None);
-        return write(graph, precision, None, Granularity::PerChannel, &[], options, &provenance);
+        return write(graph, precision, None, options, &record(origin, precision, None));
     }
     let calib = calib.context("int8 needs calibration samples")?;
     build_mixed(graph, calib, settings, Mixed::None, options, origin)
@@ -147,15 +146,14 @@ fn build_variant(
 ) -> Result<Written> {
     let mut graph = graph.clone();
     let equalized = variant.equalize.then(|| equalize(&mut graph));
-    // int8 calibrates on the f32 model.
-    let f32_provenance = record(origin, Precision::F32, None);
-    let float = write(&graph, Precision::F32, None, Granularity::PerChannel, &[], options, &f32_provenance)?;
-    let file = ModelFile::from_bytes(&float.bytes);
-    let model = file.model()?;
-    let op_outputs: Vec<usize> = graph.nodes.iter().map(|n| n.outputs[0]).collect();
-    let calibrated = calibrate(&graph, &model, &op_outputs, calib.source, calib.method)?;
-    let corrected =
-        if variant.bias_correction { correct_biases(&mut graph, &model, calib.source, weights)? } else { 0 };
+    let (qparams, calibrated) = calibrated_params(&graph, calib)?;
+    let corrected = if variant.bias_correction {
+        let float = build(&graph, Precision::F32, None)?;
+        let file = ModelFile::from_bytes(&float.bytes);
+        correct_biases(&mut graph, &file.model()?, calib.source, weights)?
+    } else {
+        0
+    };
     let constant_activations = graph
         .tensors
         .iter()
@@ -163,13 +161,12 @@ fn build_variant(
         .filter(|(t, _)| t.data.is_none())
         .filter_map(|(t, r)| r.filter(|(lo, hi)| lo == hi).map(|(v, _)| (t.name.clone(), v)))
         .collect();
-    let qparams = activation_params(&graph, &calibrated.ranges)?;
     let summary =
         CalibrationSummary { method: calib.method, samples: calibrated.samples, sha256: calibrated.sha256 };
     let provenance = record(origin, Precision::Int8, Some(&summary));
     let mixed = mixed.choose(&graph, &qparams, weights)?;
     let written =
-        write(&graph, Precision::Int8, Some(&qparams), weights, &mixed.float, options, &provenance)?;
+        write_weights(&graph, Precision::Int8, Some(&qparams), weights, &mixed.float, options, &provenance)?;
     let tuning = Tuning { chosen: variant, tried: Vec::new(), equalized, corrected, mixed };
     Ok(Written { constant_activations, tuning: Some(tuning), ..written })
 }
@@ -199,8 +196,41 @@ fn output_sqnr(graph: &Graph, built: &[Written], source: &dyn SampleSource) -> R
     Ok(energy.iter().map(|(s, n)| 10.0 * (s / n.max(f64::MIN_POSITIVE)).log10()).collect())
 }
 
-/// Emits (the nodes marked in `float_nodes` in float), plans, serializes and re-validates.
-fn write(
+/// The int8 parameters of every activation of `graph` (`None` for constants), from ranges
+/// calibrated on its f32 model, and what calibration found.
+pub fn calibrated_params(
+    graph: &Graph,
+    calib: Calibration<'_>,
+) -> Result<(Vec<Option<QParams>>, Calibrated)> {
+    let float = write(
+        graph,
+        Precision::F32,
+        None,
+        Options::default(),
+        &record(&Origin::default(), Precision::F32, None),
+    )?;
+    let file = ModelFile::from_bytes(&float.bytes);
+    let model = file.model()?;
+    let op_outputs: Vec<usize> = graph.nodes.iter().map(|n| n.outputs[0]).collect();
+    let calibrated = calibrate(graph, &model, &op_outputs, calib.source, calib.method)?;
+    Ok((activation_params(graph, &calibrated.ranges)?, calibrated))
+}
+
+/// Emits, plans and serializes `graph` at `precision` (int8 with `qparams`, one per IR tensor,
+/// and per-channel weights), and re-validates the bytes.
+pub fn write(
+    graph: &Graph,
+    precision: Precision,
+    qparams: Option<&[Option<QParams>]>,
+    options: Options,
+    provenance: &ember::format::meta::Provenance,
+) -> Result<Written> {
+    write_weights(graph, precision, qparams, Granularity::PerChannel, &[], options, provenance)
+}
+
+/// As [`write`], with int8 weight scales at `weights` granularity and the nodes marked in
+/// `float_nodes` in float.
+fn write_weights(
     graph: &Graph,
     precision: Precision,
     qparams: Option<&[Option<QParams>]>,
