@@ -57,48 +57,9 @@ pub fn depthwise_conv2d_i8(
         0
     };
     let factors = if factor_step == 0 { one_factor.as_ptr() } else { stage.factors() };
-    // One assembly call over the quads of `pixels` consecutive output pixels from `pixel`
-    // whose windows read `cells` from `base`, `base + step`, ... (one pixel unless the channels
-    // come in whole quads, so that their outputs follow each other).
-    let step = g.stride[1] * c;
-    let launch =
-        |out: &mut [i8], short: Short, pixel: usize, base: usize, cells: &[(usize, usize)], pixels: usize| {
-            // Every load reads 4 bytes at a pixel's base + a cell's offset + c0 with c0 ≤ quads − 4:
-            // in bounds when the last pixel's largest offsets plus `quads` are (the loader's geometry
-            // checks make them so; cells are in increasing order of both offsets).
-            let last = base + (pixels - 1) * step;
-            let fits =
-                cells.last().is_none_or(|&(xo, wo)| last + xo + quads <= x.len() && wo + quads <= w.len());
-            let Some(out) = out.get_mut(pixel * c..).and_then(|o| o.get_mut(..(pixels - 1) * c + quads))
-            else {
-                return;
-            };
-            if !fits || x.len() < base {
-                return;
-            }
-            let mut args = Quads {
-                bias: stage.biases(),
-                cells: cells.as_ptr(),
-                cells_end: cells.as_ptr_range().end,
-                x: x.as_ptr().wrapping_add(base),
-                w: w.as_ptr(),
-                factors,
-                factor_step,
-                out: out.as_mut_ptr(),
-                quads: quads / 4,
-                offsets,
-                short,
-                pixels,
-                x_skip: step - quads,
-                quads_per_pixel: quads / 4,
-                bias0: stage.biases(),
-                factors0: factors,
-                w0: w.as_ptr(),
-            };
-            // SAFETY: `fits` bounds every load; the bias and factors hold `c` entries (or one factor,
-            // repeated with step 0); `out` holds the pixels' outputs (with several pixels, c = quads).
-            unsafe { quads_asm(&mut args) };
-        };
+    let layer =
+        Layer { x, w, bias: stage.biases(), factors, factor_step, offsets, quads, c, step: g.stride[1] * c };
+    let step = layer.step;
     let whole_quads = quads == c;
     // A run of full windows not yet computed: (first pixel, its base, pixels).
     let mut run: Option<(usize, usize, usize)> = None;
@@ -111,14 +72,14 @@ pub fn depthwise_conv2d_i8(
                 }
                 _ => {
                     if let Some((first, first_base, n)) = run.replace((pixel, base, 1)) {
-                        launch(out, short, first, first_base, full, n);
+                        layer.launch(out, short, first, first_base, full, n);
                     }
                 }
             }
             return;
         }
         if let (Some((first, first_base, n)), Some(short)) = (run.take(), short) {
-            launch(out, short, first, first_base, full, n);
+            layer.launch(out, short, first, first_base, full, n);
         }
         let (base, cells) = if window.len() == full.len() {
             (window.first_pixel() * c, full)
@@ -137,7 +98,7 @@ pub fn depthwise_conv2d_i8(
             return;
         }
         if let (Some(short), true) = (short, quads > 0) {
-            launch(out, short, pixel, base, cells, 1);
+            layer.launch(out, short, pixel, base, cells, 1);
         } else {
             let (out_quads, _) = out[pixel * c..][..c].as_chunks_mut::<4>();
             quads_with(&stage, &x[base..], w, cells, offsets, out_quads);
@@ -154,7 +115,73 @@ pub fn depthwise_conv2d_i8(
         }
     });
     if let (Some((first, first_base, n)), Some(short)) = (run, short) {
-        launch(out, short, first, first_base, full, n);
+        layer.launch(out, short, first, first_base, full, n);
+    }
+}
+
+/// What [`Layer::launch`] needs of a depthwise layer.
+struct Layer<'a> {
+    x: &'a [i8],
+    w: &'a [i8],
+    bias: *const i32,
+    factors: *const Requant,
+    factor_step: usize,
+    offsets: u32,
+    /// Channels in whole quads, and all channels.
+    quads: usize,
+    c: usize,
+    /// Bytes from a window to the next one in the row.
+    step: usize,
+}
+
+impl Layer<'_> {
+    /// One assembly call over the quads of `pixels` consecutive output pixels from `pixel`
+    /// whose windows read `cells` from `base`, `base + step`, ... (one pixel unless the channels
+    /// come in whole quads, so that their outputs follow each other).
+    #[inline(never)]
+    fn launch(
+        &self,
+        out: &mut [i8],
+        short: Short,
+        pixel: usize,
+        base: usize,
+        cells: &[(usize, usize)],
+        pixels: usize,
+    ) {
+        let (x, w, quads, c, step) = (self.x, self.w, self.quads, self.c, self.step);
+        // Every load reads 4 bytes at a pixel's base + a cell's offset + c0 with c0 ≤ quads − 4:
+        // in bounds when the last pixel's largest offsets plus `quads` are (the loader's geometry
+        // checks make them so; cells are in increasing order of both offsets).
+        let last = base + (pixels - 1) * step;
+        let fits = cells.last().is_none_or(|&(xo, wo)| last + xo + quads <= x.len() && wo + quads <= w.len());
+        let Some(out) = out.get_mut(pixel * c..).and_then(|o| o.get_mut(..(pixels - 1) * c + quads)) else {
+            return;
+        };
+        if !fits || x.len() < base || pixels == 0 {
+            return;
+        }
+        let mut args = Quads {
+            bias: self.bias,
+            cells: cells.as_ptr(),
+            cells_end: cells.as_ptr_range().end,
+            x: x.as_ptr().wrapping_add(base),
+            w: w.as_ptr(),
+            factors: self.factors,
+            factor_step: self.factor_step,
+            out: out.as_mut_ptr(),
+            quads: quads / 4,
+            offsets: self.offsets,
+            short,
+            pixels,
+            x_skip: step - quads,
+            quads_per_pixel: quads / 4,
+            bias0: self.bias,
+            factors0: self.factors,
+            w0: w.as_ptr(),
+        };
+        // SAFETY: `fits` bounds every load; the bias and factors hold `c` entries (or one factor,
+        // repeated with step 0); `out` holds the pixels' outputs (with several pixels, c = quads).
+        unsafe { quads_asm(&mut args) };
     }
 }
 
