@@ -240,12 +240,23 @@ impl Int8Params<'_> {
 pub trait Weight: Copy {
     /// The weight as f32.
     fn to_f32(self) -> f32;
+
+    /// The weights themselves when they are f32 (so vector kernels load them directly), else `None`.
+    #[inline(always)]
+    fn as_f32(_w: &[Self]) -> Option<&[f32]> {
+        None
+    }
 }
 
 impl Weight for f32 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
+    }
+
+    #[inline(always)]
+    fn as_f32(w: &[f32]) -> Option<&[f32]> {
+        Some(w)
     }
 }
 

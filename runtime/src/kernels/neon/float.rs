@@ -18,8 +18,8 @@
 //! for bit.
 
 use core::arch::aarch64::{
-    float32x4_t, vaddq_f32, vdupq_n_f32, vld1q_f32, vmulq_f32, vmulq_laneq_f32, vmulq_n_f32,
-    vreinterpretq_f32_f64, vreinterpretq_f64_f32, vst1q_f32, vtrn1q_f32, vtrn1q_f64, vtrn2q_f32, vtrn2q_f64,
+    float32x4_t, float32x4x4_t, vaddq_f32, vdupq_n_f32, vld1q_f32, vld4q_lane_f32, vmulq_f32,
+    vmulq_laneq_f32, vmulq_n_f32, vst1q_f32,
 };
 
 use crate::kernels::conv2d::{for_each_window, Window};
@@ -28,13 +28,14 @@ use crate::kernels::{depthwise_conv2d, ClampF32, ConvGeometry, FcGeometry, Weigh
 /// Input rows that share one transposed block of weights.
 const ROWS: usize = 4;
 
-/// Four weights widened to f32.
+/// Four weights as f32.
 #[target_feature(enable = "neon")]
 #[inline]
 fn widen<W: Weight>(w: &[W; 4]) -> float32x4_t {
-    let w = w.map(W::to_f32);
-    // SAFETY: reads the four f32 of `w` (no alignment needed).
-    unsafe { vld1q_f32(w.as_ptr()) }
+    match W::as_f32(w) {
+        Some(f32s) => load(four(f32s, 0)),
+        None => load(&w.map(W::to_f32)),
+    }
 }
 
 /// Four input values.
@@ -51,16 +52,30 @@ fn four<T>(s: &[T], at: usize) -> &[T; 4] {
     &s[at..].as_chunks::<4>().0[0]
 }
 
-/// The columns of the 4×4 matrix whose rows are `r`.
+/// `c` with lane `u` of its four vectors replaced by the four weights of `w[u]` as f32, one
+/// vector per weight (`LD4` to a lane): `w` transposed.
 #[target_feature(enable = "neon")]
 #[inline]
-fn transpose(r: [float32x4_t; 4]) -> [float32x4_t; 4] {
-    let (t0, t1) =
-        (vreinterpretq_f64_f32(vtrn1q_f32(r[0], r[1])), vreinterpretq_f64_f32(vtrn2q_f32(r[0], r[1])));
-    let (t2, t3) =
-        (vreinterpretq_f64_f32(vtrn1q_f32(r[2], r[3])), vreinterpretq_f64_f32(vtrn2q_f32(r[2], r[3])));
-    [vtrn1q_f64(t0, t2), vtrn1q_f64(t1, t3), vtrn2q_f64(t0, t2), vtrn2q_f64(t1, t3)]
-        .map(|c| vreinterpretq_f32_f64(c))
+fn transpose<W: Weight>(c: float32x4x4_t, w: [&[W; 4]; 4]) -> float32x4x4_t {
+    let mut widened = [[0.0; 4]; 4];
+    let mut row = |u: usize| match W::as_f32(w[u]) {
+        Some(f32s) => f32s.as_ptr(),
+        None => {
+            for (v, &w) in widened[u].iter_mut().zip(w[u]) {
+                *v = w.to_f32();
+            }
+            widened[u].as_ptr()
+        }
+    };
+    let rows = [row(0), row(1), row(2), row(3)];
+    // SAFETY: each load reads the four f32 that one pointer of `rows` points to: four weights
+    // of `w` or the four widened from them, which live to the end of this function.
+    unsafe {
+        let c = vld4q_lane_f32::<0>(rows[0], c);
+        let c = vld4q_lane_f32::<1>(rows[1], c);
+        let c = vld4q_lane_f32::<2>(rows[2], c);
+        vld4q_lane_f32::<3>(rows[3], c)
+    }
 }
 
 /// `acc[r]` plus, in lane `u`, the products `x[r][k] × w[u][k]` for `k = 0, 1, …` over the
@@ -76,14 +91,16 @@ fn dots<W: Weight, const R: usize>(
     let chunks = n / 4;
     let x4 = x.map(|x| &x[..n].as_chunks::<4>().0[..chunks]);
     let w4 = w.map(|w| &w[..n].as_chunks::<4>().0[..chunks]);
+    // Every lane is loaded before it is used: the zeros only start the chain of loads.
+    let mut c = float32x4x4_t(vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0));
     for i in 0..chunks {
-        let c = transpose(w4.map(|w| widen(&w[i])));
+        c = transpose(c, w4.map(|w| &w[i]));
         for (acc, x4) in acc.iter_mut().zip(x4) {
             let xv = load(&x4[i]);
-            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<0>(c[0], xv));
-            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<1>(c[1], xv));
-            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<2>(c[2], xv));
-            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<3>(c[3], xv));
+            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<0>(c.0, xv));
+            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<1>(c.1, xv));
+            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<2>(c.2, xv));
+            *acc = vaddq_f32(*acc, vmulq_laneq_f32::<3>(c.3, xv));
         }
     }
     for k in 4 * chunks..n {
@@ -235,7 +252,11 @@ pub fn depthwise_conv2d_f32<W: Weight>(
     unsafe { depthwise_multiplier1(g, x, w, bias, act, out) }
 }
 
-/// [`depthwise_conv2d_f32`] for a channel multiplier of 1 and `C ≥ 4`.
+/// Channels per block of [`depthwise_multiplier1`]: one vector accumulator per four.
+const DEPTHWISE_BLOCK: usize = 32;
+
+/// [`depthwise_conv2d_f32`] for a channel multiplier of 1 and `C ≥ 4`: blocks of
+/// [`DEPTHWISE_BLOCK`] channels, each window cell loaded once per block, then four at a time.
 #[target_feature(enable = "neon")]
 fn depthwise_multiplier1<W: Weight>(
     g: &ConvGeometry,
@@ -246,22 +267,39 @@ fn depthwise_multiplier1<W: Weight>(
     out: &mut [f32],
 ) {
     let c = g.input.c;
+    let blocked = c / DEPTHWISE_BLOCK * DEPTHWISE_BLOCK;
     for_each_window(g, |window, pixel| {
         let out = &mut out[pixel * c..][..c];
-        for c0 in (0..c).step_by(4).map(|c0| c0.min(c - 4)) {
-            let acc = depthwise_quad(window, x, w, c, c0);
+        for c0 in (0..blocked).step_by(DEPTHWISE_BLOCK) {
+            let acc = depthwise_block::<W, { DEPTHWISE_BLOCK / 4 }>(window, x, w, c, c0);
+            for (q, &acc) in acc.iter().enumerate() {
+                let c0 = c0 + 4 * q;
+                finish(acc, &bias[c0..][..4], act, &mut out[c0..][..4]);
+            }
+        }
+        for c0 in (blocked..c).step_by(4).map(|c0| c0.min(c - 4)) {
+            let [acc] = depthwise_block::<W, 1>(window, x, w, c, c0);
             finish(acc, &bias[c0..][..4], act, &mut out[c0..][..4]);
         }
     });
 }
 
-/// The depthwise sums of channels `c0..c0 + 4` over `window` (`c` channels).
+/// The depthwise sums of channels `c0..c0 + 4 × Q` over `window` (`c` channels), four per vector.
 #[target_feature(enable = "neon")]
 #[inline]
-fn depthwise_quad<W: Weight>(window: Window, x: &[f32], w: &[W], c: usize, c0: usize) -> float32x4_t {
-    let mut acc = vdupq_n_f32(0.0);
+fn depthwise_block<W: Weight, const Q: usize>(
+    window: Window,
+    x: &[f32],
+    w: &[W],
+    c: usize,
+    c0: usize,
+) -> [float32x4_t; Q] {
+    let mut acc = [vdupq_n_f32(0.0); Q];
     window.for_each_cell(|tap, px| {
-        acc = vaddq_f32(acc, vmulq_f32(load(four(x, px * c + c0)), widen(four(w, tap * c + c0))));
+        let (xs, ws) = (&x[px * c + c0..][..4 * Q], &w[tap * c + c0..][..4 * Q]);
+        for (q, acc) in acc.iter_mut().enumerate() {
+            *acc = vaddq_f32(*acc, vmulq_f32(load(four(xs, 4 * q)), widen(four(ws, 4 * q))));
+        }
     });
     acc
 }
@@ -382,13 +420,16 @@ mod tests {
         )
     }
 
-    /// Depthwise convolutions with 1..=13 channels, multiplier 1 (or 2: the reference path).
+    /// Depthwise convolutions with 1..=13 channels or, for one in four, 32..=45 (a block and
+    /// four at a time); multiplier 1 (or 2: the reference path).
     fn depthwise_cases() -> impl Strategy<Value = Case<ConvGeometry>> {
-        (testutil::geometry(2, false), 1..=13usize, prop_oneof![4 => Just(1usize), 1 => Just(2)])
-            .prop_flat_map(|(mut g, c, multiplier)| {
+        let channels = prop_oneof![3 => 1..=13usize, 1 => 32..=45usize];
+        (testutil::geometry(2, false), channels, prop_oneof![4 => Just(1usize), 1 => Just(2)]).prop_flat_map(
+            |(mut g, c, multiplier)| {
                 (g.input.c, g.output.c) = (c, c * multiplier);
                 case(g, g.input.len(), g.kernel[0] * g.kernel[1] * g.output.c, g.output.c)
-            })
+            },
+        )
     }
 
     fn check_fc<W: Weight>(c: &Case<FcGeometry>, w: &[W]) -> Result<(), TestCaseError> {
