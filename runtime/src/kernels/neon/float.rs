@@ -18,8 +18,8 @@
 //! for bit.
 
 use core::arch::aarch64::{
-    float32x4_t, float32x4x4_t, vaddq_f32, vdupq_n_f32, vld1q_f32, vld4q_lane_f32, vmulq_f32,
-    vmulq_laneq_f32, vmulq_n_f32, vst1q_f32,
+    float32x4_t, float32x4x4_t, vaddq_f32, vbslq_f32, vcgtq_f32, vcltq_f32, vdupq_n_f32, vld1q_f32,
+    vld4q_lane_f32, vmulq_f32, vmulq_laneq_f32, vmulq_n_f32, vst1q_f32,
 };
 
 use crate::kernels::conv2d::{for_each_window, Window};
@@ -112,16 +112,58 @@ fn dots<W: Weight, const R: usize>(
     acc
 }
 
-/// Writes `act(acc + bias)` of the first `out.len()` (at most four) lanes.
+/// Fused activation bounds in every lane.
+#[derive(Clone, Copy)]
+struct Clamp {
+    min: float32x4_t,
+    max: float32x4_t,
+}
+
+impl Clamp {
+    /// `act`'s bounds.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    fn new(act: ClampF32) -> Self {
+        Self { min: vdupq_n_f32(act.min), max: vdupq_n_f32(act.max) }
+    }
+
+    /// [`ClampF32::apply`] in each lane: the same comparisons and selections (NaN passes).
+    #[target_feature(enable = "neon")]
+    #[inline]
+    fn apply(self, v: float32x4_t) -> float32x4_t {
+        vbslq_f32(vcltq_f32(v, self.min), self.min, vbslq_f32(vcgtq_f32(v, self.max), self.max, v))
+    }
+}
+
+/// Writes `act(acc + bias)` of the first `out.len()` (at most four, as `bias`) lanes.
 #[target_feature(enable = "neon")]
 #[inline]
-fn finish(acc: float32x4_t, bias: &[f32], act: ClampF32, out: &mut [f32]) {
-    let mut sums = [0.0; 4];
-    // SAFETY: writes the four f32 of `sums`.
-    unsafe { vst1q_f32(sums.as_mut_ptr(), acc) };
-    for ((o, s), b) in out.iter_mut().zip(sums).zip(bias) {
-        *o = act.apply(s + b);
+fn finish(acc: float32x4_t, bias: &[f32], act: Clamp, out: &mut [f32]) {
+    let bias = match bias.as_chunks::<4>() {
+        ([b], _) => load(b),
+        (_, part) => {
+            let mut b = [0.0; 4];
+            b[..part.len()].copy_from_slice(part);
+            load(&b)
+        }
+    };
+    let v = act.apply(vaddq_f32(acc, bias));
+    match out.as_chunks_mut::<4>() {
+        ([o], _) => store(o, v),
+        (_, part) => {
+            let mut o = [0.0; 4];
+            store(&mut o, v);
+            part.copy_from_slice(&o[..part.len()]);
+        }
     }
+}
+
+/// Writes the four lanes of `v` to `out`.
+#[target_feature(enable = "neon")]
+#[inline]
+fn store(out: &mut [f32; 4], v: float32x4_t) {
+    // SAFETY: writes the four f32 `out` refers to (no alignment needed).
+    unsafe { vst1q_f32(out.as_mut_ptr(), v) }
 }
 
 /// The four filters (each `len` weights) of output channels `first..first + 4`, the last one
@@ -154,6 +196,7 @@ fn fully_connected_neon<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
+    let act = Clamp::new(act);
     let grouped = g.rows / ROWS * ROWS;
     for r in (0..grouped).step_by(ROWS) {
         fully_connected_rows::<W, ROWS>(g, r, x, w, bias, act, out);
@@ -172,7 +215,7 @@ fn fully_connected_rows<W: Weight, const R: usize>(
     x: &[f32],
     w: &[W],
     bias: &[f32],
-    act: ClampF32,
+    act: Clamp,
     out: &mut [f32],
 ) {
     let (depth, units) = (g.depth, g.units);
@@ -206,8 +249,9 @@ pub fn conv2d_f32<W: Weight>(
     unsafe { conv2d_windows(g, x, w, bias, act, out) }
 }
 
-/// [`conv2d_f32`] window by window, four output channels at a time, each window's runs of taps
-/// in the reference's order.
+/// [`conv2d_f32`] over the windows in groups of [`ROWS`] consecutive output pixels: a group
+/// whose windows have the same runs of taps (all but those at the edges) shares each block of
+/// transposed weights between its pixels; others go one pixel at a time.
 #[target_feature(enable = "neon")]
 fn conv2d_windows<W: Weight>(
     g: &ConvGeometry,
@@ -217,20 +261,63 @@ fn conv2d_windows<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    let (cin, cout) = (g.input.c, g.output.c);
-    let filter_len = g.kernel[0] * g.kernel[1] * cin;
+    let act = Clamp::new(act);
+    let mut group = [None; ROWS];
+    let mut pending = 0;
+    let shape = |window: Window| window.runs().map(|(tap, _, count)| (tap, count));
     for_each_window(g, |window, pixel| {
-        let out = &mut out[pixel * cout..][..cout];
-        for u in (0..cout).step_by(4) {
-            let filters = quad(w, filter_len, cout, u);
-            let acc = window.runs().fold([vdupq_n_f32(0.0)], |acc, (tap, px, count)| {
-                let len = count * cin;
-                dots(acc, [&x[px * cin..][..len]], filters.map(|f| &f[tap * cin..][..len]))
-            });
-            let n = (cout - u).min(4);
-            finish(acc[0], &bias[u..][..n], act, &mut out[u..][..n]);
+        group[pending] = Some((window, pixel));
+        pending += 1;
+        if pending < ROWS {
+            return;
+        }
+        pending = 0;
+        // Every entry is `Some` here.
+        let pixels = group.map(|p| p.unwrap_or((window, pixel)));
+        if pixels.iter().all(|&(other, _)| shape(other).eq(shape(pixels[0].0))) {
+            conv2d_pixels(g, pixels, x, w, bias, act, out);
+        } else {
+            for p in pixels {
+                conv2d_pixels(g, [p], x, w, bias, act, out);
+            }
         }
     });
+    for &p in group[..pending].iter().flatten() {
+        conv2d_pixels(g, [p], x, w, bias, act, out);
+    }
+}
+
+/// The outputs of `R` pixels `(window, output pixel)` whose windows have the same runs of taps,
+/// four output channels at a time, each window's runs in the reference's order.
+#[target_feature(enable = "neon")]
+#[inline]
+fn conv2d_pixels<W: Weight, const R: usize>(
+    g: &ConvGeometry,
+    pixels: [(Window, usize); R],
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: Clamp,
+    out: &mut [f32],
+) {
+    let (cin, cout) = (g.input.c, g.output.c);
+    let filter_len = g.kernel[0] * g.kernel[1] * cin;
+    for u in (0..cout).step_by(4) {
+        let filters = quad(w, filter_len, cout, u);
+        let mut acc = [vdupq_n_f32(0.0); R];
+        let mut runs = pixels.map(|(window, _)| window.runs());
+        loop {
+            let next = runs.each_mut().map(Iterator::next);
+            let Some((tap, _, count)) = next[0] else { break };
+            let len = count * cin;
+            let xs = next.map(|run| &x[run.map_or(0, |(_, px, _)| px) * cin..][..len]);
+            acc = dots(acc, xs, filters.map(|f| &f[tap * cin..][..len]));
+        }
+        let n = (cout - u).min(4);
+        for (&acc, &(_, pixel)) in acc.iter().zip(&pixels) {
+            finish(acc, &bias[u..][..n], act, &mut out[pixel * cout + u..][..n]);
+        }
+    }
 }
 
 /// [`crate::kernels::depthwise_conv2d::depthwise_conv2d_f32`] with NEON for a channel multiplier
@@ -266,7 +353,7 @@ fn depthwise_multiplier1<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    let c = g.input.c;
+    let (c, act) = (g.input.c, Clamp::new(act));
     let blocked = c / DEPTHWISE_BLOCK * DEPTHWISE_BLOCK;
     for_each_window(g, |window, pixel| {
         let out = &mut out[pixel * c..][..c];
