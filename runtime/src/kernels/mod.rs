@@ -246,6 +246,12 @@ pub trait Weight: Copy {
     fn as_f32(_w: &[Self]) -> Option<&[f32]> {
         None
     }
+
+    /// The weights' bit patterns when they are f16 (so vector kernels widen several at once), else `None`.
+    #[inline(always)]
+    fn as_f16_bits(_w: &[Self]) -> Option<&[u16]> {
+        None
+    }
 }
 
 impl Weight for f32 {
@@ -266,5 +272,10 @@ impl Weight for half::f16 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self.to_f32_const()
+    }
+
+    #[inline(always)]
+    fn as_f16_bits(w: &[Self]) -> Option<&[u16]> {
+        Some(half::slice::HalfFloatSliceExt::reinterpret_cast(w))
     }
 }

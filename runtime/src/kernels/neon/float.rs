@@ -5,11 +5,15 @@
 //! reordered or fused would round differently, so these kernels vectorize across output channels
 //! instead of along the sum: each of four lanes is one output channel and adds its products in
 //! the reference's order with `FMUL` then `FADD` (never `FMLA`). Fully connected and convolution
-//! weights are `[Cout, K]`, so four consecutive `k` of four filters are loaded and transposed in
-//! registers, then each column is multiplied by one input value (`FMUL` by element) and added;
-//! the transposed weights serve four input rows at once where rows share them (fully connected
-//! layers and 1×1 convolutions). Depthwise weights are already channel-minor and load directly.
-//! f16 weights are widened with [`Weight::to_f32`] before the transpose.
+//! weights are `[Cout, K]`, so four consecutive `k` of four filters are loaded transposed (`LD4`
+//! to a lane, one per filter), then each column is multiplied by one input value (`FMUL` by
+//! element) and added. The transposed weights serve four input rows at once: fully connected
+//! rows, the pixels of a 1×1 convolution, whole windows of a small filter gathered into rows on
+//! the stack, or four consecutive windows with the same runs of taps; windows cut by the padding
+//! are summed over their runs of taps, as the reference does. Depthwise weights are already
+//! channel-minor and load directly, 32 channels per pass over a window. Bias and activation are
+//! applied four lanes at a time with the reference's comparisons. f16 weights are widened four at
+//! a time by `FCVTL` (exact, as [`Weight::to_f32`]) and transposed in registers.
 //!
 //! NaN results are NaN where the reference's are, but their sign and payload bits may differ:
 //! which NaN operand an IEEE operation propagates is not specified, Rust does not promise NaN
@@ -18,9 +22,11 @@
 //! for bit.
 
 use core::arch::aarch64::{
-    float32x4_t, float32x4x4_t, vaddq_f32, vbslq_f32, vcgtq_f32, vcltq_f32, vdupq_n_f32, vld1q_f32,
-    vld4q_lane_f32, vmulq_f32, vmulq_laneq_f32, vmulq_n_f32, vst1q_f32,
+    float32x4_t, float32x4x4_t, vaddq_f32, vbslq_f32, vcgtq_f32, vcltq_f32, vdupq_n_f32, vld1_u16, vld1q_f32,
+    vld4q_lane_f32, vmulq_f32, vmulq_laneq_f32, vmulq_n_f32, vreinterpretq_f32_f64, vreinterpretq_f64_f32,
+    vst1q_f32, vtrn1q_f32, vtrn1q_f64, vtrn2q_f32, vtrn2q_f64,
 };
+use core::arch::asm;
 
 use crate::kernels::conv2d::{for_each_window, Window};
 use crate::kernels::{depthwise_conv2d, ClampF32, ConvGeometry, FcGeometry, Weight};
@@ -32,10 +38,33 @@ const ROWS: usize = 4;
 #[target_feature(enable = "neon")]
 #[inline]
 fn widen<W: Weight>(w: &[W; 4]) -> float32x4_t {
-    match W::as_f32(w) {
-        Some(f32s) => load(four(f32s, 0)),
-        None => load(&w.map(W::to_f32)),
+    if let Some(f32s) = W::as_f32(w) {
+        load(four(f32s, 0))
+    } else if let Some(bits) = W::as_f16_bits(w) {
+        widen_f16(four(bits, 0))
+    } else {
+        load(&w.map(W::to_f32))
     }
+}
+
+/// Four f16 (bit patterns) widened to f32 by `FCVTL`: exact, as [`Weight::to_f32`] (a NaN
+/// keeps its sign and payload, made quiet).
+#[target_feature(enable = "neon")]
+#[inline]
+fn widen_f16(bits: &[u16; 4]) -> float32x4_t {
+    // SAFETY: reads the four u16 `bits` refers to (no alignment needed).
+    let h = unsafe { vld1_u16(bits.as_ptr()) };
+    let f: float32x4_t;
+    // SAFETY: one register-only Advanced SIMD instruction (Armv8.0); no memory, stack or flags.
+    unsafe {
+        asm!(
+            "fcvtl {f:v}.4s, {h:v}.4h",
+            f = lateout(vreg) f,
+            h = in(vreg) h,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    f
 }
 
 /// Four input values.
@@ -53,29 +82,35 @@ fn four<T>(s: &[T], at: usize) -> &[T; 4] {
 }
 
 /// `c` with lane `u` of its four vectors replaced by the four weights of `w[u]` as f32, one
-/// vector per weight (`LD4` to a lane): `w` transposed.
+/// vector per weight: `w` transposed, by `LD4` to a lane for f32 weights, else widened and
+/// transposed in registers.
 #[target_feature(enable = "neon")]
 #[inline]
 fn transpose<W: Weight>(c: float32x4x4_t, w: [&[W; 4]; 4]) -> float32x4x4_t {
-    let mut widened = [[0.0; 4]; 4];
-    let mut row = |u: usize| match W::as_f32(w[u]) {
-        Some(f32s) => f32s.as_ptr(),
-        None => {
-            for (v, &w) in widened[u].iter_mut().zip(w[u]) {
-                *v = w.to_f32();
-            }
-            widened[u].as_ptr()
-        }
+    let [Some(r0), Some(r1), Some(r2), Some(r3)] = w.map(|w| W::as_f32(w)) else {
+        return transpose_rows(w.map(|w| widen(w)));
     };
-    let rows = [row(0), row(1), row(2), row(3)];
-    // SAFETY: each load reads the four f32 that one pointer of `rows` points to: four weights
-    // of `w` or the four widened from them, which live to the end of this function.
+    // SAFETY: each load reads four f32 of `w`.
     unsafe {
-        let c = vld4q_lane_f32::<0>(rows[0], c);
-        let c = vld4q_lane_f32::<1>(rows[1], c);
-        let c = vld4q_lane_f32::<2>(rows[2], c);
-        vld4q_lane_f32::<3>(rows[3], c)
+        let c = vld4q_lane_f32::<0>(r0.as_ptr(), c);
+        let c = vld4q_lane_f32::<1>(r1.as_ptr(), c);
+        let c = vld4q_lane_f32::<2>(r2.as_ptr(), c);
+        vld4q_lane_f32::<3>(r3.as_ptr(), c)
     }
+}
+
+/// The columns of the 4×4 matrix whose rows are `r` (for weights widened in registers).
+#[target_feature(enable = "neon")]
+#[inline]
+fn transpose_rows(r: [float32x4_t; 4]) -> float32x4x4_t {
+    let pairs = |a, b| (vreinterpretq_f64_f32(vtrn1q_f32(a, b)), vreinterpretq_f64_f32(vtrn2q_f32(a, b)));
+    let ((t0, t1), (t2, t3)) = (pairs(r[0], r[1]), pairs(r[2], r[3]));
+    float32x4x4_t(
+        vreinterpretq_f32_f64(vtrn1q_f64(t0, t2)),
+        vreinterpretq_f32_f64(vtrn1q_f64(t1, t3)),
+        vreinterpretq_f32_f64(vtrn2q_f64(t0, t2)),
+        vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)),
+    )
 }
 
 /// `acc[r]` plus, in lane `u`, the products `x[r][k] × w[u][k]` for `k = 0, 1, …` over the
@@ -219,18 +254,37 @@ fn fully_connected_rows<W: Weight, const R: usize>(
     out: &mut [f32],
 ) {
     let (depth, units) = (g.depth, g.units);
-    let rows: [&[f32]; R] = core::array::from_fn(|i| &x[(first + i) * depth..][..depth]);
+    let rows = core::array::from_fn(|i| &x[(first + i) * depth..][..depth]);
+    matrix_rows::<W, R>(rows, w, units, bias, act, out, core::array::from_fn(|i| (first + i) * units));
+}
+
+/// Writes `act(row · filter + bias)` for the `R` rows (of equal length) and every filter of `w`
+/// (`units` of them, each as long as a row) to `out[at[r]..][..units]`.
+#[target_feature(enable = "neon")]
+#[inline]
+fn matrix_rows<W: Weight, const R: usize>(
+    rows: [&[f32]; R],
+    w: &[W],
+    units: usize,
+    bias: &[f32],
+    act: Clamp,
+    out: &mut [f32],
+    at: [usize; R],
+) {
+    let depth = rows[0].len();
     for u in (0..units).step_by(4) {
         let acc = dots([vdupq_n_f32(0.0); R], rows, quad(w, depth, units, u));
         let n = (units - u).min(4);
-        for (i, &acc) in acc.iter().enumerate() {
-            finish(acc, &bias[u..][..n], act, &mut out[(first + i) * units + u..][..n]);
+        for (&acc, &at) in acc.iter().zip(&at) {
+            finish(acc, &bias[u..][..n], act, &mut out[at + u..][..n]);
         }
     }
 }
 
 /// [`crate::kernels::conv2d::conv2d_f32`] with NEON: a 1×1 convolution with stride 1 and no
-/// padding is a fully connected layer over the pixels; others sum each window's runs of taps.
+/// padding is a fully connected layer over the pixels; a filter of at most `GATHER` (256) values is
+/// applied to whole windows gathered into rows, four at a time, and the others' runs of taps;
+/// larger filters sum each window's runs of taps.
 pub fn conv2d_f32<W: Weight>(
     g: &ConvGeometry,
     x: &[f32],
@@ -246,7 +300,54 @@ pub fn conv2d_f32<W: Weight>(
         return fully_connected_f32(&fc, x, w, bias, act, out);
     }
     // SAFETY: this module is compiled only for targets with NEON (`ember_neon`, build.rs).
-    unsafe { conv2d_windows(g, x, w, bias, act, out) }
+    unsafe {
+        if g.kernel[0] * g.kernel[1] * cin <= GATHER {
+            conv2d_gathered(g, x, w, bias, act, out)
+        } else {
+            conv2d_windows(g, x, w, bias, act, out)
+        }
+    }
+}
+
+/// Largest filter (`KH × KW × Cin` values) whose whole windows [`conv2d_f32`] gathers into
+/// rows on the stack ([`ROWS`] of them).
+const GATHER: usize = 256;
+
+/// [`conv2d_f32`] with each window that lies wholly inside the input gathered into a row (the
+/// reference's order: cells row-major, then channels), [`ROWS`] rows against each block of
+/// transposed weights; windows cut by the padding one at a time over their runs of taps.
+#[target_feature(enable = "neon")]
+fn conv2d_gathered<W: Weight>(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: ClampF32,
+    out: &mut [f32],
+) {
+    let (cin, cout, taps) = (g.input.c, g.output.c, g.kernel[0] * g.kernel[1]);
+    let (len, act) = (taps * cin, Clamp::new(act));
+    let mut rows = [[0.0; GATHER]; ROWS];
+    let mut at = [0; ROWS];
+    let mut pending = 0;
+    for_each_window(g, |window, pixel| {
+        if window.len() < taps {
+            return conv2d_pixels(g, [(window, pixel)], x, w, bias, act, out);
+        }
+        let row = &mut rows[pending];
+        for (tap, px, count) in window.runs() {
+            row[tap * cin..][..count * cin].copy_from_slice(&x[px * cin..][..count * cin]);
+        }
+        at[pending] = pixel * cout;
+        pending += 1;
+        if pending == ROWS {
+            pending = 0;
+            matrix_rows(rows.each_ref().map(|r| &r[..len]), w, cout, bias, act, out, at);
+        }
+    });
+    for (row, &at) in rows.iter().zip(&at).take(pending) {
+        matrix_rows([&row[..len]], w, cout, bias, act, out, [at]);
+    }
 }
 
 /// [`conv2d_f32`] over the windows in groups of [`ROWS`] consecutive output pixels: a group
@@ -527,17 +628,20 @@ mod tests {
         same(&optimized, &reference)
     }
 
-    /// Both convolution paths that apply to the case's geometry.
+    /// Every convolution path that applies to the case's geometry.
     fn check_conv<W: Weight>(c: &Case<ConvGeometry>, w: &[W]) -> Result<(), TestCaseError> {
         let len = c.g.output.len();
         let (mut reference, mut optimized) = (vec![0.0; len], vec![1.0; len]);
         conv2d::conv2d_f32(&c.g, &c.x, w, &c.bias, c.act, &mut reference);
         conv2d_f32(&c.g, &c.x, w, &c.bias, c.act, &mut optimized);
         same(&optimized, &reference)?;
-        optimized.fill(1.0);
-        // SAFETY: the tests run on aarch64 with NEON (`ember_neon`).
-        unsafe { conv2d_windows(&c.g, &c.x, w, &c.bias, c.act, &mut optimized) };
-        same(&optimized, &reference)
+        for path in [conv2d_windows::<W>, conv2d_gathered::<W>] {
+            optimized.fill(1.0);
+            // SAFETY: the tests run on aarch64 with NEON (`ember_neon`).
+            unsafe { path(&c.g, &c.x, w, &c.bias, c.act, &mut optimized) };
+            same(&optimized, &reference)?;
+        }
+        Ok(())
     }
 
     fn check_depthwise<W: Weight>(c: &Case<ConvGeometry>, w: &[W]) -> Result<(), TestCaseError> {
@@ -570,6 +674,18 @@ mod tests {
             check_depthwise(c, &c.w)?;
             check_depthwise(c, &f16s(&c.w))
         });
+    }
+
+    /// `FCVTL` widens every f16 bit pattern as the portable conversion does, NaNs included.
+    #[test]
+    fn f16_widening_equals_to_f32_for_every_pattern() {
+        for bits in (0..=u16::MAX).step_by(4) {
+            let four = [bits, bits + 1, bits + 2, bits + 3];
+            let mut widened = [0.0; 4];
+            // SAFETY: the tests run on aarch64 with NEON (`ember_neon`).
+            unsafe { store(&mut widened, widen_f16(&four)) };
+            assert_eq!(widened.map(f32::to_bits), four.map(|b| f16::from_bits(b).to_f32().to_bits()));
+        }
     }
 
     /// Each lane is its own output channel: inf × 0 is NaN only in the lane whose filter has the
