@@ -330,9 +330,10 @@ fn conv2d_gathered<W: Weight>(
     let mut rows = [[0.0; GATHER]; ROWS];
     let mut at = [0; ROWS];
     let mut pending = 0;
+    let mut shapes = Shapes::new();
     for_each_window(g, |window, pixel| {
         if window.len() < taps {
-            return conv2d_pixels(g, [(window, pixel)], x, w, bias, act, out);
+            return shapes.push((window, pixel), |group| conv2d_group(g, group, x, w, bias, act, out));
         }
         let row = &mut rows[pending];
         for (tap, px, count) in window.runs() {
@@ -348,11 +349,10 @@ fn conv2d_gathered<W: Weight>(
     for (row, &at) in rows.iter().zip(&at).take(pending) {
         matrix_rows([&row[..len]], w, cout, bias, act, out, [at]);
     }
+    shapes.flush(|group| conv2d_group(g, group, x, w, bias, act, out));
 }
 
-/// [`conv2d_f32`] over the windows in groups of [`ROWS`] consecutive output pixels: a group
-/// whose windows have the same runs of taps (all but those at the edges) shares each block of
-/// transposed weights between its pixels; others go one pixel at a time.
+/// [`conv2d_f32`] over the windows grouped by [`Shapes`].
 #[target_feature(enable = "neon")]
 fn conv2d_windows<W: Weight>(
     g: &ConvGeometry,
@@ -363,27 +363,88 @@ fn conv2d_windows<W: Weight>(
     out: &mut [f32],
 ) {
     let act = Clamp::new(act);
-    let mut group = [None; ROWS];
-    let mut pending = 0;
-    let shape = |window: Window| window.runs().map(|(tap, _, count)| (tap, count));
+    let mut shapes = Shapes::new();
     for_each_window(g, |window, pixel| {
-        group[pending] = Some((window, pixel));
-        pending += 1;
-        if pending < ROWS {
-            return;
-        }
-        pending = 0;
-        // Every entry is `Some` here.
-        let pixels = group.map(|p| p.unwrap_or((window, pixel)));
-        if pixels.iter().all(|&(other, _)| shape(other).eq(shape(pixels[0].0))) {
-            conv2d_pixels(g, pixels, x, w, bias, act, out);
-        } else {
-            for p in pixels {
-                conv2d_pixels(g, [p], x, w, bias, act, out);
-            }
-        }
+        shapes.push((window, pixel), |group| conv2d_group(g, group, x, w, bias, act, out));
     });
-    for &p in group[..pending].iter().flatten() {
+    shapes.flush(|group| conv2d_group(g, group, x, w, bias, act, out));
+}
+
+/// A window and its output pixel.
+type Pixel = (Window, usize);
+
+/// Window shapes (runs of taps) that [`Shapes`] keeps pixels of at once.
+const SHAPES: usize = 4;
+
+/// Pixels waiting, by the shape of their windows, until [`ROWS`] of one shape can share each
+/// block of transposed weights: all but the windows at the edges have one shape, and each edge
+/// repeats its few shapes. A new shape with every slot taken sends the pixels of the slot taken
+/// longest ago on their own.
+struct Shapes {
+    /// Each slot's pixels, `len` of them.
+    slots: [[Option<Pixel>; ROWS]; SHAPES],
+    len: [usize; SHAPES],
+    /// The slot to free next.
+    oldest: usize,
+}
+
+impl Shapes {
+    fn new() -> Self {
+        Self { slots: [[None; ROWS]; SHAPES], len: [0; SHAPES], oldest: 0 }
+    }
+
+    /// Adds `p`; `apply` gets each group of pixels that is ready ([`ROWS`] of one shape, or
+    /// fewer sent on their own).
+    #[inline(always)]
+    fn push(&mut self, p: Pixel, mut apply: impl FnMut(&[Option<Pixel>])) {
+        let shape = |window: Window| window.runs().map(|(tap, _, count)| (tap, count));
+        let same =
+            |slot: &[Option<Pixel>; ROWS]| slot[0].is_some_and(|(window, _)| shape(window).eq(shape(p.0)));
+        let s = match (0..SHAPES).find(|&s| self.len[s] > 0 && same(&self.slots[s])) {
+            Some(s) => s,
+            None => match (0..SHAPES).find(|&s| self.len[s] == 0) {
+                Some(s) => s,
+                None => {
+                    let s = self.oldest;
+                    self.oldest = (s + 1) % SHAPES;
+                    apply(&self.slots[s][..self.len[s]]);
+                    self.len[s] = 0;
+                    s
+                }
+            },
+        };
+        self.slots[s][self.len[s]] = Some(p);
+        self.len[s] += 1;
+        if self.len[s] == ROWS {
+            apply(&self.slots[s]);
+            self.len[s] = 0;
+        }
+    }
+
+    /// Sends every waiting pixel.
+    fn flush(&mut self, mut apply: impl FnMut(&[Option<Pixel>])) {
+        for (slot, len) in self.slots.iter().zip(&mut self.len) {
+            apply(&slot[..*len]);
+            *len = 0;
+        }
+    }
+}
+
+/// The outputs of a group from [`Shapes`]: [`ROWS`] pixels together, fewer one at a time.
+#[target_feature(enable = "neon")]
+fn conv2d_group<W: Weight>(
+    g: &ConvGeometry,
+    group: &[Option<Pixel>],
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: Clamp,
+    out: &mut [f32],
+) {
+    if let (Ok(full), Some(Some(first))) = (<&[Option<Pixel>; ROWS]>::try_from(group), group.first()) {
+        return conv2d_pixels(g, full.map(|p| p.unwrap_or(*first)), x, w, bias, act, out);
+    }
+    for &p in group.iter().flatten() {
         conv2d_pixels(g, [p], x, w, bias, act, out);
     }
 }
