@@ -313,9 +313,14 @@ pub fn conv2d_f32<W: Weight>(
 /// rows on the stack ([`ROWS`] of them).
 const GATHER: usize = 256;
 
-/// [`conv2d_f32`] with each window that lies wholly inside the input gathered into a row (the
-/// reference's order: cells row-major, then channels), [`ROWS`] rows against each block of
-/// transposed weights; windows cut by the padding one at a time over their runs of taps.
+/// [`conv2d_f32`] with each window gathered into a row (the reference's order: cells row-major,
+/// then channels), [`ROWS`] rows against each block of transposed weights.
+///
+/// A window cut by the padding is gathered with +0 in the padding when every weight is finite:
+/// the reference skips those taps, and adding their products (±0) changes nothing, because a
+/// sum that starts at +0 is never −0 (+0 + −0 is +0, and a nonzero sum cannot round to 0), and
+/// `s + ±0 = s` for every other `s`, NaN and inf included. An infinite or NaN weight would make
+/// a NaN product, so with one the cut windows go by [`Shapes`] over their runs of taps.
 #[target_feature(enable = "neon")]
 fn conv2d_gathered<W: Weight>(
     g: &ConvGeometry,
@@ -331,11 +336,15 @@ fn conv2d_gathered<W: Weight>(
     let mut at = [0; ROWS];
     let mut pending = 0;
     let mut shapes = Shapes::new();
+    let zero_padded = all_finite(w);
     for_each_window(g, |window, pixel| {
-        if window.len() < taps {
-            return shapes.push((window, pixel), |group| conv2d_group(g, group, x, w, bias, act, out));
-        }
         let row = &mut rows[pending];
+        if window.len() < taps {
+            if !zero_padded {
+                return shapes.push((window, pixel), |group| conv2d_group(g, group, x, w, bias, act, out));
+            }
+            row[..len].fill(0.0);
+        }
         for (tap, px, count) in window.runs() {
             row[tap * cin..][..count * cin].copy_from_slice(&x[px * cin..][..count * cin]);
         }
@@ -350,6 +359,14 @@ fn conv2d_gathered<W: Weight>(
         matrix_rows([&row[..len]], w, cout, bias, act, out, [at]);
     }
     shapes.flush(|group| conv2d_group(g, group, x, w, bias, act, out));
+}
+
+/// Whether every weight is finite (neither infinite nor NaN).
+fn all_finite<W: Weight>(w: &[W]) -> bool {
+    match W::as_f16_bits(w) {
+        Some(bits) => bits.iter().all(|&b| b & 0x7c00 != 0x7c00),
+        None => w.iter().all(|&w| w.to_f32().is_finite()),
+    }
 }
 
 /// [`conv2d_f32`] over the windows grouped by [`Shapes`].
