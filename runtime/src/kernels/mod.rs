@@ -27,6 +27,7 @@ pub mod neon;
 pub mod pad;
 pub mod pool;
 pub mod quantize;
+pub mod scan;
 pub mod softmax;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -40,6 +41,8 @@ pub mod selected {
     pub use super::add::add_i8;
     #[cfg(all(ember_arm_dsp, not(ember_helium)))]
     pub use super::cortex_m_dsp::{add_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
+    #[cfg(ember_arm_dsp)]
+    pub use super::cortex_m_dsp::{count_equal, range_i8};
     #[cfg(ember_helium)]
     pub use super::helium::{add_i8, average_pool_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_neon)]
@@ -49,6 +52,8 @@ pub mod selected {
     };
     #[cfg(not(ember_helium))]
     pub use super::pool::average_pool_i8;
+    #[cfg(not(ember_arm_dsp))]
+    pub use super::scan::{count_equal, range_i8};
     #[cfg(not(ember_neon))]
     pub use super::{
         conv2d::conv2d_f32, depthwise_conv2d::depthwise_conv2d_f32, fully_connected::fully_connected_f32,

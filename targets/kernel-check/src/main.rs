@@ -8,7 +8,7 @@
 
 use defmt_semihosting as _;
 use ember::kernels::add::{self, AddParams};
-use ember::kernels::{conv2d, cortex_m_dsp, depthwise_conv2d, fully_connected};
+use ember::kernels::{conv2d, cortex_m_dsp, depthwise_conv2d, fully_connected, scan};
 use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Input, Int8Params, Nhwc};
 use ember::quant::{Requant, Rounding};
 use ember_bench::firmware::exit;
@@ -143,6 +143,7 @@ enum Kernel {
     FullyConnected,
     Windowed(Windowed),
     Add,
+    Scan,
 }
 
 /// Which windowed kernel a case checks.
@@ -257,6 +258,31 @@ fn check_add(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
     Some(equal)
 }
 
+/// One case of the telemetry scans: up to 1000 bytes from any offset (unaligned words), mostly
+/// the value counted or its neighbours, the rest anywhere; their count and their range.
+fn check_scan(rng: &mut Rng) -> Option<bool> {
+    let mut buffer = [0u8; 1003];
+    let (start, n, value) = (rng.size(0, 3), rng.size(0, 1000), rng.next() as u8);
+    let bytes = &mut buffer[start..start + n];
+    for v in bytes.iter_mut() {
+        *v = match rng.next() % 4 {
+            0 | 1 => value,
+            2 => value.wrapping_add(if rng.next().is_multiple_of(2) { 1 } else { 255 }),
+            _ => rng.next() as u8,
+        };
+    }
+    let values: [i8; 1003] = buffer.map(|b| b as i8);
+    let values = &values[start..start + n];
+    let bytes = &buffer[start..start + n];
+    let count = (scan::count_equal(bytes, value), cortex_m_dsp::count_equal(bytes, value));
+    let range = (scan::range_i8(values), cortex_m_dsp::range_i8(values));
+    let equal = count.0 == count.1 && range.0 == range.1;
+    if !equal {
+        defmt::println!("scans differ: {=usize} bytes from offset {=usize}, value {=u8}", n, start, value);
+    }
+    Some(equal)
+}
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let buffers = cortex_m::singleton!(: Buffers = Buffers {
@@ -269,13 +295,14 @@ fn main() -> ! {
     })
     .expect("main runs once");
     let mut rng = Rng(0x2545_f491);
-    let mut checked = [0u32; 5];
+    let mut checked = [0u32; 6];
     for (i, kind) in [
         Kernel::FullyConnected,
         Kernel::Windowed(Windowed::Conv2d),
         Kernel::Windowed(Windowed::Depthwise(1)),
         Kernel::Windowed(Windowed::Depthwise(2)),
         Kernel::Add,
+        Kernel::Scan,
     ]
     .into_iter()
     .enumerate()
@@ -285,6 +312,7 @@ fn main() -> ! {
                 Kernel::FullyConnected => check_fully_connected(&mut rng, buffers),
                 Kernel::Windowed(kind) => check_windowed(&mut rng, buffers, kind),
                 Kernel::Add => check_add(&mut rng, buffers),
+                Kernel::Scan => check_scan(&mut rng),
             };
             match outcome {
                 Some(true) => checked[i] += 1,
@@ -296,12 +324,13 @@ fn main() -> ! {
     #[cfg(helium)]
     helium::check(&mut rng);
     defmt::println!(
-        "kernel-check: every output equal to the reference in {=u32} fully_connected, {=u32} conv2d, {=u32} depthwise_conv2d (multiplier 1), {=u32} (multiplier 2) and {=u32} add random cases",
+        "kernel-check: every output equal to the reference in {=u32} fully_connected, {=u32} conv2d, {=u32} depthwise_conv2d (multiplier 1), {=u32} (multiplier 2), {=u32} add and {=u32} telemetry scan random cases",
         checked[0],
         checked[1],
         checked[2],
         checked[3],
-        checked[4]
+        checked[4],
+        checked[5]
     );
     exit(true)
 }

@@ -13,7 +13,8 @@
 //!   connected layer, four units per pass);
 //! - [`depthwise`]: depthwise convolutions, four channels per pass;
 //! - [`output`]: the requantization, with a short exact path where the accumulators are bounded;
-//! - [`add`]: ADD of same-shape operands, its three requantizations with `SMMULR`.
+//! - [`add`]: ADD of same-shape operands, its three requantizations with `SMMULR`;
+//! - [`scan`]: the drift telemetry's scans (values equal to -128 or 127, the input range).
 
 /// The short output stage ([`output`]) of the accumulator in register `$acc`, with the
 /// multiplier in `$m` and `e − 1` in `$e1` (r12: 1 + 2 × output zero point):
@@ -52,10 +53,12 @@ mod add;
 mod depthwise;
 mod matrix;
 mod output;
+mod scan;
 
 pub use add::add_i8;
 pub use depthwise::depthwise_conv2d_i8;
 pub use matrix::{conv2d_i8, fully_connected_i8};
+pub use scan::{count_equal, range_i8};
 
 /// The offset in both 16-bit lanes, for `SXTAB16`.
 #[inline(always)]
