@@ -4,7 +4,7 @@
 //! 1×1 windows with strides and padding), and the output stage on extreme accumulators with
 //! every shift and corner multipliers, rounding once and twice.
 
-use super::{axis, quantization, Rng};
+use super::{axis, corner_quantization, extreme, quantization, Rng};
 use ember::kernels::add::{self, AddParams};
 use ember::kernels::{conv2d, depthwise_conv2d, fully_connected, helium, pool};
 use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Input, Int8Params, Nhwc};
@@ -27,38 +27,6 @@ struct Buffers {
     requant: [Requant; MAX_UNITS],
     reference: [i8; 9 * 9 * MAX_COUT],
     optimized: [i8; 9 * 9 * MAX_COUT],
-}
-
-/// Accumulator-sized values the output stage must get right: the i32 extremes, powers of two
-/// and their neighbours.
-fn extreme(rng: &mut Rng) -> i32 {
-    let power = 1i32.wrapping_shl(rng.next() % 32);
-    match rng.next() % 4 {
-        0 => [i32::MIN, i32::MIN + 1, i32::MAX, i32::MAX - 1, -1, 0, 1][(rng.next() % 7) as usize],
-        1 => power.wrapping_add(rng.range(-1, 1)),
-        2 => power.wrapping_neg().wrapping_add(rng.range(-1, 1)),
-        _ => rng.next() as i32,
-    }
-}
-
-/// Quantization for the output-stage cases: every shift, corner multipliers.
-fn corner_quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) -> Int8Params<'a> {
-    let used = if rng.next().is_multiple_of(2) { 1 } else { channels };
-    for r in &mut requant[..used] {
-        let multiplier = match rng.next() % 4 {
-            0 => [0, 1, 1 << 30, (1 << 30) + 1, i32::MAX][(rng.next() % 5) as usize],
-            _ => rng.range(1 << 30, i32::MAX),
-        };
-        *r = Requant { multiplier, shift: rng.range(-31, 30) };
-    }
-    let min = rng.range(-128, 127);
-    Int8Params {
-        input_zero_point: rng.range(-128, 127),
-        output_zero_point: rng.range(-128, 127),
-        requant: &requant[..used],
-        act: ClampI8 { min, max: rng.range(min, 127) },
-        rounding: if rng.next().is_multiple_of(2) { Rounding::Double } else { Rounding::Single },
-    }
 }
 
 /// Compares the two output buffers over `len`, printing `what` when they differ.

@@ -71,10 +71,44 @@ fn quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) 
         *r = match rng.next() % 16 {
             0 => Requant { multiplier: 0, shift: rng.range(-40, 10) },
             1 => Requant { multiplier: rng.range(1 << 30, i32::MAX), shift: rng.range(-31, 1) },
+            // Small right shifts, where a rounding step's error is most often visible.
+            2 | 3 => Requant { multiplier: rng.range(1 << 30, i32::MAX), shift: rng.range(-3, -1) },
             _ => Requant { multiplier: rng.range(1 << 30, i32::MAX), shift: rng.range(-12, 1) },
         };
     }
     let min = rng.range(-128, 0);
+    Int8Params {
+        input_zero_point: rng.range(-128, 127),
+        output_zero_point: rng.range(-128, 127),
+        requant: &requant[..used],
+        act: ClampI8 { min, max: rng.range(min, 127) },
+        rounding: if rng.next().is_multiple_of(2) { Rounding::Double } else { Rounding::Single },
+    }
+}
+
+/// Accumulator-sized values the output stage must get right: the i32 extremes, powers of two
+/// and their neighbours.
+fn extreme(rng: &mut Rng) -> i32 {
+    let power = 1i32.wrapping_shl(rng.next() % 32);
+    match rng.next() % 4 {
+        0 => [i32::MIN, i32::MIN + 1, i32::MAX, i32::MAX - 1, -1, 0, 1][(rng.next() % 7) as usize],
+        1 => power.wrapping_add(rng.range(-1, 1)),
+        2 => power.wrapping_neg().wrapping_add(rng.range(-1, 1)),
+        _ => rng.next() as i32,
+    }
+}
+
+/// Quantization for the output-stage cases: every shift, corner multipliers.
+fn corner_quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) -> Int8Params<'a> {
+    let used = if rng.next().is_multiple_of(2) { 1 } else { channels };
+    for r in &mut requant[..used] {
+        let multiplier = match rng.next() % 4 {
+            0 => [0, 1, 1 << 30, (1 << 30) + 1, i32::MAX][(rng.next() % 5) as usize],
+            _ => rng.range(1 << 30, i32::MAX),
+        };
+        *r = Requant { multiplier, shift: rng.range(-31, 30) };
+    }
+    let min = rng.range(-128, 127);
     Int8Params {
         input_zero_point: rng.range(-128, 127),
         output_zero_point: rng.range(-128, 127),
@@ -95,17 +129,50 @@ fn biases(rng: &mut Rng, bias: &mut [i32]) {
 
 /// Checks one random case: `Some(equal)`, or `None` when the drawn shape does not fit the buffers.
 fn check_fully_connected(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
-    // Now and then deeper than the optimized kernels' columns (640), which the reference takes.
-    let depth = if rng.next().is_multiple_of(16) { rng.size(600, 700) } else { rng.size(1, 40) };
-    let g = FcGeometry { rows: rng.size(1, 4), depth, units: rng.size(1, MAX_COUT) };
+    // One case in eight tries the output stage's corners (biases of extreme values, every
+    // shift, corner multipliers), one in eight the roundings: small right shifts `e` (where a
+    // rounding step's error shows in one output in 2^(e+1)) and biases of about 2^(e+6), so most
+    // outputs fall inside the int8 range; both with accumulators that are mostly the bias. Now
+    // and then deeper than the optimized kernels' columns (640), which the reference takes.
+    let (corners, in_range) = match rng.next() % 8 {
+        0 => (true, false),
+        1 => (false, true),
+        _ => (false, false),
+    };
+    let depth = match rng.next() % 16 {
+        _ if corners || in_range => rng.size(1, 3),
+        0 => rng.size(600, 700),
+        _ => rng.size(1, 40),
+    };
+    // A single row (a batch of one) in half the cases: the kernels' four-unit path.
+    let rows = if rng.next().is_multiple_of(2) { 1 } else { rng.size(2, 4) };
+    let g = FcGeometry { rows, depth, units: rng.size(1, MAX_COUT) };
     let (x_len, w_len, out_len) = (g.rows * g.depth, g.units * g.depth, g.rows * g.units);
     if x_len > b.x.len() || w_len > b.w.len() || out_len > b.reference.len() {
         return None;
     }
     rng.fill(&mut b.x[..x_len], -128, 127);
     rng.fill(&mut b.w[..w_len], -127, 127);
-    biases(rng, &mut b.bias[..g.units]);
-    let q = quantization(rng, &mut b.requant, g.units);
+    let q = if corners {
+        b.bias[..g.units].iter_mut().for_each(|v| *v = extreme(rng));
+        corner_quantization(rng, &mut b.requant, g.units)
+    } else if in_range {
+        let e = rng.range(1, 4);
+        let k = e + rng.range(4, 7);
+        b.bias[..g.units].iter_mut().for_each(|v| *v = rng.range(-(1 << k), 1 << k));
+        let used = if rng.next().is_multiple_of(2) { 1 } else { g.units };
+        for r in &mut b.requant[..used] {
+            *r = Requant { multiplier: rng.range(1 << 30, i32::MAX), shift: -e };
+        }
+        Int8Params {
+            requant: &b.requant[..used],
+            act: ClampI8::FULL,
+            ..quantization(rng, &mut [Requant { multiplier: 0, shift: 0 }], 1)
+        }
+    } else {
+        biases(rng, &mut b.bias[..g.units]);
+        quantization(rng, &mut b.requant, g.units)
+    };
     let (x, w, bias) = (&b.x[..x_len], &b.w[..w_len], &b.bias[..g.units]);
     fully_connected::fully_connected_i8(&g, &q, x, w, bias, &mut b.reference[..out_len]);
     cortex_m_dsp::fully_connected_i8(&g, &q, x, w, bias, &mut b.optimized[..out_len]);

@@ -641,7 +641,12 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
     let out = &mut out[..units];
     let (full, groups) = (depth / 4, depth.div_ceil(4));
     let mut done = 0;
-    if let Some(short) = stage.short() {
+    let short = match (stage.short(), stage.short_once()) {
+        (Some(short), _) => Some((short, quads_asm as unsafe fn(&mut Quads))),
+        (None, Some(short)) => Some((short, quads_once_asm as unsafe fn(&mut Quads))),
+        (None, None) => None,
+    };
+    if let Some((short, quads)) = short {
         // Whole blocks of four units whose weight loads stay inside the weights.
         let mut blocks = units / 4;
         while blocks > 0 && (4 * blocks - 1) * depth + 4 * groups > w.len() {
@@ -670,7 +675,7 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
             // reads bytes u × depth .. u × depth + 4 × groups, inside `w` by the loop above;
             // the bias and factors hold `units` entries (or one factor, repeated with step 0),
             // and `out` `units` bytes.
-            unsafe { quads_asm(&mut args) };
+            unsafe { quads(&mut args) };
             done = 4 * blocks;
         }
     }
@@ -729,13 +734,17 @@ struct Quads {
 const _: () =
     assert!(core::mem::offset_of!(Quads, factors) == 28 && core::mem::offset_of!(Quads, short) == 48);
 
-/// For every block of four units of `args`: [`column_tile`] over the column, then the short
-/// output stage ([`Output::apply`]) of its four accumulators, stored.
+/// Defines `$name`, which for every block of four units of `args` runs [`column_tile`] over the
+/// column, then the short output stage ([`Output::apply`]) of its four accumulators with
+/// `$rescale` (rounding twice: [`rescale!`], once: [`rescale_once!`]), and stores them.
+macro_rules! quads_asm {
+    ($(#[$doc:meta])* $name:ident, $rescale:ident) => {
+$(#[$doc])*
 ///
 /// # Safety
 /// `args` must describe `blocks ≥ 1` blocks whose biases, factors, weights (`16 × groups`
 /// bytes of columns, `4 × groups` bytes per filter) and outputs are all inside their buffers.
-unsafe fn quads_asm(args: &mut Quads) {
+unsafe fn $name(args: &mut Quads) {
     // SAFETY: as in `pairs_asm`.
     unsafe {
         core::arch::asm!(
@@ -753,14 +762,14 @@ unsafe fn quads_asm(args: &mut Quads) {
             "mvn r11, r11",
             "ldr r12, [r7, #48]",
             "ldrd r5, r6, [r7, #52]",
-            rescale!("r0", "r8", "r9"),
-            rescale!("r1", "r10", "r11"),
+            $rescale!("r0", "r8", "r9"),
+            $rescale!("r1", "r10", "r11"),
             "ldrd r8, r9, [r4, #16]",
             "ldrd r10, r11, [r4, #24]",
             "mvn r9, r9",
             "mvn r11, r11",
-            rescale!("r2", "r8", "r9"),
-            rescale!("r3", "r10", "r11"),
+            $rescale!("r2", "r8", "r9"),
+            $rescale!("r3", "r10", "r11"),
             clamp4!(),
             "ldr lr, [r7, #36]",
             "str r0, [lr]",
@@ -798,6 +807,19 @@ unsafe fn quads_asm(args: &mut Quads) {
         );
     }
 }
+    };
+}
+
+quads_asm!(
+    /// [`column_tile`] and the output stage rounding twice, for every block of four units.
+    quads_asm,
+    rescale
+);
+quads_asm!(
+    /// [`column_tile`] and the output stage rounding once, for every block of four units.
+    quads_once_asm,
+    rescale_once
+);
 
 /// `acc + [A·f0, A·f1, A·f2, A·f3]` over the first `groups` groups of column A at `columns`.
 ///

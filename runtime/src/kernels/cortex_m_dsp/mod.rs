@@ -33,6 +33,20 @@ macro_rules! rescale {
     };
 }
 
+/// [`rescale!`] rounding once (`SMMUL`, no sign correction; see [`output`]).
+#[rustfmt::skip]
+macro_rules! rescale_once {
+    ($acc:literal, $m:literal, $e1:literal) => {
+        concat!(
+            "lsl ", $acc, ", ", $acc, ", #1\n",
+            "smmul ", $acc, ", ", $acc, ", ", $m, "\n",
+            "asr ", $acc, ", ", $acc, ", ", $e1, "\n",
+            "add ", $acc, ", r12\n",
+            "ssat ", $acc, ", #8, ", $acc, ", asr #1",
+        )
+    };
+}
+
 /// Packs the int8 values of r0–r3 into r0's bytes (r0 lowest) and clamps each byte to the
 /// activation bounds, given in every byte of r5 (min) and r6 (max); r4 is scratch.
 macro_rules! clamp4 {

@@ -6,8 +6,15 @@
 //! from zero, adds the output zero point `z` and clamps. When `|t| < 2^30`, `2t` fits in 32 bits
 //! and `y = SMMULR(2t, m) = (2t × m + 2^31) >> 32`, and `|y| ≤ |t|`, so for `e ≥ 1`
 //! `(y + z·2^e + 2^(e−1) − [y < 0]) >> e` equals the rounded division plus `z`; it is computed as
-//! `(((y + (y >> 31)) >> (e − 1)) + 1 + 2z) >> 1` without overflow. A layer takes this path when
-//! it rounds twice, every nonzero factor is below 1/2 (shift in −31..=−1) and
+//! `(((y + (y >> 31)) >> (e − 1)) + 1 + 2z) >> 1` without overflow.
+//!
+//! Rounding once (imported per-tensor fully connected layers), the reference computes
+//! `(t × m + 2^(30+e)) >> (31 + e)`. The added term is a multiple of `2^31`, so this is
+//! `(h + 2^(e−1)) >> e` with `h = (t × m) >> 31 = SMMUL(2t, m)`, the truncated high word, and that
+//! plus `z` is `((h >> (e − 1)) + 1 + 2z) >> 1`: the same steps without the rounding of `SMMULR`
+//! and the sign correction.
+//!
+//! A layer takes the short path when every nonzero factor is below 1/2 (shift in −31..=−1) and
 //! `depth × 255 × 128 + max |bias| < 2^30` bounds every `t` (over the channels with a nonzero
 //! factor: a zero factor gives the output zero point on both paths, whatever its accumulator);
 //! otherwise each output takes the reference's steps.
@@ -36,6 +43,8 @@ pub(super) struct Output<'a> {
     per_channel: usize,
     /// Whether the short path is exact for this layer.
     short: bool,
+    /// Whether the layer rounds once (the short path's Rust form only).
+    single: bool,
     /// `1 + 2 × output zero point`.
     rounding_and_zero_point: i32,
 }
@@ -68,16 +77,27 @@ impl<'a> Output<'a> {
             q,
             bias,
             per_channel: if per_channel { usize::MAX } else { 0 },
-            short: bounded && factors_below_half && q.rounding == Rounding::Double,
+            short: bounded && factors_below_half,
+            single: q.rounding == Rounding::Single,
             rounding_and_zero_point: q.output_zero_point.wrapping_mul(2).wrapping_add(1),
         })
     }
 
-    /// The short path's constants, if the layer takes it.
+    /// The short path's constants, if the layer takes it and rounds twice.
     pub(super) fn short(&self) -> Option<Short> {
+        self.short_rounding(false)
+    }
+
+    /// The short path's constants, if the layer takes it and rounds once.
+    pub(super) fn short_once(&self) -> Option<Short> {
+        self.short_rounding(true)
+    }
+
+    /// The short path's constants, if the layer takes it and rounds once (`single`) or twice.
+    fn short_rounding(&self, single: bool) -> Option<Short> {
         let ClampI8 { min, max } = self.q.act;
         let bytes = |v: i32| u32::from(v as u8) * 0x0101_0101;
-        self.short.then_some(Short {
+        (self.short && self.single == single).then_some(Short {
             rounding_and_zero_point: self.rounding_and_zero_point,
             min: bytes(min),
             max: bytes(max),
@@ -125,10 +145,15 @@ impl<'a> Output<'a> {
         if !self.short {
             return reference(self.q, r, acc);
         }
-        let y = smmulr(acc.wrapping_shl(1), r.multiplier);
         // In 0..=30 on the short path.
         let e1 = (!r.shift) as u32 & 31;
-        let divided = (y.wrapping_add(y >> 31) >> e1).wrapping_add(self.rounding_and_zero_point) >> 1;
+        let scaled = if self.single {
+            smmul(acc.wrapping_shl(1), r.multiplier)
+        } else {
+            let y = smmulr(acc.wrapping_shl(1), r.multiplier);
+            y.wrapping_add(y >> 31)
+        };
+        let divided = (scaled >> e1).wrapping_add(self.rounding_and_zero_point) >> 1;
         self.q.act.apply(divided)
     }
 }
@@ -156,4 +181,11 @@ pub(super) fn smmulr(a: i32, b: i32) -> i32 {
         );
     }
     r
+}
+
+/// `(a × b) >> 32`: the truncated high word of the product (`SMMUL`, which LLVM emits for
+/// this 64-bit form).
+#[inline(always)]
+fn smmul(a: i32, b: i32) -> i32 {
+    ((i64::from(a) * i64::from(b)) >> 32) as i32
 }
