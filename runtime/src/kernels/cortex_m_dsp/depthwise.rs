@@ -117,6 +117,7 @@ pub fn depthwise_conv2d_i8(
     if let (Some((first, first_base, n)), Some(short)) = (run, short) {
         layer.launch(out, short, first, first_base, full, n);
     }
+    stage.fix_constants(out, c);
 }
 
 /// What [`Layer::launch`] needs of a depthwise layer.

@@ -301,7 +301,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
             columns.duplicate(groups);
             multiply(&columns, &filters, &stage, &plan, &mut out[last * cout..][..cout]);
         }
-        return;
+        return stage.fix_constants(out, cout);
     }
     let mut pending = None;
     for_each_window(g, |window, pixel| match pending.take() {
@@ -318,6 +318,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
         columns.duplicate(groups);
         multiply(&columns, &filters, &stage, &plan, &mut out[last * cout..][..cout]);
     }
+    stage.fix_constants(out, cout);
 }
 
 /// A layer's assembly passes over the channel pairs, worked out once: the pairs read in place
@@ -704,6 +705,7 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
             *o = stage.apply(r[k], acc[k]);
         }
     }
+    stage.fix_constants(out, units);
 }
 
 /// The state of [`quads_asm`], which it advances block by block; the first seven words are

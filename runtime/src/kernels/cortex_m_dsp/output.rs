@@ -17,7 +17,10 @@
 //! A layer takes the short path when every nonzero factor is below 1/2 (shift in −31..=−1) and
 //! `depth × 255 × 128 + max |bias| < 2^30` bounds every `t` (over the channels with a nonzero
 //! factor: a zero factor gives the output zero point on both paths, whatever its accumulator);
-//! otherwise each output takes the reference's steps.
+//! otherwise each output takes the reference's steps. A channel whose bias alone breaks the bound
+//! (imported models have biases of 2^30) is left out of it when its output is one constant for
+//! every accumulator the layer can reach (requantization is monotone, so the two ends decide);
+//! the short path computes such a channel wrongly and [`Output::fix_constants`] overwrites it.
 
 use crate::kernels::fully_connected::requantize_with;
 use crate::kernels::{ClampI8, Int8Params};
@@ -47,6 +50,44 @@ pub(super) struct Output<'a> {
     single: bool,
     /// `1 + 2 × output zero point`.
     rounding_and_zero_point: i32,
+    /// Bound of `|Σ (x + offset) × w|` over an accumulator's products: `depth × 255 × 128`.
+    span: u64,
+    /// Whether some channel's output is constant and left out of the bound.
+    constants: bool,
+}
+
+/// Whether a channel's accumulators stay within the short path's bound, and if not, whether
+/// its output is one constant.
+enum Constant {
+    /// Every accumulator `bias ± span` is below 2^30 in magnitude.
+    InBound,
+    /// Out of the bound, but every accumulator gives this output.
+    Yes(i8),
+    /// Out of the bound and not constant (or not known to be).
+    No,
+}
+
+/// [`Constant`] for a channel with a nonzero factor `r` and bias `bias` whose products sum to at
+/// most `span` in magnitude.
+fn constant(q: &Int8Params, r: Requant, bias: i32, span: u64) -> Constant {
+    if span.saturating_add(u64::from(bias.unsigned_abs())) < 1 << 30 {
+        return Constant::InBound;
+    }
+    // Below 1/2 the requantization is monotone (a left shift would wrap), and without wrapping
+    // the accumulators are the interval bias ± span: its ends decide.
+    let below_half = (-31..=-1).contains(&r.shift) && r.multiplier > 0;
+    let ends = i32::try_from(span).ok().filter(|&s| bias.checked_sub(s).and(bias.checked_add(s)).is_some());
+    match ends {
+        Some(s) if below_half => {
+            let low = requantize_with(q, r, -s, bias);
+            if low == requantize_with(q, r, s, bias) {
+                Constant::Yes(low)
+            } else {
+                Constant::No
+            }
+        }
+        _ => Constant::No,
+    }
 }
 
 impl<'a> Output<'a> {
@@ -60,6 +101,7 @@ impl<'a> Output<'a> {
         }
         // One pass over the channels. Those with a zero factor give the output zero point
         // whatever their accumulator (dead channels' biases are often saturated).
+        let span = (depth as u64).saturating_mul(255 * 128);
         let (mut largest_bias, mut factors_below_half) = (0u32, true);
         let mut check = |b: &i32, r: &Requant| {
             if r.multiplier != 0 {
@@ -71,8 +113,23 @@ impl<'a> Output<'a> {
             [one] => bias[..channels].iter().for_each(|b| check(b, one)),
             all => bias[..channels].iter().zip(all).for_each(|(b, r)| check(b, r)),
         }
-        let bounded =
-            (depth as u64).saturating_mul(255 * 128).saturating_add(u64::from(largest_bias)) < 1 << 30;
+        let mut bounded = span.saturating_add(u64::from(largest_bias)) < 1 << 30;
+        // Out of the bound: a second pass leaves out the channels whose output is constant.
+        let mut constants = false;
+        if !bounded && factors_below_half {
+            let mask = if per_channel { usize::MAX } else { 0 };
+            bounded =
+                (0..channels).filter(|&c| q.requant[c & mask].multiplier != 0).all(|c| {
+                    match constant(q, q.requant[c & mask], bias[c], span) {
+                        Constant::InBound => true,
+                        Constant::Yes(_) => {
+                            constants = true;
+                            true
+                        }
+                        Constant::No => false,
+                    }
+                });
+        }
         Some(Self {
             q,
             bias,
@@ -80,7 +137,31 @@ impl<'a> Output<'a> {
             short: bounded && factors_below_half,
             single: q.rounding == Rounding::Single,
             rounding_and_zero_point: q.output_zero_point.wrapping_mul(2).wrapping_add(1),
+            span,
+            constants,
         })
+    }
+
+    /// Writes the constant channels' output into every row of `channels` outputs of `out`
+    /// (after the layer's outputs are computed, on either path).
+    pub(super) fn fix_constants(&self, out: &mut [i8], channels: usize) {
+        if !self.constants {
+            return;
+        }
+        // Channels whose bias keeps them in the bound are not constant: one compare each.
+        let limit = (1u64 << 30).saturating_sub(self.span);
+        for c in 0..channels {
+            // SAFETY: c < channels, the layer's channels.
+            let bias = unsafe { self.bias(c) };
+            if u64::from(bias.unsigned_abs()) < limit {
+                continue;
+            }
+            // SAFETY: as above.
+            let r = unsafe { self.factor(c) };
+            if let Constant::Yes(v) = constant(self.q, r, bias, self.span) {
+                out.chunks_exact_mut(channels).for_each(|row| row[c] = v);
+            }
+        }
     }
 
     /// The short path's constants, if the layer takes it and rounds twice.
