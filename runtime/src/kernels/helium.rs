@@ -25,6 +25,8 @@
 //! buffers, rounding once with a non-negative shift, broadcasting add) runs the Cortex-M DSP
 //! kernels, or the reference kernels where those have no path.
 
+pub mod float;
+
 use super::add::AddParams;
 use super::conv2d::{for_each_window, Window};
 use super::cortex_m_dsp;

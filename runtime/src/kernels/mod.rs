@@ -43,6 +43,10 @@ pub mod selected {
     pub use super::cortex_m_dsp::{add_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_arm_dsp)]
     pub use super::cortex_m_dsp::{count_equal, range_i8};
+    #[cfg(not(ember_neon))]
+    pub use super::depthwise_conv2d::depthwise_conv2d_f32;
+    #[cfg(ember_helium)]
+    pub use super::helium::float::{conv2d_f32, fully_connected_f32};
     #[cfg(ember_helium)]
     pub use super::helium::{add_i8, average_pool_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_neon)]
@@ -54,10 +58,8 @@ pub mod selected {
     pub use super::pool::average_pool_i8;
     #[cfg(not(ember_arm_dsp))]
     pub use super::scan::{count_equal, range_i8};
-    #[cfg(not(ember_neon))]
-    pub use super::{
-        conv2d::conv2d_f32, depthwise_conv2d::depthwise_conv2d_f32, fully_connected::fully_connected_f32,
-    };
+    #[cfg(not(any(ember_neon, ember_helium)))]
+    pub use super::{conv2d::conv2d_f32, fully_connected::fully_connected_f32};
     #[cfg(not(any(ember_arm_dsp, ember_neon)))]
     pub use super::{
         conv2d::conv2d_i8, depthwise_conv2d::depthwise_conv2d_i8, fully_connected::fully_connected_i8,

@@ -4,6 +4,8 @@
 //! 1×1 windows with strides and padding), and the output stage on extreme accumulators with
 //! every shift and corner multipliers, rounding once and twice.
 
+mod float;
+
 use super::{axis, corner_quantization, extreme, quantization, Rng};
 use ember::kernels::add::{self, AddParams};
 use ember::kernels::{conv2d, depthwise_conv2d, fully_connected, helium, pool};
@@ -255,4 +257,5 @@ pub fn check(rng: &mut Rng) {
         checked[4],
         checked[5]
     );
+    float::check(rng);
 }
