@@ -14,6 +14,7 @@ use ember::quant::{Requant, Rounding};
 use ember_bench::firmware::exit;
 use panic_probe as _;
 
+mod depthwise;
 #[cfg(helium)]
 mod helium;
 
@@ -388,6 +389,7 @@ fn main() -> ! {
             }
         }
     }
+    depthwise::check(&mut rng);
     #[cfg(helium)]
     helium::check(&mut rng);
     defmt::println!(

@@ -1,4 +1,7 @@
-//! Depthwise convolution four channels per pass.
+//! Depthwise convolution four channels per pass: 3×3 windows on lines of pixels from tiles of
+//! sign-extended activations ([`three_by_three`]), other windows per output pixel.
+
+mod three_by_three;
 
 use super::lanes;
 use super::output::{Output, Short};
@@ -11,13 +14,15 @@ use crate::quant::Requant;
 const DEPTHWISE_CELLS: usize = 25;
 
 /// [`depthwise_conv2d::depthwise_conv2d_i8`] four channels at a time for a channel
-/// multiplier of 1. Per output pixel, the window's cells inside the input become a table of
-/// (activation, weight) offsets, checked against the buffers once; then for every four channels
-/// one pass over the table does, per cell, one word load each of activations and weights,
-/// sign-extends them to 16-bit lanes and accumulates four channels with `SMLABB`/`SMLATT`; on
-/// the short output stage the quads and their requantization run in one assembly loop.
-/// Other multipliers and windows of more than [`DEPTHWISE_CELLS`] cells take the reference
-/// kernel; the last `C mod 4` channels are summed one at a time.
+/// multiplier of 1. 3×3 windows of stride 1 or 2 over channels in fours take [`three_by_three`]
+/// where it applies (two pixels per pass, see there). Otherwise, per output pixel, the window's
+/// cells inside the input become a table of (activation, weight) offsets, checked against the
+/// buffers once; then for every four channels one pass over the table does, per cell, one word
+/// load each of activations and weights, sign-extends them to 16-bit lanes and accumulates four
+/// channels with `SMLABB`/`SMLATT`; on the short output stage the quads and their
+/// requantization run in one assembly loop. Other multipliers and windows of more than
+/// [`DEPTHWISE_CELLS`] cells take the reference kernel; the last `C mod 4` channels are summed
+/// one at a time.
 pub fn depthwise_conv2d_i8(
     g: &ConvGeometry,
     q: &Int8Params,
@@ -32,6 +37,9 @@ pub fn depthwise_conv2d_i8(
     let Some(stage) = stage.filter(|_| g.output.c == c && kh * kw <= DEPTHWISE_CELLS) else {
         return depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out);
     };
+    if three_by_three::depthwise_conv2d_i8(g, q, &stage, x, w, out) {
+        return stage.fix_constants(out, c);
+    }
     let offset = q.input_zero_point.wrapping_neg();
     let offsets = lanes(offset);
     let quads = c / 4 * 4;
