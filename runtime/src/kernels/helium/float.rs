@@ -27,6 +27,8 @@
 //! had are put back. Without a flush every vector operation equals the FPU's, so every output
 //! equals the reference's bits, ±0 and ±inf included; a NaN output is NaN where the reference's
 //! is, its sign and payload may differ (MVE makes the default NaN; see also `kernels::neon::float`).
+//! Under a rounding mode other than to nearest, or the alternative f16 format (`FPSCR.AHP`),
+//! which MVE would not follow as the reference does, the reference kernel runs instead.
 
 use core::arch::asm;
 
@@ -37,23 +39,37 @@ use crate::kernels::{ClampF32, ConvGeometry, FcGeometry, Weight};
 /// `FPSCR.IDC` (bit 7, an input flushed to zero) and `FPSCR.UFC` (bit 3, a result flushed).
 const FLUSHED: u32 = 1 << 7 | 1 << 3;
 
+/// `FPSCR.RMode` (bits 23:22) and `FPSCR.AHP` (bit 26): MVE rounds to nearest whatever `RMode`
+/// says, and its `VCVTB` reads f16 in the alternative format when `AHP` is set, where the
+/// reference follows `RMode` and always reads IEEE f16.
+const MODES: u32 = 0b11 << 22 | 1 << 26;
+
 /// Runs `vector` with [`FLUSHED`] clear and says whether MVE flushed nothing meanwhile; the
-/// caller's flags are put back.
+/// caller's flags are put back. With a rounding mode other than to nearest, or `AHP` set (see
+/// [`MODES`]), runs nothing and says `false`.
 #[inline(always)]
 fn without_flush(vector: impl FnOnce()) -> bool {
     let before: u32;
-    // SAFETY: reads FPSCR and writes it back with two cumulative flags cleared; no memory is
-    // touched, but the block is not `nomem` so that it stays ordered with the kernels' asm.
+    // SAFETY: reads FPSCR and, in the default modes, writes it back with two cumulative flags
+    // cleared; no memory is touched, but the block is not `nomem` so that it stays ordered
+    // with the kernels' asm.
     unsafe {
         asm!(
             "vmrs {before}, fpscr",
+            "tst {before}, {modes}",
+            "bne 2f",
             "bic {t}, {before}, {flushed}",
             "vmsr fpscr, {t}",
+            "2:",
             before = out(reg) before,
+            modes = in(reg) MODES,
             flushed = in(reg) FLUSHED,
             t = out(reg) _,
             options(nostack),
         );
+    }
+    if before & MODES != 0 {
+        return false;
     }
     vector();
     let after: u32;

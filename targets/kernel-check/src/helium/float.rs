@@ -4,7 +4,9 @@
 //! path's outputs stand), or mixed with ±0, ±inf, NaN, huge values and random bit patterns, or
 //! tiny (subnormals, and normals whose products or sums underflow, so MVE flushes and the kernels
 //! must notice and take the reference's outputs). f16 weights are the f32 ones rounded, or
-//! random bit patterns (f16 subnormals, infinities and NaNs among them).
+//! random bit patterns (f16 subnormals, infinities and NaNs among them). In one case in eight
+//! the Helium kernel runs with `FPSCR.AHP` set, where MVE would read f16 weights differently
+//! from the reference (the kernel must leave them to the reference).
 
 use super::super::{axis, Rng};
 use ember::kernels::helium::float;
@@ -135,6 +137,29 @@ struct Case {
     what: &'static str,
     values: Values,
     act: ClampF32,
+    /// Whether the Helium kernel runs with `FPSCR.AHP` set (the alternative f16 format, which
+    /// MVE's `VCVTB` would follow and the reference does not).
+    ahp: bool,
+}
+
+/// Runs `f` with `FPSCR.AHP` set as `ahp` says, then puts FPSCR back.
+fn with_ahp(ahp: bool, f: impl FnOnce()) {
+    let saved: u32;
+    // SAFETY: sets one mode bit of FPSCR; no memory.
+    unsafe {
+        core::arch::asm!(
+            "vmrs {saved}, fpscr",
+            "orr {t}, {saved}, {ahp}",
+            "vmsr fpscr, {t}",
+            saved = out(reg) saved,
+            ahp = in(reg) u32::from(ahp) << 26,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+    f();
+    // SAFETY: restores FPSCR.
+    unsafe { core::arch::asm!("vmsr fpscr, {saved}", saved = in(reg) saved, options(nostack)) };
 }
 
 /// Runs the reference and Helium fully connected layer with weights `w` and compares them.
@@ -143,7 +168,7 @@ fn fully_connected_with<W: Weight>(i: &Inputs, o: &mut Outputs, g: &FcGeometry, 
     let (reference, optimized) = (&mut o.reference[..len], &mut o.optimized[..len]);
     fully_connected::fully_connected_f32(g, x, w, bias, case.act, reference);
     optimized.fill(1.5);
-    float::fully_connected_f32(g, x, w, bias, case.act, optimized);
+    with_ahp(case.ahp, || float::fully_connected_f32(g, x, w, bias, case.act, optimized));
     same(optimized, reference, case.what, case.values)
 }
 
@@ -158,7 +183,8 @@ fn check_fully_connected(rng: &mut Rng, i: &mut Inputs, o: &mut Outputs) -> Opti
     values.fill(rng, &mut i.x[..x_len]);
     values.fill(rng, &mut i.w[..w_len]);
     values.fill(rng, &mut i.bias[..g.units]);
-    let mut case = Case { what: "fully_connected f32", values, act: activation(rng) };
+    let ahp = rng.next().is_multiple_of(8);
+    let mut case = Case { what: "fully_connected f32", values, act: activation(rng), ahp };
     if !fully_connected_with(i, o, &g, &i.w[..w_len], case) {
         return Some(false);
     }
@@ -173,7 +199,7 @@ fn conv2d_with<W: Weight>(i: &Inputs, o: &mut Outputs, g: &ConvGeometry, w: &[W]
     let (reference, optimized) = (&mut o.reference[..len], &mut o.optimized[..len]);
     conv2d::conv2d_f32(g, x, w, bias, case.act, reference);
     optimized.fill(1.5);
-    float::conv2d_f32(g, x, w, bias, case.act, optimized);
+    with_ahp(case.ahp, || float::conv2d_f32(g, x, w, bias, case.act, optimized));
     same(optimized, reference, case.what, case.values)
 }
 
@@ -209,7 +235,8 @@ fn check_conv2d(rng: &mut Rng, i: &mut Inputs, o: &mut Outputs) -> Option<bool> 
     values.fill(rng, &mut i.x[..x_len]);
     values.fill(rng, &mut i.w[..w_len]);
     values.fill(rng, &mut i.bias[..cout]);
-    let mut case = Case { what: "conv2d f32", values, act: activation(rng) };
+    let ahp = rng.next().is_multiple_of(8);
+    let mut case = Case { what: "conv2d f32", values, act: activation(rng), ahp };
     let equal = conv2d_with(i, o, &g, &i.w[..w_len], case) && {
         widen(rng, &i.w[..w_len], &mut i.w16[..w_len]);
         case.what = "conv2d f16";
