@@ -13,8 +13,9 @@
 //! fully connected rows, the pixels of a pointwise convolution, or four windows wholly inside
 //! the input (one window's input is another's moved, so their runs of taps pair up). Windows cut
 //! by the padding are summed one at a time over their runs of taps, as the reference does. Bias
-//! and activation are the reference's scalar expression per output. No scratch memory: the
-//! accumulators of a block of rows (80 bytes) live on the stack.
+//! and activation follow [`ClampF32::apply`] four lanes at a time: `VADD.F32`, then `VCMP.F32`
+//! with each bound and `VPSEL` (NaN passes). No scratch memory: the accumulators of a block of
+//! rows (80 bytes) live on the stack.
 //!
 //! MVE float arithmetic is not the scalar FPU's: it always runs with the "standard" FPSCR value,
 //! flush-to-zero and default NaN (Armv8.1-M; QEMU models it so, `-cpu cortex-m55`: `VMUL.F32` of
@@ -319,12 +320,43 @@ fn offsets<W>(first: usize, len: usize, units: usize) -> [u32; 4] {
     core::array::from_fn(|i| (((first + i).min(units - 1) - first) * len * size_of::<W>()) as u32)
 }
 
-/// Writes `act(acc[i] + bias[i])` to `out[i]` for the first `out.len()` (at most 4) lanes: the
-/// reference's expression.
+/// Writes `act(acc[i] + bias[i])` to `out[i]` for the first `out.len()` (1..=4) lanes, as
+/// [`ClampF32::apply`] does: the sum, then the bounds chosen by comparisons (`VCMP`, `VPSEL`: below
+/// the minimum gives the minimum, else above the maximum the maximum; NaN passes, as every
+/// comparison with it is false).
 #[inline(always)]
 fn finish(acc: &[f32; 4], bias: &[f32], act: ClampF32, out: &mut [f32]) {
-    for ((o, &a), &b) in out.iter_mut().zip(acc).zip(bias) {
-        *o = act.apply(a + b);
+    let n = out.len().min(bias.len()).min(4);
+    // SAFETY: predicated to the first `n` lanes, the loads read `n` biases and the store writes
+    // `n` outputs; `acc` is 16 bytes. All word-aligned.
+    unsafe {
+        asm!(
+            "vldrw.u32 q0, [{acc}]",
+            "vctp.32 {n}",
+            "vpstt",
+            "vldrwt.u32 q1, [{bias}]",
+            "vaddt.f32 q0, q0, q1",
+            "vdup.32 q2, {max}",
+            "vcmp.f32 gt, q0, {max}",
+            "vpsel q1, q2, q0",
+            // `min > x`, not `x < min`: `LT` holds for unordered operands (NaN), `GT` does not.
+            "vdup.32 q2, {min}",
+            "vcmp.f32 gt, q2, q0",
+            "vpsel q1, q2, q1",
+            "vctp.32 {n}",
+            "vpst",
+            "vstrwt.32 q1, [{out}]",
+            acc = in(reg) acc.as_ptr(),
+            bias = in(reg) bias.as_ptr(),
+            out = in(reg) out.as_mut_ptr(),
+            n = in(reg) n,
+            min = in(reg) act.min.to_bits(),
+            max = in(reg) act.max.to_bits(),
+            out("q0") _,
+            out("q1") _,
+            out("q2") _,
+            options(nostack),
+        );
     }
 }
 
