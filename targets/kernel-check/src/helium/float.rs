@@ -204,7 +204,8 @@ fn conv2d_with<W: Weight>(i: &Inputs, o: &mut Outputs, g: &ConvGeometry, w: &[W]
 }
 
 /// One convolution case (general windows, 1×1 ones strided and padded, or pointwise; first
-/// layers of 1–3 channels), f32 then f16 weights; `None` if it does not fit.
+/// layers of 1–3 channels; a batch of two in one case in four, whose windows the kernel groups
+/// across images), f32 then f16 weights; `None` if it does not fit.
 fn check_conv2d(rng: &mut Rng, i: &mut Inputs, o: &mut Outputs) -> Option<bool> {
     let kind = rng.next() % 4;
     let (h, w) = (axis(rng, kind == 0)?, axis(rng, kind == 0)?);
@@ -218,10 +219,10 @@ fn check_conv2d(rng: &mut Rng, i: &mut Inputs, o: &mut Outputs) -> Option<bool> 
         (h, w)
     };
     let cin = if rng.next().is_multiple_of(3) { rng.size(1, 3) } else { rng.size(1, MAX_CIN) };
-    let cout = rng.size(1, MAX_COUT);
+    let (cout, n) = (rng.size(1, MAX_COUT), if rng.next().is_multiple_of(4) { 2 } else { 1 });
     let g = ConvGeometry {
-        input: Nhwc { n: 1, h: h[0], w: w[0], c: cin },
-        output: Nhwc { n: 1, h: h[5], w: w[5], c: cout },
+        input: Nhwc { n, h: h[0], w: w[0], c: cin },
+        output: Nhwc { n, h: h[5], w: w[5], c: cout },
         kernel: [h[1], w[1]],
         stride: [h[2], w[2]],
         dilation: [h[3], w[3]],
