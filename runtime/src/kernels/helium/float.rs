@@ -11,11 +11,11 @@
 //! subnormals included, as [`Weight::to_f32`]) from a vector of the filters' offsets, and
 //! multiplies it by the values of four input rows at once, each row with its own accumulators:
 //! fully connected rows, the pixels of a pointwise convolution, or four windows wholly inside
-//! the input (one window's input is another's moved, so their runs of taps pair up). Windows cut
-//! by the padding are summed one at a time over their runs of taps, as the reference does. Bias
-//! and activation follow [`ClampF32::apply`] four lanes at a time: `VADD.F32`, then `VCMP.F32`
-//! with each bound and `VPSEL` (NaN passes). No scratch memory: the accumulators of a block of
-//! rows (80 bytes) live on the stack.
+//! the input (one window's input is another's moved, so their taps pair up; the asm walks a
+//! window's rows itself). Windows cut by the padding are summed one at a time over their runs of
+//! taps, as the reference does. Bias and activation follow [`ClampF32::apply`] four lanes at a
+//! time: `VADD.F32`, then `VCMP.F32` with each bound and `VPSEL` (NaN passes). No scratch memory:
+//! the accumulators of a block of rows (92 bytes with their offsets and lines) live on the stack.
 //!
 //! MVE float arithmetic is not the scalar FPU's: it always runs with the "standard" FPSCR value,
 //! flush-to-zero and default NaN (Armv8.1-M; QEMU models it so, `-cpu cortex-m55`: `VMUL.F32` of
@@ -181,29 +181,32 @@ macro_rules! row2 {
     };
 }
 
-/// The last step of row `$x` in [`dots_rows`] (weights in `q4`).
+/// The last step of a line of row `$x` in [`dots_rows`] (weights in `q4`).
 #[rustfmt::skip]
 macro_rules! row1 {
     ($acc:literal, $x:literal) => {
         concat!(
-            "ldr {a}, [", $x, "]\n",
+            "ldr {a}, [", $x, "], #4\n",
             "vmul.f32 q7, q4, {a}\n",
             "vadd.f32 ", $acc, ", ", $acc, ", q7\n",
         )
     };
 }
 
-/// The asm of [`dots_rows`] for weights `$kind`, gathered with `$load`: two steps per
-/// iteration (each weight vector multiplied by the four rows' values), then a last one.
+/// The asm of [`dots_rows`] for weights `$kind`, gathered with `$load`: per line, two steps per
+/// iteration (each weight vector multiplied by the four rows' values), then a last one; then the
+/// rows move on to their next line.
 #[rustfmt::skip]
 macro_rules! dots_rows {
-    ($kind:ident, $load:literal, $block:expr, $x:expr, $w:expr, $n:expr, $size:expr) => {
+    ($kind:ident, $load:literal, $block:expr, $x:expr, $w:expr, $size:expr) => {
         asm!(
             "vldrw.u32 q0, [{block}]",
             "vldrw.u32 q1, [{block}, #16]",
             "vldrw.u32 q2, [{block}, #32]",
             "vldrw.u32 q3, [{block}, #48]",
             "vldrw.u32 q6, [{block}, #64]",
+            "5:",
+            "ldr {n}, [{block}, #80]",
             "lsrs {a}, {n}, #1",
             "wls lr, {a}, 2f",
             "1:",
@@ -222,12 +225,21 @@ macro_rules! dots_rows {
             "lsls {n}, {n}, #31",
             "beq 3f",
             concat!($load, " q4, [{w}, q6]"),
+            "add {w}, {w}, {size}",
             widen!($kind, "q4"),
             row1!("q0", "{x0}"),
             row1!("q1", "{x1}"),
             row1!("q2", "{x2}"),
             row1!("q3", "{x3}"),
             "3:",
+            "ldrd {a}, {b}, [{block}, #84]",
+            "add {x0}, {x0}, {a}",
+            "add {x1}, {x1}, {a}",
+            "add {x2}, {x2}, {a}",
+            "add {x3}, {x3}, {a}",
+            "subs {b}, {b}, #1",
+            "str {b}, [{block}, #88]",
+            "bne 5b",
             "vstrw.32 q0, [{block}]",
             "vstrw.32 q1, [{block}, #16]",
             "vstrw.32 q2, [{block}, #32]",
@@ -238,8 +250,8 @@ macro_rules! dots_rows {
             x2 = inout(reg) $x[2] => _,
             x3 = inout(reg) $x[3] => _,
             w = inout(reg) $w => _,
-            n = inout(reg) $n => _,
             size = in(reg) $size,
+            n = out(reg) _,
             a = out(reg) _,
             b = out(reg) _,
             out("lr") _,
@@ -287,28 +299,45 @@ unsafe fn dots<W: Weight>(acc: &mut [f32; 4], x: *const f32, w: *const W, offset
 /// pointwise convolution, or the windows of four pixels that lie wholly inside the input.
 const ROWS: usize = 4;
 
-/// The accumulators of [`ROWS`] rows (four lanes each) and the filters' byte offsets, in the
-/// layout [`dots_rows`] loads.
+/// The accumulators of [`ROWS`] rows (four lanes each), the filters' byte offsets and the rows'
+/// lines, in the layout [`dots_rows`] loads.
 #[repr(C)]
 struct Block {
     acc: [[f32; 4]; ROWS],
     offsets: [u32; 4],
+    /// Values per line.
+    len: u32,
+    /// Bytes from the end of a row's line to the start of its next.
+    skip: u32,
+    /// Lines (at least 1), counted down by [`dots_rows`].
+    lines: u32,
 }
 
-/// [`dots`] for [`ROWS`] rows `x[r]` at once, into `block.acc[r]`, each gathered weight vector
-/// multiplied by every row's value (the filters at `block.offsets` from `w`).
+impl Block {
+    /// Zero sums over `lines` lines of `len` values, `skip` bytes apart.
+    fn new(offsets: [u32; 4], len: usize, skip: usize, lines: usize) -> Self {
+        let (len, skip, lines) = (len as u32, skip as u32, lines as u32);
+        Self { acc: [[0.0; 4]; ROWS], offsets, len, skip, lines }
+    }
+}
+
+/// [`dots`] for [`ROWS`] rows at once, into `block.acc[r]`, each gathered weight vector
+/// multiplied by every row's value: row `r` is `block.lines` lines of `block.len` values from
+/// `x[r]`, each line `block.skip` bytes after the end of the one before; the filters (at
+/// `block.offsets` from `w`) go on from line to line without a gap.
 ///
 /// # Safety
-/// As for [`dots`], for each row.
+/// As for [`dots`], for each row's lines and the filters' `lines × len` weights; `block.lines`
+/// must be at least 1.
 #[inline(always)]
-unsafe fn dots_rows<W: Weight>(block: &mut Block, x: [*const f32; ROWS], w: *const W, n: usize) {
+unsafe fn dots_rows<W: Weight>(block: &mut Block, x: [*const f32; ROWS], w: *const W) {
     let (block, size) = (core::ptr::from_mut(block), size_of::<W>());
-    // SAFETY: as in `dots`, for the four rows; `block` is 80 bytes, word-aligned.
+    // SAFETY: as in `dots`, for the four rows' lines; `block` is 92 bytes, word-aligned.
     unsafe {
         if W::as_f32(&[]).is_some() {
-            dots_rows!(F32, "vldrw.u32", block, x, w, n, size);
+            dots_rows!(F32, "vldrw.u32", block, x, w, size);
         } else {
-            dots_rows!(F16, "vldrh.u32", block, x, w, n, size);
+            dots_rows!(F16, "vldrh.u32", block, x, w, size);
         }
     }
 }
@@ -386,9 +415,9 @@ pub fn fully_connected_f32<W: Weight>(
             // f32 and f16 are aligned to their size.
             let filters = unsafe { w.as_ptr().add(u * depth) };
             for r in (0..grouped).step_by(ROWS) {
-                let mut block = Block { acc: [[0.0; 4]; ROWS], offsets };
+                let mut block = Block::new(offsets, depth, 0, 1);
                 let rows = core::array::from_fn(|i| x[(r + i) * depth..].as_ptr());
-                unsafe { dots_rows(&mut block, rows, filters, depth) };
+                unsafe { dots_rows(&mut block, rows, filters) };
                 for (i, acc) in block.acc.iter().enumerate() {
                     finish(acc, &bias[u..][..n], act, &mut out[(r + i) * units + u..][..n]);
                 }
@@ -440,17 +469,17 @@ pub fn conv2d_f32<W: Weight>(
         let mut pending = 0;
         for_each_window(g, |window, pixel| {
             if window.len() < cells {
-                return conv2d_windows(g, [(window, pixel)], x, w, bias, act, out);
+                return conv2d_window(g, (window, pixel), x, w, bias, act, out);
             }
             whole[pending] = Some((window, pixel));
             pending += 1;
             if let (ROWS, [Some(a), Some(b), Some(c), Some(d)]) = (pending, whole) {
                 pending = 0;
-                conv2d_windows(g, [a, b, c, d], x, w, bias, act, out);
+                conv2d_whole(g, [a, b, c, d], x, w, bias, act, out);
             }
         });
         for &p in whole.iter().take(pending).flatten() {
-            conv2d_windows(g, [p], x, w, bias, act, out);
+            conv2d_window(g, p, x, w, bias, act, out);
         }
     });
     if !exact {
@@ -458,12 +487,57 @@ pub fn conv2d_f32<W: Weight>(
     }
 }
 
-/// The outputs of `R` (1 or [`ROWS`]) pixels `(window, output pixel)` whose windows have the same
-/// runs of taps, one window's input a translation of another's, four output channels at a time.
+/// The outputs of [`ROWS`] pixels `(window, output pixel)` whose windows lie wholly inside the
+/// input (so each window's input is the first one's, moved), four output channels at a time:
+/// with a column dilation of 1 a window's rows are the lines of [`dots_rows`] (`KW × Cin` values,
+/// the next `dilation × W × Cin` values further), else each cell is.
 #[inline(always)]
-fn conv2d_windows<W: Weight, const R: usize>(
+fn conv2d_whole<W: Weight>(
     g: &ConvGeometry,
-    pixels: [(Window, usize); R],
+    pixels: [(Window, usize); ROWS],
+    x: &[f32],
+    w: &[W],
+    bias: &[f32],
+    act: ClampF32,
+    out: &mut [f32],
+) {
+    let (cin, cout, [kh, kw]) = (g.input.c, g.output.c, g.kernel);
+    let filter_len = kh * kw * cin;
+    let (window, first) = (pixels[0].0, pixels[0].0.first_pixel());
+    // Each window's first pixel after the first window's.
+    let shifts = pixels.map(|(window, _)| window.first_pixel() - first);
+    for u in (0..cout).step_by(4) {
+        let (n, offsets) = ((cout - u).min(4), offsets::<W>(u, filter_len, cout));
+        // SAFETY (every block below): each window's cells lie in the input (the window walker's,
+        // `sized`), `Cin` values each, and its taps in filters u..u + 4 (the last repeated past
+        // `cout`).
+        let filters = unsafe { w.as_ptr().add(u * filter_len) };
+        let at = |px: usize| shifts.map(|shift| unsafe { x.as_ptr().add((px + shift) * cin) });
+        let acc = if g.dilation[1] == 1 {
+            let skip = (g.dilation[0] * g.input.w - kw) * cin * size_of::<f32>();
+            let mut block = Block::new(offsets, kw * cin, skip, kh);
+            unsafe { dots_rows(&mut block, at(first), filters) };
+            block.acc
+        } else {
+            let mut block = Block::new(offsets, cin, 0, 1);
+            window.for_each_cell(|tap, px| {
+                block.lines = 1;
+                unsafe { dots_rows(&mut block, at(px), filters.add(tap * cin)) };
+            });
+            block.acc
+        };
+        for (acc, &(_, pixel)) in acc.iter().zip(&pixels) {
+            finish(acc, &bias[u..][..n], act, &mut out[pixel * cout + u..][..n]);
+        }
+    }
+}
+
+/// The outputs of one pixel `(window, output pixel)`, four output channels at a time, summed
+/// over the runs of the window's taps that lie inside the input.
+#[inline(always)]
+fn conv2d_window<W: Weight>(
+    g: &ConvGeometry,
+    (window, pixel): (Window, usize),
     x: &[f32],
     w: &[W],
     bias: &[f32],
@@ -472,28 +546,18 @@ fn conv2d_windows<W: Weight, const R: usize>(
 ) {
     let (cin, cout) = (g.input.c, g.output.c);
     let filter_len = g.kernel[0] * g.kernel[1] * cin;
-    let (window, first) = (pixels[0].0, pixels[0].0.first_pixel());
-    // Each window's first pixel after the first window's.
-    let shifts = pixels.map(|(window, _)| window.first_pixel() - first);
     for u in (0..cout).step_by(4) {
         let (n, offsets) = ((cout - u).min(4), offsets::<W>(u, filter_len, cout));
-        let mut block = Block { acc: [[0.0; 4]; ROWS], offsets };
+        let mut acc = [0.0; 4];
         window.for_each_run(|tap, px, count| {
-            // SAFETY: each window's run of `count` pixels lies in the input (the window walker's
+            // SAFETY: the run's `count` pixels from `px` lie in the input (the window walker's
             // cells, `sized`), and its taps in filters u..u + 4 (the last repeated past `cout`):
             // `count × cin` values each.
             unsafe {
                 let filters = w.as_ptr().add(u * filter_len + tap * cin);
-                let at = |shift: usize| x.as_ptr().add((px + shift) * cin);
-                if let Ok(&shifts) = <&[usize; ROWS]>::try_from(&shifts[..]) {
-                    dots_rows(&mut block, shifts.map(at), filters, count * cin);
-                } else {
-                    dots(&mut block.acc[0], at(0), filters, &block.offsets, count * cin);
-                }
+                dots(&mut acc, x.as_ptr().add(px * cin), filters, &offsets, count * cin);
             }
         });
-        for (acc, &(_, pixel)) in block.acc.iter().zip(&pixels) {
-            finish(acc, &bias[u..][..n], act, &mut out[pixel * cout + u..][..n]);
-        }
+        finish(&acc, &bias[u..][..n], act, &mut out[pixel * cout + u..][..n]);
     }
 }
