@@ -410,7 +410,7 @@ pub fn fully_connected_f32<W: Weight>(
     let exact = without_flush(|| {
         for u in (0..units).step_by(4) {
             let (n, offsets) = ((units - u).min(4), offsets::<W>(u, depth, units));
-            // SAFETY (both blocks): rows r.. hold `depth` values each, filters u..u + 4 (the
+            // SAFETY (the blocks below): rows r.. hold `depth` values each, filters u..u + 4 (the
             // last repeated past `units`) `depth` weights each (checked by `sized`); slices of
             // f32 and f16 are aligned to their size.
             let filters = unsafe { w.as_ptr().add(u * depth) };
