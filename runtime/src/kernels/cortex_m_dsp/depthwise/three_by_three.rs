@@ -5,10 +5,11 @@
 //! Output pixels are swept along lines: rows, or columns when the output has more rows than
 //! columns (KWS's 25 × 5), the window then read transposed. Per quad of channels, the input lines
 //! a chunk of up to [`CHUNK`] output pixels reads are sign-extended once, minus the input zero
-//! point, into *tile rows* (a ring of three on the stack, each input line built once per quad and
-//! chunk): tile column pair `k` holds, per channel, the activations of pixels `2k` and `2k + 1` of
-//! the chunk in the two 16-bit lanes of one word. Padding pixels and lines are 0 (an activation
-//! at the zero point), so every window is whole. The quad's weights are paired the same way,
+//! point, into *tile rows*: tile column pair `k` holds, per channel, the activations of pixels
+//! `2k` and `2k + 1` of the chunk in the two 16-bit lanes of one word. The tile (on the stack,
+//! [`TILE_WORDS`]) holds as many consecutive lines as fit; one assembly call runs every output
+//! line whose window lies in them, then the lines the next ones still read move to its top.
+//! Padding pixels and lines are 0 (an activation at the zero point), so every window is whole. The quad's weights are paired the same way,
 //! `(w0, w1)` and `(w1, w2)` of each window row, doubled, as are its biases: the accumulators hold
 //! `2t`, which the output stage multiplies. Two pixels side by side then take, per window row and
 //! pair of channels, four `LDRD` and eight multiplies for twelve products (stride 1: `SMLAD` of
@@ -31,21 +32,19 @@ use crate::kernels::{ConvGeometry, Int8Params};
 /// [`TILE_PAIRS`] column pairs, the chunk's columns and the right pixel of a last odd one.
 const CHUNK: [usize; 2] = [32, 16];
 
-/// Fewest output pixels per line, by stride along it (1, 2), for which the path beats the
-/// general kernel on the emulated M4 (its costs per quad and line are shared by fewer products).
-const MIN_PIXELS: [usize; 2] = [6, 8];
+/// Fewest output pixels per line for which the path beats the general kernel on the emulated M4
+/// (VWW's lines of 6 do, of 3 do not: the costs per quad and line are shared by fewer products).
+const MIN_PIXELS: usize = 6;
 
-/// Column pairs in a tile row.
+/// Most column pairs in a tile row.
 const TILE_PAIRS: usize = 17;
 
-/// Words in a tile row: four channels per column pair.
-const TILE_WORDS: usize = 4 * TILE_PAIRS;
+/// Words of the tile: rows of four channels per column pair, as many as fit (at least 3; 7 of
+/// KWS's 14 column pairs, the 5 lines of its transposed sweep and their padding).
+const TILE_WORDS: usize = 448;
 
 /// Largest right shift `e` whose `K` fits (see the module docs).
 const MAX_SHIFT: i32 = 22;
-
-/// The tile row of a window row outside the input.
-static ZERO_ROW: [u32; TILE_WORDS] = [0; TILE_WORDS];
 
 /// How a layer's output pixels are swept: along rows (`line` = output row, `pixel` = column), or
 /// along columns when there are more rows than columns (the image transposed).
@@ -91,7 +90,7 @@ impl Sweep {
             }
         };
         let s = sweep.stride[1];
-        ((1..=2).contains(&s) && sweep.pixels[1] >= MIN_PIXELS[s - 1]).then_some(sweep)
+        ((1..=2).contains(&s) && sweep.pixels[1] >= MIN_PIXELS).then_some(sweep)
     }
 }
 
@@ -124,62 +123,82 @@ pub(super) fn depthwise_conv2d_i8(
     let offsets = lanes(q.input_zero_point.wrapping_neg());
     let bytes = |v: i32| u32::from(v as u8) * 0x0101_0101;
     let (min, max) = (bytes(q.act.min), bytes(q.act.max));
-    let clamp = u32::from((min, max) != (0x8080_8080, 0x7F7F_7F7F));
-    let mut tile = [[0u32; TILE_WORDS]; 3];
-    // The right pixel of a chunk's last odd pair is written here.
+    let clamp = if min != 0x8080_8080 { 2 } else { u32::from(max != 0x7F7F_7F7F) };
+    let mut tile = [0u32; TILE_WORDS];
+    // The right pixel of a line's last pair is written here when the line has an odd length.
     let mut spill = [0i8; 4];
     let out_at = out.as_mut_ptr();
     let (image_in, image_out) = (g.input.h * g.input.w * c, g.output.h * g.output.w * c);
     for quad in 0..c / 4 {
-        let weights = Quad::new(stage, q.output_zero_point, w, c, quad, transposed);
+        // SAFETY: `sized` and quad < c / 4.
+        let weights = unsafe { Quad::new(stage, q.output_zero_point, w, c, quad, transposed) };
         for px0 in (0..pixels[1]).step_by(chunk) {
             let n = chunk.min(pixels[1] - px0);
-            let pairs = n / 2;
-            let built = if s == 1 { n.div_ceil(2) + 1 } else { 2 * n.div_ceil(2) + 1 };
-            let ix0 = (px0 * s) as isize - pad[1] as isize;
-            let line = Line { len: pixels[0], step: input_step[1], ix0, pairs: built, offsets };
-            // The input line (batch × lines + line) each tile row holds: line l in tile row
-            // l mod 3 (a window's three lines are consecutive).
-            let mut held = [usize::MAX; 3];
+            let pairs = n.div_ceil(2);
+            let built = if s == 1 { pairs + 1 } else { 2 * pairs + 1 };
+            let pitch = 4 * built;
+            // Tile rows: padded input lines `top..top + capacity` (line `p` is input line
+            // `p − pad`, or padding).
+            let capacity = TILE_WORDS / pitch;
+            let line = Line {
+                len: pixels[0],
+                step: input_step[1],
+                ix0: (px0 * s) as isize - pad[1] as isize,
+                pairs: built,
+                offsets,
+            };
             for b in 0..g.output.n {
-                for out_line in 0..lines[1] {
-                    let top = (out_line * stride[0]) as isize - pad[0] as isize;
-                    let mut rows = [ZERO_ROW.as_ptr(); 3];
-                    for (ky, row) in rows.iter_mut().enumerate() {
-                        let l = (top + ky as isize) as usize;
-                        if l >= lines[0] {
-                            continue;
-                        }
-                        let (key, i) = (b * lines[0] + l, (b * lines[0] + l) % 3);
-                        if held[i] != key {
-                            let start = b * image_in + l * input_step[0] + 4 * quad;
+                // Output lines from `first`, their window's padded lines from `top`, built up to
+                // `filled`.
+                let (mut first, mut filled) = (0, 0);
+                while first < lines[1] {
+                    let top = first * stride[0];
+                    let last = (lines[1] - 1).min(first + (capacity - 3) / stride[0]);
+                    let end = last * stride[0] + 3;
+                    for p in filled.max(top)..end {
+                        let row = &mut tile[(p - top) * pitch..][..pitch];
+                        match p.checked_sub(pad[0]).filter(|&l| l < lines[0]) {
                             // SAFETY: the line's pixels lie in `x` (`sized`), 4 bytes from the
                             // quad's first channel each.
-                            unsafe { line.build(&mut tile[i], x.as_ptr().add(start)) };
-                            held[i] = key;
+                            Some(l) => unsafe {
+                                line.build(row, x.as_ptr().add(b * image_in + l * input_step[0] + 4 * quad))
+                            },
+                            None => row.fill(0),
                         }
-                        *row = tile[i].as_ptr();
                     }
-                    let first = b * image_out + out_line * output_step[0] + px0 * output_step[1] + 4 * quad;
-                    let out_a = out_at.wrapping_add(first);
-                    let out_b = out_a.wrapping_add(output_step[1]);
+                    let out_a = out_at.wrapping_add(
+                        b * image_out + first * output_step[0] + px0 * output_step[1] + 4 * quad,
+                    );
                     let step = 2 * output_step[1];
-                    let mut pass = Pass { rows, out_a, out_b, pairs, min, max, step, clamp, quad: &weights };
-                    // SAFETY: every tile row holds `built` column pairs, which the passes' pairs
-                    // read (see `CHUNK`); the outputs of the line's `n` pixels lie in `out`, and
-                    // the right pixel of a last odd pair goes to `spill`.
-                    unsafe {
-                        if pairs > 0 {
-                            pass.run(s);
-                        }
-                        if n % 2 == 1 {
-                            pass.rows = rows.map(|r| r.wrapping_add(4 * s * pairs));
-                            pass.out_a = out_a.wrapping_add(step * pairs);
-                            pass.out_b = spill.as_mut_ptr();
-                            pass.pairs = 1;
-                            pass.run(s);
-                        }
+                    let advance = 16 * s;
+                    let mut pass = Pass {
+                        rows: [0, 1, 2].map(|k| tile[k * pitch..].as_ptr()),
+                        out_a,
+                        out_b: out_a.wrapping_add(output_step[1]),
+                        pairs,
+                        min,
+                        max,
+                        step,
+                        clamp,
+                        lines: last + 1 - first,
+                        odd: n % 2,
+                        spill: spill.as_mut_ptr(),
+                        row_skip: (4 * pitch * stride[0]).wrapping_sub(advance * pairs),
+                        out_skip: output_step[0].wrapping_sub(step * pairs),
+                        pixel_step: output_step[1],
+                        quad: &weights,
+                    };
+                    // SAFETY: the tile rows of the lines' windows hold `built` column pairs,
+                    // which their pairs read (see `CHUNK`); the outputs of each line's `n`
+                    // pixels lie in `out`, and the right pixel of a last odd pair goes to `spill`.
+                    unsafe { pass.run(s) };
+                    // The next window starts with the lines already built that it reads.
+                    first = last + 1;
+                    let keep = first * stride[0];
+                    if keep < end {
+                        tile.copy_within((keep - top) * pitch..(end - top) * pitch, 0);
                     }
+                    filled = end;
                 }
             }
         }
@@ -215,7 +234,7 @@ impl Line {
     ///
     /// # Safety
     /// Four bytes at `x + ix × step` must be readable for every `ix` in `0..len`.
-    unsafe fn build(&self, row: &mut [u32; TILE_WORDS], x: *const i8) {
+    unsafe fn build(&self, row: &mut [u32], x: *const i8) {
         let Line { len, step, ix0, pairs, offsets } = *self;
         let pairs = pairs.min(TILE_PAIRS);
         // Column pairs wholly inside the line: `inside`, from the first one at or after pixel 0.
@@ -298,22 +317,42 @@ const _: () =
 impl Quad {
     /// Quad `quad` of a layer of `c` channels (`factor` of each is `Some`); window rows are the
     /// weights' columns if `transposed`.
-    fn new(stage: &Output, zero_point: i32, w: &[i8], c: usize, quad: usize, transposed: bool) -> Self {
+    ///
+    /// # Safety
+    /// `w` must hold `9 × c` weights and `4 × quad + 4 ≤ c`.
+    unsafe fn new(
+        stage: &Output,
+        zero_point: i32,
+        w: &[i8],
+        c: usize,
+        quad: usize,
+        transposed: bool,
+    ) -> Self {
         let mut this = Quad { bias: [0; 4], weights: [[0; 8]; 3], factors: [[0; 3]; 4] };
-        // Per tap (window row × 3 + column), the quad's doubled weights as 16-bit lanes.
-        let taps: [[u32; 4]; 9] = core::array::from_fn(|t| {
-            let (ky, kx) = (t / 3, t % 3);
-            let at = if transposed { 3 * kx + ky } else { t } * c + 4 * quad;
-            let v = w.get(at..at + 4).and_then(|v| <&[i8; 4]>::try_from(v).ok()).copied().unwrap_or_default();
-            v.map(|v| (i32::from(v) * 2) as u32 & 0xFFFF)
-        });
+        // The quad's weights at tap `t` of the weights' layout (row × 3 + column), doubled in
+        // 16-bit lanes: channels 0 and 2, 1 and 3.
+        let tap = |t: usize| {
+            // SAFETY: t < 9, so the word lies in the `9 × c` weights; Cortex-M loads unaligned
+            // words.
+            let v = unsafe { w.as_ptr().add(t * c + 4 * quad).cast::<u32>().read_unaligned() };
+            let (even, odd) = extend_activations(v, 0);
+            (double(even), double(odd))
+        };
         for (ky, row) in this.weights.iter_mut().enumerate() {
-            let [t0, t1, t2] = [taps[3 * ky], taps[3 * ky + 1], taps[3 * ky + 2]];
-            for k in 0..4 {
-                let at = 4 * (k / 2) + k % 2;
-                row[at] = t0[k] | (t1[k] << 16);
-                row[at + 2] = t1[k] | (t2[k] << 16);
-            }
+            let at = |kx: usize| if transposed { 3 * kx + ky } else { 3 * ky + kx };
+            let [(e0, o0), (e1, o1), (e2, o2)] = [tap(at(0)), tap(at(1)), tap(at(2))];
+            let low = |a: u32, b: u32| (a & 0xFFFF) | (b << 16);
+            let high = |a: u32, b: u32| (a >> 16) | (b & 0xFFFF_0000);
+            *row = [
+                low(e0, e1),
+                low(o0, o1),
+                low(e1, e2),
+                low(o1, o2),
+                high(e0, e1),
+                high(o0, o1),
+                high(e1, e2),
+                high(o1, o2),
+            ];
         }
         for k in 0..4 {
             // SAFETY: the channel is below c, the layer's channels.
@@ -325,25 +364,54 @@ impl Quad {
     }
 }
 
-/// The state of one assembly call: its first ten words are copied to the stack in this order.
+/// Both 16-bit lanes of `v` doubled.
+#[inline(always)]
+fn double(v: u32) -> u32 {
+    let r;
+    // SAFETY: one register-only DSP instruction.
+    unsafe {
+        core::arch::asm!(
+            "sadd16 {r}, {v}, {v}",
+            r = lateout(reg) r,
+            v = in(reg) v,
+            options(pure, nomem, nostack),
+        );
+    }
+    r
+}
+
+/// The state of one assembly call, copied to the stack in this order but for `quad`.
 #[repr(C)]
 struct Pass {
-    /// Per window row, the tile row from the pass's first column pair.
+    /// Per window row, the tile row from the pair's first column pair.
     rows: [*const u32; 3],
-    /// The first pair's outputs (left and right pixel).
+    /// The pair's outputs (left and right pixel).
     out_a: *mut i8,
     out_b: *mut i8,
-    /// Pairs of pixels (at least 1).
+    /// Pairs left in the line, the current one included (at least 1).
     pairs: usize,
     /// Activation bounds, in every byte.
     min: u32,
     max: u32,
     /// Bytes from a pair's outputs to the next pair's.
     step: usize,
-    /// Whether the bounds clamp more than int8 does (0: no).
+    /// Which bounds clamp more than int8 does: 0 neither, 1 the upper one, 2 both.
     clamp: u32,
+    /// Lines left, the current one included (at least 1).
+    lines: usize,
+    /// 1 if a line's last pair has no right pixel (which goes to `spill`), else 0.
+    odd: usize,
+    spill: *mut i8,
+    /// Bytes from a line's row pointers after its last pair to the next line's first, and the
+    /// same of its outputs.
+    row_skip: usize,
+    out_skip: usize,
+    /// Bytes from a left pixel's outputs to the right one's.
+    pixel_step: usize,
     quad: *const Quad,
 }
+
+const _: () = assert!(core::mem::offset_of!(Pass, odd) == 44 && core::mem::offset_of!(Pass, quad) == 64);
 
 /// One window row of both pixels of a pair at horizontal stride 1: tile row at `[sp, $row]`,
 /// weights of the row at `[lr, $w]` (see [`Quad`]); accumulators r0–r3 (left pixel) and r4–r7.
@@ -442,9 +510,15 @@ macro_rules! pass_asm {
     ($pass:expr, $row:ident, $advance:literal) => {
         core::arch::asm!(
             "push {{r6, r7}}",
-            "ldr lr, [r0, #40]",
-            "ldm r0, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10}}",
-            "push {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10}}",
+            "sub sp, #68",
+            "ldr lr, [r0, #64]",
+            "ldm r0!, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
+            "stm sp, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
+            "ldm r0, {{r1, r2, r3, r4}}",
+            "add r5, sp, #48",
+            "stm r5, {{r1, r2, r3, r4}}",
+            "ldr r1, [sp, #20]",
+            "str r1, [sp, #64]",
             "2:",
             "ldm lr, {{r0, r1, r2, r3}}",
             "ldm lr, {{r4, r5, r6, r7}}",
@@ -456,44 +530,72 @@ macro_rules! pass_asm {
             output2!("r1", "r5"),
             output2!("r2", "r6"),
             output2!("r3", "r7"),
-            // Both pixels' four bytes, clamped to the activation bounds (unless they are int8's), stored.
+            // Both pixels' four bytes, clamped to the activation bounds where they are not int8's, stored.
             "bfi r0, r1, #8, #8",
             "bfi r0, r2, #16, #8",
             "bfi r0, r3, #24, #8",
             "bfi r4, r5, #8, #8",
             "bfi r4, r6, #16, #8",
             "bfi r4, r7, #24, #8",
-            "ldr r8, [sp, #36]",
-            "cmp r8, #0",
-            "beq 3f",
-            "ldrd r8, r9, [sp, #24]",
-            "ssub8 r10, r0, r8",
-            "sel r0, r0, r8",
-            "ssub8 r10, r9, r0",
+            "ldr r10, [sp, #36]",
+            "cmp r10, #1",
+            "blo 3f",
+            "ldr r9, [sp, #28]",
+            "ssub8 r8, r9, r0",
             "sel r0, r0, r9",
-            "ssub8 r10, r4, r8",
-            "sel r4, r4, r8",
-            "ssub8 r10, r9, r4",
+            "ssub8 r8, r9, r4",
+            "sel r4, r4, r9",
+            "beq 3f",
+            "ldr r9, [sp, #24]",
+            "ssub8 r8, r0, r9",
+            "sel r0, r0, r9",
+            "ssub8 r8, r4, r9",
             "sel r4, r4, r9",
             "3:",
+            // The right pixel of a line's last pair goes to the spill if the line is odd.
             "ldrd r8, r9, [sp, #12]",
+            "ldrd r10, r11, [sp, #20]",
             "str r0, [r8]",
+            "cmp r10, #1",
+            "bne 4f",
+            "ldr r11, [sp, #44]",
+            "cmp r11, #0",
+            "it ne",
+            "ldrne r9, [sp, #48]",
+            "4:",
             "str r4, [r9]",
-            "ldr r10, [sp, #32]",
-            "add r8, r10",
-            "add r9, r10",
+            "ldr r11, [sp, #32]",
+            "add r8, r11",
+            "add r9, r11",
             "strd r8, r9, [sp, #12]",
             // The next pair: its column pairs, then the count.
-            "ldm sp, {{r8, r9, r10}}",
+            "ldm sp, {{r8, r9, r11}}",
             concat!("add r8, #", $advance),
             concat!("add r9, #", $advance),
-            concat!("add r10, #", $advance),
-            "stm sp, {{r8, r9, r10}}",
-            "ldr r8, [sp, #20]",
-            "subs r8, #1",
-            "str r8, [sp, #20]",
+            concat!("add r11, #", $advance),
+            "stm sp, {{r8, r9, r11}}",
+            "subs r10, #1",
+            "str r10, [sp, #20]",
             "bne 2b",
-            "add sp, #40",
+            // The next line: rows and outputs skip to it, its pairs.
+            "ldm sp, {{r8, r9, r11}}",
+            "ldr r10, [sp, #52]",
+            "add r8, r10",
+            "add r9, r10",
+            "add r11, r10",
+            "stm sp, {{r8, r9, r11}}",
+            "ldrd r8, r9, [sp, #56]",
+            "ldr r10, [sp, #12]",
+            "add r10, r8",
+            "add r9, r10",
+            "strd r10, r9, [sp, #12]",
+            "ldr r9, [sp, #64]",
+            "str r9, [sp, #20]",
+            "ldr r8, [sp, #40]",
+            "subs r8, #1",
+            "str r8, [sp, #40]",
+            "bne 2b",
+            "add sp, #68",
             "pop {{r6, r7}}",
             inout("r0") $pass => _,
             out("r1") _,
@@ -512,13 +614,16 @@ macro_rules! pass_asm {
 }
 
 impl Pass {
-    /// Both pixels of every pair: the window rows' products, the output stage, the stores.
+    /// Both pixels of every pair of every line: the window rows' products, the output stage,
+    /// the stores.
     ///
     /// # Safety
-    /// `pairs ≥ 1`; every row must hold the column pairs the pairs read (`2 + pairs − 1`
-    /// from the first at stride 1, `3 + 2 (pairs − 1)` at stride 2, `stride` the horizontal
-    /// stride), `quad` a [`Quad`], and four bytes at `out_a` and `out_b`, then at every `step`
-    /// bytes further for each pair, must be writable.
+    /// `pairs ≥ 1`, `lines ≥ 1`; the rows of every line (the first's, then `row_skip` bytes
+    /// further than where a line's pairs leave them) must hold the column pairs its pairs read
+    /// (`pairs + 1` from the first at `stride` 1 along the line, `2 pairs + 1` at 2), `quad` must
+    /// be a [`Quad`], and four bytes must be writable at every pair's outputs: `out_a` and
+    /// `out_b`, `step` bytes further for each pair, `out_skip` further for each line (the
+    /// right pixel `pixel_step` from the left one), `spill` for a line's last pair if `odd`.
     unsafe fn run(&mut self, stride: usize) {
         let pass = core::ptr::from_mut(self);
         // SAFETY: the loads and stores stay inside what the caller guarantees (LDRD reads
