@@ -129,9 +129,10 @@ pub(super) fn depthwise_conv2d_i8(
     let mut spill = [0i8; 4];
     let out_at = out.as_mut_ptr();
     let (image_in, image_out) = (g.input.h * g.input.w * c, g.output.h * g.output.w * c);
+    let mut weights = Quad { bias: [0; 4], weights: [[0; 8]; 3], factors: [[0; 3]; 4] };
     for quad in 0..c / 4 {
         // SAFETY: `sized` and quad < c / 4.
-        let weights = unsafe { Quad::new(stage, q.output_zero_point, w, c, quad, transposed) };
+        unsafe { weights.set(stage, q.output_zero_point, w, c, quad, transposed) };
         for px0 in (0..pixels[1]).step_by(chunk) {
             let n = chunk.min(pixels[1] - px0);
             let pairs = n.div_ceil(2);
@@ -315,20 +316,20 @@ const _: () =
     assert!(core::mem::offset_of!(Quad, weights) == 16 && core::mem::offset_of!(Quad, factors) == 112);
 
 impl Quad {
-    /// Quad `quad` of a layer of `c` channels (`factor` of each is `Some`); window rows are the
-    /// weights' columns if `transposed`.
+    /// Sets every field to quad `quad` of a layer of `c` channels (`factor` of each is `Some`);
+    /// window rows are the weights' columns if `transposed`.
     ///
     /// # Safety
     /// `w` must hold `9 × c` weights and `4 × quad + 4 ≤ c`.
-    unsafe fn new(
+    unsafe fn set(
+        &mut self,
         stage: &Output,
         zero_point: i32,
         w: &[i8],
         c: usize,
         quad: usize,
         transposed: bool,
-    ) -> Self {
-        let mut this = Quad { bias: [0; 4], weights: [[0; 8]; 3], factors: [[0; 3]; 4] };
+    ) {
         // The quad's weights at tap `t` of the weights' layout (row × 3 + column), doubled in
         // 16-bit lanes: channels 0 and 2, 1 and 3.
         let tap = |t: usize| {
@@ -338,7 +339,7 @@ impl Quad {
             let (even, odd) = extend_activations(v, 0);
             (double(even), double(odd))
         };
-        for (ky, row) in this.weights.iter_mut().enumerate() {
+        for (ky, row) in self.weights.iter_mut().enumerate() {
             let at = |kx: usize| if transposed { 3 * kx + ky } else { 3 * ky + kx };
             let [(e0, o0), (e1, o1), (e2, o2)] = [tap(at(0)), tap(at(1)), tap(at(2))];
             let low = |a: u32, b: u32| (a & 0xFFFF) | (b << 16);
@@ -357,10 +358,9 @@ impl Quad {
         for k in 0..4 {
             // SAFETY: the channel is below c, the layer's channels.
             let (bias, r) = unsafe { (stage.bias(4 * quad + k), stage.factor(4 * quad + k)) };
-            this.bias[k] = bias.wrapping_mul(2);
-            this.factors[k] = factor(r, zero_point).unwrap_or_default();
+            self.bias[k] = bias.wrapping_mul(2);
+            self.factors[k] = factor(r, zero_point).unwrap_or_default();
         }
-        this
     }
 }
 
