@@ -9,6 +9,7 @@ use ember::kernels::add::{add_i8, AddParams};
 use ember::kernels::conv2d::conv2d_f32;
 use ember::kernels::depthwise_conv2d::depthwise_conv2d_f32;
 use ember::kernels::fully_connected::fully_connected_f32;
+use ember::kernels::scratch::{Scratch, ScratchOp, Target};
 use ember::kernels::selected::{conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
 use ember::kernels::{ClampF32, ClampI8, ConvGeometry, FcGeometry, Input, Int8Params, Nhwc};
 use ember::quant::{Requant, Rounding};
@@ -113,9 +114,12 @@ fn kernels(c: &mut Criterion) {
             let bias: Vec<i32> = (0..g.output.c).map(|c| c as i32 * 37 - 500).collect();
             let rq = requant(g.output.c);
             let mut out = vec![0i8; g.output.len()];
-            let kernel = if depthwise { depthwise_conv2d_i8 } else { conv2d_i8 };
+            let mut scratch = vec![0; Target::SELECTED.bytes(&ScratchOp::Conv2dI8(g))];
             group.bench_function(format!("{}/int8", layer.name), |b| {
-                b.iter(|| kernel(&g, &params(&rq), &x, &w, &bias, &mut out))
+                b.iter(|| match depthwise {
+                    true => depthwise_conv2d_i8(&g, &params(&rq), &x, &w, &bias, &mut out),
+                    false => conv2d_i8(&g, &params(&rq), &x, &w, &bias, &mut out, Scratch::new(&mut scratch)),
+                })
             });
             let (x, w, bias) = (
                 random_f32(&mut rng, x.len()),
@@ -139,8 +143,11 @@ fn kernels(c: &mut Criterion) {
         let bias: Vec<i32> = (0..units).map(|c| c as i32 * 11 - 300).collect();
         let rq = requant(units);
         let mut out = vec![0i8; units];
+        let mut scratch = vec![0; Target::SELECTED.bytes(&ScratchOp::FullyConnectedI8(g))];
         group.bench_function(format!("{name}/int8"), |b| {
-            b.iter(|| fully_connected_i8(&g, &params(&rq), &x, &w, &bias, &mut out))
+            b.iter(|| {
+                fully_connected_i8(&g, &params(&rq), &x, &w, &bias, &mut out, Scratch::new(&mut scratch))
+            })
         });
         let (x, w, bias) =
             (random_f32(&mut rng, depth), random_f32(&mut rng, depth * units), random_f32(&mut rng, units));

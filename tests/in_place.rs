@@ -54,7 +54,9 @@ fn same_bytes(name: &str, graph: &Graph, range: (f32, f32), min_in_place: usize)
     let calib = samples(graph, range, 8, 1);
     let inputs = samples(graph, range, 8, 2);
     for precision in [Precision::Int8, Precision::F32] {
-        let build = |in_place| build_with(graph, precision, Some(&calib), Options { in_place }).unwrap();
+        let build = |in_place| {
+            build_with(graph, precision, Some(&calib), Options { in_place, ..Options::default() }).unwrap()
+        };
         let (in_place, separate) = (build(true), build(false));
         println!(
             "{name} {precision:?}: {} ops in place, arena {} bytes (without: {})",

@@ -15,6 +15,7 @@ use ember::format::OpKind;
 use ember::{Hook, Interpreter, OpEvent, OpOutput};
 use ember_quantize::host::ModelFile;
 use ember_quantize::npy::read_npz_array;
+use ember_quantize::plan::Options;
 use ember_quantize::provenance::Origin;
 use ember_quantize::tflite::import;
 
@@ -64,7 +65,8 @@ impl Hook for Logits {
 /// Imports `file` and returns Ember's int8 output and softmax input (if any) for each input.
 fn run(file: &str, inputs: &[Vec<i8>]) -> (Vec<Vec<i8>>, Vec<Vec<i8>>) {
     let tflite = std::fs::read(dir().join(file)).unwrap();
-    let written = import(&tflite, &Origin::default()).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+    let written =
+        import(&tflite, &Origin::default(), Options::default()).unwrap_or_else(|e| panic!("{file}: {e:#}"));
     let model_file = ModelFile::from_bytes(&written.bytes);
     let model = model_file.model().unwrap();
     let mut arena = vec![0u8; model.arena_bytes()];
@@ -123,7 +125,10 @@ fn imported_models_match_tflite_reference_bytes() {
 fn corrupt_tflite_files_are_errors_not_panics() {
     let good = std::fs::read(dir().join("kws_ref_model_int8.tflite")).unwrap();
     for len in (0..good.len()).step_by(good.len() / 64) {
-        assert!(import(&good[..len], &Origin::default()).is_err(), "a file cut at {len} bytes imported");
+        assert!(
+            import(&good[..len], &Origin::default(), Options::default()).is_err(),
+            "a file cut at {len} bytes imported"
+        );
     }
     // A fixed linear congruential sequence picks the bytes to flip.
     let mut state = 0x2545_f491_u64;
@@ -133,7 +138,7 @@ fn corrupt_tflite_files_are_errors_not_panics() {
         let mut bytes = good.clone();
         let at = (state >> 33) as usize % bytes.len();
         bytes[at] ^= 1 << ((state >> 20) % 8);
-        failed += usize::from(import(&bytes, &Origin::default()).is_err());
+        failed += usize::from(import(&bytes, &Origin::default(), Options::default()).is_err());
     }
     println!("{failed} of 300 one-bit corruptions refused, the rest imported");
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use ember::Interpreter;
 use ember_quantize::host::ModelFile;
 use ember_quantize::npy::read_npz_array;
+use ember_quantize::plan::Options;
 use ember_quantize::provenance::Origin;
 use ember_quantize::tflite::import;
 
@@ -60,7 +61,8 @@ fn rows(path: &Path, key: &str) -> Vec<Vec<f32>> {
 /// written and the output read through the interpreter's quantizing access).
 fn run(name: &str, float: bool, inputs: &[Vec<Vec<f32>>], runs: usize) -> Vec<Vec<u32>> {
     let tflite = std::fs::read(dir().join(format!("{name}.tflite"))).unwrap();
-    let written = import(&tflite, &Origin::default()).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let written =
+        import(&tflite, &Origin::default(), Options::default()).unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let model_file = ModelFile::from_bytes(&written.bytes);
     let model = model_file.model().unwrap();
     let mut arena = vec![0u8; model.arena_bytes()];

@@ -6,6 +6,7 @@ use anyhow::{anyhow, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use ember::format::meta::SourceFormat;
 use ember::format::DType;
+use ember::kernels::scratch::Target;
 use ember_build::IncludePaths;
 use ember_quantize::algorithms::{Settings, Switch};
 use ember_quantize::calibrate::Method;
@@ -117,6 +118,8 @@ enum Command {
         /// Concrete shape for an input with symbolic dims, e.g. `input:1,3,32,32` (repeatable).
         #[arg(long = "input-shape", value_parser = parse_input_shape)]
         input_shapes: Vec<(String, Vec<usize>)>,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Per-layer quantization debugger: the SQNR of every layer's int8 output against float,
     /// quantized alone and with everything before it, ranked worst first; writes sqnr.json,
@@ -143,6 +146,8 @@ enum Command {
         /// Output file (written atomically; never the input).
         #[arg(short, long)]
         output: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Write a Rust module that embeds an Ember model for firmware: the model (16-byte aligned),
     /// `ARENA_BYTES` and an `Arena` type of exactly that size, `OP_COUNT`, the `Kernels` it needs,
@@ -299,13 +304,14 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Quantize { model, output, precision, calib, int8, mixed, input_shapes } => {
-            quantize(&model, &output, precision, &calib, &int8.settings(), &mixed, &input_shapes)
+        Command::Quantize { model, output, precision, calib, int8, mixed, input_shapes, target } => {
+            let settings = int8.settings();
+            quantize(&model, &output, precision, &calib, &settings, &mixed, &input_shapes, target.plan())
         }
         Command::Debug { model, out, flag_below, calib, input_shapes } => {
             debug(&model, &out, flag_below, &calib, &input_shapes)
         }
-        Command::Import { model, output } => import(&model, &output),
+        Command::Import { model, output, target } => import(&model, &output, target.plan()),
         Command::Codegen { model, output, inputs } => {
             // Blame the model or the output path for what they cause; what remains is internal.
             ModelFile::read(&model).and_then(|file| file.model().map(drop)).blame(Fault::Model)?;
@@ -404,6 +410,46 @@ impl CalibArgs {
             false => Arrays::open(path, inputs, self.limit).map(|s| Box::new(s) as _),
         };
         opened.context("cannot use the calibration data (--calib)").blame(Fault::Data)
+    }
+}
+
+/// Which kernels the model's memory plan reserves scratch for.
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// The kernel set the model will run on: each op gets the scratch memory its kernels need,
+    /// in the arena plan. `any` (the default) plans the most any set needs, so the file runs
+    /// everywhere; naming the device's set gives it the smallest arena. The runtime refuses a
+    /// model planned with less scratch than its kernels need.
+    #[arg(long, value_enum, default_value = "any")]
+    target: TargetName,
+}
+
+/// A `--target` value.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TargetName {
+    /// Every kernel set below.
+    Any,
+    /// The portable reference kernels (x86 hosts, cores without DSP or SIMD).
+    Reference,
+    /// Cortex-M4, M7, M33 (DSP extension).
+    CortexMDsp,
+    /// Cortex-M55, M85 (Helium).
+    Helium,
+    /// aarch64 (NEON, SDOT).
+    Neon,
+}
+
+impl TargetArgs {
+    /// The plan options for this target.
+    fn plan(&self) -> Options {
+        let targets: &'static [Target] = match self.target {
+            TargetName::Any => &Target::ALL,
+            TargetName::Reference => &[Target::Reference],
+            TargetName::CortexMDsp => &[Target::CortexMDsp],
+            TargetName::Helium => &[Target::Helium],
+            TargetName::Neon => &[Target::Neon],
+        };
+        Options { targets, ..Options::default() }
     }
 }
 
@@ -528,6 +574,7 @@ fn mixed_summary(graph: &Graph, chosen: &Chosen) -> Vec<String> {
 /// Calibration samples to read: the random noise `quantize` uses has this many.
 const RANDOM_SAMPLES: usize = 16;
 
+#[allow(clippy::too_many_arguments)]
 fn quantize(
     model: &Path,
     output: &Path,
@@ -536,6 +583,7 @@ fn quantize(
     settings: &Settings,
     mixed: &MixedArgs,
     input_shapes: &[(String, Vec<usize>)],
+    options: Options,
 ) -> Result<(), Failure> {
     refuse_input_as_output(model, output)?;
     check_output(output).blame(Fault::Output)?;
@@ -565,9 +613,9 @@ fn quantize(
     let built = match (precision, calibration) {
         (Precision::Int8, Some(calibration)) => {
             let choice = mixed.choice(&eval_samples);
-            pipeline::build_mixed(&graph, calibration, settings, choice, Options::default(), &origin)
+            pipeline::build_mixed(&graph, calibration, settings, choice, options, &origin)
         }
-        _ => pipeline::build_tuned(&graph, precision, calibration, settings, Options::default(), &origin),
+        _ => pipeline::build_tuned(&graph, precision, calibration, settings, options, &origin),
     };
     if let Some(s) = &source {
         s.bar.finish_and_clear();
@@ -783,12 +831,12 @@ fn refuse_input_as_output(model: &Path, output: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn import(model: &Path, output: &Path) -> Result<(), Failure> {
+fn import(model: &Path, output: &Path, options: Options) -> Result<(), Failure> {
     refuse_input_as_output(model, output)?;
     check_output(output).blame(Fault::Output)?;
     let bytes = read_file(model).blame(Fault::Model)?;
     let origin = Origin::new(&bytes, SourceFormat::Tflite, false).blame(Fault::Usage)?;
-    let written = tflite::import(&bytes, &origin)
+    let written = tflite::import(&bytes, &origin, options)
         .with_context(|| format!("cannot import {}", model.display()))
         .blame(Fault::Model)?;
     write_atomically(output, &written.bytes).blame(Fault::Output)?;
@@ -807,12 +855,13 @@ fn import(model: &Path, output: &Path) -> Result<(), Failure> {
 /// The memory plan's line in `quantize` and `import` output.
 fn plan_summary(plan: &PlanReport) -> String {
     format!(
-        "arena: {} bytes (greedy by size: {}; lower bound: {}; no reuse: {}; in-place ops: {})",
+        "arena: {} bytes (greedy by size: {}; lower bound: {}; no reuse: {}; in-place ops: {}; largest kernel scratch: {})",
         thousands(plan.arena_bytes),
         thousands(plan.greedy_bytes),
         thousands(plan.lower_bound_bytes),
         thousands(plan.unshared_bytes),
-        plan.in_place_ops
+        plan.in_place_ops,
+        thousands(plan.scratch_bytes)
     )
 }
 

@@ -12,10 +12,15 @@
 //! place. When it needs more than the lower bound (the most bytes alive during one op), a
 //! branch and bound search over placement orders with a node budget looks for a smaller
 //! one. Every step is deterministic.
+//!
+//! Kernel scratch is planned too: each op's scratch buffer is a block alive during that op
+//! alone, as large as the kernels of the targets the model is planned for need
+//! (`ember::kernels::scratch`, asked of the written model: [`ember::Model::scratch_needed`]).
 
 use std::cmp::Reverse;
 
 use ember::format::writer::ModelBuilder;
+use ember::kernels::scratch::Target;
 
 /// Alignment of every planned tensor.
 const ALIGN: usize = 16;
@@ -28,11 +33,13 @@ const SEARCH_NODES: usize = 50_000;
 pub struct Options {
     /// Whether ops that can run in place may write their output over an input.
     pub in_place: bool,
+    /// The kernel sets whose scratch each op gets (the most any of them needs).
+    pub targets: &'static [Target],
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { in_place: true }
+        Self { in_place: true, targets: &Target::ALL }
     }
 }
 
@@ -52,15 +59,23 @@ pub struct PlanReport {
     pub unshared_bytes: usize,
     /// Ops whose output the chosen plan writes over an input.
     pub in_place_ops: usize,
+    /// The largest scratch buffer an op gets (0 if none needs one).
+    pub scratch_bytes: usize,
 }
 
 /// Plans `builder`'s arena: places every arena tensor and sets `arena_bytes`.
 pub fn plan(builder: &mut ModelBuilder, options: Options) -> PlanReport {
-    let separate = Blocks::new(builder, false);
-    let merged = Blocks::new(builder, true);
+    let scratch = scratch_needs(builder, options);
+    plan_with(builder, options.in_place, &scratch)
+}
+
+/// Plans `builder`'s arena with `scratch[k]` bytes of scratch for op `k`.
+fn plan_with(builder: &mut ModelBuilder, in_place: bool, scratch: &[usize]) -> PlanReport {
+    let separate = Blocks::new(builder, false, scratch);
+    let merged = Blocks::new(builder, true, scratch);
     let mut chosen = &separate;
     let mut offsets = smallest(&separate.items);
-    if options.in_place {
+    if in_place {
         // Ops run in place unless that needs more bytes.
         let merged_offsets = smallest(&merged.items);
         if arena(&merged.items, &merged_offsets) <= arena(&separate.items, &offsets) {
@@ -71,6 +86,9 @@ pub fn plan(builder: &mut ModelBuilder, options: Options) -> PlanReport {
         for &id in block {
             builder.place(id, offset);
         }
+    }
+    for &(item, op) in &chosen.scratch {
+        builder.scratch(op, offsets[item], scratch[op as usize]);
     }
     let arena_bytes = arena(&chosen.items, &offsets);
     builder.arena_bytes(arena_bytes);
@@ -83,7 +101,29 @@ pub fn plan(builder: &mut ModelBuilder, options: Options) -> PlanReport {
         lower_bound_bytes: lower_bound(&merged.items),
         unshared_bytes: separate.items.iter().map(|i| i.size).sum(),
         in_place_ops: chosen.in_place_ops,
+        scratch_bytes: scratch.iter().copied().max().unwrap_or(0),
     }
+}
+
+/// Scratch bytes of each op: the most the kernels of `options.targets` need, as the runtime
+/// computes it on the model planned without scratch (none if that model does not load: the
+/// caller's own validation then reports why).
+fn scratch_needs(builder: &ModelBuilder, options: Options) -> Vec<usize> {
+    let mut needs = vec![0; builder.op_count()];
+    if options.targets.iter().all(|&t| t == Target::Reference) {
+        return needs;
+    }
+    let mut unplanned = builder.clone();
+    plan_with(&mut unplanned, options.in_place, &needs);
+    let Ok(bytes) = unplanned.finish() else { return needs };
+    let bytes = ember::AlignedBytes::new(&bytes);
+    let Ok(model) = ember::Model::from_bytes(&bytes) else { return needs };
+    for (op, need) in needs.iter_mut().enumerate() {
+        for &target in options.targets {
+            *need = (*need).max(model.scratch_needed(op as u16, target).unwrap_or(0));
+        }
+    }
+    needs
 }
 
 /// One block to place: its 16-aligned size, its tensors' byte length (the order greedy by
@@ -103,17 +143,20 @@ impl Item {
     }
 }
 
-/// The blocks of a model: `items[i]` holds the root tensors `tensors[i]`.
+/// The blocks of a model: `items[i]` holds the root tensors `tensors[i]`, or is the scratch
+/// of an op in `scratch` (item, op).
 struct Blocks {
     items: Vec<Item>,
     tensors: Vec<Vec<u16>>,
+    scratch: Vec<(usize, u16)>,
     in_place_ops: usize,
 }
 
 impl Blocks {
     /// One block per arena root (aliases follow their root); with `in_place`, each output an
-    /// op may write over a dying input joins that input's block.
-    fn new(b: &ModelBuilder, in_place: bool) -> Self {
+    /// op may write over a dying input joins that input's block. Op `k` with `scratch[k] > 0`
+    /// bytes gets a block alive during it alone.
+    fn new(b: &ModelBuilder, in_place: bool, scratch: &[usize]) -> Self {
         let lifetimes = b.lifetimes();
         let mut owner: Vec<u16> = (0..b.tensor_count() as u16).collect();
         let mut in_place_ops = 0;
@@ -125,7 +168,7 @@ impl Blocks {
                 }
             }
         }
-        let mut blocks = Blocks { items: Vec::new(), tensors: Vec::new(), in_place_ops };
+        let mut blocks = Blocks { items: Vec::new(), tensors: Vec::new(), scratch: Vec::new(), in_place_ops };
         let mut block_of: Vec<Option<usize>> = vec![None; owner.len()];
         for id in (0..b.tensor_count() as u16).filter(|&id| b.is_arena_root(id)) {
             let (first, last) = lifetimes[id as usize];
@@ -143,6 +186,12 @@ impl Blocks {
                     blocks.tensors.push(vec![id]);
                 }
             }
+        }
+        for (op, &len) in scratch.iter().enumerate().filter(|&(_, &len)| len > 0) {
+            let k = op as u16;
+            blocks.scratch.push((blocks.items.len(), k));
+            blocks.items.push(Item { size: len.next_multiple_of(ALIGN), len, first: k, last: k });
+            blocks.tensors.push(Vec::new());
         }
         blocks
     }
@@ -480,6 +529,7 @@ mod tests {
             lower_bound_bytes: 1408,
             unshared_bytes: 2016,
             in_place_ops: 0,
+            scratch_bytes: 0,
         };
         assert_eq!(report, expected);
     }
@@ -493,7 +543,8 @@ mod tests {
         assert_eq!((report.in_place_ops, report.arena_bytes, report.greedy_bytes), (2, 272, 512));
         assert_eq!(report.greedy_in_place_bytes, 272);
         assert_eq!((offsets[1], offsets[2]), (offsets[2], offsets[3]));
-        let (report, _) = planned(model(&[4, 64, 64, 64], &ops, &[3]), Options { in_place: false });
+        let (report, _) =
+            planned(model(&[4, 64, 64, 64], &ops, &[3]), Options { in_place: false, ..Default::default() });
         assert_eq!((report.in_place_ops, report.arena_bytes), (0, 512));
     }
 

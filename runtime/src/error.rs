@@ -105,6 +105,18 @@ pub enum Error {
         /// Operator kind.
         kind: OpKind,
     },
+    /// The model plans less scratch for an op than this build's kernels need: it was exported
+    /// for another kernel set (`ember-quantize --target`).
+    ScratchTooSmall {
+        /// Operator index.
+        op: u16,
+        /// Operator kind.
+        kind: OpKind,
+        /// Scratch bytes this build's kernels need.
+        needed: u32,
+        /// Scratch bytes the model plans.
+        planned: u32,
+    },
     /// No input or output with that index.
     NoSuchIo {
         /// Index asked for.
@@ -197,6 +209,14 @@ impl fmt::Display for Error {
                 "op {op} ({}) needs a kernel this firmware does not link: regenerate the model module \
                  (ember-build) for this model, or use ember::AllKernels",
                 kind.name()
+            ),
+            Error::ScratchTooSmall { op, kind, needed, planned } => write!(
+                f,
+                "op {op} ({}) needs {needed} scratch bytes for this firmware's {} kernels but the model plans \
+                 {planned}: export it with `ember-quantize quantize --target {}` (or the default `--target any`)",
+                kind.name(),
+                crate::kernels::scratch::Target::SELECTED.name(),
+                crate::kernels::scratch::Target::SELECTED.name()
             ),
             Error::NoSuchIo { index, count } => {
                 write!(f, "no input/output {index}: the model has {count}")

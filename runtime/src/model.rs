@@ -211,6 +211,16 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
+    /// Scratch bytes the kernels of `target` need to run op `index` (what `ember-quantize`
+    /// plans for it).
+    pub fn scratch_needed(
+        &self,
+        index: u16,
+        target: crate::kernels::scratch::Target,
+    ) -> Result<usize, Error> {
+        ops::scratch_bytes::<ops::AllKernels>(self, &self.op(index)?, target)
+    }
+
     /// Arena bytes the interpreter needs (for a 16-byte aligned arena).
     pub fn arena_bytes(&self) -> usize {
         self.arena_bytes
@@ -506,6 +516,9 @@ impl<'a> Model<'a> {
         let (s_off, s_len) = op.scratch;
         if s_off.checked_add(s_len).is_none_or(|end| end > self.arena_bytes) {
             return Err(op.error("scratch buffer outside the arena"));
+        }
+        if s_len > 0 && !s_off.is_multiple_of(ALIGN) {
+            return Err(op.error("scratch buffer not 16-byte aligned"));
         }
         Ok(())
     }

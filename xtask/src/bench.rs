@@ -21,6 +21,7 @@ use ember_quantize::inspect::{op_macs, op_shape};
 use ember_quantize::npy::{read_npy, read_npz_array};
 use ember_quantize::onnx::load_onnx;
 use ember_quantize::pipeline::{build, Written};
+use ember_quantize::plan;
 use ember_quantize::provenance::Origin;
 use ember_quantize::tflite;
 use rand::{RngExt, SeedableRng};
@@ -633,7 +634,8 @@ fn quantize(name: &str, path: &Path, range: (f32, f32)) -> Result<(Written, Vec<
 fn import(name: &str, path: &Path, reference: &Path) -> Result<(Written, Vec<u8>, Vec<Vec<u8>>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let origin = Origin { created_unix: 0, ..Origin::new(&bytes, SourceFormat::Tflite, false)? };
-    let written = tflite::import(&bytes, &origin).with_context(|| format!("importing {}", path.display()))?;
+    let written = tflite::import(&bytes, &origin, plan::Options::default())
+        .with_context(|| format!("importing {}", path.display()))?;
     let file = ModelFile::from_bytes(&written.bytes);
     let model = file.model()?;
     let (input, output) = (model.input(0)?.tensor, model.output(0)?.tensor);

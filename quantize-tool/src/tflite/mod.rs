@@ -21,8 +21,8 @@ use crate::provenance::{record, Origin};
 use schema::Subgraph;
 
 /// Converts the TFLite model `bytes` into an Ember model whose provenance records `origin`
-/// (uncalibrated: the quantization is the model's own).
-pub fn import(bytes: &[u8], origin: &Origin) -> Result<Written> {
+/// (uncalibrated: the quantization is the model's own), its arena planned with `options`.
+pub fn import(bytes: &[u8], origin: &Origin, options: Options) -> Result<Written> {
     let graph = Subgraph::read(bytes)?;
     let unsupported: Vec<String> = graph
         .operators
@@ -41,7 +41,7 @@ pub fn import(bytes: &[u8], origin: &Origin) -> Result<Written> {
     }
     let mut builder = lower::lower(&graph)?;
     builder.set_provenance(record(origin, Precision::Int8, None));
-    let plan = plan(&mut builder, Options::default());
+    let plan = plan(&mut builder, options);
     let bytes = builder.finish()?;
     ModelFile::from_bytes(&bytes).model().context("internal error: the imported model fails validation")?;
     Ok(Written { bytes, plan, constant_activations: Vec::new(), tuning: None })
@@ -74,8 +74,9 @@ mod tests {
     #[test]
     fn every_unsupported_operator_is_listed() {
         let bytes = kws_with_codes([(builtin::SOFTMAX, 39), (builtin::AVERAGE_POOL_2D, 126)]);
-        let err =
-            import(&bytes, &Origin::default()).err().expect("TRANSPOSE and BATCH_MATMUL are unsupported");
+        let err = import(&bytes, &Origin::default(), Options::default())
+            .err()
+            .expect("TRANSPOSE and BATCH_MATMUL are unsupported");
         let text = err.to_string();
         assert!(text.starts_with("2 operator(s) cannot be imported"), "{text}");
         assert!(text.contains("operator 9: BATCH_MATMUL (builtin code 126)"), "{text}");

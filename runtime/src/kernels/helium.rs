@@ -8,7 +8,7 @@
 //!   wrapping i32 arithmetic `Σ (x − zp)·w = Σ x·w − zp·Σ w` exactly, so the raw activations
 //!   multiply and `−zp·Σ w` joins each channel's bias, summed once per call (`VADDVA.S8`; a
 //!   layer of one row sums the weights in the same pass as the inner products);
-//! - convolutions gather each window into one column on the stack (padding filled with the
+//! - convolutions gather each window into one column in the scratch (padding filled with the
 //!   input zero point, whose products the folded bias cancels) and multiply it as a row; 1×1
 //!   windows read their pixel in place;
 //! - depthwise convolutions take 16 channels per pass: activations and weights widened to 16-bit
@@ -20,10 +20,11 @@
 //!   once is `VQDMULH` (truncating) then `VRSHL`, exact when the shift is at least 1 to the right;
 //! - add (same-shape operands) and average pool run four and eight elements per step.
 //!
-//! Scratch lives on the stack, bounded by the constants below (at most about 2.3 KB). What
-//! these paths do not cover (a channel multiplier other than 1, windows larger than the stack
-//! buffers, rounding once with a non-negative shift, broadcasting add) runs the Cortex-M DSP
-//! kernels, or the reference kernels where those have no path.
+//! A convolution's gathered column lives in the op's planned scratch (`scratch::Target::bytes`);
+//! the other working sets are fixed and small (the constants below). What these paths do not
+//! cover (a channel multiplier other than 1, windows of more than [`DEPTHWISE_CELLS`] cells,
+//! rounding once with a non-negative shift, broadcasting add) runs the Cortex-M DSP kernels,
+//! or the reference kernels where those have no path.
 
 pub mod float;
 
@@ -31,15 +32,13 @@ use super::add::AddParams;
 use super::conv2d::{for_each_window, Window};
 use super::cortex_m_dsp;
 use super::pool::{self, rounded_div};
+use super::scratch::Scratch;
 use super::{ClampI8, ConvGeometry, FcGeometry, Input, Int8Params};
 use crate::quant::{Requant, Rounding};
 
 /// Output channels whose output-stage factors one [`Factors`] table holds (64 bytes per four,
 /// on the stack).
 const BLOCK: usize = 64;
-
-/// Largest window (`KH × KW × Cin` bytes) [`conv2d_i8`] gathers into a column on the stack.
-const COLUMN_BYTES: usize = 1152;
 
 /// Most window cells (`KH × KW`) [`depthwise_conv2d_i8`] takes (8 bytes each, on the stack).
 const DEPTHWISE_CELLS: usize = 25;
@@ -462,12 +461,20 @@ fn fits(
 /// [`super::fully_connected::fully_connected_i8`] with `VMLADAVA`: per block of up to
 /// [`BLOCK`] units, the folded biases, then every row against the block's filters (a single row
 /// sums the weights on the way).
-pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
+pub fn fully_connected_i8(
+    g: &FcGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+    scratch: Scratch,
+) {
     let (rows, depth, units) = (g.rows, g.depth, g.units);
     let stage = Stage::of(q);
     let sized = x.len() >= rows * depth && fits(q, w, bias, depth, units, out, rows * units);
     let (Some(stage), true, false) = (stage, sized, depth == 0) else {
-        return cortex_m_dsp::fully_connected_i8(g, q, x, w, bias, out);
+        return cortex_m_dsp::fully_connected_i8(g, q, x, w, bias, out, scratch);
     };
     let mut f = Factors::<{ BLOCK / 4 }>::new(q, stage);
     for c0 in (0..units).step_by(BLOCK) {
@@ -504,22 +511,31 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
 /// [`super::conv2d::conv2d_i8`] with `VMLADAVA`: a 1×1 convolution with stride 1 and no padding
 /// is a fully connected layer over the pixels; otherwise, per block of up to [`BLOCK`] output
 /// channels, each window is a row (its pixel in place for 1×1 windows, else gathered into a
-/// column) multiplied by the block's filters.
-pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
+/// column in `scratch`) multiplied by the block's filters.
+pub fn conv2d_i8(
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+    mut scratch: Scratch,
+) {
     let (cin, cout) = (g.input.c, g.output.c);
     let filter_len = g.kernel[0] * g.kernel[1] * cin;
     let sized = x.len() >= g.input.len()
         && g.output.n <= g.input.n
         && fits(q, w, bias, filter_len, cout, out, g.output.len());
-    let (Some(stage), true, false) = (Stage::of(q), sized, filter_len == 0 || filter_len > COLUMN_BYTES)
-    else {
-        return cortex_m_dsp::conv2d_i8(g, q, x, w, bias, out);
+    let (Some(stage), true, false) = (Stage::of(q), sized, filter_len == 0) else {
+        return cortex_m_dsp::conv2d_i8(g, q, x, w, bias, out, scratch);
     };
     if g.kernel == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0] {
         let fc = FcGeometry { rows: g.input.len() / cin, depth: cin, units: cout };
-        return fully_connected_i8(&fc, q, x, w, bias, out);
+        return fully_connected_i8(&fc, q, x, w, bias, out, scratch);
     }
-    let mut column = [0i8; COLUMN_BYTES];
+    let Some(column) = scratch.take::<i8>(filter_len) else {
+        return cortex_m_dsp::conv2d_i8(g, q, x, w, bias, out, scratch);
+    };
     let cells = g.kernel[0] * g.kernel[1];
     let rows =
         (g.dilation[1] == 1).then_some([g.kernel[0], g.kernel[1] * cin, g.dilation[0] * g.input.w * cin]);
@@ -534,7 +550,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
                 // SAFETY: the window's pixel lies in the input, which `x` holds.
                 unsafe { x.as_ptr().add(window.first_pixel() * cin) }
             } else {
-                gather(window, x, cin, cells, rows, zero_point, &mut column[..filter_len]);
+                gather(window, x, cin, cells, rows, zero_point, column);
                 column.as_ptr()
             };
             // SAFETY: `row` holds `filter_len` bytes, filters c0..c0 + n lie in `w` and the
@@ -862,6 +878,7 @@ struct AddConstants {
 /// TFLite's int8 left shift (20) and factors below 1 for the inputs (every model's): each input
 /// offset, shifted and requantized, the sum requantized, offset and clamped, in one
 /// tail-predicated loop. Other cases run the reference kernel.
+#[allow(clippy::too_many_arguments)]
 pub fn add_i8(
     out_shape: &[usize],
     a_shape: &[usize],
@@ -870,6 +887,7 @@ pub fn add_i8(
     b: Input<i8>,
     p: &AddParams,
     out: &mut [i8],
+    _: Scratch,
 ) {
     let (n, out_at) = (out.len(), out.as_mut_ptr());
     let operand = |x: Input<i8>| match x {

@@ -28,6 +28,7 @@ pub mod pad;
 pub mod pool;
 pub mod quantize;
 pub mod scan;
+pub mod scratch;
 pub mod softmax;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -35,18 +36,21 @@ pub mod transpose;
 
 /// The int8 kernels, and the f32 convolutions and fully connected layer, the interpreter runs:
 /// the hand-written ones of the target where they exist (chosen at compile time, see
-/// `runtime/build.rs`), the reference kernels otherwise.
+/// `runtime/build.rs`), the reference kernels otherwise. Kernels that may use scratch take the
+/// op's planned [`Scratch`](scratch::Scratch) (sized by [`Target::bytes`](scratch::Target::bytes)).
 pub mod selected {
-    #[cfg(not(any(ember_arm_dsp, ember_helium)))]
-    pub use super::add::add_i8;
     #[cfg(all(ember_arm_dsp, not(ember_helium)))]
     pub use super::cortex_m_dsp::{add_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_arm_dsp)]
     pub use super::cortex_m_dsp::{count_equal, range_i8};
     #[cfg(not(ember_neon))]
     pub use super::depthwise_conv2d::depthwise_conv2d_f32;
+    #[cfg(not(any(ember_arm_dsp, ember_neon)))]
+    pub use super::depthwise_conv2d::depthwise_conv2d_i8;
+    #[cfg(not(any(ember_neon, ember_helium)))]
+    pub use super::fully_connected::fully_connected_f32;
     #[cfg(ember_helium)]
-    pub use super::helium::float::{conv2d_f32, fully_connected_f32};
+    pub use super::helium::float::fully_connected_f32;
     #[cfg(ember_helium)]
     pub use super::helium::{add_i8, average_pool_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_neon)]
@@ -58,12 +62,78 @@ pub mod selected {
     pub use super::pool::average_pool_i8;
     #[cfg(not(ember_arm_dsp))]
     pub use super::scan::{count_equal, range_i8};
-    #[cfg(not(any(ember_neon, ember_helium)))]
-    pub use super::{conv2d::conv2d_f32, fully_connected::fully_connected_f32};
+    use super::scratch::Scratch;
+    #[cfg(not(any(ember_arm_dsp, ember_helium)))]
+    use super::{add::AddParams, Input};
+    #[cfg(not(ember_neon))]
+    use super::{ClampF32, Weight};
     #[cfg(not(any(ember_arm_dsp, ember_neon)))]
-    pub use super::{
-        conv2d::conv2d_i8, depthwise_conv2d::depthwise_conv2d_i8, fully_connected::fully_connected_i8,
-    };
+    use super::{ConvGeometry, FcGeometry, Int8Params};
+
+    /// The reference [`super::add::add_i8`] (no scratch).
+    #[cfg(not(any(ember_arm_dsp, ember_helium)))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_i8(
+        out_shape: &[usize],
+        a_shape: &[usize],
+        a: Input<i8>,
+        b_shape: &[usize],
+        b: Input<i8>,
+        p: &AddParams,
+        out: &mut [i8],
+        _: Scratch,
+    ) {
+        super::add::add_i8(out_shape, a_shape, a, b_shape, b, p, out)
+    }
+
+    /// The reference [`super::conv2d::conv2d_i8`] (no scratch).
+    #[cfg(not(any(ember_arm_dsp, ember_neon)))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_i8(
+        g: &ConvGeometry,
+        q: &Int8Params,
+        x: &[i8],
+        w: &[i8],
+        bias: &[i32],
+        out: &mut [i8],
+        _: Scratch,
+    ) {
+        super::conv2d::conv2d_i8(g, q, x, w, bias, out)
+    }
+
+    /// The reference [`super::fully_connected::fully_connected_i8`] (no scratch).
+    #[cfg(not(any(ember_arm_dsp, ember_neon)))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn fully_connected_i8(
+        g: &FcGeometry,
+        q: &Int8Params,
+        x: &[i8],
+        w: &[i8],
+        bias: &[i32],
+        out: &mut [i8],
+        _: Scratch,
+    ) {
+        super::fully_connected::fully_connected_i8(g, q, x, w, bias, out)
+    }
+
+    /// Helium's [`super::helium::float::conv2d_f32`], or the reference
+    /// [`super::conv2d::conv2d_f32`] (neither takes scratch).
+    #[cfg(not(ember_neon))]
+    pub fn conv2d_f32<W: Weight>(
+        g: &super::ConvGeometry,
+        x: &[f32],
+        w: &[W],
+        bias: &[f32],
+        act: ClampF32,
+        out: &mut [f32],
+        _: Scratch,
+    ) {
+        #[cfg(not(ember_helium))]
+        use super::conv2d::conv2d_f32 as kernel;
+        #[cfg(ember_helium)]
+        use super::helium::float::conv2d_f32 as kernel;
+        kernel(g, x, w, bias, act, out)
+    }
 }
 
 use core::ops::Range;
@@ -155,6 +225,15 @@ pub struct ConvGeometry {
     /// Padding before the first row and column (top, left); bottom/right padding is implied
     /// by the output size.
     pub pad: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// Whether every output pixel is the input pixel at its place times the filters: a 1×1
+    /// window, stride 1 and no padding on any side (the output has the input's size).
+    pub fn is_pointwise(&self) -> bool {
+        let same_size = (self.output.h, self.output.w) == (self.input.h, self.input.w);
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.pad == [0, 0] && same_size
+    }
 }
 
 /// Shape of a fully connected layer.

@@ -28,6 +28,7 @@ use core::ops::Range;
 use super::conv2d::{conv2d_i8_with, for_each_window, Window};
 use super::depthwise_conv2d;
 use super::fully_connected::{mac_i8, requantize};
+use super::scratch::Scratch;
 use super::{ConvGeometry, FcGeometry, Int8Params};
 
 pub mod float;
@@ -217,7 +218,15 @@ impl<'a> Filters<'a> {
 }
 
 /// [`super::fully_connected::fully_connected_i8`] with `SDOT` where the CPU has it, else NEON.
-pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
+pub fn fully_connected_i8(
+    g: &FcGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+    _: Scratch,
+) {
     match Sdot::detect() {
         // SAFETY: an `Sdot` exists only when the CPU has FEAT_DotProd.
         Some(sdot) => unsafe { fully_connected_sdot(sdot, g, q, x, w, bias, out) },
@@ -259,21 +268,27 @@ fn fully_connected_with(
     }
 }
 
-/// Largest filter (`KH × KW × Cin` bytes) whose windows [`conv2d_i8`] gathers into one row on
-/// the stack.
-const GATHER_BYTES: usize = 1024;
-
-/// [`super::conv2d::conv2d_i8`] with `SDOT` where the CPU has it, else NEON.
-pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
+/// [`super::conv2d::conv2d_i8`] with `SDOT` where the CPU has it, else NEON; windows are
+/// gathered in `scratch` (`scratch::Target::Neon` sizes it).
+pub fn conv2d_i8(
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+    scratch: Scratch,
+) {
     match Sdot::detect() {
         // SAFETY: an `Sdot` exists only when the CPU has FEAT_DotProd.
-        Some(sdot) => unsafe { conv2d_sdot(sdot, g, q, x, w, bias, out) },
-        None => conv2d_with(Neon, g, q, x, w, bias, out),
+        Some(sdot) => unsafe { conv2d_sdot(sdot, g, q, x, w, bias, out, scratch) },
+        None => conv2d_with(Neon, g, q, x, w, bias, out, scratch),
     }
 }
 
 /// [`conv2d_with`] with `SDOT`, compiled with `dotprod` so that `SDOT` inlines into its loops.
 #[target_feature(enable = "dotprod")]
+#[allow(clippy::too_many_arguments)]
 fn conv2d_sdot(
     sdot: Sdot,
     g: &ConvGeometry,
@@ -282,16 +297,18 @@ fn conv2d_sdot(
     w: &[i8],
     bias: &[i32],
     out: &mut [i8],
+    scratch: Scratch,
 ) {
-    conv2d_with(sdot, g, q, x, w, bias, out);
+    conv2d_with(sdot, g, q, x, w, bias, out, scratch);
 }
 
 /// The convolution with engine `e`:
-/// - a 1×1 convolution with stride 1 and no padding (on any side: the output has the input's
-///   size) is a fully connected layer over the pixels;
-/// - a filter of at most [`GATHER_BYTES`] is applied to each window gathered into one row;
-/// - larger ones take the reference loop, one inner product per run of taps.
+/// - a pointwise convolution ([`ConvGeometry::is_pointwise`]) is a fully connected layer over
+///   the pixels;
+/// - otherwise the filter is applied to each window gathered into one row in `scratch`;
+/// - without that much scratch, the reference loop runs, one inner product per run of taps.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn conv2d_with(
     e: impl Engine,
     g: &ConvGeometry,
@@ -300,14 +317,14 @@ fn conv2d_with(
     w: &[i8],
     bias: &[i32],
     out: &mut [i8],
+    mut scratch: Scratch,
 ) {
     let (cin, cout) = (g.input.c, g.output.c);
-    let same_size = (g.output.h, g.output.w) == (g.input.h, g.input.w);
-    if g.kernel == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0] && same_size {
+    if g.is_pointwise() {
         let fc = FcGeometry { rows: g.input.len() / cin.max(1), depth: cin, units: cout };
         fully_connected_with(e, &fc, q, x, w, bias, out);
-    } else if g.kernel[0] * g.kernel[1] * cin <= GATHER_BYTES {
-        conv2d_gathered(e, g, q, x, w, bias, out);
+    } else if let Some(row) = scratch.take::<i8>(g.kernel[0] * g.kernel[1] * cin) {
+        conv2d_gathered(e, g, q, x, w, bias, out, row);
     } else {
         conv2d_runs(e, g, q, x, w, bias, out);
     }
@@ -315,7 +332,8 @@ fn conv2d_with(
 
 /// The convolution over each window gathered into one row of `KH × KW × Cin` values, padding
 /// filled with the input zero point (which contributes 0, as a skipped tap does in the
-/// reference); the filter must fit [`GATHER_BYTES`].
+/// reference); `row` holds `KH × KW × Cin` bytes.
+#[allow(clippy::too_many_arguments)]
 fn conv2d_gathered(
     e: impl Engine,
     g: &ConvGeometry,
@@ -324,10 +342,9 @@ fn conv2d_gathered(
     w: &[i8],
     bias: &[i32],
     out: &mut [i8],
+    row: &mut [i8],
 ) {
     let (cin, cout, taps) = (g.input.c, g.output.c, g.kernel[0] * g.kernel[1]);
-    let mut gathered = [0i8; GATHER_BYTES];
-    let row = &mut gathered[..taps * cin];
     // In range: the loader checks zero points are int8.
     let zero_point = q.input_zero_point as i8;
     for block in blocks(cout) {
@@ -455,6 +472,7 @@ fn finish_block(q: &Int8Params, bias: &[i32], c0: usize, acc: &[int32x4_t], out:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::scratch::{ScratchOp, Target};
     use crate::kernels::{conv2d, fully_connected, testutil, ClampI8};
     use crate::quant::{Requant, Rounding};
     use proptest::collection::vec;
@@ -626,11 +644,13 @@ mod tests {
         let mut reference = vec![0; g.output.len()];
         conv2d::conv2d_i8(g, &q, &c.x, &c.w, &c.bias, &mut reference);
         let mut optimized = vec![0; g.output.len()];
-        conv2d_with(e, g, &q, &c.x, &c.w, &c.bias, &mut optimized);
+        let mut scratch = vec![0; Target::Neon.bytes(&ScratchOp::Conv2dI8(*g))];
+        conv2d_with(e, g, &q, &c.x, &c.w, &c.bias, &mut optimized, Scratch::new(&mut scratch));
         same(&optimized, &reference)?;
         conv2d_runs(e, g, &q, &c.x, &c.w, &c.bias, &mut optimized);
         same(&optimized, &reference)?;
-        conv2d_gathered(e, g, &q, &c.x, &c.w, &c.bias, &mut optimized);
+        let mut row = vec![0; g.kernel[0] * g.kernel[1] * g.input.c];
+        conv2d_gathered(e, g, &q, &c.x, &c.w, &c.bias, &mut optimized, &mut row);
         same(&optimized, &reference)
     }
 
@@ -688,14 +708,15 @@ mod tests {
             let (q, len) = (c.q.params(), c.g.rows * c.g.units);
             let (mut reference, mut optimized) = (vec![0; len], vec![0; len]);
             fully_connected::fully_connected_i8(&c.g, &q, &c.x, &c.w, &c.bias, &mut reference);
-            fully_connected_i8(&c.g, &q, &c.x, &c.w, &c.bias, &mut optimized);
+            fully_connected_i8(&c.g, &q, &c.x, &c.w, &c.bias, &mut optimized, Scratch::none());
             same(&optimized, &reference)
         });
         run(conv_cases(), |c| {
             let (q, g) = (c.q.params(), &c.g);
             let (mut reference, mut optimized) = (vec![0; g.output.len()], vec![0; g.output.len()]);
             conv2d::conv2d_i8(g, &q, &c.x, &c.w, &c.bias, &mut reference);
-            conv2d_i8(g, &q, &c.x, &c.w, &c.bias, &mut optimized);
+            let mut scratch = vec![0; Target::Neon.bytes(&ScratchOp::Conv2dI8(*g))];
+            conv2d_i8(g, &q, &c.x, &c.w, &c.bias, &mut optimized, Scratch::new(&mut scratch));
             same(&optimized, &reference)
         });
     }

@@ -5,11 +5,19 @@ use super::{check_requant, clamp_f32, clamp_i8, kernel_bit, kernel_io, Kernels, 
 use crate::format::params::AddParams;
 use crate::format::OpKind;
 use crate::kernels::add::{self, AddParams as Int8Add};
+use crate::kernels::scratch::ScratchOp;
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
 /// The op kinds this module runs.
 const KINDS: u32 = kernel_bit(OpKind::Add);
+
+/// What the kernels' scratch depends on (int8 only: the float kernel needs none).
+pub(super) fn scratch_op(model: &Model, op: &OpInfo) -> Result<Option<ScratchOp>, Error> {
+    let o = operands(model, op)?;
+    let broadcast = o.a.dims != o.y.dims || o.b.dims != o.y.dims;
+    Ok(o.int8.then_some(ScratchOp::AddI8 { broadcast }))
+}
 
 pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let p: AddParams = op.params()?;
@@ -34,7 +42,8 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
         };
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, true)? else { return Ok(()) };
         let (a, b) = (io.read.operand(&o.a)?, io.read.operand(&o.b)?);
-        crate::kernels::selected::add_i8(dy, da, a, db, b, &q, io.output()?);
+        let (out, scratch) = io.output_and_scratch()?;
+        crate::kernels::selected::add_i8(dy, da, a, db, b, &q, out, scratch);
     } else {
         let Some(mut io) = kernel_io::<K>(op, io, KINDS, false)? else { return Ok(()) };
         let (a, b) = (io.read.operand(&o.a)?, io.read.operand(&o.b)?);

@@ -1,13 +1,26 @@
 //! `conv2d`: `[x, w [Cout,KH,KW,Cin], bias]` (+ `requant` for int8) → `y`.
 
-use super::{input, nhwc, output, shape_error, weighted, Kernels, OpIo};
+use super::{input, is_int8, nhwc, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::ConvParams;
 use crate::format::OpKind;
+use crate::kernels::scratch::{Scratch, ScratchOp};
 use crate::kernels::{ClampF32, ConvGeometry, Int8Params, Nhwc, Weight};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::Error;
 
 pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+    let (p, g) = shapes(model, op)?;
+    weighted::run::<K, Conv2dKernels>(model, op, io, &g, g.output.c, &p.act)
+}
+
+/// What the kernels' scratch depends on.
+pub(super) fn scratch_op(model: &Model, op: &OpInfo) -> Result<ScratchOp, Error> {
+    let g = shapes(model, op)?.1;
+    Ok(if is_int8(op, &input(model, op, 0)?)? { ScratchOp::Conv2dI8(g) } else { ScratchOp::Conv2dF32(g) })
+}
+
+/// The parameters and the checked geometry.
+fn shapes(model: &Model, op: &OpInfo) -> Result<(ConvParams, ConvGeometry), Error> {
     let p: ConvParams = op.params()?;
     let (x, w, y) = (input(model, op, 0)?, input(model, op, 1)?, output(model, op)?);
     let (xs, ys) = (nhwc(op, &x)?, nhwc(op, &y)?);
@@ -16,7 +29,7 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
         return Err(shape_error(op, &w, "[Cout, KH, KW, Cin] matching x and y channels"));
     }
     let g = geometry(op, &y, xs, ys, [kh, kw], p.stride, p.dilation, p.pad)?;
-    weighted::run::<K, Conv2dKernels>(model, op, io, &g, cout, &p.act)
+    Ok((p, g))
 }
 
 /// `conv2d`'s kernels.
@@ -26,12 +39,28 @@ impl weighted::WeightedKernels for Conv2dKernels {
     const KIND: OpKind = OpKind::Conv2d;
     type Geometry = ConvGeometry;
 
-    fn i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
-        crate::kernels::selected::conv2d_i8(g, q, x, w, bias, out)
+    fn i8(
+        g: &ConvGeometry,
+        q: &Int8Params,
+        x: &[i8],
+        w: &[i8],
+        bias: &[i32],
+        out: &mut [i8],
+        scratch: Scratch,
+    ) {
+        crate::kernels::selected::conv2d_i8(g, q, x, w, bias, out, scratch)
     }
 
-    fn float<W: Weight>(g: &ConvGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {
-        crate::kernels::selected::conv2d_f32(g, x, w, bias, act, out)
+    fn float<W: Weight>(
+        g: &ConvGeometry,
+        x: &[f32],
+        w: &[W],
+        bias: &[f32],
+        act: ClampF32,
+        out: &mut [f32],
+        scratch: Scratch,
+    ) {
+        crate::kernels::selected::conv2d_f32(g, x, w, bias, act, out, scratch)
     }
 }
 

@@ -4,6 +4,7 @@ use super::conv2d::{dims4, geometry};
 use super::{input, nhwc, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::ConvParams;
 use crate::format::OpKind;
+use crate::kernels::scratch::Scratch;
 use crate::kernels::{ClampF32, ConvGeometry, Int8Params, Weight};
 use crate::model::{Model, OpInfo};
 use crate::Error;
@@ -27,11 +28,19 @@ impl weighted::WeightedKernels for DepthwiseConv2dKernels {
     const KIND: OpKind = OpKind::DepthwiseConv2d;
     type Geometry = ConvGeometry;
 
-    fn i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
+    fn i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8], _: Scratch) {
         crate::kernels::selected::depthwise_conv2d_i8(g, q, x, w, bias, out)
     }
 
-    fn float<W: Weight>(g: &ConvGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {
+    fn float<W: Weight>(
+        g: &ConvGeometry,
+        x: &[f32],
+        w: &[W],
+        bias: &[f32],
+        act: ClampF32,
+        out: &mut [f32],
+        _: Scratch,
+    ) {
         crate::kernels::selected::depthwise_conv2d_f32(g, x, w, bias, act, out)
     }
 }

@@ -1,13 +1,26 @@
 //! `fully_connected`: `[x [rows…, depth], w [units, depth], bias]` (+ `requant`) → `y [rows…, units]`.
 
-use super::{input, output, shape_error, weighted, Kernels, OpIo};
+use super::{input, is_int8, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::FullyConnectedParams;
 use crate::format::OpKind;
+use crate::kernels::scratch::{Scratch, ScratchOp};
 use crate::kernels::{ClampF32, FcGeometry, Int8Params, Weight};
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
 pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+    let (p, g) = shapes(model, op)?;
+    weighted::run::<K, FullyConnectedKernels>(model, op, io, &g, g.units, &p.act)
+}
+
+/// What the kernels' scratch depends on (int8 only: the float kernels need none).
+pub(super) fn scratch_op(model: &Model, op: &OpInfo) -> Result<Option<ScratchOp>, Error> {
+    let g = shapes(model, op)?.1;
+    Ok(is_int8(op, &input(model, op, 0)?)?.then_some(ScratchOp::FullyConnectedI8(g)))
+}
+
+/// The parameters and the checked geometry.
+fn shapes(model: &Model, op: &OpInfo) -> Result<(FullyConnectedParams, FcGeometry), Error> {
     let p: FullyConnectedParams = op.params()?;
     let (x, w, y) = (input(model, op, 0)?, input(model, op, 1)?, output(model, op)?);
     let [units, depth] = match *w.dims {
@@ -21,8 +34,7 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
     if y.dims.last().map(|&d| d as usize) != Some(units) || Some(y.len()) != rows.checked_mul(units) {
         return Err(shape_error(op, &y, "[rows…, units]"));
     }
-    let g = FcGeometry { rows, depth, units };
-    weighted::run::<K, FullyConnectedKernels>(model, op, io, &g, units, &p.act)
+    Ok((p, FcGeometry { rows, depth, units }))
 }
 
 /// `fully_connected`'s kernels.
@@ -32,11 +44,27 @@ impl weighted::WeightedKernels for FullyConnectedKernels {
     const KIND: OpKind = OpKind::FullyConnected;
     type Geometry = FcGeometry;
 
-    fn i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
-        crate::kernels::selected::fully_connected_i8(g, q, x, w, bias, out)
+    fn i8(
+        g: &FcGeometry,
+        q: &Int8Params,
+        x: &[i8],
+        w: &[i8],
+        bias: &[i32],
+        out: &mut [i8],
+        scratch: Scratch,
+    ) {
+        crate::kernels::selected::fully_connected_i8(g, q, x, w, bias, out, scratch)
     }
 
-    fn float<W: Weight>(g: &FcGeometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]) {
+    fn float<W: Weight>(
+        g: &FcGeometry,
+        x: &[f32],
+        w: &[W],
+        bias: &[f32],
+        act: ClampF32,
+        out: &mut [f32],
+        _: Scratch,
+    ) {
         crate::kernels::selected::fully_connected_f32(g, x, w, bias, act, out)
     }
 }

@@ -28,6 +28,7 @@ use bytemuck::Pod;
 
 use crate::format::params::FusedAct;
 use crate::format::{DType, OpKind, Storage, MAX_RANK};
+use crate::kernels::scratch::{Scratch, Target};
 use crate::kernels::{ClampF32, ClampI8, Input, Nhwc};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::quant::Requant;
@@ -68,15 +69,38 @@ fn is_linked<K: Kernels>(model: &Model, op: &OpInfo) -> Result<bool, Error> {
     Ok(mask & kernel_bit(op.kind) != 0)
 }
 
-/// Validates an op without running it, failing if `K` does not link its kernel.
+/// Validates an op without running it, failing if `K` does not link its kernel or the model
+/// plans less scratch for it than this build's kernels need.
 pub(crate) fn prepare<K: Kernels>(model: &Model, op: &OpInfo) -> Result<(), Error> {
-    dispatch::<K>(model, op, None)
+    dispatch::<K>(model, op, None)?;
+    let needed = scratch_bytes::<K>(model, op, Target::SELECTED)?;
+    if op.scratch.1 < needed {
+        return Err(Error::ScratchTooSmall {
+            op: op.index,
+            kind: op.kind,
+            needed: needed as u32,
+            planned: op.scratch.1 as u32,
+        });
+    }
+    Ok(())
+}
+
+/// Scratch bytes `target`'s kernels need to run `op` (whose kernel `K` links).
+pub(crate) fn scratch_bytes<K: Kernels>(model: &Model, op: &OpInfo, target: Target) -> Result<usize, Error> {
+    use OpKind::*;
+    let need = match op.kind {
+        Conv2d if links::<K>(&[Conv2d]) => Some(conv2d::scratch_op(model, op)?),
+        FullyConnected if links::<K>(&[FullyConnected]) => fully_connected::scratch_op(model, op)?,
+        Add if links::<K>(&[Add]) => add::scratch_op(model, op)?,
+        _ => None,
+    };
+    Ok(need.map_or(0, |need| target.bytes(&need)))
 }
 
 /// Runs an op over `arena` with the kernels `K` links.
 pub(crate) fn run<K: Kernels>(model: &Model, op: &OpInfo, arena: &mut [u8]) -> Result<(), Error> {
     let out = output(model, op)?;
-    dispatch::<K>(model, op, Some(OpIo::new(model, arena, out)?))
+    dispatch::<K>(model, op, Some(OpIo::new(model, arena, out, op)?))
 }
 
 fn dispatch<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
@@ -159,36 +183,56 @@ impl Element for i32 {
     const DTYPE: DType = DType::I32;
 }
 
-/// The arena split around one op's output: inputs are read from the parts before and after
-/// it (the plan was checked to never overlap live tensors), the output is written in place.
-/// An op that may run in place reads an input planned over its output's bytes from the
-/// output buffer itself ([`Reader::operand`]).
+/// The arena split around one op's output and scratch buffer: inputs are read from the other
+/// parts (the plan was checked to never overlap live tensors), the output is written in place
+/// and the scratch is the kernel's. An op that may run in place reads an input planned over its
+/// output's bytes from the output buffer itself ([`Reader::operand`]).
 pub(crate) struct OpIo<'m, 'r> {
-    /// Read access to constants and to the arena outside the output.
+    /// Read access to constants and to the arena outside the output and the scratch.
     pub read: Reader<'m, 'r>,
     /// The output tensor's bytes.
     pub out: &'r mut [u8],
+    /// The op's planned scratch bytes (empty when it has none).
+    pub scratch: &'r mut [u8],
 }
 
 /// Read access to an op's inputs.
 #[derive(Clone, Copy)]
 pub(crate) struct Reader<'m, 'r> {
     model: &'r Model<'m>,
-    before: &'r [u8],
-    after: &'r [u8],
-    after_start: usize,
+    /// The readable parts of the arena, each with its arena offset.
+    parts: [(usize, &'r [u8]); 3],
+    /// The output's arena range (start, end).
+    output: (usize, usize),
 }
 
 impl<'m, 'r> OpIo<'m, 'r> {
-    fn new(model: &'r Model<'m>, arena: &'r mut [u8], out: TensorInfo) -> Result<Self, Error> {
+    fn new(model: &'r Model<'m>, arena: &'r mut [u8], out: TensorInfo, op: &OpInfo) -> Result<Self, Error> {
         let range = out.arena_range();
-        if range.end > arena.len() {
+        let (s_start, s_len) = op.scratch;
+        let scratch = s_start..s_start + s_len;
+        if range.end > arena.len() || scratch.end > arena.len() {
             return Err(Error::ArenaTooSmall { needed: model.arena_bytes(), got: arena.len() });
+        }
+        // The loader checked that the scratch overlaps no tensor alive at this op.
+        if s_len > 0 && scratch.start < range.end && range.start < scratch.end {
+            return Err(Error::PlanOverlap { a: out.id, b: u16::MAX });
         }
         let (before, rest) = arena.split_at_mut(range.start);
         let (out, after) = rest.split_at_mut(range.len());
-        let read = Reader { model, before, after, after_start: range.end };
-        Ok(Self { read, out })
+        let (parts, scratch) = if s_len == 0 {
+            ([(0, &*before), (range.end, &*after), (range.end, &[][..])], &mut [][..])
+        } else if scratch.end <= range.start {
+            let (low, rest) = before.split_at_mut(scratch.start);
+            let (scratch_bytes, high) = rest.split_at_mut(s_len);
+            ([(0, &*low), (scratch.end, &*high), (range.end, &*after)], scratch_bytes)
+        } else {
+            let (low, rest) = after.split_at_mut(scratch.start - range.end);
+            let (scratch_bytes, high) = rest.split_at_mut(s_len);
+            ([(0, &*before), (range.end, &*low), (scratch.end, &*high)], scratch_bytes)
+        };
+        let read = Reader { model, parts, output: (range.start, range.end) };
+        Ok(Self { read, out, scratch })
     }
 
     /// The output as a slice of `T`.
@@ -197,6 +241,15 @@ impl<'m, 'r> OpIo<'m, 'r> {
             tensor: u16::MAX,
             reason: "output misaligned for its element type",
         })
+    }
+
+    /// The output as a slice of `T`, and the op's scratch for its kernel.
+    pub(crate) fn output_and_scratch<T: Element>(&mut self) -> Result<(&mut [T], Scratch<'_>), Error> {
+        let out = bytemuck::try_cast_slice_mut(&mut *self.out).map_err(|_| Error::BadTensor {
+            tensor: u16::MAX,
+            reason: "output misaligned for its element type",
+        })?;
+        Ok((out, Scratch::new(&mut *self.scratch)))
     }
 }
 
@@ -210,15 +263,13 @@ impl<'m, 'r> Reader<'m, 'r> {
             self.model.constant_bytes(t)?
         } else {
             let range = t.arena_range();
-            let overlap = Error::PlanOverlap { a: t.id, b: u16::MAX };
-            if let Some(bytes) = self.before.get(range.clone()) {
-                bytes
-            } else if range.start >= self.after_start {
-                let start = range.start - self.after_start;
-                self.after.get(start..start + range.len()).ok_or(overlap)?
-            } else {
-                return Err(overlap);
-            }
+            self.parts
+                .iter()
+                .find_map(|&(start, part)| {
+                    let from = range.start.checked_sub(start)?;
+                    part.get(from..from + range.len())
+                })
+                .ok_or(Error::PlanOverlap { a: t.id, b: u16::MAX })?
         };
         bytemuck::try_cast_slice(bytes)
             .map_err(|_| Error::BadTensor { tensor: t.id, reason: "misaligned for its element type" })
@@ -228,8 +279,10 @@ impl<'m, 'r> Reader<'m, 'r> {
     /// the output's bytes (which the loader allows only for ops that can run in place),
     /// otherwise as [`Reader::input`] reads it.
     pub(crate) fn operand<T: Element>(&self, t: &TensorInfo) -> Result<Input<'r, T>, Error> {
-        let output = self.before.len()..self.after_start;
-        if t.storage == Storage::Arena && t.dtype == T::DTYPE && t.arena_range() == output {
+        if t.storage == Storage::Arena
+            && t.dtype == T::DTYPE
+            && t.arena_range() == (self.output.0..self.output.1)
+        {
             return Ok(Input::InPlace);
         }
         self.input(t).map(Input::Separate)

@@ -7,6 +7,7 @@ use super::{
 };
 use crate::format::params::FusedAct;
 use crate::format::{DType, OpKind};
+use crate::kernels::scratch::Scratch;
 use crate::kernels::{ClampF32, Int8Params, Weight};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::quant::Requant;
@@ -20,9 +21,27 @@ pub(super) trait WeightedKernels {
     /// Geometry the kernels take.
     type Geometry;
     /// int8 activations and weights.
-    fn i8(g: &Self::Geometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]);
+    #[allow(clippy::too_many_arguments)]
+    fn i8(
+        g: &Self::Geometry,
+        q: &Int8Params,
+        x: &[i8],
+        w: &[i8],
+        bias: &[i32],
+        out: &mut [i8],
+        scratch: Scratch,
+    );
     /// f32 activations, weights of type `W` (f32 or f16).
-    fn float<W: Weight>(g: &Self::Geometry, x: &[f32], w: &[W], bias: &[f32], act: ClampF32, out: &mut [f32]);
+    #[allow(clippy::too_many_arguments)]
+    fn float<W: Weight>(
+        g: &Self::Geometry,
+        x: &[f32],
+        w: &[W],
+        bias: &[f32],
+        act: ClampF32,
+        out: &mut [f32],
+        scratch: Scratch,
+    );
 }
 
 /// Checks the weights (already shape-checked by the caller), bias and requantization of a
@@ -56,7 +75,8 @@ pub(super) fn run<K: Kernels, W: WeightedKernels>(
             rounding: op.rounding,
         };
         let (xv, wv, bv) = (io.read.input(&x)?, io.read.input(&w)?, io.read.input(&bias)?);
-        W::i8(g, &q, xv, wv, bv, io.output()?);
+        let (out, scratch) = io.output_and_scratch()?;
+        W::i8(g, &q, xv, wv, bv, out, scratch);
     } else {
         arity(op, 3)?;
         expect_dtype(op, &bias, DType::F32)?;
@@ -69,9 +89,13 @@ pub(super) fn run<K: Kernels, W: WeightedKernels>(
         let Some(mut io) = kernel_io::<K>(op, io, kernel_bit(W::KIND), false)? else { return Ok(()) };
         let (xv, bv) = (io.read.input(&x)?, io.read.input(&bias)?);
         if w.dtype == DType::F16 {
-            W::float::<half::f16>(g, xv, io.read.input(&w)?, bv, act, io.output()?);
+            let wv = io.read.input(&w)?;
+            let (out, scratch) = io.output_and_scratch()?;
+            W::float::<half::f16>(g, xv, wv, bv, act, out, scratch);
         } else {
-            W::float::<f32>(g, xv, io.read.input(&w)?, bv, act, io.output()?);
+            let wv = io.read.input(&w)?;
+            let (out, scratch) = io.output_and_scratch()?;
+            W::float::<f32>(g, xv, wv, bv, act, out, scratch);
         }
     }
     Ok(())

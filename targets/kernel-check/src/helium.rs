@@ -6,11 +6,12 @@
 
 mod float;
 
-use super::{axis, corner_quantization, extreme, quantization, Rng};
+use super::{axis, corner_quantization, extreme, quantization, PlannedScratch, Rng};
 use ember::kernels::add::{self, AddParams};
+use ember::kernels::scratch::{Scratch, ScratchOp, Target};
 use ember::kernels::{conv2d, depthwise_conv2d, fully_connected, helium, pool};
-use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Input, Int8Params, Nhwc};
-use ember::quant::{Requant, Rounding};
+use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Input, Nhwc};
+use ember::quant::Requant;
 use ember_bench::firmware::exit;
 
 /// Random cases drawn per kernel (those that do not fit the buffers are skipped and not counted).
@@ -23,6 +24,7 @@ const MAX_DEPTH: usize = 100;
 
 /// Buffers for the largest case.
 struct Buffers {
+    scratch: PlannedScratch,
     x: [i8; 9 * 9 * MAX_CIN],
     w: [i8; MAX_COUT * 16 * MAX_CIN],
     bias: [i32; MAX_UNITS],
@@ -68,7 +70,8 @@ fn check_fully_connected(rng: &mut Rng, b: &mut Buffers, corners: bool) -> Optio
     };
     let (x, w, bias) = (&b.x[..x_len], &b.w[..w_len], &b.bias[..g.units]);
     fully_connected::fully_connected_i8(&g, &q, x, w, bias, &mut b.reference[..out_len]);
-    helium::fully_connected_i8(&g, &q, x, w, bias, &mut b.optimized[..out_len]);
+    let scratch = b.scratch.plan(Target::Helium, ScratchOp::FullyConnectedI8(g))?;
+    helium::fully_connected_i8(&g, &q, x, w, bias, &mut b.optimized[..out_len], scratch);
     Some(same(b, out_len, "fully_connected", [g.rows, g.depth, g.units]))
 }
 
@@ -117,7 +120,8 @@ fn check_windowed(rng: &mut Rng, b: &mut Buffers, depthwise: bool) -> Option<boo
         helium::depthwise_conv2d_i8(&g, &q, x, wt, bias, optimized);
     } else {
         conv2d::conv2d_i8(&g, &q, x, wt, bias, reference);
-        helium::conv2d_i8(&g, &q, x, wt, bias, optimized);
+        let scratch = b.scratch.plan(Target::Helium, ScratchOp::Conv2dI8(g))?;
+        helium::conv2d_i8(&g, &q, x, wt, bias, optimized, scratch);
     }
     let what = if depthwise { "depthwise_conv2d" } else { "conv2d" };
     let equal = same(b, out_len, what, [cin, cout, g.kernel[0] * 10 + g.kernel[1]]);
@@ -173,6 +177,7 @@ fn check_add(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
                 Input::Separate(b_in),
                 &p,
                 optimized,
+                Scratch::none(),
             );
         }
         // In place over `a` (1) or `b` (2): the output buffer starts as that operand.
@@ -186,7 +191,7 @@ fn check_add(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
                 (Input::Separate(other), Input::InPlace)
             };
             add::add_i8(&shape, &shape, ia, &shape, ib, &p, reference);
-            helium::add_i8(&shape, &shape, ia, &shape, ib, &p, optimized);
+            helium::add_i8(&shape, &shape, ia, &shape, ib, &p, optimized, Scratch::none());
         }
     }
     Some(same(b, n, "add", [n, place as usize, p.output.shift as usize]))
@@ -222,6 +227,7 @@ fn check_average_pool(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
 /// Runs every Helium check; exits with status 1 at the first difference.
 pub fn check(rng: &mut Rng) {
     let b = cortex_m::singleton!(: Buffers = Buffers {
+        scratch: PlannedScratch::new(),
         x: [0; 9 * 9 * MAX_CIN],
         w: [0; MAX_COUT * 16 * MAX_CIN],
         bias: [0; MAX_UNITS],

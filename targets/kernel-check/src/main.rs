@@ -8,6 +8,7 @@
 
 use defmt_semihosting as _;
 use ember::kernels::add::{self, AddParams};
+use ember::kernels::scratch::{Scratch, ScratchOp, Target};
 use ember::kernels::{conv2d, cortex_m_dsp, depthwise_conv2d, fully_connected, scan};
 use ember::kernels::{ClampI8, ConvGeometry, FcGeometry, Input, Int8Params, Nhwc};
 use ember::quant::{Requant, Rounding};
@@ -53,8 +54,63 @@ impl Rng {
     }
 }
 
+/// Largest scratch a case plans.
+const SCRATCH_BYTES: usize = 4096;
+
+/// An op's scratch as `ember-quantize` plans it: exactly [`Target::bytes`]. A kernel given too
+/// little runs the reference kernel, which the comparison cannot tell from its own, so
+/// [`PlannedScratch::run`] also checks that the kernel's takes reached the last planned byte.
+struct PlannedScratch {
+    bytes: [u8; SCRATCH_BYTES],
+}
+
+impl PlannedScratch {
+    /// Zeroed.
+    const fn new() -> Self {
+        Self { bytes: [0; SCRATCH_BYTES] }
+    }
+
+    /// The scratch `target` plans for `op`, unchecked (the Helium kernels take less than the
+    /// DSP kernels they fall back to, whose needs they plan), or `None` if it exceeds
+    /// [`SCRATCH_BYTES`].
+    #[cfg(helium)]
+    fn plan(&mut self, target: Target, op: ScratchOp) -> Option<Scratch<'_>> {
+        self.bytes.get_mut(..target.bytes(&op)).map(Scratch::new)
+    }
+
+    /// Runs `kernel` on the scratch `target` plans for `op` twice, over bytes first marked
+    /// `0xa5`, then `0x5a`; `None` if the plan exceeds [`SCRATCH_BYTES`]. `Scratch::take`
+    /// zeroes what it takes before the kernel writes there, so the last planned byte holds the
+    /// mark after both runs only if no take reached it: then this prints `what` and gives
+    /// `Some(false)`.
+    fn run(
+        &mut self,
+        target: Target,
+        op: ScratchOp,
+        what: &str,
+        mut kernel: impl FnMut(Scratch),
+    ) -> Option<bool> {
+        let len = target.bytes(&op);
+        let bytes = self.bytes.get_mut(..len)?;
+        let mut untaken = true;
+        for mark in [0xa5, 0x5a] {
+            bytes.fill(mark);
+            kernel(Scratch::new(bytes));
+            untaken &= bytes.last().is_some_and(|&b| b == mark);
+        }
+        if untaken {
+            defmt::println!(
+                "{=str} did not take all its planned scratch: Target::bytes and its takes disagree",
+                what
+            );
+        }
+        Some(!untaken)
+    }
+}
+
 /// Buffers for the largest case.
 struct Buffers {
+    scratch: PlannedScratch,
     x: [i8; MAX_HW * MAX_HW * MAX_CIN],
     w: [i8; MAX_COUT * 2 * MAX_K * MAX_K * MAX_CIN],
     bias: [i32; MAX_COUT * 2],
@@ -176,8 +232,11 @@ fn check_fully_connected(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
     };
     let (x, w, bias) = (&b.x[..x_len], &b.w[..w_len], &b.bias[..g.units]);
     fully_connected::fully_connected_i8(&g, &q, x, w, bias, &mut b.reference[..out_len]);
-    cortex_m_dsp::fully_connected_i8(&g, &q, x, w, bias, &mut b.optimized[..out_len]);
-    let equal = b.reference[..out_len] == b.optimized[..out_len];
+    let optimized = &mut b.optimized[..out_len];
+    let took = b.scratch.run(Target::CortexMDsp, ScratchOp::FullyConnectedI8(g), "fully_connected", |s| {
+        cortex_m_dsp::fully_connected_i8(&g, &q, x, w, bias, optimized, s)
+    })?;
+    let equal = took && b.reference[..out_len] == b.optimized[..out_len];
     if !equal {
         defmt::println!(
             "fully_connected differs: rows={=usize} depth={=usize} units={=usize} zero points {=i32}/{=i32}",
@@ -257,7 +316,10 @@ fn check_windowed(rng: &mut Rng, b: &mut Buffers, kind: Windowed) -> Option<bool
     match kind {
         Windowed::Conv2d => {
             conv2d::conv2d_i8(&g, &q, x, wt, bias, reference);
-            cortex_m_dsp::conv2d_i8(&g, &q, x, wt, bias, optimized);
+            let run = |s: Scratch| cortex_m_dsp::conv2d_i8(&g, &q, x, wt, bias, optimized, s);
+            if !b.scratch.run(Target::CortexMDsp, ScratchOp::Conv2dI8(g), "conv2d", run)? {
+                return Some(false);
+            }
         }
         Windowed::Depthwise(_) => {
             depthwise_conv2d::depthwise_conv2d_i8(&g, &q, x, wt, bias, reference);
@@ -312,8 +374,19 @@ fn check_add(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
         _ => (Input::Separate(&x[..]), Input::Separate(&y[..b_shape[1]])),
     };
     add::add_i8(&out_shape, &out_shape, ia, &b_shape, ib, &p, reference);
-    cortex_m_dsp::add_i8(&out_shape, &out_shape, ia, &b_shape, ib, &p, optimized);
-    let equal = reference == optimized;
+    let start = match ia {
+        Input::InPlace => Some(&x[..]),
+        Input::Separate(_) => matches!(ib, Input::InPlace).then_some(&y[..]),
+    };
+    let run = |s: Scratch| {
+        // In place, every run starts from the operand.
+        if let Some(start) = start {
+            optimized.copy_from_slice(start);
+        }
+        cortex_m_dsp::add_i8(&out_shape, &out_shape, ia, &b_shape, ib, &p, optimized, s)
+    };
+    let took = b.scratch.run(Target::CortexMDsp, ScratchOp::AddI8 { broadcast }, "add", run)?;
+    let equal = took && reference == optimized;
     if !equal {
         defmt::println!(
             "add differs: {=usize} elements, shifts {=i32} {=i32} {=i32}",
@@ -354,6 +427,7 @@ fn check_scan(rng: &mut Rng) -> Option<bool> {
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let buffers = cortex_m::singleton!(: Buffers = Buffers {
+        scratch: PlannedScratch::new(),
         x: [0; MAX_HW * MAX_HW * MAX_CIN],
         w: [0; MAX_COUT * 2 * MAX_K * MAX_K * MAX_CIN],
         bias: [0; MAX_COUT * 2],

@@ -5,11 +5,12 @@
 //! most 20, each shifted input and the sum of the two rescaled ones stay below 2^30 in
 //! magnitude, so every doubling high multiply is `SMMULR(2t, m)` exactly (as in
 //! [`super::output`]), and the rounding divisions are the reference's own. An input's rescaled
-//! value depends only on its byte, so both inputs' are tabulated once per call (2 KB of stack)
-//! and each element costs two table loads and the output's requantization.
+//! value depends only on its byte, so both inputs' are tabulated once per call (2 KB of the op's
+//! planned scratch) and each element costs two table loads and the output's requantization.
 
 use super::output::smmulr;
 use crate::kernels::add::{self, AddParams};
+use crate::kernels::scratch::Scratch;
 use crate::kernels::Input;
 use crate::quant::Requant;
 
@@ -40,7 +41,9 @@ impl Factor {
 }
 
 /// [`add::add_i8`]: operands of the output's shape (or the output itself) element by element
-/// with [`Factor::apply`]; broadcasts, and factors above 1, take the reference.
+/// with [`Factor::apply`] and two tables in `scratch` (`scratch::dsp::add_i8` bytes); broadcasts,
+/// factors above 1, and too little scratch take the reference.
+#[allow(clippy::too_many_arguments)]
 pub fn add_i8(
     out_shape: &[usize],
     a_shape: &[usize],
@@ -49,6 +52,7 @@ pub fn add_i8(
     b: Input<i8>,
     p: &AddParams,
     out: &mut [i8],
+    mut scratch: Scratch,
 ) {
     let (n, out_at) = (out.len(), out.as_mut_ptr());
     let operand = |x: Input<i8>| match x {
@@ -57,14 +61,14 @@ pub fn add_i8(
     };
     let same_shapes = a_shape == out_shape && b_shape == out_shape;
     let factors = (Factor::new(p.a), Factor::new(p.b), Factor::new(p.output));
-    let (true, true, Some(a_at), Some(b_at), (Some(fa), Some(fb), Some(fo))) =
-        (same_shapes, (0..=20).contains(&p.left_shift), operand(a), operand(b), factors)
+    let tables = scratch.take::<i32>(512);
+    let (true, true, Some(a_at), Some(b_at), (Some(fa), Some(fb), Some(fo)), Some(tables)) =
+        (same_shapes, (0..=20).contains(&p.left_shift), operand(a), operand(b), factors, tables)
     else {
         return add::add_i8(out_shape, a_shape, a, b_shape, b, p, out);
     };
     // Each input's rescaled value depends only on its byte: one table of 256 per input.
     let left = p.left_shift as u32;
-    let mut tables = [0i32; 512];
     let (a_table, b_table) = tables.split_at_mut(256);
     for (byte, (ta, tb)) in a_table.iter_mut().zip(b_table.iter_mut()).enumerate() {
         let x = i32::from(byte as u8 as i8);

@@ -11,6 +11,7 @@
 use super::output::{Output, Short};
 use super::{extend_activations, lanes, padded_word, smlad_word};
 use crate::kernels::conv2d::{self, for_each_window, Window};
+use crate::kernels::scratch::Scratch;
 use crate::kernels::{fully_connected, ConvGeometry, FcGeometry, Int8Params, Nhwc};
 use crate::quant::Requant;
 
@@ -98,18 +99,19 @@ macro_rules! four_by_one {
     };
 }
 
-/// Most elements per column (`KH × KW × Cin`, or a fully connected layer's depth) the matrix
-/// path handles (its columns live on the stack: 4 bytes per element); deeper layers take the
-/// reference kernels.
-const MAX_DEPTH: usize = 640;
-
 /// Two columns of offset activations in 16-bit lanes, interleaved per group of four elements
 /// `k..k + 4`: words `k..k + 4` hold column A's (k, k + 2) and (k + 1, k + 3), then column B's.
-struct Columns {
-    words: [u32; MAX_DEPTH],
+/// They live in the op's planned scratch: `4 × ⌈depth / 4⌉` words.
+struct Columns<'a> {
+    words: &'a mut [u32],
 }
 
-impl Columns {
+impl<'a> Columns<'a> {
+    /// The columns of `depth` elements, from `scratch`.
+    fn take(scratch: &mut Scratch<'a>, depth: usize) -> Option<Self> {
+        scratch.take(4 * depth.div_ceil(4)).map(|words| Self { words })
+    }
+
     /// Writes `src` as elements `start..` of column `slot` (0 or 1); `start` is a multiple of 4
     /// and a last partial group is padded with `fill`, the input zero point (0 once offset).
     #[inline(always)]
@@ -218,21 +220,35 @@ unsafe fn extend_words(src: *const i8, dst: *mut u32, groups: usize, offsets: u3
 /// bytes, padding filled with the input zero point), then two output channels per pass over
 /// them: on the short output stage in the assembly loop of [`pairs_asm`] (a [`Plan`] per
 /// layer), otherwise with [`tile`] and [`Output::apply`]. A last odd pixel or channel is
-/// computed twice and stored once. Columns deeper than [`MAX_DEPTH`] take the reference kernel.
-pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
+/// computed twice and stored once. The columns and the gathered row live in `scratch`
+/// (`scratch::dsp::conv2d_i8` bytes); with less, the reference kernel runs.
+pub fn conv2d_i8(
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+    mut scratch: Scratch,
+) {
     let (cin, cout) = (g.input.c, g.output.c);
     let cells = g.kernel[0] * g.kernel[1];
     let depth = cells * cin;
     let stage = Output::new(q, bias, depth, cout);
-    let Some(stage) = stage.filter(|_| depth > 0 && depth <= MAX_DEPTH && cout > 0) else {
+    // Unpadded 1×1 windows are the input's pixels (any stride).
+    let pointwise = g.kernel == [1, 1] && g.pad == [0, 0];
+    let columns = Columns::take(&mut scratch, depth);
+    let gathered =
+        if pointwise || cin.is_multiple_of(4) { Some(&mut [][..]) } else { scratch.take::<i8>(depth) };
+    let (Some(stage), Some(mut columns), Some(gathered)) =
+        (stage.filter(|_| depth > 0 && cout > 0), columns, gathered)
+    else {
         return conv2d::conv2d_i8(g, q, x, w, bias, out);
     };
     let offsets = lanes(q.input_zero_point.wrapping_neg());
     // In range: the loader checks zero points are int8.
     let zero_point = q.input_zero_point as i8;
     let groups = depth.div_ceil(4);
-    let mut columns = Columns { words: [0; MAX_DEPTH] };
-    let mut gathered = [0i8; MAX_DEPTH];
     let mut fill = |columns: &mut Columns, slot: usize, window: Window| {
         if cin.is_multiple_of(4) {
             if window.len() < cells {
@@ -242,7 +258,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
                 columns.extend(slot, tap * cin, &x[px * cin..][..count * cin], offsets, zero_point);
             });
         } else {
-            let row = &mut gathered[..depth];
+            let row = &mut gathered[..];
             // Only windows that overhang the input have padding cells to fill.
             if window.len() < cells {
                 row.fill(zero_point);
@@ -267,7 +283,7 @@ pub fn conv2d_i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i
     let filters = Filters { w, depth, count: cout, last_pair };
     let mut one_factor = [Requant::default(); 2];
     let plan = Plan::new(&filters, &stage, &mut one_factor);
-    if g.kernel == [1, 1] && g.pad == [0, 0] {
+    if pointwise {
         // Every column is one input pixel's channels: no windows to walk.
         let (input, output, [sy, sx]) = (g.input, g.output, g.stride);
         let mut pending = None;
@@ -444,7 +460,7 @@ fn multiply(columns: &Columns, filters: &Filters, stage: &Output, plan: &Plan, o
         let mut acc = [b0, b1, b0, b1];
         if full > 0 {
             // SAFETY: both filters hold `depth ≥ 4 × full` bytes and `columns` holds
-            // `MAX_DEPTH ≥ depth` groups of 4 words, as `tile` reads.
+            // `⌈depth / 4⌉ ≥ full` groups of 4 words (`Columns::take`), as `tile` reads.
             acc = unsafe { tile(acc, columns.words.as_ptr(), [f0.as_ptr(), f1.as_ptr()], full) };
         }
         if full * 4 < depth {
@@ -615,13 +631,19 @@ unsafe fn tile(acc: [i32; 4], columns: *const u32, f: [*const i8; 2], groups: us
 
 /// [`fully_connected::fully_connected_i8`] with `SMLAD`: a single row (a batch of one) is
 /// extended to one column and multiplied with four filters per pass; several rows are a 1×1
-/// convolution over that many pixels. Rows deeper than [`MAX_DEPTH`] take the reference kernel.
-pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8]) {
+/// convolution over that many pixels. The column lives in `scratch`
+/// (`scratch::dsp::fully_connected_i8` bytes); with less, the reference kernel runs.
+pub fn fully_connected_i8(
+    g: &FcGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+    mut scratch: Scratch,
+) {
     let (depth, units) = (g.depth, g.units);
     let stage = Output::new(q, bias, depth, units);
-    let Some(stage) = stage.filter(|_| depth > 0 && depth <= MAX_DEPTH && units > 0) else {
-        return fully_connected::fully_connected_i8(g, q, x, w, bias, out);
-    };
     if g.rows != 1 {
         let input = Nhwc { n: 1, h: 1, w: g.rows, c: depth };
         let geometry = ConvGeometry {
@@ -632,9 +654,13 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
             dilation: [1, 1],
             pad: [0, 0],
         };
-        return conv2d_i8(&geometry, q, x, w, bias, out);
+        return conv2d_i8(&geometry, q, x, w, bias, out, scratch);
     }
-    let mut columns = Columns { words: [0; MAX_DEPTH] };
+    let (Some(stage), Some(mut columns)) =
+        (stage.filter(|_| depth > 0 && units > 0), Columns::take(&mut scratch, depth))
+    else {
+        return fully_connected::fully_connected_i8(g, q, x, w, bias, out);
+    };
     // In range: the loader checks zero points are int8.
     columns.extend(0, 0, &x[..depth], lanes(q.input_zero_point.wrapping_neg()), q.input_zero_point as i8);
     let filters = Filters { w, depth, count: units, last_pair: None };
@@ -672,7 +698,7 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
                 blocks,
                 short,
             };
-            // SAFETY: `columns` holds `groups ≤ MAX_DEPTH / 4` groups; unit u of the blocks
+            // SAFETY: `columns` holds `groups` groups (`Columns::take`); unit u of the blocks
             // reads bytes u × depth .. u × depth + 4 × groups, inside `w` by the loop above;
             // the bias and factors hold `units` entries (or one factor, repeated with step 0),
             // and `out` `units` bytes.
@@ -692,7 +718,7 @@ pub fn fully_connected_i8(g: &FcGeometry, q: &Int8Params, x: &[i8], w: &[i8], bi
         let (mut acc, r) = unsafe { (u.map(|u| stage.bias(u)), u.map(|u| stage.factor(u))) };
         if full > 0 {
             // SAFETY: the four filters hold `depth ≥ 4 × full` bytes and `columns` holds
-            // `MAX_DEPTH ≥ depth` groups of 4 words, as `column_tile` reads.
+            // `⌈depth / 4⌉ ≥ full` groups of 4 words (`Columns::take`), as `column_tile` reads.
             acc = unsafe { column_tile(acc, columns.words.as_ptr(), f.map(<[i8]>::as_ptr), full) };
         }
         if full * 4 < depth {

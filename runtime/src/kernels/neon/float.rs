@@ -29,6 +29,7 @@ use core::arch::aarch64::{
 use core::arch::asm;
 
 use crate::kernels::conv2d::{for_each_window, Window};
+use crate::kernels::scratch::Scratch;
 use crate::kernels::{depthwise_conv2d, ClampF32, ConvGeometry, FcGeometry, Weight};
 
 /// Input rows that share one transposed block of weights.
@@ -281,10 +282,10 @@ fn matrix_rows<W: Weight, const R: usize>(
     }
 }
 
-/// [`crate::kernels::conv2d::conv2d_f32`] with NEON: a 1×1 convolution with stride 1 and no
-/// padding is a fully connected layer over the pixels; a filter of at most `GATHER` (256) values is
-/// applied to whole windows gathered into rows, four at a time, and the others' runs of taps;
-/// larger filters sum each window's runs of taps.
+/// [`crate::kernels::conv2d::conv2d_f32`] with NEON: a pointwise convolution
+/// ([`ConvGeometry::is_pointwise`]) is a fully connected layer over the pixels; other filters are
+/// applied to whole windows gathered into [`ROWS`] rows in `scratch`, four at a time, and to
+/// the others' runs of taps; without that much scratch, each window's runs of taps are summed.
 pub fn conv2d_f32<W: Weight>(
     g: &ConvGeometry,
     x: &[f32],
@@ -292,26 +293,22 @@ pub fn conv2d_f32<W: Weight>(
     bias: &[f32],
     act: ClampF32,
     out: &mut [f32],
+    mut scratch: Scratch,
 ) {
     let (cin, cout) = (g.input.c, g.output.c);
-    let same_size = (g.output.h, g.output.w) == (g.input.h, g.input.w);
-    if g.kernel == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0] && same_size {
+    if g.is_pointwise() {
         let fc = FcGeometry { rows: g.input.len() / cin.max(1), depth: cin, units: cout };
         return fully_connected_f32(&fc, x, w, bias, act, out);
     }
+    let rows = scratch.take::<f32>(ROWS * g.kernel[0] * g.kernel[1] * cin);
     // SAFETY: this module is compiled only for targets with NEON (`ember_neon`, build.rs).
     unsafe {
-        if g.kernel[0] * g.kernel[1] * cin <= GATHER {
-            conv2d_gathered(g, x, w, bias, act, out)
-        } else {
-            conv2d_windows(g, x, w, bias, act, out)
+        match rows {
+            Some(rows) => conv2d_gathered(g, x, w, bias, act, out, rows),
+            None => conv2d_windows(g, x, w, bias, act, out),
         }
     }
 }
-
-/// Largest filter (`KH × KW × Cin` values) whose whole windows [`conv2d_f32`] gathers into
-/// rows on the stack ([`ROWS`] of them).
-const GATHER: usize = 256;
 
 /// [`conv2d_f32`] with each window gathered into a row (the reference's order: cells row-major,
 /// then channels), [`ROWS`] rows against each block of transposed weights.
@@ -321,6 +318,7 @@ const GATHER: usize = 256;
 /// sum that starts at +0 is never −0 (+0 + −0 is +0, and a nonzero sum cannot round to 0), and
 /// `s + ±0 = s` for every other `s`, NaN and inf included. An infinite or NaN weight would make
 /// a NaN product, so with one the cut windows go by [`Shapes`] over their runs of taps.
+/// `rows` holds [`ROWS`] rows of `KH × KW × Cin` values.
 #[target_feature(enable = "neon")]
 fn conv2d_gathered<W: Weight>(
     g: &ConvGeometry,
@@ -329,10 +327,16 @@ fn conv2d_gathered<W: Weight>(
     bias: &[f32],
     act: ClampF32,
     out: &mut [f32],
+    rows: &mut [f32],
 ) {
     let (cin, cout, taps) = (g.input.c, g.output.c, g.kernel[0] * g.kernel[1]);
-    let (len, act) = (taps * cin, Clamp::new(act));
-    let mut rows = [[0.0; GATHER]; ROWS];
+    let len = taps * cin;
+    let mut chunks = rows.chunks_exact_mut(len.max(1));
+    let mut rows: [&mut [f32]; ROWS] = core::array::from_fn(|_| chunks.next().unwrap_or_default());
+    if rows.iter().any(|r| r.len() != len) {
+        return conv2d_windows(g, x, w, bias, act, out);
+    }
+    let act = Clamp::new(act);
     let mut at = [0; ROWS];
     let mut pending = 0;
     let mut shapes = Shapes::new();
@@ -573,6 +577,7 @@ fn depthwise_block<W: Weight, const Q: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::scratch::{ScratchOp, Target};
     use crate::kernels::{conv2d, fully_connected, testutil};
     use half::f16;
     use proptest::collection::vec;
@@ -711,15 +716,18 @@ mod tests {
         let len = c.g.output.len();
         let (mut reference, mut optimized) = (vec![0.0; len], vec![1.0; len]);
         conv2d::conv2d_f32(&c.g, &c.x, w, &c.bias, c.act, &mut reference);
-        conv2d_f32(&c.g, &c.x, w, &c.bias, c.act, &mut optimized);
+        let mut scratch = vec![0; Target::Neon.bytes(&ScratchOp::Conv2dF32(c.g))];
+        conv2d_f32(&c.g, &c.x, w, &c.bias, c.act, &mut optimized, Scratch::new(&mut scratch));
         same(&optimized, &reference)?;
-        for path in [conv2d_windows::<W>, conv2d_gathered::<W>] {
-            optimized.fill(1.0);
-            // SAFETY: the tests run on aarch64 with NEON (`ember_neon`).
-            unsafe { path(&c.g, &c.x, w, &c.bias, c.act, &mut optimized) };
-            same(&optimized, &reference)?;
-        }
-        Ok(())
+        optimized.fill(1.0);
+        // SAFETY: the tests run on aarch64 with NEON (`ember_neon`).
+        unsafe { conv2d_windows(&c.g, &c.x, w, &c.bias, c.act, &mut optimized) };
+        same(&optimized, &reference)?;
+        optimized.fill(1.0);
+        let mut rows = vec![0.0; ROWS * c.g.kernel[0] * c.g.kernel[1] * c.g.input.c];
+        // SAFETY: as above.
+        unsafe { conv2d_gathered(&c.g, &c.x, w, &c.bias, c.act, &mut optimized, &mut rows) };
+        same(&optimized, &reference)
     }
 
     fn check_depthwise<W: Weight>(c: &Case<ConvGeometry>, w: &[W]) -> Result<(), TestCaseError> {
