@@ -1,8 +1,9 @@
 //! Depthwise cases drawn for the DSP kernel's 3×3 path (`cortex_m_dsp/depthwise/three_by_three.rs`):
 //! mostly 3×3 windows of dilation 1 and strides 1 or 2 over channels in fours, on lines long
-//! enough to span several chunks (either side the longer, so both sweeps run), batches of two,
-//! odd line lengths, every padding, zero points at the extremes, right shifts on both sides of
-//! the path's limit, now and then what the path leaves to the general kernel.
+//! enough to span several chunks (either side the longer, so both sweeps run), more lines than
+//! the tile holds, batches of two, odd line lengths, every padding, zero points at the extremes,
+//! right shifts on both sides of the path's limit, now and then what the path leaves to the
+//! general kernel.
 
 use super::Rng;
 use ember::kernels::{cortex_m_dsp, depthwise_conv2d};
@@ -54,12 +55,14 @@ fn check_case(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
         1 => (3, 2),
         _ => (3, 1),
     };
-    // One side long (up to 40 pixels: two chunks at stride 1, three at stride 2), the other short.
+    // One side long (up to 40 pixels: two chunks at stride 1, three at stride 2), the other
+    // short, or up to 20 (more lines than the tile holds at once).
     let long_rows = rng.next().is_multiple_of(2);
+    let short = if rng.next().is_multiple_of(4) { 20 } else { 6 };
     let (h, w) = if long_rows {
-        (axis(rng, 40, kernel, dilation)?, axis(rng, 6, kernel, dilation)?)
+        (axis(rng, 40, kernel, dilation)?, axis(rng, short, kernel, dilation)?)
     } else {
-        (axis(rng, 6, kernel, dilation)?, axis(rng, 40, kernel, dilation)?)
+        (axis(rng, short, kernel, dilation)?, axis(rng, 40, kernel, dilation)?)
     };
     let c = if rng.next().is_multiple_of(4) { rng.size(1, MAX_C) } else { 4 * rng.size(1, MAX_C / 4) };
     let n = if rng.next().is_multiple_of(4) { 2 } else { 1 };

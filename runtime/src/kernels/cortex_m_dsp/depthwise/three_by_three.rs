@@ -39,9 +39,13 @@ const MIN_PIXELS: usize = 6;
 /// Most column pairs in a tile row.
 const TILE_PAIRS: usize = 17;
 
-/// Words of the tile: rows of four channels per column pair, as many as fit (at least 3; 7 of
-/// KWS's 14 column pairs, the 5 lines of its transposed sweep and their padding).
-const TILE_WORDS: usize = 448;
+/// Words from a tile row to the next, for lines of up to [`TILE_PAIRS`] column pairs and of up
+/// to 8: the assembly reaches a window's three rows from one pointer with immediate offsets.
+const TILE_ROW: [usize; 2] = [4 * TILE_PAIRS, 32];
+
+/// Words of the tile: 7 long rows (KWS's transposed sweep reads 5 lines and their padding), 14
+/// short ones.
+const TILE_WORDS: usize = 7 * TILE_ROW[0];
 
 /// Largest right shift `e` whose `K` fits (see the module docs).
 const MAX_SHIFT: i32 = 22;
@@ -137,9 +141,10 @@ pub(super) fn depthwise_conv2d_i8(
             let n = chunk.min(pixels[1] - px0);
             let pairs = n.div_ceil(2);
             let built = if s == 1 { pairs + 1 } else { 2 * pairs + 1 };
-            let pitch = 4 * built;
             // Tile rows: padded input lines `top..top + capacity` (line `p` is input line
-            // `p − pad`, or padding).
+            // `p − pad`, or padding), `built` column pairs of each, `pitch` words apart.
+            let short = built <= TILE_ROW[1] / 4;
+            let pitch = TILE_ROW[usize::from(short)];
             let capacity = TILE_WORDS / pitch;
             let line = Line {
                 len: pixels[0],
@@ -157,7 +162,7 @@ pub(super) fn depthwise_conv2d_i8(
                     let last = (lines[1] - 1).min(first + (capacity - 3) / stride[0]);
                     let end = last * stride[0] + 3;
                     for p in filled.max(top)..end {
-                        let row = &mut tile[(p - top) * pitch..][..pitch];
+                        let row = &mut tile[(p - top) * pitch..][..4 * built];
                         match p.checked_sub(pad[0]).filter(|&l| l < lines[0]) {
                             // SAFETY: the line's pixels lie in `x` (`sized`), 4 bytes from the
                             // quad's first channel each.
@@ -173,7 +178,7 @@ pub(super) fn depthwise_conv2d_i8(
                     let step = 2 * output_step[1];
                     let advance = 16 * s;
                     let mut pass = Pass {
-                        rows: [0, 1, 2].map(|k| tile[k * pitch..].as_ptr()),
+                        row: tile.as_ptr(),
                         out_a,
                         out_b: out_a.wrapping_add(output_step[1]),
                         pairs,
@@ -192,12 +197,12 @@ pub(super) fn depthwise_conv2d_i8(
                     // SAFETY: the tile rows of the lines' windows hold `built` column pairs,
                     // which their pairs read (see `CHUNK`); the outputs of each line's `n`
                     // pixels lie in `out`, and the right pixel of a last odd pair goes to `spill`.
-                    unsafe { pass.run(s) };
+                    unsafe { pass.run(s, short) };
                     // The next window starts with the lines already built that it reads.
                     first = last + 1;
                     let keep = first * stride[0];
-                    if keep < end {
-                        tile.copy_within((keep - top) * pitch..(end - top) * pitch, 0);
+                    for (to, from) in (keep..end).map(|p| p - top).enumerate() {
+                        tile.copy_within(from * pitch..from * pitch + 4 * built, to * pitch);
                     }
                     filled = end;
                 }
@@ -314,6 +319,7 @@ struct Quad {
 
 const _: () =
     assert!(core::mem::offset_of!(Quad, weights) == 16 && core::mem::offset_of!(Quad, factors) == 112);
+const _: () = assert!(4 * TILE_ROW[0] == 272 && 4 * TILE_ROW[1] == 128);
 
 impl Quad {
     /// Sets every field to quad `quad` of a layer of `c` channels (`factor` of each is `Some`);
@@ -383,8 +389,9 @@ fn double(v: u32) -> u32 {
 /// The state of one assembly call, copied to the stack in this order but for `quad`.
 #[repr(C)]
 struct Pass {
-    /// Per window row, the tile row from the pair's first column pair.
-    rows: [*const u32; 3],
+    /// The first window row's tile row from the pair's first column pair (the others follow
+    /// at [`TILE_ROW`] words from each other, the second pitch if `short`).
+    row: *const u32,
     /// The pair's outputs (left and right pixel).
     out_a: *mut i8,
     out_b: *mut i8,
@@ -402,7 +409,7 @@ struct Pass {
     /// 1 if a line's last pair has no right pixel (which goes to `spill`), else 0.
     odd: usize,
     spill: *mut i8,
-    /// Bytes from a line's row pointers after its last pair to the next line's first, and the
+    /// Bytes from a line's row pointer after its last pair to the next line's first, and the
     /// same of its outputs.
     row_skip: usize,
     out_skip: usize,
@@ -411,35 +418,34 @@ struct Pass {
     quad: *const Quad,
 }
 
-const _: () = assert!(core::mem::offset_of!(Pass, odd) == 44 && core::mem::offset_of!(Pass, quad) == 64);
+const _: () = assert!(core::mem::offset_of!(Pass, odd) == 36 && core::mem::offset_of!(Pass, quad) == 56);
 
-/// One window row of both pixels of a pair at horizontal stride 1: tile row at `[sp, $row]`,
-/// weights of the row at `[lr, $w]` (see [`Quad`]); accumulators r0–r3 (left pixel) and r4–r7.
+/// One window row of both pixels of a pair at horizontal stride 1: its tile row `$row` bytes
+/// from r12, its weights at `[lr, $w]` (see [`Quad`]); accumulators r0–r3 (left pixel) and r4–r7.
 #[rustfmt::skip]
 macro_rules! row_stride1 {
     ($row:literal, $w0:literal, $w1:literal, $w2:literal, $w3:literal) => {
         concat!(
-            "ldr r12, [sp, #", $row, "]\n",
             "ldrd r8, r9, [lr, #", $w0, "]\n",
-            "ldrd r10, r11, [r12]\n",
+            "ldrd r10, r11, [r12, #", $row, "]\n",
             "smlad r0, r10, r8, r0\n",
             "smlad r1, r11, r9, r1\n",
             "smlatb r4, r10, r8, r4\n",
             "smlatb r5, r11, r9, r5\n",
             "ldrd r8, r9, [lr, #", $w1, "]\n",
-            "ldrd r10, r11, [r12, #16]\n",
+            "ldrd r10, r11, [r12, #(", $row, " + 16)]\n",
             "smlabt r0, r10, r8, r0\n",
             "smlabt r1, r11, r9, r1\n",
             "smlad r4, r10, r8, r4\n",
             "smlad r5, r11, r9, r5\n",
             "ldrd r8, r9, [lr, #", $w2, "]\n",
-            "ldrd r10, r11, [r12, #8]\n",
+            "ldrd r10, r11, [r12, #(", $row, " + 8)]\n",
             "smlad r2, r10, r8, r2\n",
             "smlad r3, r11, r9, r3\n",
             "smlatb r6, r10, r8, r6\n",
             "smlatb r7, r11, r9, r7\n",
             "ldrd r8, r9, [lr, #", $w3, "]\n",
-            "ldrd r10, r11, [r12, #24]\n",
+            "ldrd r10, r11, [r12, #(", $row, " + 24)]\n",
             "smlabt r2, r10, r8, r2\n",
             "smlabt r3, r11, r9, r3\n",
             "smlad r6, r10, r8, r6\n",
@@ -454,31 +460,30 @@ macro_rules! row_stride1 {
 macro_rules! row_stride2 {
     ($row:literal, $w0:literal, $w1:literal, $w2:literal, $w3:literal) => {
         concat!(
-            "ldr r12, [sp, #", $row, "]\n",
             "ldrd r8, r9, [lr, #", $w0, "]\n",
-            "ldrd r10, r11, [r12]\n",
+            "ldrd r10, r11, [r12, #", $row, "]\n",
             "smlad r0, r10, r8, r0\n",
             "smlad r1, r11, r9, r1\n",
-            "ldrd r10, r11, [r12, #16]\n",
+            "ldrd r10, r11, [r12, #(", $row, " + 16)]\n",
             "smlad r4, r10, r8, r4\n",
             "smlad r5, r11, r9, r5\n",
             "ldrd r8, r9, [lr, #", $w1, "]\n",
             "smlabt r0, r10, r8, r0\n",
             "smlabt r1, r11, r9, r1\n",
-            "ldrd r10, r11, [r12, #32]\n",
+            "ldrd r10, r11, [r12, #(", $row, " + 32)]\n",
             "smlabt r4, r10, r8, r4\n",
             "smlabt r5, r11, r9, r5\n",
             "ldrd r8, r9, [lr, #", $w2, "]\n",
-            "ldrd r10, r11, [r12, #8]\n",
+            "ldrd r10, r11, [r12, #(", $row, " + 8)]\n",
             "smlad r2, r10, r8, r2\n",
             "smlad r3, r11, r9, r3\n",
-            "ldrd r10, r11, [r12, #24]\n",
+            "ldrd r10, r11, [r12, #(", $row, " + 24)]\n",
             "smlad r6, r10, r8, r6\n",
             "smlad r7, r11, r9, r7\n",
             "ldrd r8, r9, [lr, #", $w3, "]\n",
             "smlabt r2, r10, r8, r2\n",
             "smlabt r3, r11, r9, r3\n",
-            "ldrd r10, r11, [r12, #40]\n",
+            "ldrd r10, r11, [r12, #(", $row, " + 40)]\n",
             "smlabt r6, r10, r8, r6\n",
             "smlabt r7, r11, r9, r7",
         )
@@ -504,98 +509,96 @@ macro_rules! output2 {
     };
 }
 
-/// The assembly of [`Pass::run`] with the window rows `$row` (one of the macros above) and
-/// `$advance` bytes from a pair's column pairs to the next pair's.
+/// The assembly of [`Pass::run`] with the window rows `$row` (one of the macros above),
+/// `$advance` bytes from a pair's column pairs to the next pair's and `$pitch` bytes from a tile
+/// row to the next (`$pitch2` twice that).
 macro_rules! pass_asm {
-    ($pass:expr, $row:ident, $advance:literal) => {
+    ($pass:expr, $row:ident, $advance:literal, $pitch:literal, $pitch2:literal) => {
         core::arch::asm!(
             "push {{r6, r7}}",
-            "sub sp, #68",
-            "ldr lr, [r0, #64]",
+            "sub sp, #60",
+            "ldr lr, [r0, #56]",
             "ldm r0!, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
             "stm sp, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
-            "ldm r0, {{r1, r2, r3, r4}}",
-            "add r5, sp, #48",
-            "stm r5, {{r1, r2, r3, r4}}",
-            "ldr r1, [sp, #20]",
-            "str r1, [sp, #64]",
+            "ldm r0, {{r1, r2}}",
+            "strd r1, r2, [sp, #48]",
+            "ldr r1, [sp, #12]",
+            "str r1, [sp, #56]",
             "2:",
             "ldm lr, {{r0, r1, r2, r3}}",
             "ldm lr, {{r4, r5, r6, r7}}",
+            "ldr r12, [sp]",
             $row!("0", "16", "24", "32", "40"),
-            $row!("4", "48", "56", "64", "72"),
-            $row!("8", "80", "88", "96", "104"),
+            $row!($pitch, "48", "56", "64", "72"),
+            $row!($pitch2, "80", "88", "96", "104"),
             "add r12, lr, #112",
             output2!("r0", "r4"),
             output2!("r1", "r5"),
             output2!("r2", "r6"),
             output2!("r3", "r7"),
-            // Both pixels' four bytes, clamped to the activation bounds where they are not int8's, stored.
+            // Both pixels' four bytes, clamped to the activation bounds where they are not
+            // int8's, stored.
             "bfi r0, r1, #8, #8",
             "bfi r0, r2, #16, #8",
             "bfi r0, r3, #24, #8",
             "bfi r4, r5, #8, #8",
             "bfi r4, r6, #16, #8",
             "bfi r4, r7, #24, #8",
-            "ldr r10, [sp, #36]",
+            "ldr r10, [sp, #28]",
             "cmp r10, #1",
             "blo 3f",
-            "ldr r9, [sp, #28]",
+            "ldr r9, [sp, #20]",
             "ssub8 r8, r9, r0",
             "sel r0, r0, r9",
             "ssub8 r8, r9, r4",
             "sel r4, r4, r9",
             "beq 3f",
-            "ldr r9, [sp, #24]",
+            "ldr r9, [sp, #16]",
             "ssub8 r8, r0, r9",
             "sel r0, r0, r9",
             "ssub8 r8, r4, r9",
             "sel r4, r4, r9",
             "3:",
             // The right pixel of a line's last pair goes to the spill if the line is odd.
-            "ldrd r8, r9, [sp, #12]",
-            "ldrd r10, r11, [sp, #20]",
+            "ldrd r8, r9, [sp, #4]",
+            "ldr r10, [sp, #12]",
             "str r0, [r8]",
             "cmp r10, #1",
             "bne 4f",
-            "ldr r11, [sp, #44]",
+            "ldr r11, [sp, #36]",
             "cmp r11, #0",
             "it ne",
-            "ldrne r9, [sp, #48]",
+            "ldrne r9, [sp, #40]",
             "4:",
             "str r4, [r9]",
-            "ldr r11, [sp, #32]",
+            "ldr r11, [sp, #24]",
             "add r8, r11",
             "add r9, r11",
-            "strd r8, r9, [sp, #12]",
+            "strd r8, r9, [sp, #4]",
             // The next pair: its column pairs, then the count.
-            "ldm sp, {{r8, r9, r11}}",
+            "ldr r8, [sp]",
             concat!("add r8, #", $advance),
-            concat!("add r9, #", $advance),
-            concat!("add r11, #", $advance),
-            "stm sp, {{r8, r9, r11}}",
+            "str r8, [sp]",
             "subs r10, #1",
-            "str r10, [sp, #20]",
+            "str r10, [sp, #12]",
             "bne 2b",
-            // The next line: rows and outputs skip to it, its pairs.
-            "ldm sp, {{r8, r9, r11}}",
-            "ldr r10, [sp, #52]",
+            // The next line: its column pairs and outputs, its pairs.
+            "ldr r8, [sp]",
+            "ldr r10, [sp, #44]",
             "add r8, r10",
-            "add r9, r10",
-            "add r11, r10",
-            "stm sp, {{r8, r9, r11}}",
-            "ldrd r8, r9, [sp, #56]",
-            "ldr r10, [sp, #12]",
+            "str r8, [sp]",
+            "ldrd r8, r9, [sp, #48]",
+            "ldr r10, [sp, #4]",
             "add r10, r8",
             "add r9, r10",
-            "strd r10, r9, [sp, #12]",
-            "ldr r9, [sp, #64]",
-            "str r9, [sp, #20]",
-            "ldr r8, [sp, #40]",
+            "strd r10, r9, [sp, #4]",
+            "ldr r9, [sp, #56]",
+            "str r9, [sp, #12]",
+            "ldr r8, [sp, #32]",
             "subs r8, #1",
-            "str r8, [sp, #40]",
+            "str r8, [sp, #32]",
             "bne 2b",
-            "add sp, #68",
+            "add sp, #60",
             "pop {{r6, r7}}",
             inout("r0") $pass => _,
             out("r1") _,
@@ -618,22 +621,24 @@ impl Pass {
     /// the stores.
     ///
     /// # Safety
-    /// `pairs ≥ 1`, `lines ≥ 1`; the rows of every line (the first's, then `row_skip` bytes
-    /// further than where a line's pairs leave them) must hold the column pairs its pairs read
-    /// (`pairs + 1` from the first at `stride` 1 along the line, `2 pairs + 1` at 2), `quad` must
+    /// `pairs ≥ 1`, `lines ≥ 1`; the three rows of every line's windows (from `row`, then
+    /// `row_skip` bytes further than where a line's pairs leave it; [`TILE_ROW`] apart, the
+    /// second pitch if `short`) must hold the column pairs its pairs read (`pairs + 1` from the
+    /// first at `stride` 1 along the line, `2 pairs + 1` at 2), `quad` must
     /// be a [`Quad`], and four bytes must be writable at every pair's outputs: `out_a` and
     /// `out_b`, `step` bytes further for each pair, `out_skip` further for each line (the
     /// right pixel `pixel_step` from the left one), `spill` for a line's last pair if `odd`.
-    unsafe fn run(&mut self, stride: usize) {
+    unsafe fn run(&mut self, stride: usize, short: bool) {
         let pass = core::ptr::from_mut(self);
         // SAFETY: the loads and stores stay inside what the caller guarantees (LDRD reads
         // word-aligned `u32` arrays); the state is copied to the stack and dropped from it at
         // the end; r6 and r7 (which Rust does not hand out as operands) are saved and restored.
         unsafe {
-            if stride == 1 {
-                pass_asm!(pass, row_stride1, "16");
-            } else {
-                pass_asm!(pass, row_stride2, "32");
+            match (stride, short) {
+                (1, false) => pass_asm!(pass, row_stride1, "16", "272", "544"),
+                (1, true) => pass_asm!(pass, row_stride1, "16", "128", "256"),
+                (_, false) => pass_asm!(pass, row_stride2, "32", "272", "544"),
+                (_, true) => pass_asm!(pass, row_stride2, "32", "128", "256"),
             }
         }
     }
