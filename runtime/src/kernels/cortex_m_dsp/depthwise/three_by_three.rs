@@ -124,7 +124,6 @@ pub(super) fn depthwise_conv2d_i8(
     let Sweep { lines, pixels, input_step, output_step, stride, pad, transposed } = sweep;
     let s = stride[1];
     let chunk = CHUNK[s - 1];
-    let offsets = lanes(q.input_zero_point.wrapping_neg());
     let bytes = |v: i32| u32::from(v as u8) * 0x0101_0101;
     let (min, max) = (bytes(q.act.min), bytes(q.act.max));
     let clamp = if min != 0x8080_8080 { 2 } else { u32::from(max != 0x7F7F_7F7F) };
@@ -146,13 +145,8 @@ pub(super) fn depthwise_conv2d_i8(
             let short = built <= TILE_ROW[1] / 4;
             let pitch = TILE_ROW[usize::from(short)];
             let capacity = TILE_WORDS / pitch;
-            let line = Line {
-                len: pixels[0],
-                step: input_step[1],
-                ix0: (px0 * s) as isize - pad[1] as isize,
-                pairs: built,
-                offsets,
-            };
+            let ix0 = (px0 * s) as isize - pad[1] as isize;
+            let line = Line::new(pixels[0], input_step[1], ix0, built, q.input_zero_point);
             for b in 0..g.output.n {
                 // Output lines from `first`, their window's padded lines from `top`, built up to
                 // `filled`.
@@ -165,9 +159,10 @@ pub(super) fn depthwise_conv2d_i8(
                         let row = &mut tile[(p - top) * pitch..][..4 * built];
                         match p.checked_sub(pad[0]).filter(|&l| l < lines[0]) {
                             // SAFETY: the line's pixels lie in `x` (`sized`), 4 bytes from the
-                            // quad's first channel each.
+                            // quad's first channel each; `row` holds its column pairs.
                             Some(l) => unsafe {
-                                line.build(row, x.as_ptr().add(b * image_in + l * input_step[0] + 4 * quad))
+                                let at = b * image_in + l * input_step[0] + 4 * quad;
+                                line.build(row.as_mut_ptr(), x.as_ptr().add(at))
                             },
                             None => row.fill(0),
                         }
@@ -224,82 +219,130 @@ fn factor(r: crate::quant::Requant, zero_point: i32) -> Option<[i32; 3]> {
     (1..=MAX_SHIFT).contains(&e).then(|| [r.multiplier, rounding << (e - 1), e])
 }
 
+/// The column pair of the pixel words in r4 and r5 (offsets in r12) stored at r2 (advanced);
+/// the count in r3 decremented, setting the flags.
+#[rustfmt::skip]
+macro_rules! pair_words {
+    () => {
+        concat!(
+            "sxtab16 r8, r12, r4\n",
+            "sxtab16 r9, r12, r4, ror #8\n",
+            "sxtab16 r10, r12, r5\n",
+            "sxtab16 r11, r12, r5, ror #8\n",
+            "pkhbt r4, r8, r10, lsl #16\n",
+            "pkhbt r5, r9, r11, lsl #16\n",
+            "pkhtb r10, r10, r8, asr #16\n",
+            "pkhtb r11, r11, r9, asr #16\n",
+            "stm r2!, {{r4, r5, r10, r11}}\n",
+            "subs r3, #1",
+        )
+    };
+}
+
+/// [`pair_words`] of pixels r6 and r6 + 1 at r0 (both advanced), each read only if below the
+/// line's length in lr, else the zero points in r7.
+#[rustfmt::skip]
+macro_rules! edge_pair {
+    () => {
+        concat!(
+            "cmp r6, lr\n",
+            "ite lo\n",
+            "ldrlo r4, [r0]\n",
+            "movhs r4, r7\n",
+            "add r6, #1\n",
+            "cmp r6, lr\n",
+            "ite lo\n",
+            "ldrlo r5, [r0, r1]\n",
+            "movhs r5, r7\n",
+            "add r6, #1\n",
+            "add r0, r0, r1, lsl #1\n",
+            pair_words!(),
+        )
+    };
+}
+
 /// Where a chunk's tile rows come from: input lines of `len` pixels `step` elements apart, from
-/// pixel `ix0` on, `pairs` column pairs; the input offset in both 16-bit lanes.
+/// pixel `ix0` on, column pairs in three runs: some reading a pixel outside the line, all inside,
+/// some outside again.
 struct Line {
     len: usize,
     step: usize,
-    ix0: isize,
-    pairs: usize,
+    /// The first pixel, the input zero point in every byte, and the runs' column pairs.
+    runs: [u32; 5],
+    /// The input offset in both 16-bit lanes.
     offsets: u32,
 }
 
 impl Line {
-    /// Fills `row` from the input line at `x` (its first pixel's quad): 0 outside the line, else
-    /// the activations minus the zero point.
-    ///
-    /// # Safety
-    /// Four bytes at `x + ix × step` must be readable for every `ix` in `0..len`.
-    unsafe fn build(&self, row: &mut [u32], x: *const i8) {
-        let Line { len, step, ix0, pairs, offsets } = *self;
-        let pairs = pairs.min(TILE_PAIRS);
-        // Column pairs wholly inside the line: `inside`, from the first one at or after pixel 0.
+    /// The lines of `len` pixels `step` elements apart for `pairs` (≤ [`TILE_PAIRS`]) column
+    /// pairs from pixel `ix0`.
+    fn new(len: usize, step: usize, ix0: isize, pairs: usize, zero_point: i32) -> Self {
+        // Column pairs wholly inside the line: from the first one at or after pixel 0.
         let first = usize::try_from(-ix0).map_or(0, |before| before.div_ceil(2)).min(pairs);
         let end = usize::try_from(len as isize - ix0).map_or(0, |to| to / 2).clamp(first, pairs);
-        let column = |ix: isize| {
-            if (ix as usize) < len {
-                // SAFETY: ix < len; Cortex-M loads unaligned words.
-                let v = unsafe { x.add(ix as usize * step).cast::<u32>().read_unaligned() };
-                extend_activations(v, offsets)
-            } else {
-                (0, 0)
-            }
-        };
-        let (words, _) = row.as_chunks_mut::<4>();
-        for k in (0..first).chain(end..pairs) {
-            let ix = ix0 + 2 * k as isize;
-            let ((e0, o0), (e1, o1)) = (column(ix), column(ix + 1));
-            words[k] = [
-                (e0 & 0xFFFF) | (e1 << 16),
-                (o0 & 0xFFFF) | (o1 << 16),
-                (e0 >> 16) | (e1 & 0xFFFF_0000),
-                (o0 >> 16) | (o1 & 0xFFFF_0000),
-            ];
+        let zero_points = u32::from(zero_point as u8) * 0x0101_0101;
+        let runs = [first, end - first, pairs - end].map(|n| n as u32);
+        Line {
+            len,
+            step,
+            runs: [ix0 as u32, zero_points, runs[0], runs[1], runs[2]],
+            offsets: lanes(zero_point.wrapping_neg()),
         }
-        if first < end {
-            // SAFETY: pixels ix0 + 2 first .. ix0 + 2 end lie in the line, the words of column pairs
-            // first..end in `row`; register-only DSP instructions otherwise.
-            unsafe {
-                core::arch::asm!(
-                    "2:",
-                    "ldr r4, [r0]",
-                    "ldr r5, [r0, r1]",
-                    "add r0, r0, r1, lsl #1",
-                    "sxtab16 r8, r12, r4",
-                    "sxtab16 r9, r12, r4, ror #8",
-                    "sxtab16 r10, r12, r5",
-                    "sxtab16 r11, r12, r5, ror #8",
-                    "pkhbt r4, r8, r10, lsl #16",
-                    "pkhbt r5, r9, r11, lsl #16",
-                    "pkhtb r10, r10, r8, asr #16",
-                    "pkhtb r11, r11, r9, asr #16",
-                    "stm r2!, {{r4, r5, r10, r11}}",
-                    "subs r3, #1",
-                    "bne 2b",
-                    inout("r0") x.offset((ix0 + 2 * first as isize) * step as isize) => _,
-                    in("r1") step,
-                    inout("r2") words.as_mut_ptr().add(first) => _,
-                    inout("r3") end - first => _,
-                    in("r12") offsets,
-                    out("r4") _,
-                    out("r5") _,
-                    out("r8") _,
-                    out("r9") _,
-                    out("r10") _,
-                    out("r11") _,
-                    options(nostack),
-                );
-            }
+    }
+
+    /// Fills a tile row from the input line at `x` (its first pixel's quad): 0 outside the line
+    /// (the zero point sign-extended with the offset), else the activations minus the zero point.
+    ///
+    /// # Safety
+    /// Four bytes at `x + ix × step` must be readable for every `ix` in `0..len`; `row` must
+    /// hold the column pairs.
+    unsafe fn build(&self, row: *mut u32, x: *const i8) {
+        // SAFETY: the loads of the inner run read pixels inside the line; those of the edge runs
+        // read a pixel only when it is inside (else the zero points); the stores write the
+        // column pairs; r6 and r7 are saved and restored, the counts pushed and popped.
+        unsafe {
+            core::arch::asm!(
+                "push {{r6, r7}}",
+                "ldrd r6, r7, [r3]",
+                "ldr r4, [r3, #12]",
+                "ldr r5, [r3, #16]",
+                "push {{r4, r5}}",
+                "ldr r3, [r3, #8]",
+                "cbz r3, 4f",
+                "3:",
+                edge_pair!(),
+                "bne 3b",
+                "4:",
+                "pop {{r3}}",
+                "cbz r3, 6f",
+                "add r6, r6, r3, lsl #1",
+                "5:",
+                "ldr r4, [r0]",
+                "ldr r5, [r0, r1]",
+                "add r0, r0, r1, lsl #1",
+                pair_words!(),
+                "bne 5b",
+                "6:",
+                "pop {{r3}}",
+                "cbz r3, 8f",
+                "7:",
+                edge_pair!(),
+                "bne 7b",
+                "8:",
+                "pop {{r6, r7}}",
+                inout("r0") x.wrapping_offset(self.runs[0] as i32 as isize * self.step as isize) => _,
+                in("r1") self.step,
+                inout("r2") row => _,
+                inout("r3") self.runs.as_ptr() => _,
+                in("r12") self.offsets,
+                in("lr") self.len,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+            );
         }
     }
 }
