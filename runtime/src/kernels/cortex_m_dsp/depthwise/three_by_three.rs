@@ -195,9 +195,11 @@ pub(super) fn depthwise_conv2d_i8(
                     unsafe { pass.run(s, short) };
                     // The next window starts with the lines already built that it reads.
                     first = last + 1;
-                    let keep = first * stride[0];
+                    let keep = if first < lines[1] { first * stride[0] } else { end };
                     for (to, from) in (keep..end).map(|p| p - top).enumerate() {
-                        tile.copy_within(from * pitch..from * pitch + 4 * built, to * pitch);
+                        // Rows move up (to < from): a copy between disjoint rows.
+                        let (head, tail) = tile.split_at_mut(from * pitch);
+                        head[to * pitch..][..4 * built].copy_from_slice(&tail[..4 * built]);
                     }
                     filled = end;
                 }
