@@ -6,17 +6,19 @@
 //! columns (KWS's 25 × 5), the window then read transposed. Per quad of channels, the input lines
 //! a chunk of up to [`CHUNK`] output pixels reads are sign-extended once, minus the input zero
 //! point, into *tile rows*: tile column pair `k` holds, per channel, the activations of pixels
-//! `2k` and `2k + 1` of the chunk in the two 16-bit lanes of one word. The tile (on the stack,
-//! [`TILE_WORDS`]) holds as many consecutive lines as fit; one assembly call runs every output
-//! line whose window lies in them, then the lines the next ones still read move to its top.
-//! Padding pixels and lines are 0 (an activation at the zero point), so every window is whole. The quad's weights are paired the same way,
-//! `(w0, w1)` and `(w1, w2)` of each window row, doubled, as are its biases: the accumulators hold
-//! `2t`, which the output stage multiplies. Two pixels side by side then take, per window row and
-//! pair of channels, four `LDRD` and eight multiplies for twelve products (stride 1: `SMLAD` of
-//! column pair `k` with `(w0, w1)` and `SMLABT` of `k + 1`'s low lane with `w2` for the left
-//! pixel, `SMLATB` of `k`'s high lane with `w0` and `SMLAD` of `k + 1` with `(w1, w2)` for the
-//! right one). Lines shorter than [`MIN_PIXELS`] are left to the general kernel, whose costs
-//! per pixel are shared by all channels.
+//! `2k` and `2k + 1` of the chunk in the two 16-bit lanes of one word. Padding pixels and lines
+//! are 0 (an activation at the zero point), so every window is whole. The tile (on the stack,
+//! [`TILE_WORDS`]) holds as many consecutive lines as fit, at a fixed pitch ([`TILE_ROW`]) so
+//! that one pointer and immediate offsets reach a window's three rows; one assembly call runs
+//! every output line whose windows lie in them, then the lines the next ones still read move to
+//! its top. The quad's weights are paired the same way, `(w0, w1)` and `(w1, w2)` of each window
+//! row, doubled, as are its biases: the accumulators hold `2t`, which the output stage
+//! multiplies. Two pixels side by side then take, per window row and pair of channels, four
+//! `LDRD` and eight multiplies for twelve products (stride 1: `SMLAD` of column pair `k` with
+//! `(w0, w1)` and `SMLABT` of `k + 1`'s low lane with `w2` for the left pixel, `SMLATB` of `k`'s
+//! high lane with `w0` and `SMLAD` of `k + 1` with `(w1, w2)` for the right one). Lines shorter
+//! than [`MIN_PIXELS`] are left to the general kernel, whose costs per pixel are shared by all
+//! channels.
 //!
 //! The output stage is the short one of [`super::super::output`] in four instructions:
 //! there `(((y + (y >> 31)) >> (e − 1)) + 1 + 2z) >> 1` with `y = SMMULR(2t, m)`; adding
