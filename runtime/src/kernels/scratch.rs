@@ -127,9 +127,11 @@ pub(crate) mod dsp {
         4 * depth.next_multiple_of(4) + gathered
     }
 
-    /// `fully_connected_i8`: two columns of 16-bit activations.
+    /// `fully_connected_i8`: one column of 16-bit activations for a single row; more rows run
+    /// as a pointwise convolution, with two.
     pub(crate) fn fully_connected_i8(g: &FcGeometry) -> usize {
-        4 * g.depth.next_multiple_of(4)
+        let columns = if g.rows == 1 { 1 } else { 2 };
+        2 * columns * g.depth.next_multiple_of(4)
     }
 
     /// `add_i8`: each input's rescaled value per byte (2 × 256 × 4 bytes) for same-shape inputs.
@@ -225,7 +227,9 @@ mod tests {
         // Two 16-bit columns of 27 → 28 elements, and the 27 gathered bytes (3 channels).
         assert_eq!(Target::CortexMDsp.bytes(&ScratchOp::Conv2dI8(g)), 4 * 28 + 27);
         assert_eq!(Target::CortexMDsp.bytes(&ScratchOp::Conv2dI8(pointwise)), 4 * 8);
-        assert_eq!(Target::CortexMDsp.bytes(&ScratchOp::FullyConnectedI8(fc)), 4 * 12);
+        assert_eq!(Target::CortexMDsp.bytes(&ScratchOp::FullyConnectedI8(fc)), 2 * 12);
+        let rows = FcGeometry { rows: 3, ..fc };
+        assert_eq!(Target::CortexMDsp.bytes(&ScratchOp::FullyConnectedI8(rows)), 4 * 12);
         assert_eq!(Target::CortexMDsp.bytes(&ScratchOp::AddI8 { broadcast: false }), 2048);
         assert_eq!(Target::CortexMDsp.bytes(&ScratchOp::AddI8 { broadcast: true }), 0);
         assert_eq!(Target::Helium.bytes(&ScratchOp::Conv2dI8(g)), 4 * 28 + 27);

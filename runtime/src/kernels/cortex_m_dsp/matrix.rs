@@ -62,7 +62,7 @@ macro_rules! four_by_one {
         concat!(
             // Two groups per iteration; an odd count enters at the second.
             "sub r6, r11, r4\n",
-            "tst r6, #16\n",
+            "tst r6, #8\n",
             "bne 5f\n",
             "2:\n",
             four_by_one!(group),
@@ -74,7 +74,7 @@ macro_rules! four_by_one {
     };
     (group) => {
         concat!(
-            "ldrd r12, lr, [r4], #16\n",
+            "ldrd r12, lr, [r4], #8\n",
             "ldr r6, [r5], #4\n",
             "sxtb16 r7, r6\n",
             "sxtb16 r6, r6, ror #8\n",
@@ -99,35 +99,43 @@ macro_rules! four_by_one {
     };
 }
 
-/// Two columns of offset activations in 16-bit lanes, interleaved per group of four elements
-/// `k..k + 4`: words `k..k + 4` hold column A's (k, k + 2) and (k + 1, k + 3), then column B's.
-/// They live in the op's planned scratch: `4 × ⌈depth / 4⌉` words.
-struct Columns<'a> {
+/// `N` (1 or 2) columns of offset activations in 16-bit lanes, interleaved per group of four
+/// elements `k..k + 4`: group `g`'s `2 × N` words hold column A's (k, k + 2) and (k + 1, k + 3),
+/// then column B's. They live in the op's planned scratch: `2 × N × ⌈depth / 4⌉` words.
+struct Columns<'a, const N: usize> {
     words: &'a mut [u32],
 }
 
-impl<'a> Columns<'a> {
+impl<'a, const N: usize> Columns<'a, N> {
     /// The columns of `depth` elements, from `scratch`.
     fn take(scratch: &mut Scratch<'a>, depth: usize) -> Option<Self> {
-        scratch.take(4 * depth.div_ceil(4)).map(|words| Self { words })
+        scratch.take(2 * N * depth.div_ceil(4)).map(|words| Self { words })
     }
 
-    /// Writes `src` as elements `start..` of column `slot` (0 or 1); `start` is a multiple of 4
-    /// and a last partial group is padded with `fill`, the input zero point (0 once offset).
+    /// Writes `src` as elements `start..` of column `slot` (below `N`); `start` is a multiple
+    /// of 4 and a last partial group is padded with `fill`, the input zero point (0 once offset).
     #[inline(always)]
     fn extend(&mut self, slot: usize, start: usize, src: &[i8], offsets: u32, fill: i8) {
-        let Some(dst) = self.words.get_mut(start + 2 * slot..) else { return };
+        let Some(dst) = self.words.get_mut(start / 4 * 2 * N + 2 * slot..) else { return };
         let full = src.len() / 4;
-        // Group g's two words are dst[4g] and dst[4g + 1].
-        if full > 0 && dst.len() >= 4 * full - 2 {
-            // SAFETY: `src` holds 4 × full bytes and `dst` the 4 × full − 2 words written.
-            unsafe { extend_words(src.as_ptr(), dst.as_mut_ptr(), full, offsets) };
+        // Group g's two words are dst[2Ng] and dst[2Ng + 1].
+        if full > 0 && dst.len() >= 2 * N * (full - 1) + 2 {
+            // SAFETY: `src` holds 4 × full bytes and `dst` the 2N × (full − 1) + 2 words written.
+            unsafe { extend_words::<N>(src.as_ptr(), dst.as_mut_ptr(), full, offsets) };
         }
-        if let (Some([e, o, ..]), false) = (dst.get_mut(4 * full..), src.len() == 4 * full) {
+        if let (Some([e, o, ..]), false) = (dst.get_mut(2 * N * full..), src.len() == 4 * full) {
             (*e, *o) = extend_activations(padded_word(&src[4 * full..], fill), offsets);
         }
     }
 
+    /// Column `slot`'s two extended words of group `g`.
+    fn words(&self, slot: usize, g: usize) -> [u32; 2] {
+        let d = &self.words[2 * N * g + 2 * slot..][..2];
+        [d[0], d[1]]
+    }
+}
+
+impl Columns<'_, 2> {
     /// Sets the first `groups` groups of column `slot` to zero.
     fn clear(&mut self, slot: usize, groups: usize) {
         for d in self.words.chunks_mut(4).take(groups) {
@@ -144,8 +152,8 @@ impl<'a> Columns<'a> {
 
     /// Column A's and column B's extended words of group `g`.
     fn group(&self, g: usize) -> [u32; 4] {
-        let d = &self.words[4 * g..][..4];
-        [d[0], d[1], d[2], d[3]]
+        let ([a0, a1], [b0, b1]) = (self.words(0, g), self.words(1, g));
+        [a0, a1, b0, b1]
     }
 }
 
@@ -184,13 +192,13 @@ fn copy(to: &mut [i8], from: &[i8]) {
 }
 
 /// The words of `groups` groups of four int8 activations from `src`, offset and extended as
-/// [`extend_activations`] does, stored two per group at `dst`, `dst + 4`, `dst + 8`, ...
+/// [`extend_activations`] does, stored two per group at `dst`, `dst + 2N`, `dst + 4N`, ... (words)
 ///
 /// # Safety
-/// `src` must be readable for `4 × groups` bytes and `dst` writable for `4 × groups − 2` words
-/// (4-aligned); `groups ≥ 1`.
+/// `src` must be readable for `4 × groups` bytes and `dst` writable for `2N × (groups − 1) + 2`
+/// words (4-aligned); `groups ≥ 1`.
 #[inline(always)]
-unsafe fn extend_words(src: *const i8, dst: *mut u32, groups: usize, offsets: u32) {
+unsafe fn extend_words<const N: usize>(src: *const i8, dst: *mut u32, groups: usize, offsets: u32) {
     // SAFETY: the loads and stores stay in the ranges the caller guarantees (unaligned `LDR`
     // is allowed on these cores; `STRD` stores to the 4-aligned words).
     unsafe {
@@ -199,13 +207,14 @@ unsafe fn extend_words(src: *const i8, dst: *mut u32, groups: usize, offsets: u3
             "ldr {x}, [{src}], #4",
             "sxtab16 {e}, {off}, {x}",
             "sxtab16 {o}, {off}, {x}, ror #8",
-            "strd {e}, {o}, [{dst}], #16",
+            "strd {e}, {o}, [{dst}], #{step}",
             "subs {n}, #1",
             "bne 2b",
             src = inout(reg) src => _,
             dst = inout(reg) dst => _,
             n = inout(reg) groups => _,
             off = in(reg) offsets,
+            step = const 8 * N,
             x = out(reg) _,
             e = out(reg) _,
             o = out(reg) _,
@@ -237,7 +246,7 @@ pub fn conv2d_i8(
     let stage = Output::new(q, bias, depth, cout);
     // Unpadded 1×1 windows are the input's pixels (any stride).
     let pointwise = g.kernel == [1, 1] && g.pad == [0, 0];
-    let columns = Columns::take(&mut scratch, depth);
+    let columns = Columns::<2>::take(&mut scratch, depth);
     let gathered =
         if pointwise || cin.is_multiple_of(4) { Some(&mut [][..]) } else { scratch.take::<i8>(depth) };
     let (Some(stage), Some(mut columns), Some(gathered)) =
@@ -249,7 +258,7 @@ pub fn conv2d_i8(
     // In range: the loader checks zero points are int8.
     let zero_point = q.input_zero_point as i8;
     let groups = depth.div_ceil(4);
-    let mut fill = |columns: &mut Columns, slot: usize, window: Window| {
+    let mut fill = |columns: &mut Columns<2>, slot: usize, window: Window| {
         if cin.is_multiple_of(4) {
             if window.len() < cells {
                 columns.clear(slot, groups);
@@ -427,7 +436,7 @@ impl Filters<'_> {
 /// Both columns times every filter: `out[c]` and `out[count + c]` for every channel `c`; `out`
 /// holds the two pixels' outputs, or one pixel's when column B duplicates column A.
 #[inline(never)]
-fn multiply(columns: &Columns, filters: &Filters, stage: &Output, plan: &Plan, out: &mut [i8]) {
+fn multiply(columns: &Columns<2>, filters: &Filters, stage: &Output, plan: &Plan, out: &mut [i8]) {
     let (depth, count) = (filters.depth, filters.count);
     let full = depth / 4;
     let Some(w) = filters.w.get(..count * depth) else { return };
@@ -657,7 +666,7 @@ pub fn fully_connected_i8(
         return conv2d_i8(&geometry, q, x, w, bias, out, scratch);
     }
     let (Some(stage), Some(mut columns)) =
-        (stage.filter(|_| depth > 0 && units > 0), Columns::take(&mut scratch, depth))
+        (stage.filter(|_| depth > 0 && units > 0), Columns::<1>::take(&mut scratch, depth))
     else {
         return fully_connected::fully_connected_i8(g, q, x, w, bias, out);
     };
@@ -690,7 +699,7 @@ pub fn fully_connected_i8(
                 bias: stage.biases(),
                 columns: columns.words.as_ptr(),
                 w: [0, 1, 2, 3].map(|k| w0.wrapping_add(k * depth)),
-                end: columns.words.as_ptr().wrapping_add(4 * groups),
+                end: columns.words.as_ptr().wrapping_add(2 * groups),
                 factors: if factor_step == 0 { factors.as_ptr() } else { stage.factors() },
                 factor_step,
                 out: out.as_mut_ptr(),
@@ -717,12 +726,12 @@ pub fn fully_connected_i8(
         // SAFETY: every u < units, the layer's channels.
         let (mut acc, r) = unsafe { (u.map(|u| stage.bias(u)), u.map(|u| stage.factor(u))) };
         if full > 0 {
-            // SAFETY: the four filters hold `depth ≥ 4 × full` bytes and `columns` holds
-            // `⌈depth / 4⌉ ≥ full` groups of 4 words (`Columns::take`), as `column_tile` reads.
+            // SAFETY: the four filters hold `depth ≥ 4 × full` bytes and the column holds
+            // `⌈depth / 4⌉ ≥ full` groups of 2 words (`Columns::take`), as `column_tile` reads.
             acc = unsafe { column_tile(acc, columns.words.as_ptr(), f.map(<[i8]>::as_ptr), full) };
         }
         if full * 4 < depth {
-            let [e, o, ..] = columns.group(full);
+            let [e, o] = columns.words(0, full);
             for (a, f) in acc.iter_mut().zip(f) {
                 *a = smlad_word(*a, e, o, padded_word(&f[full * 4..], 0));
             }
@@ -770,8 +779,8 @@ macro_rules! quads_asm {
 $(#[$doc])*
 ///
 /// # Safety
-/// `args` must describe `blocks ≥ 1` blocks whose biases, factors, weights (`16 × groups`
-/// bytes of columns, `4 × groups` bytes per filter) and outputs are all inside their buffers.
+/// `args` must describe `blocks ≥ 1` blocks whose biases, factors, weights (`8 × groups`
+/// bytes of the column, `4 × groups` bytes per filter) and outputs are all inside their buffers.
 unsafe fn $name(args: &mut Quads) {
     // SAFETY: as in `pairs_asm`.
     unsafe {
@@ -852,11 +861,12 @@ quads_asm!(
 /// `acc + [A·f0, A·f1, A·f2, A·f3]` over the first `groups` groups of column A at `columns`.
 ///
 /// # Safety
-/// As [`tile`], for four filters.
+/// `columns` must be readable for `8 × groups` bytes (one column, 4-aligned) and each filter
+/// for `4 × groups` bytes.
 #[inline(always)]
 unsafe fn column_tile(acc: [i32; 4], columns: *const u32, f: [*const i8; 4], groups: usize) -> [i32; 4] {
     let [mut a0, mut a1, mut a2, mut a3] = acc;
-    let end = columns.wrapping_add(4 * groups);
+    let end = columns.wrapping_add(2 * groups);
     // SAFETY: as in `tile`.
     unsafe {
         core::arch::asm!(
