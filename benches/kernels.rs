@@ -114,10 +114,19 @@ fn kernels(c: &mut Criterion) {
             let bias: Vec<i32> = (0..g.output.c).map(|c| c as i32 * 37 - 500).collect();
             let rq = requant(g.output.c);
             let mut out = vec![0i8; g.output.len()];
-            let mut scratch = vec![0; Target::SELECTED.bytes(&ScratchOp::Conv2dI8(g))];
+            let op = if depthwise { ScratchOp::DepthwiseI8(g) } else { ScratchOp::Conv2dI8(g) };
+            let mut scratch = vec![0; Target::SELECTED.bytes(&op)];
             group.bench_function(format!("{}/int8", layer.name), |b| {
                 b.iter(|| match depthwise {
-                    true => depthwise_conv2d_i8(&g, &params(&rq), &x, &w, &bias, &mut out),
+                    true => depthwise_conv2d_i8(
+                        &g,
+                        &params(&rq),
+                        &x,
+                        &w,
+                        &bias,
+                        &mut out,
+                        Scratch::new(&mut scratch),
+                    ),
                     false => conv2d_i8(&g, &params(&rq), &x, &w, &bias, &mut out, Scratch::new(&mut scratch)),
                 })
             });

@@ -615,6 +615,7 @@ pub fn depthwise_conv2d_i8(
     w: &[i8],
     bias: &[i32],
     out: &mut [i8],
+    scratch: Scratch,
 ) {
     let c = g.input.c;
     let [kh, kw] = g.kernel;
@@ -623,7 +624,7 @@ pub fn depthwise_conv2d_i8(
         && g.output.n <= g.input.n
         && fits(q, w, bias, cells, c, out, g.output.len());
     let (Some(stage), true, true) = (Stage::of(q), sized, g.output.c == c && cells <= DEPTHWISE_CELLS) else {
-        return cortex_m_dsp::depthwise_conv2d_i8(g, q, x, w, bias, out);
+        return cortex_m_dsp::depthwise_conv2d_i8(g, q, x, w, bias, out, scratch);
     };
     // In range: the loader checks zero points are int8. A pass reads at most 16 bytes from
     // its offset in the block.

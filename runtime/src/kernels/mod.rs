@@ -45,8 +45,6 @@ pub mod selected {
     pub use super::cortex_m_dsp::{count_equal, range_i8};
     #[cfg(not(ember_neon))]
     pub use super::depthwise_conv2d::depthwise_conv2d_f32;
-    #[cfg(not(any(ember_arm_dsp, ember_neon)))]
-    pub use super::depthwise_conv2d::depthwise_conv2d_i8;
     #[cfg(not(any(ember_neon, ember_helium)))]
     pub use super::fully_connected::fully_connected_f32;
     #[cfg(ember_helium)]
@@ -99,6 +97,21 @@ pub mod selected {
         _: Scratch,
     ) {
         super::conv2d::conv2d_i8(g, q, x, w, bias, out)
+    }
+
+    /// The reference [`super::depthwise_conv2d::depthwise_conv2d_i8`] (no scratch).
+    #[cfg(not(any(ember_arm_dsp, ember_neon)))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn depthwise_conv2d_i8(
+        g: &ConvGeometry,
+        q: &Int8Params,
+        x: &[i8],
+        w: &[i8],
+        bias: &[i32],
+        out: &mut [i8],
+        _: Scratch,
+    ) {
+        super::depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out)
     }
 
     /// The reference [`super::fully_connected::fully_connected_i8`] (no scratch).

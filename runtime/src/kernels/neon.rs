@@ -387,6 +387,7 @@ pub fn depthwise_conv2d_i8(
     w: &[i8],
     bias: &[i32],
     out: &mut [i8],
+    _: Scratch,
 ) {
     if g.output.c != g.input.c {
         return depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out);
@@ -696,7 +697,7 @@ mod tests {
             let (q, g) = (c.q.params(), &c.g);
             let (mut reference, mut optimized) = (vec![0; g.output.len()], vec![0; g.output.len()]);
             depthwise_conv2d::depthwise_conv2d_i8(g, &q, &c.x, &c.w, &c.bias, &mut reference);
-            depthwise_conv2d_i8(g, &q, &c.x, &c.w, &c.bias, &mut optimized);
+            depthwise_conv2d_i8(g, &q, &c.x, &c.w, &c.bias, &mut optimized, Scratch::none());
             same(&optimized, &reference)
         });
     }

@@ -71,6 +71,8 @@ impl Target {
 pub enum ScratchOp {
     /// int8 `conv2d`.
     Conv2dI8(ConvGeometry),
+    /// int8 `depthwise_conv2d`.
+    DepthwiseI8(ConvGeometry),
     /// int8 `fully_connected`.
     FullyConnectedI8(FcGeometry),
     /// int8 `add`.
@@ -86,6 +88,7 @@ pub enum ScratchOp {
 fn cortex_m_dsp(op: &ScratchOp) -> usize {
     match *op {
         ScratchOp::Conv2dI8(g) => dsp::conv2d_i8(&g),
+        ScratchOp::DepthwiseI8(g) => dsp::depthwise_i8(&g),
         ScratchOp::FullyConnectedI8(g) => dsp::fully_connected_i8(&g),
         ScratchOp::AddI8 { broadcast } => dsp::add_i8(broadcast),
         ScratchOp::Conv2dF32(_) => 0,
@@ -93,10 +96,12 @@ fn cortex_m_dsp(op: &ScratchOp) -> usize {
 }
 
 /// `kernels::helium`'s needs: its convolution's gathered column (`KH × KW × Cin` bytes) fits
-/// in what the DSP kernels it falls back to need, so it plans theirs; its add needs none.
+/// in what the DSP kernels it falls back to need, so it plans theirs (its depthwise kernel needs
+/// none, the DSP one it may fall back to a tile); its add needs none.
 fn helium(op: &ScratchOp) -> usize {
     match *op {
         ScratchOp::Conv2dI8(g) => dsp::conv2d_i8(&g),
+        ScratchOp::DepthwiseI8(g) => dsp::depthwise_i8(&g),
         ScratchOp::FullyConnectedI8(g) => dsp::fully_connected_i8(&g),
         ScratchOp::AddI8 { .. } | ScratchOp::Conv2dF32(_) => 0,
     }
@@ -109,7 +114,7 @@ fn neon(op: &ScratchOp) -> usize {
     match op {
         ScratchOp::Conv2dI8(g) => window(g),
         ScratchOp::Conv2dF32(g) => 4 * size_of::<f32>() * window(g),
-        ScratchOp::FullyConnectedI8(_) | ScratchOp::AddI8 { .. } => 0,
+        ScratchOp::DepthwiseI8(_) | ScratchOp::FullyConnectedI8(_) | ScratchOp::AddI8 { .. } => 0,
     }
 }
 
@@ -125,6 +130,33 @@ pub(crate) mod dsp {
         let pixel = g.kernel == [1, 1] && g.pad == [0, 0];
         let gathered = if pixel || g.input.c.is_multiple_of(4) { 0 } else { depth };
         4 * depth.next_multiple_of(4) + gathered
+    }
+
+    /// Words of the 3×3 depthwise path's tile (`cortex_m_dsp/depthwise/three_by_three.rs`): 7
+    /// rows of 68 words.
+    pub(crate) const DEPTHWISE_TILE_WORDS: usize = 7 * 68;
+
+    /// Fewest output pixels along the longer side for which the 3×3 depthwise path runs.
+    pub(crate) const DEPTHWISE_MIN_PIXELS: usize = 6;
+
+    /// `depthwise_conv2d_i8`: the tile of the 3×3 path, for the layers it may take: 3×3
+    /// windows of dilation 1 over channels in fours with a channel multiplier of 1, and at
+    /// least [`DEPTHWISE_MIN_PIXELS`] output pixels along the longer side, of stride 1 or 2.
+    pub(crate) fn depthwise_i8(g: &ConvGeometry) -> usize {
+        let c = g.input.c;
+        let (pixels, stride) =
+            if g.output.h > g.output.w { (g.output.h, g.stride[0]) } else { (g.output.w, g.stride[1]) };
+        let path = g.kernel == [3, 3]
+            && g.dilation == [1, 1]
+            && c.is_multiple_of(4)
+            && g.output.c == c
+            && pixels >= DEPTHWISE_MIN_PIXELS
+            && (1..=2).contains(&stride);
+        if path {
+            4 * DEPTHWISE_TILE_WORDS
+        } else {
+            0
+        }
     }
 
     /// `fully_connected_i8`: one column of 16-bit activations for a single row; more rows run

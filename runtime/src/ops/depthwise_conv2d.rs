@@ -1,15 +1,27 @@
 //! `depthwise_conv2d`: `[x, w [1,KH,KW,Cout], bias]` (+ `requant`) → `y`, Cout = Cin × multiplier.
 
 use super::conv2d::{dims4, geometry};
-use super::{input, nhwc, output, shape_error, weighted, Kernels, OpIo};
+use super::{input, is_int8, nhwc, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::ConvParams;
 use crate::format::OpKind;
-use crate::kernels::scratch::Scratch;
+use crate::kernels::scratch::{Scratch, ScratchOp};
 use crate::kernels::{ClampF32, ConvGeometry, Int8Params, Weight};
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
 pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
+    let (p, g) = shapes(model, op)?;
+    weighted::run::<K, DepthwiseConv2dKernels>(model, op, io, &g, g.output.c, &p.act)
+}
+
+/// What the kernels' scratch depends on (int8 only: the float kernels need none).
+pub(super) fn scratch_op(model: &Model, op: &OpInfo) -> Result<Option<ScratchOp>, Error> {
+    let g = shapes(model, op)?.1;
+    Ok(is_int8(op, &input(model, op, 0)?)?.then_some(ScratchOp::DepthwiseI8(g)))
+}
+
+/// The parameters and the checked geometry.
+fn shapes(model: &Model, op: &OpInfo) -> Result<(ConvParams, ConvGeometry), Error> {
     let p: ConvParams = op.params()?;
     let (x, w, y) = (input(model, op, 0)?, input(model, op, 1)?, output(model, op)?);
     let (xs, ys) = (nhwc(op, &x)?, nhwc(op, &y)?);
@@ -18,7 +30,7 @@ pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> R
         return Err(shape_error(op, &w, "[1, KH, KW, Cout] with Cout a multiple of Cin"));
     }
     let g = geometry(op, &y, xs, ys, [kh, kw], p.stride, p.dilation, p.pad)?;
-    weighted::run::<K, DepthwiseConv2dKernels>(model, op, io, &g, cout, &p.act)
+    Ok((p, g))
 }
 
 /// `depthwise_conv2d`'s kernels.
@@ -28,8 +40,16 @@ impl weighted::WeightedKernels for DepthwiseConv2dKernels {
     const KIND: OpKind = OpKind::DepthwiseConv2d;
     type Geometry = ConvGeometry;
 
-    fn i8(g: &ConvGeometry, q: &Int8Params, x: &[i8], w: &[i8], bias: &[i32], out: &mut [i8], _: Scratch) {
-        crate::kernels::selected::depthwise_conv2d_i8(g, q, x, w, bias, out)
+    fn i8(
+        g: &ConvGeometry,
+        q: &Int8Params,
+        x: &[i8],
+        w: &[i8],
+        bias: &[i32],
+        out: &mut [i8],
+        scratch: Scratch,
+    ) {
+        crate::kernels::selected::depthwise_conv2d_i8(g, q, x, w, bias, out, scratch)
     }
 
     fn float<W: Weight>(

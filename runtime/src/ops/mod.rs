@@ -90,6 +90,7 @@ pub(crate) fn scratch_bytes<K: Kernels>(model: &Model, op: &OpInfo, target: Targ
     use OpKind::*;
     let need = match op.kind {
         Conv2d if links::<K>(&[Conv2d]) => Some(conv2d::scratch_op(model, op)?),
+        DepthwiseConv2d if links::<K>(&[DepthwiseConv2d]) => depthwise_conv2d::scratch_op(model, op)?,
         FullyConnected if links::<K>(&[FullyConnected]) => fully_connected::scratch_op(model, op)?,
         Add if links::<K>(&[Add]) => add::scratch_op(model, op)?,
         _ => None,

@@ -5,7 +5,8 @@
 //! right shifts on both sides of the path's limit, now and then what the path leaves to the
 //! general kernel.
 
-use super::Rng;
+use super::{PlannedScratch, Rng};
+use ember::kernels::scratch::{Scratch, ScratchOp, Target};
 use ember::kernels::{cortex_m_dsp, depthwise_conv2d};
 use ember::kernels::{ClampI8, ConvGeometry, Int8Params, Nhwc};
 use ember::quant::{Requant, Rounding};
@@ -20,6 +21,7 @@ const MAX_OUT: usize = 2400;
 
 /// Buffers for the largest case.
 struct Buffers {
+    scratch: PlannedScratch,
     x: [i8; MAX_X],
     w: [i8; 4 * 4 * MAX_C],
     bias: [i32; MAX_C],
@@ -121,8 +123,11 @@ fn check_case(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
     b.optimized[out_len..].fill(0x5a);
     let (reference, optimized) = (&mut b.reference[..out_len], &mut b.optimized[..out_len]);
     depthwise_conv2d::depthwise_conv2d_i8(&g, &q, x, wt, bias, reference);
-    cortex_m_dsp::depthwise_conv2d_i8(&g, &q, x, wt, bias, optimized);
-    let equal = reference == optimized && b.optimized[out_len..].iter().all(|&v| v == 0x5a);
+    let run = |s: Scratch| cortex_m_dsp::depthwise_conv2d_i8(&g, &q, x, wt, bias, optimized, s);
+    let took = b.scratch.run(Target::CortexMDsp, ScratchOp::DepthwiseI8(g), "depthwise_conv2d", run)?;
+    let equal = took
+        && b.reference[..out_len] == b.optimized[..out_len]
+        && b.optimized[out_len..].iter().all(|&v| v == 0x5a);
     if !equal {
         defmt::println!(
             "depthwise_conv2d (3x3 cases) differs: batch {=usize} input {=usize}x{=usize}x{=usize} output {=usize}x{=usize} kernel {=usize}x{=usize} stride {=usize},{=usize} dilation {=usize},{=usize} pad {=usize},{=usize} zero points {=i32}/{=i32}",
@@ -138,6 +143,7 @@ fn check_case(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
 /// difference.
 pub fn check(rng: &mut Rng) {
     let b = cortex_m::singleton!(: Buffers = Buffers {
+        scratch: PlannedScratch::new(),
         x: [0; MAX_X],
         w: [0; 4 * 4 * MAX_C],
         bias: [0; MAX_C],

@@ -117,7 +117,8 @@ fn check_windowed(rng: &mut Rng, b: &mut Buffers, depthwise: bool) -> Option<boo
     let (reference, optimized) = (&mut b.reference[..out_len], &mut b.optimized[..out_len]);
     if depthwise {
         depthwise_conv2d::depthwise_conv2d_i8(&g, &q, x, wt, bias, reference);
-        helium::depthwise_conv2d_i8(&g, &q, x, wt, bias, optimized);
+        let scratch = b.scratch.plan(Target::Helium, ScratchOp::DepthwiseI8(g))?;
+        helium::depthwise_conv2d_i8(&g, &q, x, wt, bias, optimized, scratch);
     } else {
         conv2d::conv2d_i8(&g, &q, x, wt, bias, reference);
         let scratch = b.scratch.plan(Target::Helium, ScratchOp::Conv2dI8(g))?;

@@ -323,7 +323,10 @@ fn check_windowed(rng: &mut Rng, b: &mut Buffers, kind: Windowed) -> Option<bool
         }
         Windowed::Depthwise(_) => {
             depthwise_conv2d::depthwise_conv2d_i8(&g, &q, x, wt, bias, reference);
-            cortex_m_dsp::depthwise_conv2d_i8(&g, &q, x, wt, bias, optimized);
+            let run = |s: Scratch| cortex_m_dsp::depthwise_conv2d_i8(&g, &q, x, wt, bias, optimized, s);
+            if !b.scratch.run(Target::CortexMDsp, ScratchOp::DepthwiseI8(g), "depthwise_conv2d", run)? {
+                return Some(false);
+            }
         }
     }
     let equal = reference == optimized;

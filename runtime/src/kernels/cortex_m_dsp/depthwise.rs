@@ -6,6 +6,7 @@ mod three_by_three;
 use super::lanes;
 use super::output::{Output, Short};
 use crate::kernels::conv2d::for_each_window;
+use crate::kernels::scratch::{self, Scratch};
 use crate::kernels::{depthwise_conv2d, ConvGeometry, Int8Params};
 use crate::quant::Requant;
 
@@ -22,7 +23,7 @@ const DEPTHWISE_CELLS: usize = 25;
 /// channels with `SMLABB`/`SMLATT`; on the short output stage the quads and their
 /// requantization run in one assembly loop. Other multipliers and windows of more than
 /// [`DEPTHWISE_CELLS`] cells take the reference kernel; the last `C mod 4` channels are summed
-/// one at a time.
+/// one at a time. The 3×3 path's tile is in `scratch` (`scratch::dsp::depthwise_i8` bytes).
 pub fn depthwise_conv2d_i8(
     g: &ConvGeometry,
     q: &Int8Params,
@@ -30,14 +31,20 @@ pub fn depthwise_conv2d_i8(
     w: &[i8],
     bias: &[i32],
     out: &mut [i8],
+    mut scratch: Scratch,
 ) {
     let c = g.input.c;
     let [kh, kw] = g.kernel;
+    // The tile, for the layers that may take the 3×3 path (as the plan sized it).
+    let tile = match scratch::dsp::depthwise_i8(g) {
+        0 => None,
+        _ => scratch.take::<u32>(three_by_three::TILE_WORDS),
+    };
     let stage = Output::new(q, bias, kh * kw, c);
     let Some(stage) = stage.filter(|_| g.output.c == c && kh * kw <= DEPTHWISE_CELLS) else {
         return depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out);
     };
-    if three_by_three::depthwise_conv2d_i8(g, q, &stage, x, w, out) {
+    if three_by_three::depthwise_conv2d_i8(g, q, &stage, x, w, out, tile.unwrap_or_default()) {
         return stage.fix_constants(out, c);
     }
     let offset = q.input_zero_point.wrapping_neg();

@@ -7,8 +7,8 @@
 //! a chunk of up to [`CHUNK`] output pixels reads are sign-extended once, minus the input zero
 //! point, into *tile rows*: tile column pair `k` holds, per channel, the activations of pixels
 //! `2k` and `2k + 1` of the chunk in the two 16-bit lanes of one word. Padding pixels and lines
-//! are 0 (an activation at the zero point), so every window is whole. The tile (on the stack,
-//! [`TILE_WORDS`]) holds as many consecutive lines as fit, at a fixed pitch ([`TILE_ROW`]) so
+//! are 0 (an activation at the zero point), so every window is whole. The tile (in the op's
+//! planned scratch, [`TILE_WORDS`]) holds as many consecutive lines as fit, at a fixed pitch ([`TILE_ROW`]) so
 //! that one pointer and immediate offsets reach a window's three rows; one assembly call runs
 //! every output line whose windows lie in them, then the lines the next ones still read move to
 //! its top. The quad's weights are paired the same way, `(w0, w1)` and `(w1, w2)` of each window
@@ -28,7 +28,7 @@
 
 use super::super::{extend_activations, lanes};
 use super::Output;
-use crate::kernels::{ConvGeometry, Int8Params};
+use crate::kernels::{scratch, ConvGeometry, Int8Params};
 
 /// Most output columns per chunk, by horizontal stride (1, 2): a tile row holds
 /// [`TILE_PAIRS`] column pairs, the chunk's columns and the right pixel of a last odd one.
@@ -36,7 +36,7 @@ const CHUNK: [usize; 2] = [32, 16];
 
 /// Fewest output pixels per line for which the path beats the general kernel on the emulated M4
 /// (VWW's lines of 6 do, of 3 do not: the costs per quad and line are shared by fewer products).
-const MIN_PIXELS: usize = 6;
+const MIN_PIXELS: usize = scratch::dsp::DEPTHWISE_MIN_PIXELS;
 
 /// Most column pairs in a tile row.
 const TILE_PAIRS: usize = 17;
@@ -46,8 +46,10 @@ const TILE_PAIRS: usize = 17;
 const TILE_ROW: [usize; 2] = [4 * TILE_PAIRS, 32];
 
 /// Words of the tile: 7 long rows (KWS's transposed sweep reads 5 lines and their padding), 14
-/// short ones.
-const TILE_WORDS: usize = 7 * TILE_ROW[0];
+/// short ones; the scratch `ember-quantize` plans for the layers this path may take.
+pub(super) const TILE_WORDS: usize = 7 * TILE_ROW[0];
+
+const _: () = assert!(TILE_WORDS == scratch::dsp::DEPTHWISE_TILE_WORDS);
 
 /// Largest right shift `e` whose `K` fits (see the module docs).
 const MAX_SHIFT: i32 = 22;
@@ -102,8 +104,8 @@ impl Sweep {
 
 /// [`super::depthwise_conv2d_i8`] for a 3×3 window of dilation 1, stride 1 or 2 along the longer
 /// output side (of at least [`MIN_PIXELS`]) and channels in fours on the short output stage
-/// (rounding twice, every right shift at most [`MAX_SHIFT`]); `false`, with `out` untouched, for
-/// other layers.
+/// (rounding twice, every right shift at most [`MAX_SHIFT`]), in `tile` ([`TILE_WORDS`]);
+/// `false`, with `out` untouched, for other layers.
 pub(super) fn depthwise_conv2d_i8(
     g: &ConvGeometry,
     q: &Int8Params,
@@ -111,11 +113,13 @@ pub(super) fn depthwise_conv2d_i8(
     x: &[i8],
     w: &[i8],
     out: &mut [i8],
+    tile: &mut [u32],
 ) -> bool {
     let c = g.input.c;
     let sweep = Sweep::of(g).filter(|_| g.kernel == [3, 3] && g.dilation == [1, 1]);
     let sized = x.len() >= g.input.len() && out.len() >= g.output.len() && w.len() >= 9 * c;
     let channels = c > 0 && c.is_multiple_of(4) && g.output.c == c && g.output.n <= g.input.n;
+    let Some(tile) = tile.get_mut(..TILE_WORDS) else { return false };
     let (Some(sweep), true, true, Some(_)) = (sweep, sized, channels, stage.short()) else {
         return false;
     };
@@ -129,7 +133,6 @@ pub(super) fn depthwise_conv2d_i8(
     let bytes = |v: i32| u32::from(v as u8) * 0x0101_0101;
     let (min, max) = (bytes(q.act.min), bytes(q.act.max));
     let clamp = if min != 0x8080_8080 { 2 } else { u32::from(max != 0x7F7F_7F7F) };
-    let mut tile = [0u32; TILE_WORDS];
     // The right pixel of a line's last pair is written here when the line has an odd length.
     let mut spill = [0i8; 4];
     let out_at = out.as_mut_ptr();
