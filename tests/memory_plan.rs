@@ -140,8 +140,19 @@ fn scratch_is_planned_for_the_targets_named() {
     }
     assert!(needing >= 8, "IC's convolutions and residual adds need DSP scratch; {needing} ops do");
     assert!(reference.arena_bytes() < dsp.arena_bytes() && dsp.arena_bytes() <= any.arena_bytes());
-    let refused =
-        Error::ScratchTooSmall { op: 3, kind: ember::format::OpKind::Conv2d, needed: 2304, planned: 0 };
+    for t in Target::ALL {
+        assert_eq!(any.check_scratch(t), Ok(()));
+    }
+    assert_eq!(dsp.check_scratch(Target::Helium), Ok(()), "Helium plans the DSP kernels' needs");
+    let refused = reference.check_scratch(Target::CortexMDsp).unwrap_err();
+    let Error::ScratchTooSmall { op, target, needed, planned, .. } = refused else { panic!("{refused:?}") };
+    assert_eq!(
+        (target, needed as usize, planned),
+        (Target::CortexMDsp, any.scratch_needed(op, target).unwrap(), 0)
+    );
     let message = refused.to_string();
-    assert!(message.contains("needs 2304 scratch bytes") && message.contains("--target"), "{message}");
+    assert!(
+        message.contains("cortex-m-dsp kernels") && message.contains("--target cortex-m-dsp"),
+        "{message}"
+    );
 }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use ember::format::meta::{Calibration, SourceFormat, NO_SOURCE};
 use ember::format::params::ConvParams;
 use ember::format::{DType, OpKind, Storage};
+use ember::kernels::scratch::Target;
 use ember::quant::Rounding;
 use ember::{Metadata, Model, OpInfo, TensorInfo};
 
@@ -141,6 +142,7 @@ pub fn report(model: &Model, file_len: usize) -> String {
         Some(m) => s.push_str(&provenance(&m)),
         None => s.push_str("provenance: none recorded\n"),
     }
+    s.push_str(&scratch(model));
     let _ = writeln!(
         s,
         "ops: {}  MACs: {total_macs}  weight bytes: {}  arena bytes: {} (in-place ops: {in_place_ops})  file bytes: {file_len}",
@@ -149,6 +151,19 @@ pub fn report(model: &Model, file_len: usize) -> String {
         model.arena_bytes()
     );
     s
+}
+
+/// The kernel scratch line: the largest op's, and the kernel sets whose needs the plan meets
+/// (`ember-quantize --target`).
+fn scratch(model: &Model) -> String {
+    let largest = (0..model.op_count() as u16).filter_map(|i| model.op(i).ok()).map(|op| op.scratch.1).max();
+    let targets: Vec<&str> =
+        Target::ALL.into_iter().filter(|&t| model.check_scratch(t).is_ok()).map(Target::name).collect();
+    format!(
+        "kernel scratch: {} bytes at most per op, enough for the kernels of: {}\n",
+        largest.unwrap_or(0),
+        if targets.is_empty() { "none".to_string() } else { targets.join(", ") }
+    )
 }
 
 /// For a model with both int8 and float ops (`--keep-float`, `--max-drop`), the line naming the

@@ -53,9 +53,21 @@ fn quantize_inspect_run_eval_digits() {
         "fully_connected",
         "arena bytes: 1056",
         "input 0 'image': [1, 1, 8, 8]",
+        "kernel scratch: 288 bytes at most per op, enough for the kernels of: reference, cortex-m-dsp, helium, neon",
     ] {
         assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
     }
+
+    // Planned for the reference kernels alone: no scratch, the tensors' arena.
+    let plain = dir.join("reference.ember");
+    let args = ["quantize", onnx_s, "-o", plain.to_str().unwrap(), "--calib", calib.to_str().unwrap()];
+    let o = tool(&[&args[..], &["--target", "reference"]].concat());
+    assert!(o.status.success() && text(&o).contains("arena: 768 bytes"), "{}", text(&o));
+    let o = tool(&["inspect", plain.to_str().unwrap()]);
+    assert!(
+        text(&o).contains("kernel scratch: 0 bytes at most per op, enough for the kernels of: reference\n")
+    );
+    std::fs::remove_file(&plain).unwrap();
 
     let test_x = models().join("digits/test_x.npy");
     let y = dir.join("y.npy");

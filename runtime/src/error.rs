@@ -105,14 +105,16 @@ pub enum Error {
         /// Operator kind.
         kind: OpKind,
     },
-    /// The model plans less scratch for an op than this build's kernels need: it was exported
-    /// for another kernel set (`ember-quantize --target`).
+    /// The model plans less scratch for an op than a kernel set's kernels need (this build's,
+    /// when the interpreter checks): it was exported for another one (`ember-quantize --target`).
     ScratchTooSmall {
         /// Operator index.
         op: u16,
         /// Operator kind.
         kind: OpKind,
-        /// Scratch bytes this build's kernels need.
+        /// The kernel set.
+        target: crate::kernels::scratch::Target,
+        /// Scratch bytes its kernels need.
         needed: u32,
         /// Scratch bytes the model plans.
         planned: u32,
@@ -210,13 +212,13 @@ impl fmt::Display for Error {
                  (ember-build) for this model, or use ember::AllKernels",
                 kind.name()
             ),
-            Error::ScratchTooSmall { op, kind, needed, planned } => write!(
+            Error::ScratchTooSmall { op, kind, target, needed, planned } => write!(
                 f,
-                "op {op} ({}) needs {needed} scratch bytes for this firmware's {} kernels but the model plans \
-                 {planned}: export it with `ember-quantize quantize --target {}` (or the default `--target any`)",
+                "op {op} ({}) needs {needed} scratch bytes for the {} kernels but the model plans {planned}: \
+                 export it with `ember-quantize quantize --target {}` (or the default `--target any`)",
                 kind.name(),
-                crate::kernels::scratch::Target::SELECTED.name(),
-                crate::kernels::scratch::Target::SELECTED.name()
+                target.name(),
+                target.name()
             ),
             Error::NoSuchIo { index, count } => {
                 write!(f, "no input/output {index}: the model has {count}")

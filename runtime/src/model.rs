@@ -221,6 +221,15 @@ impl<'a> Model<'a> {
         ops::scratch_bytes::<ops::AllKernels>(self, &self.op(index)?, target)
     }
 
+    /// Checks that every op plans the scratch `target`'s kernels need, as the interpreter of a
+    /// firmware running them does ([`Error::ScratchTooSmall`] for the first op short of it).
+    pub fn check_scratch(&self, target: crate::kernels::scratch::Target) -> Result<(), Error> {
+        for index in 0..self.ops.len() as u16 {
+            ops::check_scratch::<ops::AllKernels>(self, &self.op(index)?, target)?;
+        }
+        Ok(())
+    }
+
     /// Arena bytes the interpreter needs (for a 16-byte aligned arena).
     pub fn arena_bytes(&self) -> usize {
         self.arena_bytes

@@ -73,11 +73,17 @@ fn is_linked<K: Kernels>(model: &Model, op: &OpInfo) -> Result<bool, Error> {
 /// plans less scratch for it than this build's kernels need.
 pub(crate) fn prepare<K: Kernels>(model: &Model, op: &OpInfo) -> Result<(), Error> {
     dispatch::<K>(model, op, None)?;
-    let needed = scratch_bytes::<K>(model, op, Target::SELECTED)?;
+    check_scratch::<K>(model, op, Target::SELECTED)
+}
+
+/// Fails if the model plans less scratch for `op` than `target`'s kernels need.
+pub(crate) fn check_scratch<K: Kernels>(model: &Model, op: &OpInfo, target: Target) -> Result<(), Error> {
+    let needed = scratch_bytes::<K>(model, op, target)?;
     if op.scratch.1 < needed {
         return Err(Error::ScratchTooSmall {
             op: op.index,
             kind: op.kind,
+            target,
             needed: needed as u32,
             planned: op.scratch.1 as u32,
         });
