@@ -378,34 +378,36 @@ impl Plan {
                 0
             }
         };
-        let pass = |c0: usize, w0: *const i8, w1: *const i8, pairs: usize| Pairs {
+        // Filter 1 of a pair is `apart` bytes after filter 0; the next pair's filter 0 is
+        // `2 × depth` bytes after this one's.
+        let pass = |c0: usize, w0: *const i8, apart: usize, pairs: usize| Pairs {
+            out: core::ptr::null_mut(),
             bias: stage.biases().wrapping_add(c0),
+            second: 0,
+            out_end: core::ptr::null_mut(),
+            skip: (2 * depth).wrapping_sub(4 * groups),
+            apart,
             columns: core::ptr::null(),
-            w0,
-            w1,
-            end: core::ptr::null(),
             factors: match factor_step {
                 0 => one_factor.as_ptr(),
                 _ => stage.factors().wrapping_add(c0),
             },
             factor_step,
-            out: core::ptr::null_mut(),
-            second: 0,
-            step: 2 * depth,
-            pairs,
             short,
+            w0,
+            end: core::ptr::null(),
+            pairs,
         };
         if pairs > 0 {
             // Filter c of the pairs reads bytes c × depth .. c × depth + 4 × groups, inside `w`
             // by the loop above.
-            plan.passes[0] = Some((0, pass(0, w.as_ptr(), w.as_ptr().wrapping_add(depth), pairs)));
+            plan.passes[0] = Some((0, pass(0, w.as_ptr(), depth, pairs)));
             plan.rest = 2 * pairs;
         }
         if let (Some(padded), true) = (filters.last_pair, plan.rest + 2 == count) {
-            // Both padded filters hold 4 × groups bytes.
-            let (a, b) = padded.split_at(4 * groups);
-            if b.len() >= 4 * groups {
-                plan.passes[1] = Some((plan.rest, pass(plan.rest, a.as_ptr(), b.as_ptr(), 1)));
+            // Both padded filters hold 4 × groups bytes, one after the other.
+            if padded.len() >= 8 * groups {
+                plan.passes[1] = Some((plan.rest, pass(plan.rest, padded.as_ptr(), 4 * groups, 1)));
                 plan.rest = count;
             }
         }
@@ -446,17 +448,21 @@ fn multiply(columns: &Columns<2>, filters: &Filters, stage: &Output, plan: &Plan
         return;
     }
     for (c0, template) in plan.passes.iter().flatten() {
-        let mut args = Pairs {
+        let out = first.as_mut_ptr().wrapping_add(*c0);
+        let args = Pairs {
+            out,
+            // Pixel B's outputs are `count` bytes after pixel A's (none apart for one pixel),
+            // reached from pixel A's next pair.
+            second: if second.is_some() { count } else { 0 }.wrapping_sub(2),
+            out_end: out.wrapping_add(2 * template.pairs),
             // The columns change between calls: their address is taken afresh.
             columns: columns.words.as_ptr(),
             end: columns.words.as_ptr().wrapping_add(4 * depth.div_ceil(4)),
-            out: first.as_mut_ptr().wrapping_add(*c0),
-            second: if second.is_some() { count } else { 0 },
             ..*template
         };
         // SAFETY: `Plan::new` keeps every load of the passes inside the columns, filters,
         // biases and factors; both pixels' outputs hold `count ≥ c0 + 2 × pairs` bytes.
-        unsafe { pairs_asm(&mut args) };
+        unsafe { pairs_asm(&args) };
     }
     let done = plan.rest;
     for c0 in (done..count).step_by(2) {
@@ -484,36 +490,43 @@ fn multiply(columns: &Columns<2>, filters: &Filters, stage: &Output, plan: &Plan
     }
 }
 
-/// The state of [`pairs_asm`], which it advances pair by pair. The first five fields are
-/// loaded with one `LDM` in this order; the others at the offsets the assembly names.
+/// The state of [`pairs_asm`], copied to its stack frame (the assembly reads the fields at
+/// their offsets there) and advanced there pair by pair.
 #[derive(Clone, Copy)]
 #[repr(C)]
 struct Pairs {
+    /// Pixel A's output of the pair's first channel.
+    out: *mut i8,
     /// Bias of the pair's first channel.
     bias: *const i32,
+    /// Bytes from pixel A's output of the next pair to pixel B's of this pair.
+    second: usize,
+    /// Pixel A's output past the last pair.
+    out_end: *mut i8,
+    /// Bytes from the end of a pair's first filter's loads to the next pair's first filter.
+    skip: usize,
+    /// Bytes from a pair's first filter to its second.
+    apart: usize,
     /// Both columns (as [`Columns`] interleaves them).
     columns: *const u32,
-    /// The pair's two filters.
-    w0: *const i8,
-    w1: *const i8,
-    /// One past the columns' last group.
-    end: *const u32,
     /// The pair's two factors, and the bytes to the next pair's (0 for one factor).
     factors: *const Requant,
     factor_step: usize,
-    /// Pixel A's output of the pair's first channel, and the offset of pixel B's from it.
-    out: *mut i8,
-    second: usize,
-    /// Bytes from a filter to the next pair's.
-    step: usize,
-    /// Pairs left.
-    pairs: usize,
     /// The short output stage's constants.
     short: Short,
+    /// The first pair's first filter.
+    w0: *const i8,
+    /// One past the columns' last group.
+    end: *const u32,
+    /// Pairs (at least 1; read by the caller only).
+    pairs: usize,
 }
 
-const _: () =
-    assert!(core::mem::offset_of!(Pairs, factors) == 20 && core::mem::offset_of!(Pairs, short) == 44);
+const _: () = assert!(
+    core::mem::offset_of!(Pairs, factors) == 28
+        && core::mem::offset_of!(Pairs, short) == 36
+        && core::mem::offset_of!(Pairs, w0) == 48
+);
 
 /// For every pair of channels of `args`: [`tile`] over the columns, then the short output stage
 /// ([`Output::apply`]) of its four accumulators, stored as pixel A's and pixel B's outputs.
@@ -521,57 +534,58 @@ const _: () =
 /// # Safety
 /// `args` must describe `pairs ≥ 1` pairs whose biases, factors, weights (`16 × groups` bytes
 /// of columns, `4 × groups` bytes per filter) and outputs are all inside their buffers.
-unsafe fn pairs_asm(args: &mut Pairs) {
-    // SAFETY: the loads and stores stay inside the buffers the caller guarantees; `args` is
-    // read and advanced through its pointer. r6 and r7 (which Rust does not hand out as
-    // operands) are saved on the stack and restored.
+unsafe fn pairs_asm(args: &Pairs) {
+    // SAFETY: the loads and stores stay inside the buffers the caller guarantees; the state is
+    // copied to 48 bytes below the stack pointer and the stack restored. r6 and r7 (which Rust
+    // does not hand out as operands) are saved on the stack and restored.
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
-            // The state's address stays at [sp]: the inner loop takes r7.
-            "push {{r0}}",
+            "sub sp, #48",
+            "ldm r0!, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
+            "stm sp, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
+            // r4 = columns, r5 and r12 = the filters, lr = the columns' end.
+            "mov r4, r7",
+            "ldrd r5, lr, [r0]",
+            "add r12, r5, r6",
+            "ldrd r0, r1, [r2], #8",
+            "str r2, [sp, #4]",
+            "mov r2, r0",
+            "mov r3, r1",
             "3:",
-            "ldr r7, [sp]",
-            "ldm r7, {{r0, r4, r5, r12, lr}}",
-            "ldrd r2, r3, [r0]",
-            "ldrd r0, r1, [r0]",
             two_by_two!(),
             // Factors: r8, r9 = m0, shift0; r10, r11 = m1, shift1; r9, r11 become e − 1 = !shift.
-            "ldr r7, [sp]",
-            "ldr r4, [r7, #20]",
+            "ldrd r4, r6, [sp, #28]",
             "ldm r4, {{r8, r9, r10, r11}}",
+            "add r4, r6",
+            "str r4, [sp, #28]",
+            "ldr r12, [sp, #36]",
             "mvn r9, r9",
             "mvn r11, r11",
-            "ldr r12, [r7, #44]",
-            "ldrd r5, r6, [r7, #48]",
             rescale!("r0", "r8", "r9"),
             rescale!("r2", "r8", "r9"),
             rescale!("r1", "r10", "r11"),
             rescale!("r3", "r10", "r11"),
-            clamp4!(),
+            "ldrd r8, r9, [sp, #40]",
+            clamp4!("r4", "r8", "r9"),
             // r0's bytes: pixel A's two outputs, then pixel B's.
-            "ldrd lr, r4, [r7, #28]",
-            "strh r0, [lr]",
+            "ldm sp, {{r4, r6, r7, r8, r9, r10, r11}}",
+            "strh r0, [r4], #2",
             "lsr r0, r0, #16",
-            "strh r0, [lr, r4]",
-            "add lr, #2",
-            "str lr, [r7, #28]",
-            "ldm r7, {{r0, r4, r5, r12}}",
-            "add r0, #8",
-            "ldr r6, [r7, #36]",
-            "add r5, r6",
-            "add r12, r6",
-            "stm r7, {{r0, r4, r5, r12}}",
-            "ldrd r4, r5, [r7, #20]",
-            "add r4, r5",
-            "str r4, [r7, #20]",
-            "ldr r4, [r7, #40]",
-            "subs r4, #1",
-            "str r4, [r7, #40]",
-            "bne 3b",
-            "add sp, #4",
+            "strh r0, [r4, r7]",
+            "cmp r4, r8",
+            "beq 4f",
+            "ldrd r2, r3, [r6]",
+            "ldrd r0, r1, [r6], #8",
+            "strd r4, r6, [sp]",
+            "add r5, r9",
+            "add r12, r5, r10",
+            "mov r4, r11",
+            "b 3b",
+            "4:",
+            "add sp, #48",
             "pop {{r6, r7}}",
-            inout("r0") core::ptr::from_mut(args) => _,
+            inout("r0") core::ptr::from_ref(args) => _,
             out("r1") _,
             out("r2") _,
             out("r3") _,

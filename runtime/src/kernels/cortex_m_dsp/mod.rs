@@ -48,17 +48,21 @@ macro_rules! rescale_once {
 }
 
 /// Packs the int8 values of r0–r3 into r0's bytes (r0 lowest) and clamps each byte to the
-/// activation bounds, given in every byte of r5 (min) and r6 (max); r4 is scratch.
+/// activation bounds, given in every byte of `$min` (r5) and `$max` (r6); `$t` (r4) is scratch.
+#[rustfmt::skip]
 macro_rules! clamp4 {
     () => {
+        clamp4!("r4", "r5", "r6")
+    };
+    ($t:literal, $min:literal, $max:literal) => {
         concat!(
             "bfi r0, r1, #8, #8\n",
             "bfi r0, r2, #16, #8\n",
             "bfi r0, r3, #24, #8\n",
-            "ssub8 r4, r0, r5\n",
-            "sel r0, r0, r5\n",
-            "ssub8 r4, r6, r0\n",
-            "sel r0, r0, r6",
+            "ssub8 ", $t, ", r0, ", $min, "\n",
+            "sel r0, r0, ", $min, "\n",
+            "ssub8 ", $t, ", ", $max, ", r0\n",
+            "sel r0, r0, ", $max,
         )
     };
 }
