@@ -33,6 +33,23 @@ macro_rules! two_by_two {
             "bne 2b",
         )
     };
+    // Eight groups per iteration, entered at the group that leaves a multiple of eight (each
+    // group is 15 four-byte instructions: 60 bytes).
+    (unrolled) => {
+        concat!(
+            "2:\n",
+            two_by_two!(group),
+            two_by_two!(group),
+            two_by_two!(group),
+            two_by_two!(group),
+            two_by_two!(group),
+            two_by_two!(group),
+            two_by_two!(group),
+            two_by_two!(group),
+            "cmp r4, lr\n",
+            "bne 2b",
+        )
+    };
     (group) => {
         concat!(
             "ldm r4!, {{r8, r9, r10, r11}}\n",
@@ -536,24 +553,33 @@ const _: () = assert!(
 /// of columns, `4 × groups` bytes per filter) and outputs are all inside their buffers.
 unsafe fn pairs_asm(args: &Pairs) {
     // SAFETY: the loads and stores stay inside the buffers the caller guarantees; the state is
-    // copied to 48 bytes below the stack pointer and the stack restored. r6 and r7 (which Rust
+    // copied to 52 bytes below the stack pointer and the stack restored. r6 and r7 (which Rust
     // does not hand out as operands) are saved on the stack and restored.
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
-            "sub sp, #48",
+            "sub sp, #52",
             "ldm r0!, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
             "stm sp, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
             // r4 = columns, r5 and r12 = the filters, lr = the columns' end.
             "mov r4, r7",
             "ldrd r5, lr, [r0]",
             "add r12, r5, r6",
+            // The inner loop's entry, kept at [sp, #48]: 2f + 60 × ((−groups) mod 8), with
+            // the Thumb bit.
+            "sub r6, r4, lr",
+            "ubfx r6, r6, #4, #3",
+            "rsb r6, r6, r6, lsl #4",
+            "adr r7, 2f",
+            "add r7, r7, r6, lsl #2",
+            "orr r7, r7, #1",
+            "str r7, [sp, #48]",
             "ldrd r0, r1, [r2], #8",
             "str r2, [sp, #4]",
             "mov r2, r0",
             "mov r3, r1",
-            "3:",
-            two_by_two!(),
+            "bx r7",
+            two_by_two!(unrolled),
             // Factors: r8, r9 = m0, shift0; r10, r11 = m1, shift1; r9, r11 become e − 1 = !shift.
             "ldrd r4, r6, [sp, #28]",
             "ldm r4, {{r8, r9, r10, r11}}",
@@ -581,9 +607,9 @@ unsafe fn pairs_asm(args: &Pairs) {
             "add r5, r9",
             "add r12, r5, r10",
             "mov r4, r11",
-            "b 3b",
+            "ldr pc, [sp, #48]",
             "4:",
-            "add sp, #48",
+            "add sp, #52",
             "pop {{r6, r7}}",
             inout("r0") core::ptr::from_ref(args) => _,
             out("r1") _,
