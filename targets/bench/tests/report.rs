@@ -23,7 +23,7 @@ fn digits() -> (AlignedBytes, AlignedBytes) {
 
 fn run(inputs: &[u8], layer_slots: usize) -> Result<String, Error> {
     let (model, _) = digits();
-    let mut arena = ember::Aligned([0u8; 1024]);
+    let mut arena = ember::Aligned([0u8; 2048]);
     let mut layer_ticks = vec![0; layer_slots];
     let bench =
         Bench { board: "test", model: &model, arena: &mut arena.0, inputs, layer_ticks: &mut layer_ticks };
@@ -37,7 +37,7 @@ fn report_has_a_header_one_line_per_sample_and_op_a_summary_and_done() {
     let (_, inputs) = digits();
     let report = run(&inputs[..3 * 64], 6).unwrap();
     let lines: Vec<&str> = report.lines().collect();
-    assert_eq!(lines[0], "ember-bench v2 board=test clock=instructions arena_bytes=768 ops=6");
+    assert_eq!(lines[0], "ember-bench v2 board=test clock=instructions arena_bytes=1056 ops=6");
     // 10 ticks per reading: the inference's end is 13 readings after its start (two per op, one at the end).
     assert_eq!(lines[1], "sample index=0 argmax=2 output_crc32=0x0354d709 ticks=130");
     assert!(lines[2].starts_with("sample index=1 argmax=0 output_crc32=0x82c83e4d ticks="));
