@@ -121,7 +121,7 @@ struct Buffers {
 
 /// Random quantization for `channels` output channels: zero points, per-tensor or per-channel
 /// requantization (right and left shifts, now and then the extreme ones, or a zero factor with
-/// any shift as a dead channel has; rounding once or twice), activation bounds.
+/// any shift as a dead channel has; rounding once or twice), activation bounds (or none).
 fn quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) -> Int8Params<'a> {
     let used = if rng.next().is_multiple_of(2) { 1 } else { channels };
     for r in &mut requant[..used] {
@@ -134,11 +134,14 @@ fn quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) 
         };
     }
     let min = rng.range(-128, 0);
+    // One case in four without activation bounds (the kernels skip their clamp then).
+    let act =
+        if rng.next().is_multiple_of(4) { ClampI8::FULL } else { ClampI8 { min, max: rng.range(min, 127) } };
     Int8Params {
         input_zero_point: rng.range(-128, 127),
         output_zero_point: rng.range(-128, 127),
         requant: &requant[..used],
-        act: ClampI8 { min, max: rng.range(min, 127) },
+        act,
         rounding: if rng.next().is_multiple_of(2) { Rounding::Double } else { Rounding::Single },
     }
 }
