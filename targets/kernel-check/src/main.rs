@@ -134,7 +134,7 @@ fn quantization<'a>(rng: &mut Rng, requant: &'a mut [Requant], channels: usize) 
         };
     }
     let min = rng.range(-128, 0);
-    // One case in four without activation bounds (the kernels skip their clamp then).
+    // One case in four without activation bounds (which an optimized kernel may skip).
     let act =
         if rng.next().is_multiple_of(4) { ClampI8::FULL } else { ClampI8 { min, max: rng.range(min, 127) } };
     Int8Params {
