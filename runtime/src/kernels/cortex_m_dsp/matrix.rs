@@ -566,11 +566,12 @@ unsafe fn pairs_asm(args: &Pairs) {
             "ldrd r5, lr, [r0]",
             "add r12, r5, r6",
             // The inner loop's entry, kept at [sp, #48]: 2f + 60 × ((−groups) mod 8), with
-            // the Thumb bit.
+            // the Thumb bit (`ADR.W`: the 16-bit form reaches word-aligned labels only, and the
+            // assembler has picked it for a label that was not).
             "sub r6, r4, lr",
             "ubfx r6, r6, #4, #3",
             "rsb r6, r6, r6, lsl #4",
-            "adr r7, 2f",
+            "adr.w r7, 2f",
             "add r7, r7, r6, lsl #2",
             "orr r7, r7, #1",
             "str r7, [sp, #48]",
