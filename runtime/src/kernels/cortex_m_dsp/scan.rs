@@ -1,5 +1,5 @@
-//! The telemetry scans of [`crate::kernels::scan`] with byte-lane SIMD, eight bytes per loop
-//! step: matches of a value as the lanes where `USUB8` of the bytes xor the value minus 1 borrows,
+//! The telemetry scans of [`crate::kernels::scan`] with byte-lane SIMD, sixteen (count) or eight
+//! (range) bytes per loop step: matches of a value as the lanes where `USUB8` of the bytes xor the value minus 1 borrows,
 //! turned into 0/1 bytes by `SEL` and added up by `USADA8`; the range as running lane-wise
 //! signed maxima and minima (`SSUB8` sets the GE flags, `SEL` keeps the larger or smaller).
 
@@ -7,33 +7,46 @@ use core::arch::asm;
 
 use crate::kernels::scan;
 
-/// How many of `bytes` equal `value`.
+/// How many of `bytes` equal `value`: the bytes before the first word boundary one at a time,
+/// then sixteen per loop step (two `LDRD`, the four words' 0/1 match bytes summed by `UADD8`,
+/// then one `USADA8`), the rest one at a time.
 pub fn count_equal(bytes: &[u8], value: u8) -> u32 {
-    let (pairs, rest) = bytes.as_chunks::<8>();
-    let mut total = scan::count_equal(rest, value);
-    if let ([first, ..], [.., last]) = (pairs, pairs) {
-        // SAFETY: reads the 8-byte chunks from the first (`p`) to just past the last (`end`),
-        // all inside `bytes`; Cortex-M loads unaligned words; only registers and flags change.
+    let (head, aligned) = bytes.split_at(bytes.as_ptr().align_offset(4).min(bytes.len()));
+    let (blocks, rest) = aligned.as_chunks::<16>();
+    let mut total = scan::count_equal(head, value) + scan::count_equal(rest, value);
+    if let ([first, ..], [.., last]) = (blocks, blocks) {
+        // SAFETY: reads the 16-byte blocks from the first (`p`, word-aligned as `LDRD` needs) to
+        // just past the last (`end`), all inside `bytes`; only registers and flags change.
         unsafe {
             asm!(
                 "2:",
-                "ldr {t}, [{p}], #4",
-                "ldr {u}, [{p}], #4",
+                "ldrd {t}, {u}, [{p}], #8",
+                "ldrd {v}, {w}, [{p}], #8",
                 "eor {t}, {t}, {pattern}",
                 "eor {u}, {u}, {pattern}",
+                "eor {v}, {v}, {pattern}",
+                "eor {w}, {w}, {pattern}",
                 "usub8 {t}, {t}, {ones}",
                 "sel {t}, {zero}, {ones}",
-                "usada8 {total}, {t}, {zero}, {total}",
                 "usub8 {u}, {u}, {ones}",
                 "sel {u}, {zero}, {ones}",
-                "usada8 {total}, {u}, {zero}, {total}",
+                "usub8 {v}, {v}, {ones}",
+                "sel {v}, {zero}, {ones}",
+                "usub8 {w}, {w}, {ones}",
+                "sel {w}, {zero}, {ones}",
+                "uadd8 {t}, {t}, {u}",
+                "uadd8 {v}, {v}, {w}",
+                "uadd8 {t}, {t}, {v}",
+                "usada8 {total}, {t}, {zero}, {total}",
                 "cmp {p}, {end}",
                 "bne 2b",
                 p = inout(reg) first.as_ptr() => _,
-                end = in(reg) last.as_ptr().wrapping_add(8),
+                end = in(reg) last.as_ptr().wrapping_add(16),
                 total = inout(reg) total,
                 t = out(reg) _,
                 u = out(reg) _,
+                v = out(reg) _,
+                w = out(reg) _,
                 pattern = in(reg) u32::from_ne_bytes([value; 4]),
                 ones = in(reg) 0x0101_0101u32,
                 zero = in(reg) 0u32,
