@@ -63,9 +63,21 @@ pub struct PlanReport {
     pub scratch_bytes: usize,
 }
 
-/// Plans `builder`'s arena: places every arena tensor and sets `arena_bytes`.
+/// Plans `builder`'s arena: places every arena tensor and sets `arena_bytes`. The tensors are
+/// planned first; if the kernels of `options.targets` need scratch (which the runtime computes
+/// on that plan's model), the arena is planned again with it.
 pub fn plan(builder: &mut ModelBuilder, options: Options) -> PlanReport {
-    let scratch = scratch_needs(builder, options);
+    let none = vec![0; builder.op_count()];
+    if options.targets.iter().all(|&t| t == Target::Reference) {
+        return plan_with(builder, options.in_place, &none);
+    }
+    let mut tensors_only = builder.clone();
+    let report = plan_with(&mut tensors_only, options.in_place, &none);
+    let scratch = scratch_needs(tensors_only.clone(), options.targets);
+    if scratch == none {
+        *builder = tensors_only;
+        return report;
+    }
     plan_with(builder, options.in_place, &scratch)
 }
 
@@ -105,21 +117,16 @@ fn plan_with(builder: &mut ModelBuilder, in_place: bool, scratch: &[usize]) -> P
     }
 }
 
-/// Scratch bytes of each op: the most the kernels of `options.targets` need, as the runtime
-/// computes it on the model planned without scratch (none if that model does not load: the
-/// caller's own validation then reports why).
-fn scratch_needs(builder: &ModelBuilder, options: Options) -> Vec<usize> {
-    let mut needs = vec![0; builder.op_count()];
-    if options.targets.iter().all(|&t| t == Target::Reference) {
-        return needs;
-    }
-    let mut unplanned = builder.clone();
-    plan_with(&mut unplanned, options.in_place, &needs);
-    let Ok(bytes) = unplanned.finish() else { return needs };
+/// Scratch bytes of each op of `planned`: the most the kernels of `targets` need, as the
+/// runtime computes it (none if the model does not load: the caller's own validation then
+/// reports why).
+fn scratch_needs(planned: ModelBuilder, targets: &[Target]) -> Vec<usize> {
+    let mut needs = vec![0; planned.op_count()];
+    let Ok(bytes) = planned.finish() else { return needs };
     let bytes = ember::AlignedBytes::new(&bytes);
     let Ok(model) = ember::Model::from_bytes(&bytes) else { return needs };
     for (op, need) in needs.iter_mut().enumerate() {
-        for &target in options.targets {
+        for &target in targets {
             *need = (*need).max(model.scratch_needed(op as u16, target).unwrap_or(0));
         }
     }

@@ -244,10 +244,7 @@ impl<'m, 'r> OpIo<'m, 'r> {
 
     /// The output as a slice of `T`.
     pub(crate) fn output<T: Element>(&mut self) -> Result<&mut [T], Error> {
-        bytemuck::try_cast_slice_mut(&mut *self.out).map_err(|_| Error::BadTensor {
-            tensor: u16::MAX,
-            reason: "output misaligned for its element type",
-        })
+        Ok(self.output_and_scratch()?.0)
     }
 
     /// The output as a slice of `T`, and the op's scratch for its kernel.

@@ -87,15 +87,13 @@ pub(super) fn run<K: Kernels, W: WeightedKernels>(
             _ => return Err(op.error("float weights must be f32 or f16")),
         }
         let Some(mut io) = kernel_io::<K>(op, io, kernel_bit(W::KIND), false)? else { return Ok(()) };
-        let (xv, bv) = (io.read.input(&x)?, io.read.input(&bias)?);
+        let read = io.read;
+        let (xv, bv) = (read.input(&x)?, read.input(&bias)?);
+        let (out, scratch) = io.output_and_scratch()?;
         if w.dtype == DType::F16 {
-            let wv = io.read.input(&w)?;
-            let (out, scratch) = io.output_and_scratch()?;
-            W::float::<half::f16>(g, xv, wv, bv, act, out, scratch);
+            W::float::<half::f16>(g, xv, read.input(&w)?, bv, act, out, scratch);
         } else {
-            let wv = io.read.input(&w)?;
-            let (out, scratch) = io.output_and_scratch()?;
-            W::float::<f32>(g, xv, wv, bv, act, out, scratch);
+            W::float::<f32>(g, xv, read.input(&w)?, bv, act, out, scratch);
         }
     }
     Ok(())
