@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, ensure, Context, Result};
 use clap::{Parser, Subcommand};
+use ember::format::layout::WeightLayout;
 use ember::format::meta::SourceFormat;
 use ember::format::DType;
 use ember::kernels::scratch::Target;
@@ -422,6 +423,24 @@ struct TargetArgs {
     /// model planned with less scratch than its kernels need.
     #[arg(long, value_enum, default_value = "any")]
     target: TargetName,
+    /// How int8 convolution and fully connected weights are laid out: `standard` (what every
+    /// kernel set reads at full speed), `dsp-pairs` (filter pairs interleaved for the Cortex-M
+    /// DSP kernels, same flash), `dsp-pairs-wide` (the same sign-extended to 16 bits: the
+    /// fastest DSP convolutions, twice their weight bytes). Default: `dsp-pairs` for
+    /// `--target cortex-m-dsp`, else `standard`. Every layout runs on every target.
+    #[arg(long, value_enum)]
+    layout: Option<LayoutName>,
+}
+
+/// A `--layout` value.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LayoutName {
+    /// Row-major, as the tensor's dims say.
+    Standard,
+    /// Filter pairs interleaved per four weights, for Cortex-M DSP kernels.
+    DspPairs,
+    /// `dsp-pairs` with 16-bit weights.
+    DspPairsWide,
 }
 
 /// A `--target` value.
@@ -449,7 +468,13 @@ impl TargetArgs {
             TargetName::Helium => &[Target::Helium],
             TargetName::Neon => &[Target::Neon],
         };
-        Options { targets, ..Options::default() }
+        let layout = match (self.layout, self.target) {
+            (Some(LayoutName::Standard), _) => WeightLayout::Standard,
+            (Some(LayoutName::DspPairs), _) | (None, TargetName::CortexMDsp) => WeightLayout::DspPairs,
+            (Some(LayoutName::DspPairsWide), _) => WeightLayout::DspPairsWide,
+            (None, _) => WeightLayout::Standard,
+        };
+        Options { targets, layout, ..Options::default() }
     }
 }
 

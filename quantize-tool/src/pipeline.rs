@@ -241,6 +241,7 @@ fn write_weights(
 ) -> Result<Written> {
     let mut emitted = emit_mixed(graph, precision, qparams, weights, float_nodes)?;
     emitted.builder.set_provenance(*provenance);
+    emitted.builder.lay_out_weights(options.layout);
     let plan = plan(&mut emitted.builder, options);
     let bytes = emitted.builder.finish()?;
     ModelFile::from_bytes(&bytes).model().context("internal error: the written model fails validation")?;

@@ -19,6 +19,7 @@
 
 use std::cmp::Reverse;
 
+use ember::format::layout::WeightLayout;
 use ember::format::writer::ModelBuilder;
 use ember::kernels::scratch::Target;
 
@@ -35,11 +36,14 @@ pub struct Options {
     pub in_place: bool,
     /// The kernel sets whose scratch each op gets (the most any of them needs).
     pub targets: &'static [Target],
+    /// The layout of int8 convolution and fully connected weights, applied before planning
+    /// ([`ModelBuilder::lay_out_weights`]).
+    pub layout: WeightLayout,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { in_place: true, targets: &Target::ALL }
+        Self { in_place: true, targets: &Target::ALL, layout: WeightLayout::Standard }
     }
 }
 

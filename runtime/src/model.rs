@@ -8,6 +8,7 @@
 
 use bytemuck::Pod;
 
+use crate::format::layout::WeightLayout;
 use crate::format::meta::{Calibration, Provenance, SourceFormat, TOOL_LEN};
 use crate::format::{
     params, section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, Storage, TensorRecord, ALIGN,
@@ -66,12 +67,26 @@ pub struct TensorInfo<'a> {
     pub live_first: u16,
     /// Last op during which the tensor is alive.
     pub live_last: u16,
+    /// How the bytes are arranged (not standard for int8 weights laid out for a kernel set).
+    pub layout: WeightLayout,
 }
 
 impl TensorInfo<'_> {
-    /// Number of elements.
+    /// Number of elements (the dims', not the layout's padding).
     pub fn len(&self) -> usize {
-        self.byte_len / self.dtype.size()
+        match self.layout {
+            WeightLayout::Standard => self.byte_len / self.dtype.size(),
+            _ => product(self.dims),
+        }
+    }
+
+    /// Filters (the first dim) and weights per filter (the product of the others) of a weight
+    /// tensor.
+    pub fn filters_depth(&self) -> (usize, usize) {
+        match self.dims.split_first() {
+            Some((&f, rest)) => (f as usize, product(rest)),
+            None => (1, 1),
+        }
     }
 
     /// Whether the tensor has no elements (never true in a valid model).
@@ -88,6 +103,11 @@ impl TensorInfo<'_> {
     pub(crate) fn arena_range(&self) -> core::ops::Range<usize> {
         self.offset..self.offset + self.byte_len
     }
+}
+
+/// The product of `dims`, saturating (the loader checks it for every tensor it accepts).
+fn product(dims: &[u32]) -> usize {
+    dims.iter().fold(1, |p: usize, &d| p.saturating_mul(d as usize))
 }
 
 /// An operator's description.
@@ -298,6 +318,7 @@ impl<'a> Model<'a> {
             alias_of: (r.alias_of != NO_ALIAS).then_some(r.alias_of),
             live_first: r.live_first,
             live_last: r.live_last,
+            layout: WeightLayout::from_u8(r.layout).ok_or(bad("unknown weight layout"))?,
         })
     }
 
@@ -443,8 +464,16 @@ impl<'a> Model<'a> {
             }
             elements = elements.checked_mul(d as usize).ok_or(bad("too many elements"))?;
         }
-        if elements.checked_mul(t.dtype.size()) != Some(t.byte_len) {
-            return Err(bad("byte length does not match shape and element type"));
+        let (filters, depth) = t.filters_depth();
+        let laid_out = match t.layout {
+            WeightLayout::Standard => elements.checked_mul(t.dtype.size()),
+            layout if t.dtype == DType::I8 && t.storage == Storage::Constant && t.dims.len() >= 2 => {
+                layout.byte_len(filters, depth)
+            }
+            _ => return Err(bad("only int8 constants of rank 2 or more have a weight layout")),
+        };
+        if laid_out != Some(t.byte_len) {
+            return Err(bad("byte length does not match shape, element type and layout"));
         }
         match t.storage {
             Storage::Constant => {
@@ -506,8 +535,12 @@ impl<'a> Model<'a> {
         if op.outputs.len() != 1 {
             return Err(op.error("every op has exactly one output"));
         }
-        for &id in op.inputs {
+        for (i, &id) in op.inputs.iter().enumerate() {
             let t = self.tensor(id)?;
+            let weights = i == 1 && matches!(op.kind, OpKind::Conv2d | OpKind::FullyConnected);
+            if t.layout != WeightLayout::Standard && !weights {
+                return Err(op.error("reads a laid-out weight tensor where it takes the standard layout"));
+            }
             if t.storage == Storage::Arena {
                 // Written before: a model input, or the output of the op where it becomes alive.
                 let written = self.is_input(id)
@@ -728,6 +761,7 @@ mod tests {
             alias_of: None,
             live_first: 0,
             live_last: 0,
+            layout: WeightLayout::Standard,
         };
         let expected = Error::BadTensor { tensor: 0, reason: "constant data outside the blob" };
         assert_eq!(model.constant_bytes(&t), Err(expected));

@@ -41,6 +41,7 @@ pub fn import(bytes: &[u8], origin: &Origin, options: Options) -> Result<Written
     }
     let mut builder = lower::lower(&graph)?;
     builder.set_provenance(record(origin, Precision::Int8, None));
+    builder.lay_out_weights(options.layout);
     let plan = plan(&mut builder, options);
     let bytes = builder.finish()?;
     ModelFile::from_bytes(&bytes).model().context("internal error: the imported model fails validation")?;

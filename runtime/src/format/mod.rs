@@ -3,6 +3,7 @@
 //! Every record is a `#[repr(C)]` plain-old-data struct read in place from the file with
 //! `bytemuck`, so the runtime never copies the model. All integers are little-endian.
 
+pub mod layout;
 pub mod meta;
 pub mod params;
 pub mod signature;
@@ -176,8 +177,10 @@ pub struct TensorRecord {
     pub live_first: u16,
     /// Last op during which the tensor is alive (its last reader; the last op for outputs).
     pub live_last: u16,
+    /// [`layout::WeightLayout`] byte (0, standard, for every tensor but int8 weights).
+    pub layout: u8,
     /// Reserved, zero.
-    pub reserved: u16,
+    pub reserved: u8,
     /// Reserved, zero.
     pub reserved2: u32,
 }

@@ -3,6 +3,7 @@
 
 use bytemuck::Pod;
 
+use super::layout::WeightLayout;
 use super::meta::{Provenance, NO_SOURCE};
 use super::params::params_len;
 use super::{
@@ -335,6 +336,59 @@ impl ModelBuilder {
     /// Sets the arena size of the memory plan.
     pub fn arena_bytes(&mut self, bytes: usize) {
         self.arena_bytes = bytes;
+    }
+
+    /// Rewrites the weights of every int8 `conv2d` and `fully_connected` in `layout` (docs/FORMAT.md
+    /// §4), leaving a weight tensor that another op also reads in the standard layout; returns
+    /// how many tensors changed.
+    pub fn lay_out_weights(&mut self, layout: WeightLayout) -> usize {
+        if layout == WeightLayout::Standard {
+            return 0;
+        }
+        let mut chosen = vec![None; self.tensors.len()];
+        let mut shared = vec![false; self.tensors.len()];
+        for op in 0..self.ops.len() {
+            let kind = self.op_kind(op);
+            for (i, &id) in self.op_inputs(op).iter().enumerate() {
+                let t = &self.tensors[id as usize];
+                let weights = i == 1
+                    && matches!(kind, Some(OpKind::Conv2d | OpKind::FullyConnected))
+                    && t.dtype == DType::I8 as u8
+                    && t.storage == Storage::Constant as u8
+                    && t.rank >= 2;
+                if weights {
+                    chosen[id as usize] = Some(layout);
+                } else {
+                    shared[id as usize] = true;
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..self.tensors.len())
+            .filter(|&id| self.tensors[id].storage == Storage::Constant as u8)
+            .collect();
+        order.sort_by_key(|&id| self.tensors[id].offset);
+        let mut blob = Vec::with_capacity(self.blob.len());
+        let mut changed = 0;
+        for id in order {
+            let t = &mut self.tensors[id];
+            let data = &self.blob[t.offset as usize..][..t.byte_len as usize];
+            blob.resize(blob.len().next_multiple_of(ALIGN), 0);
+            t.offset = blob.len() as u32;
+            match chosen[id].filter(|_| !shared[id] && t.layout == 0) {
+                Some(layout) => {
+                    let filters = t.dims[0] as usize;
+                    let depth = t.dims[1..t.rank as usize].iter().map(|&d| d as usize).product();
+                    let mut laid = vec![0; layout.byte_len(filters, depth).unwrap_or(0)];
+                    layout.pack(bytemuck::cast_slice(data), filters, depth, &mut laid);
+                    (t.layout, t.byte_len) = (layout as u8, laid.len() as u32);
+                    blob.extend_from_slice(&laid);
+                    changed += 1;
+                }
+                None => blob.extend_from_slice(data),
+            }
+        }
+        self.blob = blob;
+        changed
     }
 
     /// Serializes the model: header, sections, 16-byte aligned blob, CRC.

@@ -1,8 +1,8 @@
 //! 2-D convolution (NHWC input, OHWI weights), f32 (f32 or f16 weights) and int8, plus the
 //! sliding-window walker shared with depthwise convolution and pooling.
 
-use super::fully_connected::{dot, mac_f32, mac_i8, requantize};
-use super::{ClampF32, ConvGeometry, Int8Params, Weight};
+use super::fully_connected::{dot, laid_out_dot, mac_f32, mac_i8, requantize};
+use super::{ClampF32, ConvGeometry, Int8Params, LaidOut, Weight};
 
 /// The taps of one window axis whose input coordinate lies inside the input.
 #[derive(Clone, Copy, Debug)]
@@ -137,28 +137,36 @@ pub(crate) fn for_each_window(g: &ConvGeometry, mut f: impl FnMut(Window, usize)
     }
 }
 
-/// Shared loop: `out[p, oc] = finish(oc, Σ over runs of valid taps of dot(input, filter))`, in
-/// tap-major, channel-minor order.
-fn conv2d<X: Copy, W: Copy, A: Copy, O>(
+/// Shared loop: `out[p, oc] = finish(oc, Σ over runs of valid taps of dot(acc, oc, k, input))`,
+/// in tap-major, channel-minor order, `k` being the run's first weight in the filter.
+fn conv2d<X: Copy, A: Copy, O>(
     g: &ConvGeometry,
     x: &[X],
-    w: &[W],
     zero: A,
-    dot: impl Fn(A, &[X], &[W]) -> A,
+    dot: impl Fn(A, usize, usize, &[X]) -> A,
     finish: impl Fn(usize, A) -> O,
     out: &mut [O],
 ) {
     let (cin, cout) = (g.input.c, g.output.c);
-    let filter_len = g.kernel[0] * g.kernel[1] * cin;
     for_each_window(g, |window, pixel| {
         for (oc, o) in out[pixel * cout..][..cout].iter_mut().enumerate() {
-            let filter = &w[oc * filter_len..][..filter_len];
-            let acc = window.runs().fold(zero, |acc, (tap, px, count)| {
-                dot(acc, &x[px * cin..][..count * cin], &filter[tap * cin..][..count * cin])
-            });
+            let acc = window
+                .runs()
+                .fold(zero, |acc, (tap, px, count)| dot(acc, oc, tap * cin, &x[px * cin..][..count * cin]));
             *o = finish(oc, acc);
         }
     });
+}
+
+/// `dot` over filter `oc` of standard-layout filters `w` from weight `k`, as [`conv2d`] asks.
+#[inline(always)]
+fn standard<'w, X, W: Copy, A>(
+    w: &'w [W],
+    g: &ConvGeometry,
+    dot: impl Fn(A, &[X], &[W]) -> A + 'w,
+) -> impl Fn(A, usize, usize, &[X]) -> A + 'w {
+    let filter_len = g.kernel[0] * g.kernel[1] * g.input.c;
+    move |acc, oc, k, xs| dot(acc, xs, &w[oc * filter_len + k..][..xs.len()])
 }
 
 /// f32 convolution: x NHWC, w `[Cout, KH, KW, Cin]`, bias `[Cout]`, out NHWC.
@@ -170,8 +178,8 @@ pub fn conv2d_f32<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    let dot = |acc, xs: &[f32], ws: &[W]| dot(acc, xs, ws, mac_f32);
-    conv2d(g, x, w, 0.0, dot, |oc, acc| act.apply(acc + bias[oc]), out);
+    let dot = standard(w, g, |acc, xs: &[f32], ws: &[W]| dot(acc, xs, ws, mac_f32));
+    conv2d(g, x, 0.0, dot, |oc, acc| act.apply(acc + bias[oc]), out);
 }
 
 /// int8 convolution with symmetric weights; layouts as in [`conv2d_f32`].
@@ -192,7 +200,21 @@ pub(crate) fn conv2d_i8_with(
     out: &mut [i8],
     dot: impl Fn(i32, &[i8], &[i8]) -> i32,
 ) {
-    conv2d(g, x, w, 0, dot, |oc, acc| requantize(q, oc, acc, bias[oc]), out);
+    conv2d(g, x, 0, standard(w, g, dot), |oc, acc| requantize(q, oc, acc, bias[oc]), out);
+}
+
+/// [`conv2d_i8`] over filters in any layout.
+pub fn conv2d_i8_laid_out(
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: LaidOut,
+    bias: &[i32],
+    out: &mut [i8],
+) {
+    let offset = q.input_zero_point.wrapping_neg();
+    let dot = |acc, oc, k, xs: &[i8]| laid_out_dot(acc, &w, oc, k, xs, offset);
+    conv2d(g, x, 0, dot, |oc, acc| requantize(q, oc, acc, bias[oc]), out);
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Fully connected layer (`out = x · wᵀ + bias`), f32 (f32 or f16 weights) and int8, plus the
 //! multiply-accumulate and int8 output stage shared with the convolutions.
 
-use super::{ClampF32, FcGeometry, Int8Params, Weight};
+use super::{ClampF32, FcGeometry, Int8Params, LaidOut, Weight};
 use crate::quant::Requant;
 
 /// f32 multiply-accumulate, widening the weight.
@@ -23,6 +23,15 @@ pub(crate) fn dot<A, X: Copy, W: Copy>(acc: A, xs: &[X], ws: &[W], mac: impl Fn(
     xs.iter().zip(ws).fold(acc, |acc, (&x, &w)| mac(acc, x, w))
 }
 
+/// `acc + Σ (xs[i] + input_offset) × w.get(f, k + i)`: [`mac_i8`] over filter `f` of
+/// laid-out filters from weight `k`.
+#[inline(always)]
+pub(crate) fn laid_out_dot(acc: i32, w: &LaidOut, f: usize, k: usize, xs: &[i8], input_offset: i32) -> i32 {
+    xs.iter().enumerate().fold(acc, |acc, (i, &x)| {
+        acc.wrapping_add(i32::from(x).wrapping_add(input_offset).wrapping_mul(w.get(f, k + i)))
+    })
+}
+
 /// TFLite's int8 output stage for output channel `c`: add the bias, requantize, add the output
 /// zero point, clamp to the fused activation and narrow.
 #[inline(always)]
@@ -38,13 +47,12 @@ pub(crate) fn requantize_with(q: &Int8Params, r: Requant, acc: i32, bias: i32) -
     q.act.apply(scaled.wrapping_add(q.output_zero_point))
 }
 
-/// Shared loop: `out[r, u] = finish(u, dot(zero, x[r, ..], w[u, ..]))`.
-fn fully_connected<X: Copy, W: Copy, A: Copy, O>(
+/// Shared loop: `out[r, u] = finish(u, dot(zero, u, x[r, ..]))`.
+fn fully_connected<X: Copy, A: Copy, O>(
     g: &FcGeometry,
     x: &[X],
-    w: &[W],
     zero: A,
-    dot: impl Fn(A, &[X], &[W]) -> A,
+    dot: impl Fn(A, usize, &[X]) -> A,
     finish: impl Fn(usize, A) -> O,
     out: &mut [O],
 ) {
@@ -52,7 +60,7 @@ fn fully_connected<X: Copy, W: Copy, A: Copy, O>(
     for r in 0..g.rows {
         let row = &x[r * depth..][..depth];
         for (u, o) in out[r * units..][..units].iter_mut().enumerate() {
-            *o = finish(u, dot(zero, row, &w[u * depth..][..depth]));
+            *o = finish(u, dot(zero, u, row));
         }
     }
 }
@@ -66,8 +74,8 @@ pub fn fully_connected_f32<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    let dot = |acc, xs: &[f32], ws: &[W]| dot(acc, xs, ws, mac_f32);
-    fully_connected(g, x, w, 0.0, dot, |u, acc| act.apply(acc + bias[u]), out);
+    let dot = |acc, u, xs: &[f32]| dot(acc, xs, &w[u * g.depth..][..g.depth], mac_f32);
+    fully_connected(g, x, 0.0, dot, |u, acc| act.apply(acc + bias[u]), out);
 }
 
 /// int8 fully connected layer with symmetric weights; layouts as in [`fully_connected_f32`].
@@ -88,7 +96,22 @@ pub(crate) fn fully_connected_i8_with(
     out: &mut [i8],
     dot: impl Fn(i32, &[i8], &[i8]) -> i32,
 ) {
-    fully_connected(g, x, w, 0, dot, |u, acc| requantize(q, u, acc, bias[u]), out);
+    let dot = |acc, u, xs: &[i8]| dot(acc, xs, &w[u * g.depth..][..g.depth]);
+    fully_connected(g, x, 0, dot, |u, acc| requantize(q, u, acc, bias[u]), out);
+}
+
+/// [`fully_connected_i8`] over filters in any layout.
+pub fn fully_connected_i8_laid_out(
+    g: &FcGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: LaidOut,
+    bias: &[i32],
+    out: &mut [i8],
+) {
+    let offset = q.input_zero_point.wrapping_neg();
+    let dot = |acc, u, xs: &[i8]| laid_out_dot(acc, &w, u, 0, xs, offset);
+    fully_connected(g, x, 0, dot, |u, acc| requantize(q, u, acc, bias[u]), out);
 }
 
 #[cfg(test)]

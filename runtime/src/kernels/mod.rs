@@ -42,7 +42,7 @@ pub mod selected {
     #[cfg(all(ember_arm_dsp, not(ember_helium)))]
     pub use super::cortex_m_dsp::{add_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_arm_dsp)]
-    pub use super::cortex_m_dsp::{count_equal, range_i8};
+    pub use super::cortex_m_dsp::{conv2d_i8_laid_out, count_equal, fully_connected_i8_laid_out, range_i8};
     #[cfg(not(ember_neon))]
     pub use super::depthwise_conv2d::depthwise_conv2d_f32;
     #[cfg(not(any(ember_neon, ember_helium)))]
@@ -65,7 +65,7 @@ pub mod selected {
     use super::{add::AddParams, Input};
     #[cfg(not(ember_neon))]
     use super::{ClampF32, Weight};
-    #[cfg(not(any(ember_arm_dsp, ember_neon)))]
+    #[cfg(not(ember_arm_dsp))]
     use super::{ConvGeometry, FcGeometry, Int8Params};
 
     /// The reference [`super::add::add_i8`] (no scratch).
@@ -129,6 +129,36 @@ pub mod selected {
         super::fully_connected::fully_connected_i8(g, q, x, w, bias, out)
     }
 
+    /// The reference [`super::conv2d::conv2d_i8_laid_out`] (no scratch).
+    #[cfg(not(ember_arm_dsp))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_i8_laid_out(
+        g: &ConvGeometry,
+        q: &Int8Params,
+        x: &[i8],
+        w: super::LaidOut,
+        bias: &[i32],
+        out: &mut [i8],
+        _: Scratch,
+    ) {
+        super::conv2d::conv2d_i8_laid_out(g, q, x, w, bias, out)
+    }
+
+    /// The reference [`super::fully_connected::fully_connected_i8_laid_out`] (no scratch).
+    #[cfg(not(ember_arm_dsp))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn fully_connected_i8_laid_out(
+        g: &FcGeometry,
+        q: &Int8Params,
+        x: &[i8],
+        w: super::LaidOut,
+        bias: &[i32],
+        out: &mut [i8],
+        _: Scratch,
+    ) {
+        super::fully_connected::fully_connected_i8_laid_out(g, q, x, w, bias, out)
+    }
+
     /// Helium's [`super::helium::float::conv2d_f32`], or the reference
     /// [`super::conv2d::conv2d_f32`] (neither takes scratch).
     #[cfg(not(ember_neon))]
@@ -151,7 +181,28 @@ pub mod selected {
 
 use core::ops::Range;
 
+use crate::format::layout::WeightLayout;
 use crate::quant::{Requant, Rounding};
+
+/// int8 filters as a weight tensor holds them: its bytes in a [`WeightLayout`] and the
+/// weights per filter.
+#[derive(Clone, Copy, Debug)]
+pub struct LaidOut<'a> {
+    /// The tensor's bytes (the loader checked their length for the layout).
+    pub bytes: &'a [i8],
+    /// Their arrangement.
+    pub layout: WeightLayout,
+    /// Weights per filter (`KH × KW × Cin`, or a fully connected layer's depth).
+    pub depth: usize,
+}
+
+impl LaidOut<'_> {
+    /// Weight `k` of filter `f`.
+    #[inline(always)]
+    pub fn get(&self, f: usize, k: usize) -> i32 {
+        self.layout.get(bytemuck::cast_slice(self.bytes), self.depth, f, k)
+    }
+}
 
 /// An elementwise kernel's input: a slice of its own, or the output buffer it overwrites.
 ///

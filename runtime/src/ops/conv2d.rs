@@ -1,10 +1,11 @@
 //! `conv2d`: `[x, w [Cout,KH,KW,Cin], bias]` (+ `requant` for int8) → `y`.
 
 use super::{input, is_int8, nhwc, output, shape_error, weighted, Kernels, OpIo};
+use crate::format::layout::WeightLayout;
 use crate::format::params::ConvParams;
 use crate::format::OpKind;
 use crate::kernels::scratch::{Scratch, ScratchOp};
-use crate::kernels::{ClampF32, ConvGeometry, Int8Params, Nhwc, Weight};
+use crate::kernels::{ClampF32, ConvGeometry, Int8Params, LaidOut, Nhwc, Weight};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::Error;
 
@@ -43,12 +44,16 @@ impl weighted::WeightedKernels for Conv2dKernels {
         g: &ConvGeometry,
         q: &Int8Params,
         x: &[i8],
-        w: &[i8],
+        w: LaidOut,
         bias: &[i32],
         out: &mut [i8],
         scratch: Scratch,
     ) {
-        crate::kernels::selected::conv2d_i8(g, q, x, w, bias, out, scratch)
+        use crate::kernels::selected::{conv2d_i8, conv2d_i8_laid_out};
+        match w.layout {
+            WeightLayout::Standard => conv2d_i8(g, q, x, w.bytes, bias, out, scratch),
+            _ => conv2d_i8_laid_out(g, q, x, w, bias, out, scratch),
+        }
     }
 
     fn float<W: Weight>(

@@ -5,7 +5,7 @@ use super::{input, is_int8, nhwc, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::params::ConvParams;
 use crate::format::OpKind;
 use crate::kernels::scratch::{Scratch, ScratchOp};
-use crate::kernels::{ClampF32, ConvGeometry, Int8Params, Weight};
+use crate::kernels::{ClampF32, ConvGeometry, Int8Params, LaidOut, Weight};
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
@@ -44,12 +44,13 @@ impl weighted::WeightedKernels for DepthwiseConv2dKernels {
         g: &ConvGeometry,
         q: &Int8Params,
         x: &[i8],
-        w: &[i8],
+        w: LaidOut,
         bias: &[i32],
         out: &mut [i8],
         scratch: Scratch,
     ) {
-        crate::kernels::selected::depthwise_conv2d_i8(g, q, x, w, bias, out, scratch)
+        // The loader allows no other layout here.
+        crate::kernels::selected::depthwise_conv2d_i8(g, q, x, w.bytes, bias, out, scratch)
     }
 
     fn float<W: Weight>(

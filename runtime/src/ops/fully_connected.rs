@@ -1,10 +1,11 @@
 //! `fully_connected`: `[x [rows…, depth], w [units, depth], bias]` (+ `requant`) → `y [rows…, units]`.
 
 use super::{input, is_int8, output, shape_error, weighted, Kernels, OpIo};
+use crate::format::layout::WeightLayout;
 use crate::format::params::FullyConnectedParams;
 use crate::format::OpKind;
 use crate::kernels::scratch::{Scratch, ScratchOp};
-use crate::kernels::{ClampF32, FcGeometry, Int8Params, Weight};
+use crate::kernels::{ClampF32, FcGeometry, Int8Params, LaidOut, Weight};
 use crate::model::{Model, OpInfo};
 use crate::Error;
 
@@ -48,12 +49,16 @@ impl weighted::WeightedKernels for FullyConnectedKernels {
         g: &FcGeometry,
         q: &Int8Params,
         x: &[i8],
-        w: &[i8],
+        w: LaidOut,
         bias: &[i32],
         out: &mut [i8],
         scratch: Scratch,
     ) {
-        crate::kernels::selected::fully_connected_i8(g, q, x, w, bias, out, scratch)
+        use crate::kernels::selected::{fully_connected_i8, fully_connected_i8_laid_out};
+        match w.layout {
+            WeightLayout::Standard => fully_connected_i8(g, q, x, w.bytes, bias, out, scratch),
+            _ => fully_connected_i8_laid_out(g, q, x, w, bias, out, scratch),
+        }
     }
 
     fn float<W: Weight>(

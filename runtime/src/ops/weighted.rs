@@ -8,7 +8,7 @@ use super::{
 use crate::format::params::FusedAct;
 use crate::format::{DType, OpKind};
 use crate::kernels::scratch::Scratch;
-use crate::kernels::{ClampF32, Int8Params, Weight};
+use crate::kernels::{ClampF32, Int8Params, LaidOut, Weight};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::quant::Requant;
 use crate::Error;
@@ -20,13 +20,13 @@ pub(super) trait WeightedKernels {
     const KIND: OpKind;
     /// Geometry the kernels take.
     type Geometry;
-    /// int8 activations and weights.
+    /// int8 activations and weights (in the layout the loader allowed for the op kind).
     #[allow(clippy::too_many_arguments)]
     fn i8(
         g: &Self::Geometry,
         q: &Int8Params,
         x: &[i8],
-        w: &[i8],
+        w: LaidOut,
         bias: &[i32],
         out: &mut [i8],
         scratch: Scratch,
@@ -76,7 +76,8 @@ pub(super) fn run<K: Kernels, W: WeightedKernels>(
         };
         let (xv, wv, bv) = (io.read.input(&x)?, io.read.input(&w)?, io.read.input(&bias)?);
         let (out, scratch) = io.output_and_scratch()?;
-        W::i8(g, &q, xv, wv, bv, out, scratch);
+        let w = LaidOut { bytes: wv, layout: w.layout, depth: w.filters_depth().1 };
+        W::i8(g, &q, xv, w, bv, out, scratch);
     } else {
         arity(op, 3)?;
         expect_dtype(op, &bias, DType::F32)?;

@@ -12,7 +12,7 @@ use super::output::{Output, Short};
 use super::{extend_activations, lanes, padded_word, smlad_word};
 use crate::kernels::conv2d::{self, for_each_window, Window};
 use crate::kernels::scratch::Scratch;
-use crate::kernels::{fully_connected, ConvGeometry, FcGeometry, Int8Params, Nhwc};
+use crate::kernels::{fully_connected, ConvGeometry, FcGeometry, Int8Params, LaidOut, Nhwc};
 use crate::quant::Requant;
 
 /// The inner loop of [`tile`] and [`pairs_asm`]: r0–r3 += (A·f0, A·f1, B·f0, B·f1) over the groups
@@ -930,4 +930,32 @@ unsafe fn column_tile(acc: [i32; 4], columns: *const u32, f: [*const i8; 4], gro
         );
     }
     [a0, a1, a2, a3]
+}
+
+/// [`conv2d::conv2d_i8_laid_out`] for the DSP layouts.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_i8_laid_out(
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: LaidOut,
+    bias: &[i32],
+    out: &mut [i8],
+    _scratch: Scratch,
+) {
+    conv2d::conv2d_i8_laid_out(g, q, x, w, bias, out)
+}
+
+/// [`fully_connected::fully_connected_i8_laid_out`] for the DSP layouts.
+#[allow(clippy::too_many_arguments)]
+pub fn fully_connected_i8_laid_out(
+    g: &FcGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: LaidOut,
+    bias: &[i32],
+    out: &mut [i8],
+    _scratch: Scratch,
+) {
+    fully_connected::fully_connected_i8_laid_out(g, q, x, w, bias, out)
 }

@@ -75,7 +75,7 @@ mod scan;
 
 pub use add::add_i8;
 pub use depthwise::depthwise_conv2d_i8;
-pub use matrix::{conv2d_i8, fully_connected_i8};
+pub use matrix::{conv2d_i8, conv2d_i8_laid_out, fully_connected_i8, fully_connected_i8_laid_out};
 pub use scan::{count_equal, range_i8};
 
 /// The offset in both 16-bit lanes, for `SXTAB16`.
