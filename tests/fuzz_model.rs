@@ -33,6 +33,7 @@ use std::sync::{Mutex, OnceLock};
 
 mod common;
 
+use ember::format::layout::WeightLayout;
 use ember::format::params::{PadParams, TransposeParams};
 use ember::format::writer::{IoDesc, ModelBuilder, Quant};
 use ember::format::{
@@ -118,6 +119,13 @@ fn corpus() -> &'static [Seed] {
                 seeds.push(Seed { name: format!("{name} {precision:?}"), bytes: written.bytes });
             }
             if name == "digits_cnn" {
+                // Weights laid out for the Cortex-M DSP kernels.
+                for layout in [WeightLayout::DspPairs, WeightLayout::DspPairsWide] {
+                    let options = Options { layout, ..Options::default() };
+                    let written = pipeline::build_with(&graph, Precision::Int8, Some(&samples), options)
+                        .expect("quantizes");
+                    seeds.push(Seed { name: format!("{name} Int8 {}", layout.name()), bytes: written.bytes });
+                }
                 // Mixed: an int8 input dequantized for float conv2, and an f32 input through
                 // float conv1, quantized for int8, dequantized for float fc.
                 for float in [&["conv2"][..], &["conv1", "fc"]] {
@@ -513,6 +521,7 @@ impl Records {
                     (offset_of!(TensorRecord, alias_of), 2),
                     (offset_of!(TensorRecord, live_first), 2),
                     (offset_of!(TensorRecord, live_last), 2),
+                    (offset_of!(TensorRecord, layout), 1),
                 ];
                 f.extend((0..MAX_RANK).map(|i| (offset_of!(TensorRecord, dims) + 4 * i, 4)));
                 f

@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ember::format::layout::WeightLayout;
 use ember::format::OpKind;
 use ember::{Hook, Interpreter, OpEvent, OpOutput};
 use ember_quantize::host::ModelFile;
@@ -62,11 +63,12 @@ impl Hook for Logits {
     }
 }
 
-/// Imports `file` and returns Ember's int8 output and softmax input (if any) for each input.
-fn run(file: &str, inputs: &[Vec<i8>]) -> (Vec<Vec<i8>>, Vec<Vec<i8>>) {
+/// Imports `file` with its weights in `layout` and returns Ember's int8 output and softmax
+/// input (if any) for each input.
+fn run(file: &str, layout: WeightLayout, inputs: &[Vec<i8>]) -> (Vec<Vec<i8>>, Vec<Vec<i8>>) {
     let tflite = std::fs::read(dir().join(file)).unwrap();
-    let written =
-        import(&tflite, &Origin::default(), Options::default()).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+    let options = Options { layout, ..Options::default() };
+    let written = import(&tflite, &Origin::default(), options).unwrap_or_else(|e| panic!("{file}: {e:#}"));
     let model_file = ModelFile::from_bytes(&written.bytes);
     let model = model_file.model().unwrap();
     let mut arena = vec![0u8; model.arena_bytes()];
@@ -98,21 +100,24 @@ fn imported_models_match_tflite_reference_bytes() {
         let reference = dir().join(format!("{}.ref.npz", case.name));
         let (inputs, expected) = (rows(&reference, "inputs"), rows(&reference, "outputs"));
         assert!(inputs.len() >= 20, "{}: only {} reference inputs", case.name, inputs.len());
-        let (ours, our_logits) = run(case.file, &inputs);
-        let mut checks = vec![("outputs", compare(&ours, &expected))];
-        if case.name != "ad" {
-            let logits = rows(&reference, "logits");
-            assert_eq!(our_logits.len(), logits.len(), "{}: no softmax input captured", case.name);
-            checks.push(("softmax inputs", compare(&our_logits, &logits)));
-        }
-        for (what, (same, differing, total, max_diff)) in checks {
-            println!(
-                "{}: {same}/{} {what} byte-identical; {differing} of {total} bytes differ, by at most {max_diff}",
-                case.name,
-                inputs.len()
-            );
-            if differing > 0 {
-                failures.push(format!("{} {what}: {differing} bytes differ, by up to {max_diff}", case.name));
+        // Every weight layout gives the same bytes (the reference kernels read each one).
+        for layout in WeightLayout::ALL {
+            let (ours, our_logits) = run(case.file, layout, &inputs);
+            let mut checks = vec![("outputs", compare(&ours, &expected))];
+            if case.name != "ad" {
+                let logits = rows(&reference, "logits");
+                assert_eq!(our_logits.len(), logits.len(), "{}: no softmax input captured", case.name);
+                checks.push(("softmax inputs", compare(&our_logits, &logits)));
+            }
+            for (what, (same, differing, total, max_diff)) in checks {
+                let name = format!("{} ({} weights)", case.name, layout.name());
+                println!(
+                    "{name}: {same}/{} {what} byte-identical; {differing} of {total} bytes differ, by at most {max_diff}",
+                    inputs.len()
+                );
+                if differing > 0 {
+                    failures.push(format!("{name} {what}: {differing} bytes differ, by up to {max_diff}"));
+                }
             }
         }
     }

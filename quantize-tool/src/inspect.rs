@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use ember::format::layout::WeightLayout;
 use ember::format::meta::{Calibration, SourceFormat, NO_SOURCE};
 use ember::format::params::ConvParams;
 use ember::format::{DType, OpKind, Storage};
@@ -143,6 +144,7 @@ pub fn report(model: &Model, file_len: usize) -> String {
         None => s.push_str("provenance: none recorded\n"),
     }
     s.push_str(&scratch(model));
+    s.push_str(&layouts(model));
     let _ = writeln!(
         s,
         "ops: {}  MACs: {total_macs}  weight bytes: {}  arena bytes: {} (in-place ops: {in_place_ops})  file bytes: {file_len}",
@@ -151,6 +153,32 @@ pub fn report(model: &Model, file_len: usize) -> String {
         model.arena_bytes()
     );
     s
+}
+
+/// The weight layout line: tensors and bytes per layout of the int8 weights of convolutions and
+/// fully connected layers (`ember-quantize --layout`).
+fn layouts(model: &Model) -> String {
+    let mut per = [(0, 0); WeightLayout::ALL.len()];
+    for index in 0..model.op_count() as u16 {
+        let Ok(op) = model.op(index) else { continue };
+        let laid = matches!(op.kind, OpKind::Conv2d | OpKind::FullyConnected);
+        if let (true, Some(Ok(w))) = (laid, op.inputs.get(1).map(|&id| model.tensor(id))) {
+            if w.dtype == DType::I8 {
+                per[w.layout as usize].0 += 1;
+                per[w.layout as usize].1 += w.byte_len;
+            }
+        }
+    }
+    let used: Vec<String> = WeightLayout::ALL
+        .into_iter()
+        .zip(per)
+        .filter(|(_, (n, _))| *n > 0)
+        .map(|(l, (n, bytes))| format!("{} ({n} tensors, {bytes} bytes)", l.name()))
+        .collect();
+    match used.is_empty() {
+        true => String::new(),
+        false => format!("int8 weight layouts: {}\n", used.join(", ")),
+    }
 }
 
 /// The kernel scratch line: the largest op's, and the kernel sets whose needs the plan meets

@@ -429,10 +429,10 @@ struct TargetArgs {
     /// fastest DSP convolutions, twice their weight bytes). Default: `dsp-pairs` for
     /// `--target cortex-m-dsp`, else `standard`. Every layout runs on every target.
     #[arg(long, value_enum)]
-    layout: Option<LayoutName>,
+    weight_layout: Option<LayoutName>,
 }
 
-/// A `--layout` value.
+/// A `--weight-layout` value.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LayoutName {
     /// Row-major, as the tensor's dims say.
@@ -468,7 +468,7 @@ impl TargetArgs {
             TargetName::Helium => &[Target::Helium],
             TargetName::Neon => &[Target::Neon],
         };
-        let layout = match (self.layout, self.target) {
+        let layout = match (self.weight_layout, self.target) {
             (Some(LayoutName::Standard), _) => WeightLayout::Standard,
             (Some(LayoutName::DspPairs), _) | (None, TargetName::CortexMDsp) => WeightLayout::DspPairs,
             (Some(LayoutName::DspPairsWide), _) => WeightLayout::DspPairsWide,

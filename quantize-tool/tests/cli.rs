@@ -76,6 +76,23 @@ fn quantize_inspect_run_eval_digits() {
     let logits = ember_quantize::npy::read_npy(&y).unwrap();
     assert_eq!(logits.shape(), &[450, 1, 10]);
 
+    // Weights laid out for the Cortex-M DSP kernels: the same outputs on the host.
+    for (layout, args) in [("dsp-pairs", &[][..]), ("dsp-pairs-wide", &["--weight-layout", "dsp-pairs-wide"][..])] {
+        let laid = dir.join(format!("{layout}.ember"));
+        let quantize = ["quantize", onnx_s, "-o", laid.to_str().unwrap(), "--calib", calib.to_str().unwrap()];
+        let o = tool(&[&quantize[..], &["--target", "cortex-m-dsp"], args].concat());
+        assert!(o.status.success(), "{}", text(&o));
+        let o = tool(&["inspect", laid.to_str().unwrap()]);
+        assert!(text(&o).contains(&format!("int8 weight layouts: {layout} (")), "{}", text(&o));
+        let y_laid = dir.join(format!("{layout}.npy"));
+        let run = ["run", laid.to_str().unwrap(), "--input", test_x.to_str().unwrap(), "-o"];
+        let o = tool(&[&run[..], &[y_laid.to_str().unwrap()]].concat());
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(ember_quantize::npy::read_npy(&y_laid).unwrap(), logits, "{layout}");
+        std::fs::remove_file(&laid).unwrap();
+        std::fs::remove_file(&y_laid).unwrap();
+    }
+
     let labels = models().join("digits/test_y.npy");
     let o = tool(&[
         "eval",

@@ -745,6 +745,69 @@ mod tests {
         assert_eq!(model.op(0).err(), Some(expected));
     }
 
+    /// An int8 constant `[3, 5]` (three filters of five) in `layout`, its length `byte_len`.
+    fn laid_out(layout: WeightLayout, byte_len: u32) -> TensorRecord {
+        let mut r = tensor_record(DType::I8, Storage::Constant, &[3, 5]);
+        (r.layout, r.byte_len) = (layout as u8, byte_len);
+        r
+    }
+
+    #[test]
+    fn weight_layouts_need_int8_constants_of_their_length() {
+        let reason = |records: &[TensorRecord]| match Model::from_parts(records, &[], &[], &[], 0)
+            .validate_tensor(0, 0)
+        {
+            Err(Error::BadTensor { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        // Pairs: 2 pairs × 2 groups × 8 bytes; the wide layout twice that.
+        assert_eq!(reason(&[laid_out(WeightLayout::DspPairs, 32)]), "constant data outside the blob");
+        assert_eq!(reason(&[laid_out(WeightLayout::DspPairsWide, 64)]), "constant data outside the blob");
+        let wrong_length = "byte length does not match shape, element type and layout";
+        assert_eq!(reason(&[laid_out(WeightLayout::DspPairs, 15)]), wrong_length);
+        assert_eq!(reason(&[laid_out(WeightLayout::DspPairsWide, 32)]), wrong_length);
+        let mut unknown = laid_out(WeightLayout::DspPairs, 32);
+        unknown.layout = 3;
+        assert_eq!(reason(&[unknown]), "unknown weight layout");
+        let only = "only int8 constants of rank 2 or more have a weight layout";
+        let mut wide_type = tensor_record(DType::I32, Storage::Constant, &[2, 4]);
+        wide_type.layout = WeightLayout::DspPairs as u8;
+        let mut activation = tensor_record(DType::I8, Storage::Arena, &[2, 4]);
+        activation.layout = WeightLayout::DspPairs as u8;
+        let mut vector = tensor_record(DType::I8, Storage::Constant, &[8]);
+        vector.layout = WeightLayout::DspPairs as u8;
+        for r in [wide_type, activation, vector] {
+            assert_eq!(reason(&[r]), only);
+        }
+    }
+
+    #[test]
+    fn laid_out_weights_are_read_only_as_weights() {
+        let tensors = [
+            tensor_record(DType::I8, Storage::Constant, &[1, 5]),
+            laid_out(WeightLayout::DspPairs, 32),
+            tensor_record(DType::I8, Storage::Arena, &[1, 3]),
+        ];
+        let op = |kind: OpKind, io_start| OpRecord {
+            kind: kind as u8,
+            n_inputs: 2,
+            n_outputs: 1,
+            io_start,
+            params_len: params::params_len(kind) as u32,
+            ..Default::default()
+        };
+        let ops = [op(OpKind::FullyConnected, 0), op(OpKind::Add, 3)];
+        let zeros = [0; 64];
+        let model = Model::from_parts(&tensors, &ops, &[0, 1, 2, 1, 0, 2], &zeros, 16);
+        assert_eq!(model.validate_op_io(&model.op(0).unwrap()), Ok(()));
+        let expected = Error::BadOp {
+            op: 1,
+            kind: Some(OpKind::Add),
+            reason: "reads a laid-out weight tensor where it takes the standard layout",
+        };
+        assert_eq!(model.validate_op_io(&model.op(1).unwrap()), Err(expected));
+    }
+
     #[test]
     fn constant_range_past_the_address_space_is_an_error() {
         // `offset + byte_len` overflowed `usize` (on 32-bit targets, for offsets from the file).

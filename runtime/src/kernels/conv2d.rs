@@ -220,6 +220,7 @@ pub fn conv2d_i8_laid_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::layout::WeightLayout;
     use crate::kernels::testutil::{
         self, assert_close, assert_within, f32s, f64s, i8s, quant, weights_i8, Quant,
     };
@@ -366,6 +367,28 @@ mod tests {
         ) {
             let (out, expected) = run_i8(&g, &q, &x, &w, &bias);
             assert_within(&out, &expected, 1);
+        }
+
+        #[test]
+        fn i8_laid_out_equals_standard(
+            (g, q, x, w, bias) in random_geometry().prop_flat_map(|g| {
+                let bias = proptest::collection::vec(-2000i32..2000, g.output.c);
+                (Just(g), quant(g.output.c), i8s(g.input.len()), weights_i8(weight_len(&g)), bias)
+            })
+        ) {
+            let requant = q.requant();
+            let p = q.params(&requant);
+            let mut standard = vec![0; g.output.len()];
+            conv2d_i8(&g, &p, &x, &w, &bias, &mut standard);
+            let depth = weight_len(&g) / g.output.c;
+            for layout in WeightLayout::ALL {
+                let mut bytes = vec![0; layout.byte_len(g.output.c, depth).unwrap()];
+                layout.pack(&w, g.output.c, depth, &mut bytes);
+                let laid = LaidOut { bytes: bytemuck::cast_slice(&bytes), layout, depth };
+                let mut out = vec![0; g.output.len()];
+                conv2d_i8_laid_out(&g, &p, &x, laid, &bias, &mut out);
+                prop_assert_eq!(&out, &standard, "{:?}", layout);
+            }
         }
     }
 }

@@ -117,6 +117,7 @@ pub fn fully_connected_i8_laid_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::layout::WeightLayout;
     use crate::kernels::testutil::{
         self, assert_close, assert_within, f32s, f64s, i8s, quant, weights_i8, Quant,
     };
@@ -233,6 +234,27 @@ mod tests {
         ) {
             let (out, expected) = run_i8(&g, &q, &x, &w, &bias);
             assert_within(&out, &expected, 1);
+        }
+
+        #[test]
+        fn i8_laid_out_equals_standard(
+            (g, q, x, w, bias) in geometry().prop_flat_map(|g| {
+                let bias = proptest::collection::vec(-2000i32..2000, g.units);
+                (Just(g), quant(g.units), i8s(g.rows * g.depth), weights_i8(g.units * g.depth), bias)
+            })
+        ) {
+            let requant = q.requant();
+            let p = q.params(&requant);
+            let mut standard = vec![0; g.rows * g.units];
+            fully_connected_i8(&g, &p, &x, &w, &bias, &mut standard);
+            for layout in WeightLayout::ALL {
+                let mut bytes = vec![0; layout.byte_len(g.units, g.depth).unwrap()];
+                layout.pack(&w, g.units, g.depth, &mut bytes);
+                let laid = LaidOut { bytes: bytemuck::cast_slice(&bytes), layout, depth: g.depth };
+                let mut out = vec![0; g.rows * g.units];
+                fully_connected_i8_laid_out(&g, &p, &x, laid, &bias, &mut out);
+                prop_assert_eq!(&out, &standard, "{:?}", layout);
+            }
         }
     }
 }
