@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use ember::format::layout::WeightLayout;
 use ember::format::meta::SourceFormat;
 use ember::format::DType;
 use ember::Model;
@@ -20,7 +21,7 @@ use ember_quantize::host::{to_internal, ModelFile};
 use ember_quantize::inspect::{op_macs, op_shape};
 use ember_quantize::npy::{read_npy, read_npz_array};
 use ember_quantize::onnx::load_onnx;
-use ember_quantize::pipeline::{build, Written};
+use ember_quantize::pipeline::{build_with, Written};
 use ember_quantize::plan;
 use ember_quantize::provenance::Origin;
 use ember_quantize::tflite;
@@ -112,6 +113,8 @@ pub struct Options {
     pub docs: bool,
     /// Whether to run each ONNX model a second time on the portable reference kernels.
     pub reference: bool,
+    /// The layout of the models' int8 convolution and fully connected weights (`--weight-layout`).
+    pub layout: WeightLayout,
     /// The command line, for the docs.
     pub command: String,
 }
@@ -239,12 +242,16 @@ impl Kind {
         }
     }
 
-    /// Where its JSON results go by default.
-    fn default_json(self) -> PathBuf {
-        root().join(match self {
-            Kind::Onnx => "benches/results/device.json",
-            Kind::Tflite => "benches/results/device-tflite.json",
-        })
+    /// Where its JSON results go by default (relative to the root), for weights in `layout`.
+    fn default_json(self, layout: WeightLayout) -> String {
+        let stem = match self {
+            Kind::Onnx => "benches/results/device",
+            Kind::Tflite => "benches/results/device-tflite",
+        };
+        match layout {
+            WeightLayout::Standard => format!("{stem}.json"),
+            _ => format!("{stem}-{}.json", layout.name()),
+        }
     }
 }
 
@@ -334,7 +341,7 @@ pub fn run(options: Options) -> Result<()> {
     for job in &jobs {
         let name = &job.name;
         let started = Instant::now();
-        let prepared = prepare(job, &work)?;
+        let prepared = prepare(job, &work, options.layout)?;
         eprintln!(
             "{name}: {} ({} model bytes, {} MACs, arena {} bytes, {} inputs) in {:.1} s",
             match kind {
@@ -374,7 +381,7 @@ pub fn run(options: Options) -> Result<()> {
         }
     }
 
-    let json_path = options.json.clone().unwrap_or_else(|| kind.default_json());
+    let json_path = options.json.clone().unwrap_or_else(|| root().join(kind.default_json(options.layout)));
     if let Some(dir) = json_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -384,11 +391,12 @@ pub fn run(options: Options) -> Result<()> {
         Kind::Onnx => section(&runs, &options.command, &versions()),
         Kind::Tflite => tflite_section(&runs, &options.command, &versions()),
     };
+    let (heading, section) = laid_out_section(kind, options.layout, &section);
     println!("{section}");
     if options.docs {
         let docs = root().join("docs/BENCHMARKS.md");
         let text = std::fs::read_to_string(&docs).with_context(|| format!("reading {}", docs.display()))?;
-        std::fs::write(&docs, replace_section(&text, kind.heading(), &section))?;
+        std::fs::write(&docs, replace_section(&text, &heading, &section))?;
     }
     eprintln!("wrote {}{}", json_path.display(), if options.docs { " and docs/BENCHMARKS.md" } else { "" });
 
@@ -547,16 +555,37 @@ fn real_samples(path: &Path, shape: &[usize]) -> Result<Vec<ArrayD<f32>>> {
     Ok(Vec::new())
 }
 
-/// Makes `job`'s model file (quantized or imported) under `work`, its input batch, and the host's
-/// (and for imported models TFLite's reference) output bytes for that batch.
-fn prepare(job: &Job, work: &Path) -> Result<Prepared> {
+/// The heading and text of `kind`'s docs section for weights in `layout`: `section` as it is
+/// for the standard layout, else under a heading of its own that names the layout and its JSON.
+fn laid_out_section(kind: Kind, layout: WeightLayout, section: &str) -> (String, String) {
+    if layout == WeightLayout::Standard {
+        return (kind.heading().to_string(), section.to_string());
+    }
+    let heading = format!("{}, weights laid out `{}`", kind.heading(), layout.name());
+    let note = format!(
+        "{heading}\n\nThe same run with every int8 convolution's and fully connected layer's weights in the \
+         `{}` layout (`ember-quantize --weight-layout {}`, docs/FORMAT.md §4).",
+        layout.name(),
+        layout.name()
+    );
+    let text = section.replacen(kind.heading(), &note, 1).replacen(
+        &kind.default_json(WeightLayout::Standard),
+        &kind.default_json(layout),
+        1,
+    );
+    (heading, text)
+}
+
+/// Makes `job`'s model file (quantized or imported, weights in `layout`) under `work`, its input
+/// batch, and the host's (and for imported models TFLite's reference) output bytes for that batch.
+fn prepare(job: &Job, work: &Path, layout: WeightLayout) -> Result<Prepared> {
     let (written, batch, reference) = match &job.source {
         Source::Onnx { range } => {
-            let (written, batch) = quantize(&job.name, &job.path, *range)?;
+            let (written, batch) = quantize(&job.name, &job.path, *range, layout)?;
             (written, batch, None)
         }
         Source::Tflite { reference } => {
-            let (written, batch, outputs) = import(&job.name, &job.path, reference)?;
+            let (written, batch, outputs) = import(&job.name, &job.path, reference, layout)?;
             (written, batch, Some(Reference { file: relative(reference)?, outputs }))
         }
     };
@@ -573,11 +602,15 @@ fn prepare(job: &Job, work: &Path) -> Result<Prepared> {
         );
     }
     let model_path = work.join(format!(
-        "{}_{}.ember",
+        "{}_{}{}.ember",
         job.name,
         match job.kind() {
             Kind::Onnx => "int8",
             Kind::Tflite => "tflite",
+        },
+        match layout {
+            WeightLayout::Standard => String::new(),
+            _ => format!("_{}", layout.name()),
         }
     ));
     write_if_changed(&model_path, &written.bytes)?;
@@ -610,7 +643,7 @@ fn relative(path: &Path) -> Result<String> {
 
 /// Quantizes the ONNX file `path` at int8 (calibrated on seeded synthetic inputs in `range` and
 /// the real samples tests/mlperf.rs uses) and makes its batch of `BATCH` seeded inputs.
-fn quantize(name: &str, path: &Path, range: (f32, f32)) -> Result<(Written, Vec<u8>)> {
+fn quantize(name: &str, path: &Path, range: (f32, f32), layout: WeightLayout) -> Result<(Written, Vec<u8>)> {
     let graph = load_onnx(path, &[]).with_context(|| format!("loading {}", path.display()))?;
     ensure!(
         graph.inputs.len() == 1,
@@ -621,8 +654,9 @@ fn quantize(name: &str, path: &Path, range: (f32, f32)) -> Result<(Written, Vec<
     let mut calib: Vec<Vec<ArrayD<f32>>> =
         synthetic(&shape, range, CALIBRATION, 1).into_iter().map(|x| vec![x]).collect();
     calib.extend(real_samples(path, &shape)?.into_iter().step_by(2).map(|x| vec![x]));
-    let written =
-        build(&graph, Precision::Int8, Some(&calib)).with_context(|| format!("quantizing {name}"))?;
+    let options = plan::Options { layout, ..plan::Options::default() };
+    let written = build_with(&graph, Precision::Int8, Some(&calib), options)
+        .with_context(|| format!("quantizing {name}"))?;
     let batch =
         input_batch(&ModelFile::from_bytes(&written.bytes).model()?, &synthetic(&shape, range, BATCH, 2))?;
     Ok((written, batch))
@@ -631,11 +665,17 @@ fn quantize(name: &str, path: &Path, range: (f32, f32)) -> Result<(Written, Vec<
 /// Imports the int8 `.tflite` file `path` as `ember-quantize import` does (with creation time 0,
 /// so the model bytes are reproducible) and reads its TFLite reference file: the input batch and
 /// TFLite's output bytes for each input.
-fn import(name: &str, path: &Path, reference: &Path) -> Result<(Written, Vec<u8>, Vec<Vec<u8>>)> {
+fn import(
+    name: &str,
+    path: &Path,
+    reference: &Path,
+    layout: WeightLayout,
+) -> Result<(Written, Vec<u8>, Vec<Vec<u8>>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let origin = Origin { created_unix: 0, ..Origin::new(&bytes, SourceFormat::Tflite, false)? };
-    let written = tflite::import(&bytes, &origin, plan::Options::default())
-        .with_context(|| format!("importing {}", path.display()))?;
+    let options = plan::Options { layout, ..plan::Options::default() };
+    let written =
+        tflite::import(&bytes, &origin, options).with_context(|| format!("importing {}", path.display()))?;
     let file = ModelFile::from_bytes(&written.bytes);
     let model = file.model()?;
     let (input, output) = (model.input(0)?.tensor, model.output(0)?.tensor);
@@ -1576,6 +1616,18 @@ mod tests {
     }
 
     #[test]
+    fn laid_out_runs_have_a_section_and_json_of_their_own() {
+        let standard = format!("{SECTION}\n\ntable; raw results in `benches/results/device.json`.\n");
+        assert_eq!(laid_out_section(Kind::Onnx, WeightLayout::Standard, &standard).1, standard);
+        let (heading, text) = laid_out_section(Kind::Onnx, WeightLayout::DspPairsWide, &standard);
+        assert_eq!(heading, format!("{SECTION}, weights laid out `dsp-pairs-wide`"));
+        assert!(text.starts_with(&format!("{heading}\n\nThe same run with")), "{text}");
+        assert!(text.contains("`benches/results/device-dsp-pairs-wide.json`"), "{text}");
+        let docs = replace_section(&format!("# Doc\n\n{standard}"), &heading, &text);
+        assert!(docs.contains(&standard) && docs.ends_with(&text), "both sections kept:\n{docs}");
+    }
+
+    #[test]
     fn tflite_models_and_onnx_models_run_apart() {
         let options = |models: &[&str], tflite: bool, range: Option<(f32, f32)>| Options {
             boards: vec![],
@@ -1586,6 +1638,7 @@ mod tests {
             json: None,
             docs: false,
             reference: false,
+            layout: WeightLayout::Standard,
             command: String::new(),
         };
         let (kind, list) = jobs(&options(&[], true, None)).unwrap();

@@ -18,6 +18,7 @@ mod setup;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use ember::format::layout::WeightLayout;
 
 #[derive(Parser)]
 #[command(about = "Ember project automation")]
@@ -84,7 +85,19 @@ enum Command {
         /// .tflite models never are).
         #[arg(long)]
         no_reference: bool,
+        /// Lay the models' int8 convolution and fully connected weights out as `ember-quantize
+        /// --weight-layout` does: standard, dsp-pairs or dsp-pairs-wide (results go to a JSON
+        /// file and docs section of their own).
+        #[arg(long, default_value = "standard", value_parser = parse_layout)]
+        weight_layout: WeightLayout,
     },
+}
+
+fn parse_layout(s: &str) -> Result<WeightLayout, String> {
+    WeightLayout::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| {
+        let names: Vec<&str> = WeightLayout::ALL.iter().map(|l| l.name()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
 }
 
 fn parse_range(s: &str) -> Result<(f32, f32), String> {
@@ -108,7 +121,17 @@ fn main() {
             let args: Vec<String> = std::env::args().skip(1).collect();
             bench_host::run(&criterion, !no_docs, &format!("cargo xtask {}", args.join(" ")))
         }
-        Command::BenchDevice { boards, models, tflite, range, timeout_secs, json, no_docs, no_reference } => {
+        Command::BenchDevice {
+            boards,
+            models,
+            tflite,
+            range,
+            timeout_secs,
+            json,
+            no_docs,
+            no_reference,
+            weight_layout,
+        } => {
             let args: Vec<String> = std::env::args().skip(1).collect();
             bench::run(bench::Options {
                 boards,
@@ -119,6 +142,7 @@ fn main() {
                 json,
                 docs: !no_docs,
                 reference: !no_reference,
+                layout: weight_layout,
                 command: format!("cargo xtask {}", args.join(" ")),
             })
         }
