@@ -564,7 +564,7 @@ fn laid_out_section(kind: Kind, layout: WeightLayout, section: &str) -> (String,
     let heading = format!("{}, weights laid out `{}`", kind.heading(), layout.name());
     let note = format!(
         "{heading}\n\nThe same run with every int8 convolution's and fully connected layer's weights in the \
-         `{}` layout (`ember-quantize --weight-layout {}`, docs/FORMAT.md §4).",
+         `{}` layout (`ember-quantize --weight-layout {}`, docs/FORMAT.md §3.1).",
         layout.name(),
         layout.name()
     );

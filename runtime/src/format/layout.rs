@@ -8,7 +8,7 @@
 //! part of a result). Every kernel set reads every layout; the reference kernels through
 //! [`WeightLayout::get`].
 
-/// How a weight tensor's bytes are arranged (docs/FORMAT.md §4).
+/// How a weight tensor's bytes are arranged (docs/FORMAT.md §3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
