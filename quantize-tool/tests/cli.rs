@@ -77,7 +77,9 @@ fn quantize_inspect_run_eval_digits() {
     assert_eq!(logits.shape(), &[450, 1, 10]);
 
     // Weights laid out for the Cortex-M DSP kernels: the same outputs on the host.
-    for (layout, args) in [("dsp-pairs", &[][..]), ("dsp-pairs-wide", &["--weight-layout", "dsp-pairs-wide"][..])] {
+    for (layout, args) in
+        [("dsp-pairs", &[][..]), ("dsp-pairs-wide", &["--weight-layout", "dsp-pairs-wide"][..])]
+    {
         let laid = dir.join(format!("{layout}.ember"));
         let quantize = ["quantize", onnx_s, "-o", laid.to_str().unwrap(), "--calib", calib.to_str().unwrap()];
         let o = tool(&[&quantize[..], &["--target", "cortex-m-dsp"], args].concat());
