@@ -40,7 +40,9 @@ pub mod transpose;
 /// op's planned [`Scratch`](scratch::Scratch) (sized by [`Target::bytes`](scratch::Target::bytes)).
 pub mod selected {
     #[cfg(all(ember_arm_dsp, not(ember_helium)))]
-    pub use super::cortex_m_dsp::{add_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
+    pub use super::cortex_m_dsp::{
+        add_i8, average_pool_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8,
+    };
     #[cfg(ember_arm_dsp)]
     pub use super::cortex_m_dsp::{conv2d_i8_laid_out, count_equal, fully_connected_i8_laid_out, range_i8};
     #[cfg(not(ember_neon))]
@@ -56,7 +58,7 @@ pub mod selected {
         conv2d_f32, conv2d_i8, depthwise_conv2d_f32, depthwise_conv2d_i8, fully_connected_f32,
         fully_connected_i8,
     };
-    #[cfg(not(ember_helium))]
+    #[cfg(not(any(ember_arm_dsp, ember_helium)))]
     pub use super::pool::average_pool_i8;
     #[cfg(not(ember_arm_dsp))]
     pub use super::scan::{count_equal, range_i8};

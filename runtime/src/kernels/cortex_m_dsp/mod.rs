@@ -14,6 +14,7 @@
 //! - [`depthwise`]: depthwise convolutions, four channels per pass;
 //! - [`output`]: the requantization, with a short exact path where the accumulators are bounded;
 //! - [`add`]: ADD of same-shape operands, its three requantizations with `SMMULR`;
+//! - [`pool`]: average pooling, four channels' window sums per `SXTAB16` pair;
 //! - [`scan`]: the drift telemetry's scans (values equal to -128 or 127, the input range).
 
 /// The short output stage ([`output`]) of the accumulator in register `$acc`, with the
@@ -71,11 +72,13 @@ mod add;
 mod depthwise;
 mod matrix;
 mod output;
+mod pool;
 mod scan;
 
 pub use add::add_i8;
 pub use depthwise::depthwise_conv2d_i8;
 pub use matrix::{conv2d_i8, conv2d_i8_laid_out, fully_connected_i8, fully_connected_i8_laid_out};
+pub use pool::average_pool_i8;
 pub use scan::{count_equal, range_i8};
 
 /// The offset in both 16-bit lanes, for `SXTAB16`.
