@@ -1,5 +1,6 @@
 //! Randomized bit-exactness checks, run under QEMU: every hand-written kernel of this target
-//! (`ember::kernels::cortex_m_dsp`, and `helium` on the M55: `helium.rs`) against its reference
+//! (`ember::kernels::cortex_m_dsp`, with weights laid out at export in `laid_out.rs`, and `helium` on
+//! the M55: `helium.rs`) against its reference
 //! kernel, byte for byte, on random shapes, strides, dilations, paddings, channel multipliers, zero points, per-tensor and
 //! per-channel requantization and activation bounds. Prints a summary through defmt and exits with status 0, or prints the
 //! first differing case and exits with status 1.
@@ -18,6 +19,8 @@ use panic_probe as _;
 mod depthwise;
 #[cfg(helium)]
 mod helium;
+mod laid_out;
+mod pool;
 
 /// Random cases drawn per kernel (those that do not fit the buffers are skipped and not counted).
 const CASES: u32 = 1500;
@@ -470,6 +473,8 @@ fn main() -> ! {
         }
     }
     depthwise::check(&mut rng);
+    laid_out::check(&mut rng);
+    pool::check(&mut rng);
     #[cfg(helium)]
     helium::check(&mut rng);
     defmt::println!(

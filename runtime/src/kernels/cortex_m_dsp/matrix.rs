@@ -6,51 +6,58 @@
 //! loop loads both columns' next four elements with one `LDM`, then each of two filters' next
 //! four weights with one `LDR`, and accumulates 2 channels × 2 columns with eight `SMLAD`s:
 //! 16 multiply-accumulates in 15 instructions. A single-row fully connected layer has one
-//! column and takes four filters per pass instead.
+//! column and takes four filters per pass instead. Filters laid out at export in pairs of
+//! zero-padded groups (`WeightLayout::DspPairs`, `DspPairsWide`) are read in place with no
+//! partial last group: one `LDRD` loads both filters' words (14 instructions per 16
+//! multiply-accumulates), or, already in 16-bit lanes, one filter's two words (11).
 
 use super::output::{Output, Short};
 use super::{extend_activations, lanes, padded_word, smlad_word};
+use crate::format::layout::WeightLayout;
 use crate::kernels::conv2d::{self, for_each_window, Window};
 use crate::kernels::scratch::Scratch;
 use crate::kernels::{fully_connected, ConvGeometry, FcGeometry, Int8Params, LaidOut, Nhwc};
 use crate::quant::Requant;
 
-/// The inner loop of [`tile`] and [`pairs_asm`]: r0–r3 += (A·f0, A·f1, B·f0, B·f1) over the groups
-/// from r4 to lr (columns), with the filters at r5 and r12; r8–r11 hold a group of both
-/// columns and r6, r7 a weight word's lanes.
+/// The inner loops of the [`tile`]s and [`pairs_asm`]s: r0–r3 += (A·f0, A·f1, B·f0, B·f1) over
+/// the groups from r4 to lr (columns) with filters f0 and f1 in the layout the group names:
+/// `standard` reads them at r5 and r12, `pairs` (`WeightLayout::DspPairs`) and `wide`
+/// (`WeightLayout::DspPairsWide`) both at r5, r12 then being a temporary. r8–r11 hold a group
+/// of both columns and r6, r7 weight lanes.
 macro_rules! two_by_two {
-    () => {
+    // Two groups per iteration; an odd count enters at the second.
+    (loop $group:ident) => {
         concat!(
-            // Two groups per iteration; an odd count enters at the second.
             "sub r6, lr, r4\n",
             "tst r6, #16\n",
             "bne 5f\n",
             "2:\n",
-            two_by_two!(group),
+            two_by_two!($group),
             "5:\n",
-            two_by_two!(group),
+            two_by_two!($group),
             "cmp r4, lr\n",
             "bne 2b",
         )
     };
-    // Eight groups per iteration, entered at the group that leaves a multiple of eight (each
-    // group is 15 four-byte instructions: 60 bytes).
-    (unrolled) => {
+    // Eight groups per iteration, entered at the group that leaves a multiple of eight (every
+    // instruction of a group is 32-bit: a group is `GROUP_BYTES` of its layout).
+    (unrolled $group:ident) => {
         concat!(
             "2:\n",
-            two_by_two!(group),
-            two_by_two!(group),
-            two_by_two!(group),
-            two_by_two!(group),
-            two_by_two!(group),
-            two_by_two!(group),
-            two_by_two!(group),
-            two_by_two!(group),
+            two_by_two!($group),
+            two_by_two!($group),
+            two_by_two!($group),
+            two_by_two!($group),
+            two_by_two!($group),
+            two_by_two!($group),
+            two_by_two!($group),
+            two_by_two!($group),
             "cmp r4, lr\n",
             "bne 2b",
         )
     };
-    (group) => {
+    // 15 instructions: each filter's word, sign-extended to lanes.
+    (standard) => {
         concat!(
             "ldm r4!, {{r8, r9, r10, r11}}\n",
             "ldr r6, [r5], #4\n",
@@ -69,27 +76,64 @@ macro_rules! two_by_two {
             "smlad r3, r11, r6, r3\n",
         )
     };
+    // 14 instructions: both filters' words with one `LDRD`.
+    (pairs) => {
+        concat!(
+            "ldm r4!, {{r8, r9, r10, r11}}\n",
+            "ldrd r6, r12, [r5], #8\n",
+            "sxtb16 r7, r6\n",
+            "sxtb16 r6, r6, ror #8\n",
+            "smlad r0, r8, r7, r0\n",
+            "smlad r0, r9, r6, r0\n",
+            "smlad r2, r10, r7, r2\n",
+            "smlad r2, r11, r6, r2\n",
+            "sxtb16 r7, r12\n",
+            "sxtb16 r12, r12, ror #8\n",
+            "smlad r1, r8, r7, r1\n",
+            "smlad r1, r9, r12, r1\n",
+            "smlad r3, r10, r7, r3\n",
+            "smlad r3, r11, r12, r3\n",
+        )
+    };
+    // 11 instructions: each filter's lanes with one `LDRD`.
+    (wide) => {
+        concat!(
+            "ldm r4!, {{r8, r9, r10, r11}}\n",
+            "ldrd r6, r7, [r5], #8\n",
+            "smlad r0, r8, r6, r0\n",
+            "smlad r0, r9, r7, r0\n",
+            "smlad r2, r10, r6, r2\n",
+            "smlad r2, r11, r7, r2\n",
+            "ldrd r6, r7, [r5], #8\n",
+            "smlad r1, r8, r6, r1\n",
+            "smlad r1, r9, r7, r1\n",
+            "smlad r3, r10, r6, r3\n",
+            "smlad r3, r11, r7, r3\n",
+        )
+    };
 }
 
-/// The inner loop of [`column_tile`] and [`quads_asm`]: r0–r3 += (A·f0, A·f1, A·f2, A·f3)
-/// over column A's groups from r4 to r11, with the filters at r5, r8, r9, r10; r12 and lr hold
-/// a group of the column and r6, r7 a weight word's lanes.
+/// The inner loops of the [`column_tile`]s and [`quads_asm`]s: r0–r3 += (A·f0, A·f1, A·f2, A·f3)
+/// over column A's groups from r4 to r11 with filters f0–f3 in the layout the group names:
+/// `standard` reads them at r5, r8, r9, r10; `pairs` and `wide` read the pair (f0, f1) at r5
+/// and (f2, f3) at r8, r9 and r10 then being temporaries. r12 and lr hold a group of the
+/// column and r6, r7 (and r9, r10) weight lanes.
 macro_rules! four_by_one {
-    () => {
+    // Two groups per iteration; an odd count enters at the second.
+    (loop $group:ident) => {
         concat!(
-            // Two groups per iteration; an odd count enters at the second.
             "sub r6, r11, r4\n",
             "tst r6, #8\n",
             "bne 5f\n",
             "2:\n",
-            four_by_one!(group),
+            four_by_one!($group),
             "5:\n",
-            four_by_one!(group),
+            four_by_one!($group),
             "cmp r4, r11\n",
             "bne 2b",
         )
     };
-    (group) => {
+    (standard) => {
         concat!(
             "ldrd r12, lr, [r4], #8\n",
             "ldr r6, [r5], #4\n",
@@ -112,6 +156,44 @@ macro_rules! four_by_one {
             "sxtb16 r6, r6, ror #8\n",
             "smlad r3, r12, r7, r3\n",
             "smlad r3, lr, r6, r3\n",
+        )
+    };
+    (pairs) => {
+        concat!(
+            "ldrd r12, lr, [r4], #8\n",
+            "ldrd r6, r9, [r5], #8\n",
+            "sxtb16 r7, r6\n",
+            "sxtb16 r6, r6, ror #8\n",
+            "smlad r0, r12, r7, r0\n",
+            "smlad r0, lr, r6, r0\n",
+            "sxtb16 r10, r9\n",
+            "sxtb16 r9, r9, ror #8\n",
+            "smlad r1, r12, r10, r1\n",
+            "smlad r1, lr, r9, r1\n",
+            "ldrd r6, r9, [r8], #8\n",
+            "sxtb16 r7, r6\n",
+            "sxtb16 r6, r6, ror #8\n",
+            "smlad r2, r12, r7, r2\n",
+            "smlad r2, lr, r6, r2\n",
+            "sxtb16 r10, r9\n",
+            "sxtb16 r9, r9, ror #8\n",
+            "smlad r3, r12, r10, r3\n",
+            "smlad r3, lr, r9, r3\n",
+        )
+    };
+    (wide) => {
+        concat!(
+            "ldrd r12, lr, [r4], #8\n",
+            "ldm r5!, {{r6, r7, r9, r10}}\n",
+            "smlad r0, r12, r6, r0\n",
+            "smlad r0, lr, r7, r0\n",
+            "smlad r1, r12, r9, r1\n",
+            "smlad r1, lr, r10, r1\n",
+            "ldm r8!, {{r6, r7, r9, r10}}\n",
+            "smlad r2, r12, r6, r2\n",
+            "smlad r2, lr, r7, r2\n",
+            "smlad r3, r12, r9, r3\n",
+            "smlad r3, lr, r10, r3\n",
         )
     };
 }
@@ -240,19 +322,36 @@ unsafe fn extend_words<const N: usize>(src: *const i8, dst: *mut u32, groups: us
     }
 }
 
-/// [`conv2d::conv2d_i8`] as a matrix product: output pixels in pairs, each pair's windows
-/// built as two [`Columns`] (unpadded 1×1 convolutions straight from the input pixels; channels
-/// in fours extended from the window's runs; other channel counts first gathered into a row of
-/// bytes, padding filled with the input zero point), then two output channels per pass over
-/// them: on the short output stage in the assembly loop of [`pairs_asm`] (a [`Plan`] per
-/// layer), otherwise with [`tile`] and [`Output::apply`]. A last odd pixel or channel is
-/// computed twice and stored once. The columns and the gathered row live in `scratch`
-/// (`scratch::dsp::conv2d_i8` bytes); with less, the reference kernel runs.
+/// [`conv2d::conv2d_i8`] as a matrix product: [`conv2d_i8_laid_out`] with the filters in the
+/// standard layout.
 pub fn conv2d_i8(
     g: &ConvGeometry,
     q: &Int8Params,
     x: &[i8],
     w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+    scratch: Scratch,
+) {
+    let depth = g.kernel[0] * g.kernel[1] * g.input.c;
+    let w = LaidOut { bytes: w, layout: WeightLayout::Standard, depth };
+    conv2d_i8_laid_out(g, q, x, w, bias, out, scratch)
+}
+
+/// [`conv2d::conv2d_i8_laid_out`] as a matrix product: output pixels in pairs, each pair's
+/// windows built as two [`Columns`] (unpadded 1×1 convolutions straight from the input pixels;
+/// channels in fours extended from the window's runs; other channel counts first gathered into
+/// a row of bytes, padding filled with the input zero point), then two output channels per
+/// pass over them: on the short output stage in the assembly loop of the layout's
+/// [`pairs_asm`] (a [`Plan`] per layer), otherwise with its [`tile`] and [`Output::apply`]. A
+/// last odd pixel is computed twice and stored once; a last odd channel too (standard layout)
+/// or with its zero partner filter (DSP layouts). The columns and the gathered row live in
+/// `scratch` (`scratch::dsp::conv2d_i8` bytes); with less, the reference kernel runs.
+pub fn conv2d_i8_laid_out(
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: LaidOut,
     bias: &[i32],
     out: &mut [i8],
     mut scratch: Scratch,
@@ -266,10 +365,13 @@ pub fn conv2d_i8(
     let columns = Columns::<2>::take(&mut scratch, depth);
     let gathered =
         if pointwise || cin.is_multiple_of(4) { Some(&mut [][..]) } else { scratch.take::<i8>(depth) };
-    let (Some(stage), Some(mut columns), Some(gathered)) =
-        (stage.filter(|_| depth > 0 && cout > 0), columns, gathered)
+    let (Some(stage), Some(mut columns), Some(gathered), Some(filters)) =
+        (stage.filter(|_| depth > 0 && cout > 0), columns, gathered, Filters::new(w, depth, cout))
     else {
-        return conv2d::conv2d_i8(g, q, x, w, bias, out);
+        return match w.layout {
+            WeightLayout::Standard => conv2d::conv2d_i8(g, q, x, w.bytes, bias, out),
+            _ => conv2d::conv2d_i8_laid_out(g, q, x, w, bias, out),
+        };
     };
     let offsets = lanes(q.input_zero_point.wrapping_neg());
     // In range: the loader checks zero points are int8.
@@ -295,18 +397,8 @@ pub fn conv2d_i8(
             columns.extend(slot, 0, row, offsets, zero_point);
         }
     };
-    // With `depth mod 4 ≠ 0` the last pair's weight loads would pass the weights' end by up to
-    // 3 bytes: it reads a copy padded with zeros (for an even channel count and a short depth,
-    // as first layers have; otherwise it takes the Rust tile).
     let mut padded = [0i8; 2 * PADDED_DEPTH];
-    let last_pair =
-        (!depth.is_multiple_of(4) && cout.is_multiple_of(2) && groups * 4 <= PADDED_DEPTH).then(|| {
-            let (a, b) = padded.split_at_mut(groups * 4);
-            a[..depth].copy_from_slice(&w[(cout - 2) * depth..][..depth]);
-            b[..depth].copy_from_slice(&w[(cout - 1) * depth..][..depth]);
-            &padded[..]
-        });
-    let filters = Filters { w, depth, count: cout, last_pair };
+    let filters = filters.pad_last_pair(&mut padded);
     let mut one_factor = [Requant::default(); 2];
     let plan = Plan::new(&filters, &stage, &mut one_factor);
     if pointwise {
@@ -364,28 +456,44 @@ pub fn conv2d_i8(
 }
 
 /// A layer's assembly passes over the channel pairs, worked out once: the pairs read in place
-/// and the padded last pair, each a [`Pairs`] template (with its first channel) whose outputs
-/// (and columns) every pixel pair sets; the channels from `rest` on take the Rust tile.
+/// and (standard layout) the padded last pair, each a [`Pairs`] template (with its first
+/// channel) whose outputs (and columns) every pixel pair sets, run by the layout's `asm`; the
+/// channels from `rest` on take the Rust tile.
 struct Plan {
     passes: [Option<(usize, Pairs)>; 2],
     rest: usize,
+    asm: unsafe fn(&Pairs),
 }
 
 impl Plan {
     /// The passes for `filters` on the short output stage (none off it). `one_factor` holds a
     /// per-tensor factor twice for the templates to point at.
     fn new(filters: &Filters, stage: &Output, one_factor: &mut [Requant; 2]) -> Self {
-        let (depth, count) = (filters.depth, filters.count);
-        let mut plan = Self { passes: [None, None], rest: 0 };
-        let (Some(short), Some(w), true) = (stage.short(), filters.w.get(..count * depth), count >= 2) else {
+        let (w, depth, count) = (filters.w, filters.depth, filters.count);
+        let asm = match filters.layout {
+            WeightLayout::Standard => pairs_asm as unsafe fn(&Pairs),
+            WeightLayout::DspPairs => pairs_asm_pairs,
+            WeightLayout::DspPairsWide => pairs_asm_wide,
+        };
+        let mut plan = Self { passes: [None, None], rest: 0, asm };
+        let (Some(short), true) = (stage.short(), count >= 2) else {
             return plan;
         };
-        // Whole pairs whose weight loads (`4 × groups ≤ depth + 3` bytes per filter) stay
-        // inside the weights.
         let groups = depth.div_ceil(4);
         let mut pairs = count / 2;
-        while pairs > 0 && (2 * pairs - 1) * depth + 4 * groups > w.len() {
-            pairs -= 1;
+        // Standard filters: filter 1 of a pair is `depth` bytes after filter 0, and the next
+        // pair's filter 0 `2 × depth` bytes after this one's. A DSP layout's pair is one run of
+        // groups, the next pair's right after it (the assembly's second pointer is unused).
+        let (apart, skip) = match filters.layout {
+            WeightLayout::Standard => (depth, (2 * depth).wrapping_sub(4 * groups)),
+            _ => (0, 0),
+        };
+        if filters.layout == WeightLayout::Standard {
+            // Whole pairs whose weight loads (`4 × groups ≤ depth + 3` bytes per filter) stay
+            // inside the weights.
+            while pairs > 0 && (2 * pairs - 1) * depth + 4 * groups > w.len() {
+                pairs -= 1;
+            }
         }
         // SAFETY: channels 0 and 1 exist (count ≥ 2).
         let factor_step = match unsafe { [stage.factor(0), stage.factor(1)] } {
@@ -395,14 +503,12 @@ impl Plan {
                 0
             }
         };
-        // Filter 1 of a pair is `apart` bytes after filter 0; the next pair's filter 0 is
-        // `2 × depth` bytes after this one's.
         let pass = |c0: usize, w0: *const i8, apart: usize, pairs: usize| Pairs {
             out: core::ptr::null_mut(),
             bias: stage.biases().wrapping_add(c0),
             second: 0,
             out_end: core::ptr::null_mut(),
-            skip: (2 * depth).wrapping_sub(4 * groups),
+            skip,
             apart,
             columns: core::ptr::null(),
             factors: match factor_step {
@@ -416,9 +522,10 @@ impl Plan {
             pairs,
         };
         if pairs > 0 {
-            // Filter c of the pairs reads bytes c × depth .. c × depth + 4 × groups, inside `w`
-            // by the loop above.
-            plan.passes[0] = Some((0, pass(0, w.as_ptr(), depth, pairs)));
+            // Standard filter c of the pairs reads bytes c × depth .. c × depth + 4 × groups,
+            // inside `w` by the loop above; a DSP layout's first `pairs` pairs are inside it
+            // (`Filters::new`).
+            plan.passes[0] = Some((0, pass(0, w.as_ptr(), apart, pairs)));
             plan.rest = 2 * pairs;
         }
         if let (Some(padded), true) = (filters.last_pair, plan.rest + 2 == count) {
@@ -432,23 +539,132 @@ impl Plan {
     }
 }
 
-/// Longest filter of the last pair [`conv2d_i8`] copies padded (see `Filters::last_pair`).
+/// Longest filter of the last pair [`conv2d_i8_laid_out`] copies padded (see
+/// `Filters::last_pair`).
 const PADDED_DEPTH: usize = 128;
 
-/// The layer's filters: `count` rows of `depth` int8 weights.
+/// The layer's filters: `count` filters of `depth` int8 weights in `layout`.
 struct Filters<'a> {
+    /// Exactly the layout's bytes for the filters.
     w: &'a [i8],
+    layout: WeightLayout,
     depth: usize,
     count: usize,
-    /// The last two filters, each padded with zeros to `4 × ⌈depth / 4⌉` bytes.
+    /// Standard layout: the last two filters, each padded with zeros to `4 × ⌈depth / 4⌉` bytes.
     last_pair: Option<&'a [i8]>,
 }
 
-impl Filters<'_> {
-    /// Filter `c`'s weights (empty if the weights are short, which the loader rules out).
-    #[inline(always)]
-    fn row(&self, c: usize) -> &[i8] {
-        self.w.get(c * self.depth..).and_then(|f| f.get(..self.depth)).unwrap_or(&[])
+impl<'a> Filters<'a> {
+    /// `count` filters of `depth` weights from `w`, or `None` if `w` does not hold them (which
+    /// the loader rules out) or a DSP layout's are not 4-aligned for `LDRD` and `LDM` (the
+    /// format aligns constants to 16).
+    fn new(w: LaidOut<'a>, depth: usize, count: usize) -> Option<Self> {
+        let aligned = w.layout == WeightLayout::Standard || w.bytes.as_ptr().addr().is_multiple_of(4);
+        let bytes = w.bytes.get(..w.layout.byte_len(count, depth)?)?;
+        (w.depth == depth && aligned).then_some(Self {
+            w: bytes,
+            layout: w.layout,
+            depth,
+            count,
+            last_pair: None,
+        })
+    }
+
+    /// With `depth mod 4 ≠ 0` the last standard pair's weight loads would pass the weights' end
+    /// by up to 3 bytes: it reads a copy in `padded`, padded with zeros (for an even channel
+    /// count and a short depth, as first layers have; otherwise it takes the Rust tile).
+    fn pad_last_pair(self, padded: &'a mut [i8; 2 * PADDED_DEPTH]) -> Self {
+        let (depth, count, groups) = (self.depth, self.count, self.depth.div_ceil(4));
+        if self.layout != WeightLayout::Standard
+            || depth.is_multiple_of(4)
+            || count < 2
+            || !count.is_multiple_of(2)
+            || groups * 4 > PADDED_DEPTH
+        {
+            return self;
+        }
+        let (a, b) = padded.split_at_mut(groups * 4);
+        a[..depth].copy_from_slice(&self.w[(count - 2) * depth..][..depth]);
+        b[..depth].copy_from_slice(&self.w[(count - 1) * depth..][..depth]);
+        let padded: &'a [i8] = padded;
+        Self { last_pair: Some(padded), ..self }
+    }
+
+    /// Bytes of one pair of filters in a DSP layout.
+    fn pair_bytes(&self) -> usize {
+        self.layout.byte_len(2, self.depth).unwrap_or(0)
+    }
+
+    /// Pair `p`'s groups in a DSP layout.
+    fn pair(&self, p: usize) -> *const i8 {
+        let n = self.pair_bytes();
+        self.w[p * n..][..n].as_ptr()
+    }
+
+    /// `acc + [A·f0, A·f1, B·f0, B·f1]` over both columns for channels `c0` (even) and `c1`
+    /// (`c0 + 1`, or `c0` for a last odd channel, whose DSP layout partner is zeros).
+    fn two(&self, acc: [i32; 4], columns: &Columns<2>, c0: usize, c1: usize) -> [i32; 4] {
+        let (depth, at) = (self.depth, columns.words.as_ptr());
+        let groups = depth.div_ceil(4);
+        let pair = || [self.pair(c0 / 2); 2];
+        match self.layout {
+            WeightLayout::Standard => {
+                let full = depth / 4;
+                let (f0, f1) = (&self.w[c0 * depth..][..depth], &self.w[c1 * depth..][..depth]);
+                let mut acc = acc;
+                if full > 0 {
+                    // SAFETY: both filters hold `depth ≥ 4 × full` bytes and `columns` holds
+                    // `⌈depth / 4⌉ ≥ full` groups of 4 words (`Columns::take`), as `tile` reads.
+                    acc = unsafe { tile(acc, at, [f0.as_ptr(), f1.as_ptr()], full) };
+                }
+                if full * 4 < depth {
+                    acc = tail(acc, columns.group(full), [&f0[full * 4..], &f1[full * 4..]]);
+                }
+                acc
+            }
+            // SAFETY: the pair holds `groups` groups of both filters, 4-aligned
+            // (`Filters::new`), and `columns` `groups` groups of 4 words (`Columns::take`).
+            WeightLayout::DspPairs => unsafe { tile_pairs(acc, at, pair(), groups) },
+            // SAFETY: as above.
+            WeightLayout::DspPairsWide => unsafe { tile_wide(acc, at, pair(), groups) },
+        }
+    }
+
+    /// `acc + [A·f0, A·f1, A·f2, A·f3]` over column A for units `u`: four from a multiple of 4,
+    /// those past the last repeating it.
+    fn four(&self, acc: [i32; 4], column: &Columns<1>, u: [usize; 4]) -> [i32; 4] {
+        let (depth, at) = (self.depth, column.words.as_ptr());
+        let groups = depth.div_ceil(4);
+        // Pairs (u0, u1) and (u2, u3), the second the first again past the last unit.
+        let pairs = || {
+            let [p, q] = [u[0] / 2, u[2] / 2].map(|p| self.pair(p));
+            [p, q, p, q]
+        };
+        match self.layout {
+            WeightLayout::Standard => {
+                let full = depth / 4;
+                let f = u.map(|u| &self.w[u * depth..][..depth]);
+                let mut acc = acc;
+                if full > 0 {
+                    // SAFETY: the four filters hold `depth ≥ 4 × full` bytes and the column
+                    // holds `⌈depth / 4⌉ ≥ full` groups of 2 words (`Columns::take`), as
+                    // `column_tile` reads.
+                    acc = unsafe { column_tile(acc, at, f.map(<[i8]>::as_ptr), full) };
+                }
+                if full * 4 < depth {
+                    let [e, o] = column.words(0, full);
+                    for (a, f) in acc.iter_mut().zip(f) {
+                        *a = smlad_word(*a, e, o, padded_word(&f[full * 4..], 0));
+                    }
+                }
+                acc
+            }
+            // SAFETY: both pairs hold `groups` groups of both filters, 4-aligned
+            // (`Filters::new`), and the column `groups` groups of 2 words (`Columns::take`).
+            WeightLayout::DspPairs => unsafe { column_tile_pairs(acc, at, pairs(), groups) },
+            // SAFETY: as above.
+            WeightLayout::DspPairsWide => unsafe { column_tile_wide(acc, at, pairs(), groups) },
+        }
     }
 }
 
@@ -457,8 +673,6 @@ impl Filters<'_> {
 #[inline(never)]
 fn multiply(columns: &Columns<2>, filters: &Filters, stage: &Output, plan: &Plan, out: &mut [i8]) {
     let (depth, count) = (filters.depth, filters.count);
-    let full = depth / 4;
-    let Some(w) = filters.w.get(..count * depth) else { return };
     let (first, second) = out.split_at_mut(count.min(out.len()));
     let mut second = second.get_mut(..count);
     if first.len() < count {
@@ -479,35 +693,26 @@ fn multiply(columns: &Columns<2>, filters: &Filters, stage: &Output, plan: &Plan
         };
         // SAFETY: `Plan::new` keeps every load of the passes inside the columns, filters,
         // biases and factors; both pixels' outputs hold `count ≥ c0 + 2 × pairs` bytes.
-        unsafe { pairs_asm(&args) };
+        unsafe { (plan.asm)(&args) };
     }
-    let done = plan.rest;
-    for c0 in (done..count).step_by(2) {
-        // A last odd channel is computed twice.
+    for c0 in (plan.rest..count).step_by(2) {
+        // A last odd channel is computed twice, or with a zero filter.
         let c1 = (c0 + 1).min(count - 1);
-        let (f0, f1) = (&w[c0 * depth..][..depth], &w[c1 * depth..][..depth]);
         // SAFETY: c0 ≤ c1 < count, the layer's channels.
         let (b0, b1, r0, r1) =
             unsafe { (stage.bias(c0), stage.bias(c1), stage.factor(c0), stage.factor(c1)) };
-        let mut acc = [b0, b1, b0, b1];
-        if full > 0 {
-            // SAFETY: both filters hold `depth ≥ 4 × full` bytes and `columns` holds
-            // `⌈depth / 4⌉ ≥ full` groups of 4 words (`Columns::take`), as `tile` reads.
-            acc = unsafe { tile(acc, columns.words.as_ptr(), [f0.as_ptr(), f1.as_ptr()], full) };
-        }
-        if full * 4 < depth {
-            acc = tail(acc, columns.group(full), [&f0[full * 4..], &f1[full * 4..]]);
-        }
-        first[c0] = stage.apply(r0, acc[0]);
+        let acc = filters.two([b0, b1, b0, b1], columns, c0, c1);
+        // Channel c1 first: for a last odd channel (c1 = c0) channel c0's own result stays.
         first[c1] = stage.apply(r1, acc[1]);
+        first[c0] = stage.apply(r0, acc[0]);
         if let Some(second) = second.as_deref_mut() {
-            second[c0] = stage.apply(r0, acc[2]);
             second[c1] = stage.apply(r1, acc[3]);
+            second[c0] = stage.apply(r0, acc[2]);
         }
     }
 }
 
-/// The state of [`pairs_asm`], copied to its stack frame (the assembly reads the fields at
+/// The state of a [`pairs_asm`], copied to its stack frame (the assembly reads the fields at
 /// their offsets there) and advanced there pair by pair.
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -522,7 +727,7 @@ struct Pairs {
     out_end: *mut i8,
     /// Bytes from the end of a pair's first filter's loads to the next pair's first filter.
     skip: usize,
-    /// Bytes from a pair's first filter to its second.
+    /// Bytes from a pair's first filter to its second (standard layout).
     apart: usize,
     /// Both columns (as [`Columns`] interleaves them).
     columns: *const u32,
@@ -545,13 +750,18 @@ const _: () = assert!(
         && core::mem::offset_of!(Pairs, w0) == 48
 );
 
-/// For every pair of channels of `args`: [`tile`] over the columns, then the short output stage
+/// Defines `$name`, which for every pair of channels of `args` runs the `$group` groups of
+/// [`two_by_two!`] (`$bytes` bytes of code each) over the columns, then the short output stage
 /// ([`Output::apply`]) of its four accumulators, stored as pixel A's and pixel B's outputs.
+macro_rules! pairs_asm {
+    ($(#[$doc:meta])* $name:ident, $group:ident, $bytes:literal) => {
+$(#[$doc])*
 ///
 /// # Safety
 /// `args` must describe `pairs ≥ 1` pairs whose biases, factors, weights (`16 × groups` bytes
-/// of columns, `4 × groups` bytes per filter) and outputs are all inside their buffers.
-unsafe fn pairs_asm(args: &Pairs) {
+/// of columns, `groups` groups of each filter in the layout, 4-aligned in a DSP layout) and
+/// outputs are all inside their buffers.
+unsafe fn $name(args: &Pairs) {
     // SAFETY: the loads and stores stay inside the buffers the caller guarantees; the state is
     // copied to 52 bytes below the stack pointer and the stack restored. r6 and r7 (which Rust
     // does not hand out as operands) are saved on the stack and restored.
@@ -565,14 +775,15 @@ unsafe fn pairs_asm(args: &Pairs) {
             "mov r4, r7",
             "ldrd r5, lr, [r0]",
             "add r12, r5, r6",
-            // The inner loop's entry, kept at [sp, #48]: 2f + 60 × ((−groups) mod 8), with
+            // The inner loop's entry, kept at [sp, #48]: 2f + bytes × ((−groups) mod 8), with
             // the Thumb bit (`ADR.W`: the 16-bit form reaches word-aligned labels only, and the
             // assembler has picked it for a label that was not).
             "sub r6, r4, lr",
             "ubfx r6, r6, #4, #3",
-            "rsb r6, r6, r6, lsl #4",
+            "movw r7, #{bytes}",
+            "smulbb r6, r6, r7",
             "adr.w r7, 2f",
-            "add r7, r7, r6, lsl #2",
+            "add r7, r7, r6",
             "orr r7, r7, #1",
             "str r7, [sp, #48]",
             "ldrd r0, r1, [r2], #8",
@@ -580,7 +791,12 @@ unsafe fn pairs_asm(args: &Pairs) {
             "mov r2, r0",
             "mov r3, r1",
             "bx r7",
-            two_by_two!(unrolled),
+            // The loop 4-aligned, which also raises the function's alignment to 4: the
+            // assembler resolves `ADR.W` (whose base is the PC rounded down to 4) assuming the
+            // function is placed at its alignment, by default 2 (the loop was otherwise entered
+            // two bytes late in functions the linker placed at 2 mod 4).
+            ".p2align 2",
+            two_by_two!(unrolled $group),
             // Factors: r8, r9 = m0, shift0; r10, r11 = m1, shift1; r9, r11 become e − 1 = !shift.
             "ldrd r4, r6, [sp, #28]",
             "ldm r4, {{r8, r9, r10, r11}}",
@@ -612,6 +828,7 @@ unsafe fn pairs_asm(args: &Pairs) {
             "4:",
             "add sp, #52",
             "pop {{r6, r7}}",
+            bytes = const $bytes,
             inout("r0") core::ptr::from_ref(args) => _,
             out("r1") _,
             out("r2") _,
@@ -627,6 +844,27 @@ unsafe fn pairs_asm(args: &Pairs) {
         );
     }
 }
+    };
+}
+
+pairs_asm!(
+    /// The pairs of standard filters (60-byte groups).
+    pairs_asm,
+    standard,
+    60
+);
+pairs_asm!(
+    /// The pairs of `WeightLayout::DspPairs` filters (56-byte groups).
+    pairs_asm_pairs,
+    pairs,
+    56
+);
+pairs_asm!(
+    /// The pairs of `WeightLayout::DspPairsWide` filters (44-byte groups).
+    pairs_asm_wide,
+    wide,
+    44
+);
 
 /// `acc` plus the products of the last partial group (`words` as [`Columns::group`] gives
 /// them) with the filters' last `depth mod 4` weights.
@@ -642,24 +880,28 @@ fn tail(acc: [i32; 4], words: [u32; 4], f: [&[i8]; 2]) -> [i32; 4] {
     ]
 }
 
-/// `acc + [A·f0, A·f1, B·f0, B·f1]` over the first `groups` groups of the columns at `columns`
-/// (A and B as [`Columns`] interleaves them) and the filters `f`.
+/// Defines `$name`: `acc + [A·f0, A·f1, B·f0, B·f1]` over the first `groups` groups of the
+/// columns at `columns` (A and B as [`Columns`] interleaves them) and the filters `f` read as
+/// [`two_by_two!`]'s `$group` does.
+macro_rules! tile {
+    ($(#[$doc:meta])* $name:ident, $group:ident) => {
+$(#[$doc])*
 ///
 /// # Safety
-/// `columns` must be readable for `16 × groups` bytes (4-aligned) and each filter for
-/// `4 × groups` bytes; `groups ≥ 1`.
+/// `columns` must be readable for `16 × groups` bytes (4-aligned) and the filters for `groups`
+/// groups in their layout (4-aligned in a DSP layout); `groups ≥ 1`.
 #[inline(always)]
-unsafe fn tile(acc: [i32; 4], columns: *const u32, f: [*const i8; 2], groups: usize) -> [i32; 4] {
+unsafe fn $name(acc: [i32; 4], columns: *const u32, f: [*const i8; 2], groups: usize) -> [i32; 4] {
     let [mut a0, mut a1, mut a2, mut a3] = acc;
     let end = columns.wrapping_add(4 * groups);
     // SAFETY: every load lies in the ranges the caller guarantees (`LDM` from the 4-aligned
-    // columns, unaligned `LDR` of weights, which these cores allow). Every other register is an
-    // operand, so the two temporaries are r6 and r7 (which Rust does not hand out as operands),
-    // saved on the stack and restored.
+    // columns, `LDRD` of 4-aligned weights, unaligned `LDR` of weights, which these cores
+    // allow). Every other register is an operand, so the two temporaries are r6 and r7 (which
+    // Rust does not hand out as operands), saved on the stack and restored.
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
-            two_by_two!(),
+            two_by_two!(loop $group),
             "pop {{r6, r7}}",
             inout("r0") a0,
             inout("r1") a1,
@@ -678,11 +920,27 @@ unsafe fn tile(acc: [i32; 4], columns: *const u32, f: [*const i8; 2], groups: us
     }
     [a0, a1, a2, a3]
 }
+    };
+}
 
-/// [`fully_connected::fully_connected_i8`] with `SMLAD`: a single row (a batch of one) is
-/// extended to one column and multiplied with four filters per pass; several rows are a 1×1
-/// convolution over that many pixels. The column lives in `scratch`
-/// (`scratch::dsp::fully_connected_i8` bytes); with less, the reference kernel runs.
+tile!(
+    /// Standard filters at `f`.
+    tile,
+    standard
+);
+tile!(
+    /// A pair of `WeightLayout::DspPairs` filters at `f[0]` (`f[1]` unused).
+    tile_pairs,
+    pairs
+);
+tile!(
+    /// A pair of `WeightLayout::DspPairsWide` filters at `f[0]` (`f[1]` unused).
+    tile_wide,
+    wide
+);
+
+/// [`fully_connected::fully_connected_i8`] with `SMLAD`: [`fully_connected_i8_laid_out`] with the
+/// filters in the standard layout.
 pub fn fully_connected_i8(
     g: &FcGeometry,
     q: &Int8Params,
@@ -690,10 +948,27 @@ pub fn fully_connected_i8(
     w: &[i8],
     bias: &[i32],
     out: &mut [i8],
+    scratch: Scratch,
+) {
+    let w = LaidOut { bytes: w, layout: WeightLayout::Standard, depth: g.depth };
+    fully_connected_i8_laid_out(g, q, x, w, bias, out, scratch)
+}
+
+/// [`fully_connected::fully_connected_i8_laid_out`] with `SMLAD`: a single row (a batch of one)
+/// is extended to one column and multiplied with four filters per pass (two pairs in a DSP
+/// layout), on the short output stage by the layout's [`quads_asm`]; several rows are a 1×1
+/// convolution over that many pixels. The column lives in `scratch`
+/// (`scratch::dsp::fully_connected_i8` bytes); with less, the reference kernel runs.
+pub fn fully_connected_i8_laid_out(
+    g: &FcGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: LaidOut,
+    bias: &[i32],
+    out: &mut [i8],
     mut scratch: Scratch,
 ) {
     let (depth, units) = (g.depth, g.units);
-    let stage = Output::new(q, bias, depth, units);
     if g.rows != 1 {
         let input = Nhwc { n: 1, h: 1, w: g.rows, c: depth };
         let geometry = ConvGeometry {
@@ -704,54 +979,77 @@ pub fn fully_connected_i8(
             dilation: [1, 1],
             pad: [0, 0],
         };
-        return conv2d_i8(&geometry, q, x, w, bias, out, scratch);
+        return conv2d_i8_laid_out(&geometry, q, x, w, bias, out, scratch);
     }
-    let (Some(stage), Some(mut columns)) =
-        (stage.filter(|_| depth > 0 && units > 0), Columns::<1>::take(&mut scratch, depth))
-    else {
-        return fully_connected::fully_connected_i8(g, q, x, w, bias, out);
+    let stage = Output::new(q, bias, depth, units);
+    let (Some(stage), Some(mut columns), Some(filters)) = (
+        stage.filter(|_| depth > 0 && units > 0),
+        Columns::<1>::take(&mut scratch, depth),
+        Filters::new(w, depth, units),
+    ) else {
+        return match w.layout {
+            WeightLayout::Standard => fully_connected::fully_connected_i8(g, q, x, w.bytes, bias, out),
+            _ => fully_connected::fully_connected_i8_laid_out(g, q, x, w, bias, out),
+        };
     };
     // In range: the loader checks zero points are int8.
     columns.extend(0, 0, &x[..depth], lanes(q.input_zero_point.wrapping_neg()), q.input_zero_point as i8);
-    let filters = Filters { w, depth, count: units, last_pair: None };
-    let Some(w) = w.get(..units * depth) else { return };
     let out = &mut out[..units];
-    let (full, groups) = (depth / 4, depth.div_ceil(4));
+    let groups = depth.div_ceil(4);
     let mut done = 0;
     let short = match (stage.short(), stage.short_once()) {
-        (Some(short), _) => Some((short, quads_asm as unsafe fn(&mut Quads))),
-        (None, Some(short)) => Some((short, quads_once_asm as unsafe fn(&mut Quads))),
+        (Some(short), _) => Some((short, false)),
+        (None, Some(short)) => Some((short, true)),
         (None, None) => None,
     };
-    if let Some((short, quads)) = short {
-        // Whole blocks of four units whose weight loads stay inside the weights.
-        let mut blocks = units / 4;
-        while blocks > 0 && (4 * blocks - 1) * depth + 4 * groups > w.len() {
-            blocks -= 1;
-        }
+    if let Some((short, once)) = short {
+        let quads: unsafe fn(&mut Quads) = match (filters.layout, once) {
+            (WeightLayout::Standard, false) => quads_asm,
+            (WeightLayout::Standard, true) => quads_once_asm,
+            (WeightLayout::DspPairs, false) => quads_pairs_asm,
+            (WeightLayout::DspPairs, true) => quads_pairs_once_asm,
+            (WeightLayout::DspPairsWide, false) => quads_wide_asm,
+            (WeightLayout::DspPairsWide, true) => quads_wide_once_asm,
+        };
+        let w0 = filters.w.as_ptr();
+        let (blocks, w, step) = match filters.layout {
+            WeightLayout::Standard => {
+                // Whole blocks of four units whose weight loads stay inside the weights.
+                let mut blocks = units / 4;
+                while blocks > 0 && (4 * blocks - 1) * depth + 4 * groups > filters.w.len() {
+                    blocks -= 1;
+                }
+                (blocks, [0, 1, 2, 3].map(|k| w0.wrapping_add(k * depth)), 4 * depth)
+            }
+            // Pairs (f0, f1) and (f2, f3), the last two pointers unused.
+            _ => {
+                let pair = filters.pair_bytes();
+                (units / 4, [0, 1, 0, 1].map(|k| w0.wrapping_add(k * pair)), 2 * pair)
+            }
+        };
         if blocks > 0 {
             // SAFETY: channels 0..4 exist (blocks ≥ 1).
             let (factors, factor_step) = match unsafe { [0, 1, 2, 3].map(|c| stage.factor(c)) } {
                 all if stage.per_channel() => (all, 4 * size_of::<Requant>()),
                 [one, ..] => ([one; 4], 0),
             };
-            let w0 = w.as_ptr();
             let mut args = Quads {
                 bias: stage.biases(),
                 columns: columns.words.as_ptr(),
-                w: [0, 1, 2, 3].map(|k| w0.wrapping_add(k * depth)),
+                w,
                 end: columns.words.as_ptr().wrapping_add(2 * groups),
                 factors: if factor_step == 0 { factors.as_ptr() } else { stage.factors() },
                 factor_step,
                 out: out.as_mut_ptr(),
-                step: 4 * depth,
+                step,
                 blocks,
                 short,
             };
-            // SAFETY: `columns` holds `groups` groups (`Columns::take`); unit u of the blocks
-            // reads bytes u × depth .. u × depth + 4 × groups, inside `w` by the loop above;
-            // the bias and factors hold `units` entries (or one factor, repeated with step 0),
-            // and `out` `units` bytes.
+            // SAFETY: `columns` holds `groups` groups (`Columns::take`); standard unit u of the
+            // blocks reads bytes u × depth .. u × depth + 4 × groups, inside the weights by the
+            // loop above, and a DSP layout's blocks read the first `2 × blocks` pairs, inside
+            // them and 4-aligned (`Filters::new`); the bias and factors hold `units` entries (or
+            // one factor, repeated with step 0), and `out` `units` bytes.
             unsafe { quads(&mut args) };
             done = 4 * blocks;
         }
@@ -760,23 +1058,9 @@ pub fn fully_connected_i8(
         let u0 = done + 4 * b;
         // Units past the last repeat it; their results are not stored.
         let u = [0, 1, 2, 3].map(|k| (u0 + k).min(units - 1));
-        let f = u.map(|u| filters.row(u));
-        if f.iter().any(|f| f.len() < depth) {
-            return;
-        }
         // SAFETY: every u < units, the layer's channels.
-        let (mut acc, r) = unsafe { (u.map(|u| stage.bias(u)), u.map(|u| stage.factor(u))) };
-        if full > 0 {
-            // SAFETY: the four filters hold `depth ≥ 4 × full` bytes and the column holds
-            // `⌈depth / 4⌉ ≥ full` groups of 2 words (`Columns::take`), as `column_tile` reads.
-            acc = unsafe { column_tile(acc, columns.words.as_ptr(), f.map(<[i8]>::as_ptr), full) };
-        }
-        if full * 4 < depth {
-            let [e, o] = columns.words(0, full);
-            for (a, f) in acc.iter_mut().zip(f) {
-                *a = smlad_word(*a, e, o, padded_word(&f[full * 4..], 0));
-            }
-        }
+        let (acc, r) = unsafe { (u.map(|u| stage.bias(u)), u.map(|u| stage.factor(u))) };
+        let acc = filters.four(acc, &columns, u);
         for (k, o) in o.iter_mut().enumerate() {
             *o = stage.apply(r[k], acc[k]);
         }
@@ -784,7 +1068,7 @@ pub fn fully_connected_i8(
     stage.fix_constants(out, units);
 }
 
-/// The state of [`quads_asm`], which it advances block by block; the first seven words are
+/// The state of a [`quads_asm`], which it advances block by block; the first seven words are
 /// loaded with one `LDM` in this order, the others at the offsets the assembly names.
 #[repr(C)]
 struct Quads {
@@ -792,7 +1076,8 @@ struct Quads {
     bias: *const i32,
     /// The column (column A of [`Columns`]).
     columns: *const u32,
-    /// The block's four filters.
+    /// The block's four filters (standard layout), or its two pairs then two unused pointers
+    /// (DSP layouts).
     w: [*const i8; 4],
     /// One past the column's last group.
     end: *const u32,
@@ -801,7 +1086,7 @@ struct Quads {
     factor_step: usize,
     /// The block's first output.
     out: *mut i8,
-    /// Bytes from a filter to the next block's.
+    /// Bytes from a filter (or pair) to the next block's.
     step: usize,
     /// Blocks left.
     blocks: usize,
@@ -812,16 +1097,18 @@ struct Quads {
 const _: () =
     assert!(core::mem::offset_of!(Quads, factors) == 28 && core::mem::offset_of!(Quads, short) == 48);
 
-/// Defines `$name`, which for every block of four units of `args` runs [`column_tile`] over the
-/// column, then the short output stage ([`Output::apply`]) of its four accumulators with
-/// `$rescale` (rounding twice: [`rescale!`], once: [`rescale_once!`]), and stores them.
+/// Defines `$name`, which for every block of four units of `args` runs the `$group` groups of
+/// [`four_by_one!`] over the column, then the short output stage ([`Output::apply`]) of its
+/// four accumulators with `$rescale` (rounding twice: [`rescale!`], once: [`rescale_once!`]),
+/// and stores them.
 macro_rules! quads_asm {
-    ($(#[$doc:meta])* $name:ident, $rescale:ident) => {
+    ($(#[$doc:meta])* $name:ident, $group:ident, $rescale:ident) => {
 $(#[$doc])*
 ///
 /// # Safety
 /// `args` must describe `blocks ≥ 1` blocks whose biases, factors, weights (`8 × groups`
-/// bytes of the column, `4 × groups` bytes per filter) and outputs are all inside their buffers.
+/// bytes of the column, `groups` groups of each filter in the layout, 4-aligned in a DSP
+/// layout) and outputs are all inside their buffers.
 unsafe fn $name(args: &mut Quads) {
     // SAFETY: as in `pairs_asm`.
     unsafe {
@@ -832,7 +1119,7 @@ unsafe fn $name(args: &mut Quads) {
             "ldr r7, [sp]",
             "ldm r7, {{r0, r4, r5, r8, r9, r10, r11}}",
             "ldm r0, {{r0, r1, r2, r3}}",
-            four_by_one!(),
+            four_by_one!(loop $group),
             "ldr r7, [sp]",
             "ldr r4, [r7, #28]",
             "ldm r4, {{r8, r9, r10, r11}}",
@@ -889,30 +1176,60 @@ unsafe fn $name(args: &mut Quads) {
 }
 
 quads_asm!(
-    /// [`column_tile`] and the output stage rounding twice, for every block of four units.
+    /// Standard filters, the output stage rounding twice.
     quads_asm,
+    standard,
     rescale
 );
 quads_asm!(
-    /// [`column_tile`] and the output stage rounding once, for every block of four units.
+    /// Standard filters, the output stage rounding once.
     quads_once_asm,
+    standard,
+    rescale_once
+);
+quads_asm!(
+    /// `WeightLayout::DspPairs` filters, the output stage rounding twice.
+    quads_pairs_asm,
+    pairs,
+    rescale
+);
+quads_asm!(
+    /// `WeightLayout::DspPairs` filters, the output stage rounding once.
+    quads_pairs_once_asm,
+    pairs,
+    rescale_once
+);
+quads_asm!(
+    /// `WeightLayout::DspPairsWide` filters, the output stage rounding twice.
+    quads_wide_asm,
+    wide,
+    rescale
+);
+quads_asm!(
+    /// `WeightLayout::DspPairsWide` filters, the output stage rounding once.
+    quads_wide_once_asm,
+    wide,
     rescale_once
 );
 
-/// `acc + [A·f0, A·f1, A·f2, A·f3]` over the first `groups` groups of column A at `columns`.
+/// Defines `$name`: `acc + [A·f0, A·f1, A·f2, A·f3]` over the first `groups` groups of column A
+/// at `columns` and the filters `f` read as [`four_by_one!`]'s `$group` does.
+macro_rules! column_tile {
+    ($(#[$doc:meta])* $name:ident, $group:ident) => {
+$(#[$doc])*
 ///
 /// # Safety
-/// `columns` must be readable for `8 × groups` bytes (one column, 4-aligned) and each filter
-/// for `4 × groups` bytes.
+/// `columns` must be readable for `8 × groups` bytes (one column, 4-aligned) and the filters
+/// for `groups` groups in their layout (4-aligned in a DSP layout); `groups ≥ 1`.
 #[inline(always)]
-unsafe fn column_tile(acc: [i32; 4], columns: *const u32, f: [*const i8; 4], groups: usize) -> [i32; 4] {
+unsafe fn $name(acc: [i32; 4], columns: *const u32, f: [*const i8; 4], groups: usize) -> [i32; 4] {
     let [mut a0, mut a1, mut a2, mut a3] = acc;
     let end = columns.wrapping_add(2 * groups);
     // SAFETY: as in `tile`.
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
-            four_by_one!(),
+            four_by_one!(loop $group),
             "pop {{r6, r7}}",
             inout("r0") a0,
             inout("r1") a1,
@@ -931,31 +1248,22 @@ unsafe fn column_tile(acc: [i32; 4], columns: *const u32, f: [*const i8; 4], gro
     }
     [a0, a1, a2, a3]
 }
-
-/// [`conv2d::conv2d_i8_laid_out`] for the DSP layouts.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_i8_laid_out(
-    g: &ConvGeometry,
-    q: &Int8Params,
-    x: &[i8],
-    w: LaidOut,
-    bias: &[i32],
-    out: &mut [i8],
-    _scratch: Scratch,
-) {
-    conv2d::conv2d_i8_laid_out(g, q, x, w, bias, out)
+    };
 }
 
-/// [`fully_connected::fully_connected_i8_laid_out`] for the DSP layouts.
-#[allow(clippy::too_many_arguments)]
-pub fn fully_connected_i8_laid_out(
-    g: &FcGeometry,
-    q: &Int8Params,
-    x: &[i8],
-    w: LaidOut,
-    bias: &[i32],
-    out: &mut [i8],
-    _scratch: Scratch,
-) {
-    fully_connected::fully_connected_i8_laid_out(g, q, x, w, bias, out)
-}
+column_tile!(
+    /// Standard filters at `f`.
+    column_tile,
+    standard
+);
+column_tile!(
+    /// Two pairs of `WeightLayout::DspPairs` filters at `f[0]` and `f[1]` (`f[2]`, `f[3]` unused).
+    column_tile_pairs,
+    pairs
+);
+column_tile!(
+    /// Two pairs of `WeightLayout::DspPairsWide` filters at `f[0]` and `f[1]` (`f[2]`, `f[3]`
+    /// unused).
+    column_tile_wide,
+    wide
+);
