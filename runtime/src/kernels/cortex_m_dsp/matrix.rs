@@ -40,7 +40,8 @@ macro_rules! two_by_two {
         )
     };
     // Eight groups per iteration, entered at the group that leaves a multiple of eight (every
-    // instruction of a group is 32-bit: a group is `GROUP_BYTES` of its layout).
+    // instruction of a group is 32-bit, so a group is 4 bytes per instruction: the `$bytes` of
+    // its `pairs_asm!`).
     (unrolled $group:ident) => {
         concat!(
             "2:\n",
