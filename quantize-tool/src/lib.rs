@@ -3,6 +3,7 @@
 
 pub mod algorithms;
 pub mod calibrate;
+pub mod constant_channels;
 pub mod debug;
 pub mod emit;
 pub mod graph;

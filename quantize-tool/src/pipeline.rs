@@ -7,6 +7,7 @@ use crate::algorithms::bias_correction::correct_biases;
 use crate::algorithms::equalize::{equalize, Equalized};
 use crate::algorithms::{pick, Settings, Variant};
 use crate::calibrate::{calibrate, Calibrated, Method};
+use crate::constant_channels;
 use crate::emit::{emit_mixed, Precision};
 use crate::graph::Graph;
 use crate::host::{ModelFile, Runner};
@@ -241,6 +242,7 @@ fn write_weights(
 ) -> Result<Written> {
     let mut emitted = emit_mixed(graph, precision, qparams, weights, float_nodes)?;
     emitted.builder.set_provenance(*provenance);
+    constant_channels::fold(&mut emitted.builder);
     emitted.builder.lay_out_weights(options.layout);
     let plan = plan(&mut emitted.builder, options);
     let bytes = emitted.builder.finish()?;

@@ -13,6 +13,7 @@ mod tables;
 
 use anyhow::{bail, Context, Result};
 
+use crate::constant_channels;
 use crate::emit::Precision;
 use crate::host::ModelFile;
 use crate::pipeline::Written;
@@ -41,6 +42,7 @@ pub fn import(bytes: &[u8], origin: &Origin, options: Options) -> Result<Written
     }
     let mut builder = lower::lower(&graph)?;
     builder.set_provenance(record(origin, Precision::Int8, None));
+    constant_channels::fold(&mut builder);
     builder.lay_out_weights(options.layout);
     let plan = plan(&mut builder, options);
     let bytes = builder.finish()?;

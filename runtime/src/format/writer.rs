@@ -211,6 +211,29 @@ impl ModelBuilder {
         self.ops[op as usize].flags |= super::OP_SINGLE_ROUNDING;
     }
 
+    /// Whether op `op`'s int8 requantization rounds once.
+    pub fn single_rounding(&self, op: u16) -> bool {
+        self.ops[op as usize].flags & super::OP_SINGLE_ROUNDING != 0
+    }
+
+    /// Op `op`'s parameter struct.
+    pub fn op_params<P: Pod>(&self, op: u16) -> P {
+        let r = &self.ops[op as usize];
+        bytemuck::pod_read_unaligned(&self.params[r.params_offset as usize..][..r.params_len as usize])
+    }
+
+    /// Tensor `id`'s quantization records.
+    pub fn quant(&self, id: u16) -> &[QuantRecord] {
+        let r = &self.tensors[id as usize];
+        &self.quant[r.quant_start as usize..][..r.quant_count as usize]
+    }
+
+    /// Constant `id`'s bytes, to rewrite in place.
+    pub fn constant_mut(&mut self, id: u16) -> &mut [u8] {
+        let r = &self.tensors[id as usize];
+        &mut self.blob[r.offset as usize..][..r.byte_len as usize]
+    }
+
     /// Records that op `op` came from operator `source` of the source model (an ONNX node or
     /// TFLite operator index, see [`super::meta::SourceFormat`]). Written only with a provenance.
     pub fn set_op_source(&mut self, op: u16, source: u32) {
