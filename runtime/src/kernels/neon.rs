@@ -15,7 +15,7 @@
 //! time. Depthwise convolution adds products of different channels into different lanes, where
 //! `SDOT` does not help: it widens to 16 bits and accumulates with `SMLAL` on every core.
 //!
-//! The f32 kernels (f32 or f16 weights) are in [`float`].
+//! The f32 kernels (f32 or f16 weights) are in [`float`], average pooling in [`pool`].
 
 use core::arch::aarch64::{
     int16x8_t, int32x4_t, int8x16_t, int8x8_t, vaddvq_s32, vaddw_s8, vdupq_n_s16, vdupq_n_s32, vget_low_s16,
@@ -32,8 +32,10 @@ use super::scratch::Scratch;
 use super::{ConvGeometry, FcGeometry, Int8Params};
 
 pub mod float;
+pub mod pool;
 
 pub use float::{conv2d_f32, depthwise_conv2d_f32, fully_connected_f32};
+pub use pool::average_pool_i8;
 
 /// How int8 inner products are computed: [`Neon`] or [`Sdot`].
 trait Engine: Copy {
