@@ -33,6 +33,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
+use ember::format::layout::WeightLayout;
+use ember::format::{DType, OpKind};
 use ember::{AlignedBytes, IoInfo, Model};
 
 /// Writes the Rust module for `model` (an .ember file) and, optionally, a raw input batch, to `out`,
@@ -157,26 +159,40 @@ pub fn module_source(
     Ok(s)
 }
 
-/// `Kernels`: the kernels the model's ops need, so firmware links only those.
+/// `Kernels`: the kernels the model's ops need, and the layouts of its int8 `conv2d` and
+/// `fully_connected` weights, so firmware links only those.
 fn kernel_items(s: &mut String, model: &Model) -> Result<()> {
-    let (mut int8, mut float) = (0u32, 0u32);
+    let (mut int8, mut float, mut layouts) = (0u32, 0u32, 0u32);
     let mut names = Vec::new();
     for index in 0..model.op_count() as u16 {
         let op = model.op(index)?;
-        let is_int8 = model.tensor(op.outputs[0])?.dtype == ember::format::DType::I8;
+        let is_int8 = model.tensor(op.outputs[0])?.dtype == DType::I8;
         let mask = if is_int8 { &mut int8 } else { &mut float };
         *mask |= ember::kernel_bit(op.kind);
         let name = format!("{} ({})", op.kind.name(), if is_int8 { "int8" } else { "float" });
         if !names.contains(&name) {
             names.push(name);
         }
+        // The weights whose layout picks the kernel (as `Kernels::LAYOUTS` documents).
+        if is_int8 && matches!(op.kind, OpKind::Conv2d | OpKind::FullyConnected) {
+            let w = model.tensor(*op.inputs.get(1).context("a weighted op without weights")?)?;
+            layouts |= 1 << w.layout as u32;
+        }
     }
-    writeln!(s, "/// The kernels this model needs: {}.", names.join(", "))?;
+    let layout_names: Vec<&str> =
+        WeightLayout::ALL.iter().filter(|&&l| layouts & (1 << l as u32) != 0).map(|l| l.name()).collect();
+    let weights = match layout_names.as_slice() {
+        [] => String::new(),
+        [one] => format!("; int8 conv2d / fully_connected weights in the {one} layout"),
+        more => format!("; int8 conv2d / fully_connected weights in the {} layouts", more.join(", ")),
+    };
+    writeln!(s, "/// The kernels this model needs: {}{weights}.", names.join(", "))?;
     writeln!(s, "/// `Interpreter::<Kernels>::with_kernels` links only these.")?;
     writeln!(s, "pub struct Kernels;")?;
     writeln!(s, "impl ember::Kernels for Kernels {{")?;
     writeln!(s, "    const INT8: u32 = {int8:#034b};")?;
     writeln!(s, "    const FLOAT: u32 = {float:#034b};")?;
+    writeln!(s, "    const LAYOUTS: u32 = {layouts:#034b};")?;
     writeln!(s, "}}")?;
     Ok(())
 }
@@ -256,6 +272,54 @@ mod tests {
         let lines: Vec<&str> = src.lines().collect();
         for (i, l) in lines.iter().enumerate().filter(|(_, l)| l.starts_with("pub ")) {
             assert!(lines[i - 1].starts_with("/// "), "undocumented: {l}");
+        }
+    }
+
+    /// `x [1,4] → fully_connected (2 units, int8 weights in `layout`) → y [1,2]`.
+    fn fully_connected_model(layout: WeightLayout) -> Vec<u8> {
+        use ember::format::params::{FullyConnectedParams, FusedAct};
+        let mut b = ModelBuilder::new();
+        let q = Quant::PerTensor { scale: 0.05, zero_point: -10 };
+        let x = b.activation(DType::I8, &[1, 4], Some(&q)).unwrap();
+        let y = b.activation(DType::I8, &[1, 2], Some(&q)).unwrap();
+        let wq = Quant::PerTensor { scale: 0.01, zero_point: 0 };
+        let w = b.constant_of(DType::I8, &[2, 4], &[1i8, 2, 3, 4, -5, 6, -7, 8], Some(&wq)).unwrap();
+        let bias = b.constant_of(DType::I32, &[2], &[3i32, -3], None).unwrap();
+        let requant = b.constant_of(DType::I32, &[1, 2], &[1i32 << 30, -2], None).unwrap();
+        let p = FullyConnectedParams { act: FusedAct::NONE };
+        b.op(OpKind::FullyConnected, &[x, w, bias, requant], &[y], &p).unwrap();
+        let io = |tensor, n| IoDesc { tensor, name: "v".into(), onnx_shape: vec![1, n], perm: vec![0, 1] };
+        b.input(io(x, 4));
+        b.output(io(y, 2));
+        b.place(x, 0);
+        b.place(y, 16);
+        b.arena_bytes(32);
+        b.lay_out_weights(layout);
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn kernels_link_the_model_s_ops_and_weight_layouts() {
+        let src = module_source(&relu_model(), "m.ember", None).unwrap();
+        for line in [
+            "/// The kernels this model needs: relu (int8).",
+            "    const INT8: u32 = 0b00000000000000000000000001000000;",
+            "    const FLOAT: u32 = 0b00000000000000000000000000000000;",
+            "    const LAYOUTS: u32 = 0b00000000000000000000000000000000;",
+        ] {
+            assert!(src.lines().any(|l| l == line), "missing `{line}` in:\n{src}");
+        }
+        for (layout, bits) in [(WeightLayout::Standard, "001"), (WeightLayout::DspPairs, "010")] {
+            let src = module_source(&fully_connected_model(layout), "m.ember", None).unwrap();
+            let doc = format!(
+                "/// The kernels this model needs: fully_connected (int8); int8 conv2d / fully_connected \
+                 weights in the {} layout.",
+                layout.name()
+            );
+            let mask = format!("    const LAYOUTS: u32 = 0b{bits:0>32};");
+            for line in [doc, mask] {
+                assert!(src.lines().any(|l| l == line), "missing `{line}` in:\n{src}");
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::format::layout::WeightLayout;
 use crate::format::OpKind;
 
 /// Everything that can go wrong when loading or running a model.
@@ -104,6 +105,16 @@ pub enum Error {
         op: u16,
         /// Operator kind.
         kind: OpKind,
+    },
+    /// The model's weights for an op are in a layout whose kernels the interpreter's kernel set
+    /// does not link (`Kernels::LAYOUTS`).
+    LayoutNotLinked {
+        /// Operator index.
+        op: u16,
+        /// Operator kind.
+        kind: OpKind,
+        /// The weights' layout.
+        layout: WeightLayout,
     },
     /// The model plans less scratch for an op than a kernel set's kernels need (this build's,
     /// when the interpreter checks): it was exported for another one (`ember-quantize --target`).
@@ -211,6 +222,13 @@ impl fmt::Display for Error {
                 "op {op} ({}) needs a kernel this firmware does not link: regenerate the model module \
                  (ember-build) for this model, or use ember::AllKernels",
                 kind.name()
+            ),
+            Error::LayoutNotLinked { op, kind, layout } => write!(
+                f,
+                "op {op} ({}) has weights in the {} layout, whose kernels this firmware does not link: \
+                 regenerate the model module (ember-build) for this model, or use ember::AllKernels",
+                kind.name(),
+                layout.name()
             ),
             Error::ScratchTooSmall { op, kind, target, needed, planned } => write!(
                 f,

@@ -273,6 +273,7 @@ mod tests {
         assert_eq!(err, Some(Error::ArenaTooSmall { needed: usize::MAX, got: 31 }));
     }
 
+    use crate::format::layout::WeightLayout;
     use crate::format::params::UnaryParams;
     use crate::format::writer::{IoDesc, ModelBuilder, Quant};
     use crate::AlignedBytes;
@@ -421,5 +422,59 @@ mod tests {
         interp.input_f32(0).unwrap().copy_from_slice(&[0.0; 4]);
         interp.invoke().unwrap();
         assert_eq!(interp.output_f32(0).unwrap(), &[0.5; 4]);
+    }
+
+    /// `x [1,4] → fully_connected (2 units, int8 weights in `layout`) → y [1,2]`.
+    fn fully_connected_model(layout: WeightLayout) -> AlignedBytes {
+        use crate::format::params::{FullyConnectedParams, FusedAct};
+        let mut b = ModelBuilder::new();
+        let q = Quant::PerTensor { scale: 0.05, zero_point: -10 };
+        let x = b.activation(DType::I8, &[1, 4], Some(&q)).unwrap();
+        let y = b.activation(DType::I8, &[1, 2], Some(&q)).unwrap();
+        let wq = Quant::PerTensor { scale: 0.01, zero_point: 0 };
+        let w = b.constant_of(DType::I8, &[2, 4], &[1i8, 2, 3, 4, -5, 6, -7, 8], Some(&wq)).unwrap();
+        let bias = b.constant_of(DType::I32, &[2], &[3i32, -3], None).unwrap();
+        let requant = b.constant_of(DType::I32, &[1, 2], &[1i32 << 30, -2], None).unwrap();
+        let p = FullyConnectedParams { act: FusedAct::NONE };
+        b.op(OpKind::FullyConnected, &[x, w, bias, requant], &[y], &p).unwrap();
+        let io = |tensor, n| IoDesc { tensor, name: "v".into(), onnx_shape: vec![1, n], perm: vec![0, 1] };
+        b.input(io(x, 4));
+        b.output(io(y, 2));
+        b.place(x, 0);
+        b.place(y, 16);
+        b.arena_bytes(32);
+        assert_eq!(b.lay_out_weights(layout), usize::from(layout != WeightLayout::Standard));
+        AlignedBytes::new(&b.finish().unwrap())
+    }
+
+    #[test]
+    fn a_kernel_set_must_link_the_layout_of_every_weight_tensor() {
+        use crate::format::layout::WeightLayout::{DspPairs, DspPairsWide, Standard};
+        use crate::ops::layout_bit;
+        struct StandardAndWide;
+        impl Kernels for StandardAndWide {
+            const INT8: u32 = crate::kernel_bit(OpKind::FullyConnected);
+            const FLOAT: u32 = 0;
+            const LAYOUTS: u32 = layout_bit(Standard) | layout_bit(DspPairsWide);
+        }
+        fn run<K: Kernels>(layout: WeightLayout) -> Result<[i8; 2], Error> {
+            let bytes = fully_connected_model(layout);
+            let model = Model::from_bytes(&bytes).unwrap();
+            let mut buf = Buffer([0; 64]);
+            let mut interp = Interpreter::<K>::with_kernels(&model, &mut buf.0)?;
+            interp.input_i8(0).unwrap().copy_from_slice(&[-20, 0, 30, 117]);
+            interp.invoke()?;
+            Ok(interp.output_i8(0).unwrap().try_into().unwrap())
+        }
+        let expected = run::<AllKernels>(Standard).unwrap();
+        for layout in WeightLayout::ALL {
+            assert_eq!(run::<AllKernels>(layout), Ok(expected), "{layout:?}");
+        }
+        assert_eq!(run::<StandardAndWide>(Standard), Ok(expected));
+        assert_eq!(run::<StandardAndWide>(DspPairsWide), Ok(expected));
+        let err = run::<StandardAndWide>(DspPairs).unwrap_err();
+        assert_eq!(err, Error::LayoutNotLinked { op: 0, kind: OpKind::FullyConnected, layout: DspPairs });
+        let message = err.to_string();
+        assert!(message.contains("dsp-pairs layout") && message.contains("ember-build"), "{message}");
     }
 }

@@ -131,34 +131,38 @@ pub mod selected {
         super::fully_connected::fully_connected_i8(g, q, x, w, bias, out)
     }
 
-    /// The reference [`super::conv2d::conv2d_i8_laid_out`] (no scratch).
+    /// The reference [`super::conv2d::conv2d_i8_laid_out`] for filters `w` in the layout `L`
+    /// names (`WeightLayout as u8`; no scratch).
     #[cfg(not(ember_arm_dsp))]
     #[allow(clippy::too_many_arguments)]
-    pub fn conv2d_i8_laid_out(
+    pub fn conv2d_i8_laid_out<const L: u8>(
         g: &ConvGeometry,
         q: &Int8Params,
         x: &[i8],
-        w: super::LaidOut,
+        w: &[i8],
         bias: &[i32],
         out: &mut [i8],
         _: Scratch,
     ) {
-        super::conv2d::conv2d_i8_laid_out(g, q, x, w, bias, out)
+        let (layout, depth) = (const { super::weight_layout(L) }, g.kernel[0] * g.kernel[1] * g.input.c);
+        super::conv2d::conv2d_i8_laid_out(g, q, x, super::LaidOut { bytes: w, layout, depth }, bias, out)
     }
 
-    /// The reference [`super::fully_connected::fully_connected_i8_laid_out`] (no scratch).
+    /// The reference [`super::fully_connected::fully_connected_i8_laid_out`] for filters `w` in
+    /// the layout `L` names (`WeightLayout as u8`; no scratch).
     #[cfg(not(ember_arm_dsp))]
     #[allow(clippy::too_many_arguments)]
-    pub fn fully_connected_i8_laid_out(
+    pub fn fully_connected_i8_laid_out<const L: u8>(
         g: &FcGeometry,
         q: &Int8Params,
         x: &[i8],
-        w: super::LaidOut,
+        w: &[i8],
         bias: &[i32],
         out: &mut [i8],
         _: Scratch,
     ) {
-        super::fully_connected::fully_connected_i8_laid_out(g, q, x, w, bias, out)
+        let laid = super::LaidOut { bytes: w, layout: const { super::weight_layout(L) }, depth: g.depth };
+        super::fully_connected::fully_connected_i8_laid_out(g, q, x, laid, bias, out)
     }
 
     /// Helium's [`super::helium::float::conv2d_f32`], or the reference
@@ -185,6 +189,22 @@ use core::ops::Range;
 
 use crate::format::layout::WeightLayout;
 use crate::quant::{Requant, Rounding};
+
+/// The [`WeightLayout`] `l` is the byte of (`layout as u8`): the const parameter of the
+/// kernels for laid-out filters, which name it in a `const` block so that another value does
+/// not compile.
+#[allow(clippy::panic)] // Called in `const` blocks, where the panic is a compile error.
+pub const fn weight_layout(l: u8) -> WeightLayout {
+    const STANDARD: u8 = WeightLayout::Standard as u8;
+    const PAIRS: u8 = WeightLayout::DspPairs as u8;
+    const WIDE: u8 = WeightLayout::DspPairsWide as u8;
+    match l {
+        STANDARD => WeightLayout::Standard,
+        PAIRS => WeightLayout::DspPairs,
+        WIDE => WeightLayout::DspPairsWide,
+        _ => panic!("not a WeightLayout"),
+    }
+}
 
 /// int8 filters as a weight tensor holds them: its bytes in a [`WeightLayout`] and the
 /// weights per filter.

@@ -1,6 +1,8 @@
 //! `conv2d`: `[x, w [Cout,KH,KW,Cin], bias]` (+ `requant` for int8) → `y`.
 
-use super::{input, is_int8, nhwc, output, shape_error, weighted, Kernels, OpIo};
+use core::marker::PhantomData;
+
+use super::{input, is_int8, links_layout, nhwc, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::layout::WeightLayout;
 use crate::format::params::ConvParams;
 use crate::format::OpKind;
@@ -11,7 +13,7 @@ use crate::Error;
 
 pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let (p, g) = shapes(model, op)?;
-    weighted::run::<K, Conv2dKernels>(model, op, io, &g, g.output.c, &p.act)
+    weighted::run::<K, Conv2dKernels<K>>(model, op, io, &g, g.output.c, &p.act)
 }
 
 /// What the kernels' scratch depends on.
@@ -33,11 +35,12 @@ fn shapes(model: &Model, op: &OpInfo) -> Result<(ConvParams, ConvGeometry), Erro
     Ok((p, g))
 }
 
-/// `conv2d`'s kernels.
-struct Conv2dKernels;
+/// `conv2d`'s kernels in a firmware linking kernels `K`.
+struct Conv2dKernels<K>(PhantomData<K>);
 
-impl weighted::WeightedKernels for Conv2dKernels {
+impl<K: Kernels> weighted::WeightedKernels for Conv2dKernels<K> {
     const KIND: OpKind = OpKind::Conv2d;
+    const LAID_OUT: bool = true;
     type Geometry = ConvGeometry;
 
     fn i8(
@@ -50,9 +53,18 @@ impl weighted::WeightedKernels for Conv2dKernels {
         scratch: Scratch,
     ) {
         use crate::kernels::selected::{conv2d_i8, conv2d_i8_laid_out};
+        use WeightLayout::*;
+        // Each guard is a constant once `K` is known: layouts `K` does not link (which
+        // `weighted::run` refuses) have no kernel here.
         match w.layout {
-            WeightLayout::Standard => conv2d_i8(g, q, x, w.bytes, bias, out, scratch),
-            _ => conv2d_i8_laid_out(g, q, x, w, bias, out, scratch),
+            Standard if links_layout::<K>(Standard) => conv2d_i8(g, q, x, w.bytes, bias, out, scratch),
+            DspPairs if links_layout::<K>(DspPairs) => {
+                conv2d_i8_laid_out::<{ DspPairs as u8 }>(g, q, x, w.bytes, bias, out, scratch)
+            }
+            DspPairsWide if links_layout::<K>(DspPairsWide) => {
+                conv2d_i8_laid_out::<{ DspPairsWide as u8 }>(g, q, x, w.bytes, bias, out, scratch)
+            }
+            _ => {}
         }
     }
 

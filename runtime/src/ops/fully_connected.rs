@@ -1,6 +1,8 @@
 //! `fully_connected`: `[x [rows…, depth], w [units, depth], bias]` (+ `requant`) → `y [rows…, units]`.
 
-use super::{input, is_int8, output, shape_error, weighted, Kernels, OpIo};
+use core::marker::PhantomData;
+
+use super::{input, is_int8, links_layout, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::layout::WeightLayout;
 use crate::format::params::FullyConnectedParams;
 use crate::format::OpKind;
@@ -11,7 +13,7 @@ use crate::Error;
 
 pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let (p, g) = shapes(model, op)?;
-    weighted::run::<K, FullyConnectedKernels>(model, op, io, &g, g.units, &p.act)
+    weighted::run::<K, FullyConnectedKernels<K>>(model, op, io, &g, g.units, &p.act)
 }
 
 /// What the kernels' scratch depends on (int8 only: the float kernels need none).
@@ -38,11 +40,12 @@ fn shapes(model: &Model, op: &OpInfo) -> Result<(FullyConnectedParams, FcGeometr
     Ok((p, FcGeometry { rows, depth, units }))
 }
 
-/// `fully_connected`'s kernels.
-struct FullyConnectedKernels;
+/// `fully_connected`'s kernels in a firmware linking kernels `K`.
+struct FullyConnectedKernels<K>(PhantomData<K>);
 
-impl weighted::WeightedKernels for FullyConnectedKernels {
+impl<K: Kernels> weighted::WeightedKernels for FullyConnectedKernels<K> {
     const KIND: OpKind = OpKind::FullyConnected;
+    const LAID_OUT: bool = true;
     type Geometry = FcGeometry;
 
     fn i8(
@@ -55,9 +58,19 @@ impl weighted::WeightedKernels for FullyConnectedKernels {
         scratch: Scratch,
     ) {
         use crate::kernels::selected::{fully_connected_i8, fully_connected_i8_laid_out};
+        use WeightLayout::*;
+        // As in `conv2d`: only the layouts `K` links have a kernel here.
         match w.layout {
-            WeightLayout::Standard => fully_connected_i8(g, q, x, w.bytes, bias, out, scratch),
-            _ => fully_connected_i8_laid_out(g, q, x, w, bias, out, scratch),
+            Standard if links_layout::<K>(Standard) => {
+                fully_connected_i8(g, q, x, w.bytes, bias, out, scratch)
+            }
+            DspPairs if links_layout::<K>(DspPairs) => {
+                fully_connected_i8_laid_out::<{ DspPairs as u8 }>(g, q, x, w.bytes, bias, out, scratch)
+            }
+            DspPairsWide if links_layout::<K>(DspPairsWide) => {
+                fully_connected_i8_laid_out::<{ DspPairsWide as u8 }>(g, q, x, w.bytes, bias, out, scratch)
+            }
+            _ => {}
         }
     }
 

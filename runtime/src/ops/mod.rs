@@ -26,6 +26,7 @@ mod weighted;
 
 use bytemuck::Pod;
 
+use crate::format::layout::WeightLayout;
 use crate::format::params::FusedAct;
 use crate::format::{DType, OpKind, Storage, MAX_RANK};
 use crate::kernels::scratch::{Scratch, Target};
@@ -35,14 +36,18 @@ use crate::quant::Requant;
 use crate::Error;
 
 /// Which kernels a firmware links: bit masks over op kinds (bit `kind as u8`, see
-/// [`kernel_bit`]), one for int8 and one for float (f32 and f16 weights). Kernels outside the
-/// masks are never referenced, so the linker drops them; `ember-build` generates the masks of a
-/// model, and [`AllKernels`] links everything.
+/// [`kernel_bit`]), one for int8 and one for float (f32 and f16 weights), and one over the
+/// layouts of int8 `conv2d` and `fully_connected` weights (bit `layout as u8`, see
+/// [`layout_bit`]). Kernels outside the masks are never referenced, so the linker drops them;
+/// `ember-build` generates the masks of a model, and [`AllKernels`] links everything.
 pub trait Kernels {
     /// Op kinds whose int8 kernels are linked.
     const INT8: u32;
     /// Op kinds whose float kernels are linked.
     const FLOAT: u32;
+    /// Weight layouts ([`WeightLayout`]) whose int8 `conv2d` and `fully_connected` kernels are
+    /// linked (all by default).
+    const LAYOUTS: u32 = u32::MAX;
 }
 
 /// Links every kernel (the default).
@@ -51,11 +56,24 @@ pub struct AllKernels;
 impl Kernels for AllKernels {
     const INT8: u32 = u32::MAX;
     const FLOAT: u32 = u32::MAX;
+    const LAYOUTS: u32 = u32::MAX;
 }
 
 /// The bit of `kind` in a [`Kernels`] mask.
 pub const fn kernel_bit(kind: OpKind) -> u32 {
     1 << kind as u32
+}
+
+/// The bit of `layout` in [`Kernels::LAYOUTS`].
+pub const fn layout_bit(layout: WeightLayout) -> u32 {
+    1 << layout as u32
+}
+
+/// Whether `K` links the int8 `conv2d` and `fully_connected` kernels of weights in `layout`
+/// (a constant for a constant `layout`).
+#[inline(always)]
+pub(crate) const fn links_layout<K: Kernels>(layout: WeightLayout) -> bool {
+    K::LAYOUTS & layout_bit(layout) != 0
 }
 
 /// Whether `op` computes in int8 (its output is int8) rather than in float.

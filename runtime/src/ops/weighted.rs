@@ -3,7 +3,7 @@
 
 use super::{
     arity, check_requant, clamp_f32, clamp_i8, expect_constant, expect_dims, expect_dtype, input, is_int8,
-    kernel_bit, kernel_io, output, shape_error, Kernels, OpIo,
+    kernel_bit, kernel_io, links_layout, output, shape_error, Kernels, OpIo,
 };
 use crate::format::params::FusedAct;
 use crate::format::{DType, OpKind};
@@ -18,6 +18,10 @@ use crate::Error;
 pub(super) trait WeightedKernels {
     /// The op kind.
     const KIND: OpKind;
+    /// Whether its int8 weights may be laid out in any `WeightLayout` (the loader allows it
+    /// for `conv2d` and `fully_connected`), each layout's kernels linked only where
+    /// `Kernels::LAYOUTS` has its bit; otherwise they are standard and always linked.
+    const LAID_OUT: bool = false;
     /// Geometry the kernels take.
     type Geometry;
     /// int8 activations and weights (in the layout the loader allowed for the op kind).
@@ -66,6 +70,9 @@ pub(super) fn run<K: Kernels, W: WeightedKernels>(
         expect_dtype(op, &bias, DType::I32)?;
         expect_dtype(op, &y, DType::I8)?;
         let act = clamp_i8(op, act)?;
+        if W::LAID_OUT && !links_layout::<K>(w.layout) {
+            return Err(Error::LayoutNotLinked { op: op.index, kind: op.kind, layout: w.layout });
+        }
         let Some(mut io) = kernel_io::<K>(op, io, kernel_bit(W::KIND), true)? else { return Ok(()) };
         let q = Int8Params {
             input_zero_point: x.scale_zero_point().1,

@@ -24,6 +24,10 @@ const MAX_W: usize = 9000;
 const MAX_LAID: usize = 2 * 8 * 7 * 190;
 const MAX_OUT: usize = 1100;
 
+/// The kernels' const parameters of the DSP layouts.
+const PAIRS: u8 = WeightLayout::DspPairs as u8;
+const WIDE: u8 = WeightLayout::DspPairsWide as u8;
+
 /// Laid-out weights: 4-aligned, as the format's 16-aligned constants are.
 #[repr(C, align(16))]
 struct Aligned([i8; MAX_LAID]);
@@ -162,14 +166,34 @@ fn check_case(rng: &mut Rng, b: &mut Buffers, kind: Kind, layout: WeightLayout) 
         (Some(g), _) => {
             conv2d::conv2d_i8(&g, &q, x, wt, bias, standard);
             conv2d::conv2d_i8_laid_out(&g, &q, x, laid, bias, reference);
-            let run = |s: Scratch| cortex_m_dsp::conv2d_i8_laid_out(&g, &q, x, laid, bias, optimized, s);
+            let run = |s: Scratch| match layout {
+                WeightLayout::Standard => cortex_m_dsp::conv2d_i8(&g, &q, x, laid.bytes, bias, optimized, s),
+                WeightLayout::DspPairs => {
+                    cortex_m_dsp::conv2d_i8_laid_out::<PAIRS>(&g, &q, x, laid.bytes, bias, optimized, s)
+                }
+                WeightLayout::DspPairsWide => {
+                    cortex_m_dsp::conv2d_i8_laid_out::<WIDE>(&g, &q, x, laid.bytes, bias, optimized, s)
+                }
+            };
             b.scratch.run(Target::CortexMDsp, ScratchOp::Conv2dI8(g), "conv2d_i8_laid_out", run)?
         }
         (_, Some(g)) => {
             fully_connected::fully_connected_i8(&g, &q, x, wt, bias, standard);
             fully_connected::fully_connected_i8_laid_out(&g, &q, x, laid, bias, reference);
-            let run =
-                |s: Scratch| cortex_m_dsp::fully_connected_i8_laid_out(&g, &q, x, laid, bias, optimized, s);
+            let run = |s: Scratch| {
+                let w = laid.bytes;
+                match layout {
+                    WeightLayout::Standard => {
+                        cortex_m_dsp::fully_connected_i8(&g, &q, x, w, bias, optimized, s)
+                    }
+                    WeightLayout::DspPairs => {
+                        cortex_m_dsp::fully_connected_i8_laid_out::<PAIRS>(&g, &q, x, w, bias, optimized, s)
+                    }
+                    WeightLayout::DspPairsWide => {
+                        cortex_m_dsp::fully_connected_i8_laid_out::<WIDE>(&g, &q, x, w, bias, optimized, s)
+                    }
+                }
+            };
             let op = ScratchOp::FullyConnectedI8(g);
             b.scratch.run(Target::CortexMDsp, op, "fully_connected_i8_laid_out", run)?
         }

@@ -10,13 +10,17 @@
 //! zero-padded groups (`WeightLayout::DspPairs`, `DspPairsWide`) are read in place with no
 //! partial last group: one `LDRD` loads both filters' words (14 instructions per 16
 //! multiply-accumulates), or, already in 16-bit lanes, one filter's two words (11).
+//!
+//! The kernels take the layout as a const parameter `L` (`WeightLayout as u8`): each
+//! instantiation holds only its own layout's assembly, so a firmware links the layouts its
+//! model's weights use (`Kernels::LAYOUTS`).
 
 use super::output::{Output, Short};
 use super::{extend_activations, lanes, padded_word, smlad_word};
 use crate::format::layout::WeightLayout;
 use crate::kernels::conv2d::{self, for_each_window, Window};
 use crate::kernels::scratch::Scratch;
-use crate::kernels::{fully_connected, ConvGeometry, FcGeometry, Int8Params, LaidOut, Nhwc};
+use crate::kernels::{fully_connected, weight_layout, ConvGeometry, FcGeometry, Int8Params, LaidOut, Nhwc};
 use crate::quant::Requant;
 
 /// The inner loops of the [`tile`]s and [`pairs_asm`]s: r0–r3 += (A·f0, A·f1, B·f0, B·f1) over
@@ -325,6 +329,7 @@ unsafe fn extend_words<const N: usize>(src: *const i8, dst: *mut u32, groups: us
 
 /// [`conv2d::conv2d_i8`] as a matrix product: [`conv2d_i8_laid_out`] with the filters in the
 /// standard layout.
+#[inline(always)]
 pub fn conv2d_i8(
     g: &ConvGeometry,
     q: &Int8Params,
@@ -334,25 +339,24 @@ pub fn conv2d_i8(
     out: &mut [i8],
     scratch: Scratch,
 ) {
-    let depth = g.kernel[0] * g.kernel[1] * g.input.c;
-    let w = LaidOut { bytes: w, layout: WeightLayout::Standard, depth };
-    conv2d_i8_laid_out(g, q, x, w, bias, out, scratch)
+    conv2d_i8_laid_out::<{ WeightLayout::Standard as u8 }>(g, q, x, w, bias, out, scratch)
 }
 
-/// [`conv2d::conv2d_i8_laid_out`] as a matrix product: output pixels in pairs, each pair's
-/// windows built as two [`Columns`] (unpadded 1×1 convolutions straight from the input pixels;
-/// channels in fours extended from the window's runs; other channel counts first gathered into
-/// a row of bytes, padding filled with the input zero point), then two output channels per
-/// pass over them: on the short output stage in the assembly loop of the layout's
-/// [`pairs_asm`] (a [`Plan`] per layer), otherwise with its [`tile`] and [`Output::apply`]. A
-/// last odd pixel is computed twice and stored once; a last odd channel too (standard layout)
-/// or with its zero partner filter (DSP layouts). The columns and the gathered row live in
-/// `scratch` (`scratch::dsp::conv2d_i8` bytes); with less, the reference kernel runs.
-pub fn conv2d_i8_laid_out(
+/// [`conv2d::conv2d_i8_laid_out`] for filters `w` in the layout `L` names (`WeightLayout as
+/// u8`), as a matrix product: output pixels in pairs, each pair's windows built as two
+/// [`Columns`] (unpadded 1×1 convolutions straight from the input pixels; channels in fours
+/// extended from the window's runs; other channel counts first gathered into a row of bytes,
+/// padding filled with the input zero point), then two output channels per pass over them: on
+/// the short output stage in the assembly loop of the layout's [`pairs_asm`] (a [`Plan`] per
+/// layer), otherwise with its [`tile`] and [`Output::apply`]. A last odd pixel is computed
+/// twice and stored once; a last odd channel too (standard layout) or with its zero partner
+/// filter (DSP layouts). The columns and the gathered row live in `scratch`
+/// (`scratch::dsp::conv2d_i8` bytes); with less, the reference kernel runs.
+pub fn conv2d_i8_laid_out<const L: u8>(
     g: &ConvGeometry,
     q: &Int8Params,
     x: &[i8],
-    w: LaidOut,
+    w: &[i8],
     bias: &[i32],
     out: &mut [i8],
     mut scratch: Scratch,
@@ -367,11 +371,11 @@ pub fn conv2d_i8_laid_out(
     let gathered =
         if pointwise || cin.is_multiple_of(4) { Some(&mut [][..]) } else { scratch.take::<i8>(depth) };
     let (Some(stage), Some(mut columns), Some(gathered), Some(filters)) =
-        (stage.filter(|_| depth > 0 && cout > 0), columns, gathered, Filters::new(w, depth, cout))
+        (stage.filter(|_| depth > 0 && cout > 0), columns, gathered, Filters::<L>::new(w, depth, cout))
     else {
-        return match w.layout {
-            WeightLayout::Standard => conv2d::conv2d_i8(g, q, x, w.bytes, bias, out),
-            _ => conv2d::conv2d_i8_laid_out(g, q, x, w, bias, out),
+        return match Filters::<L>::LAYOUT {
+            WeightLayout::Standard => conv2d::conv2d_i8(g, q, x, w, bias, out),
+            layout => conv2d::conv2d_i8_laid_out(g, q, x, LaidOut { bytes: w, layout, depth }, bias, out),
         };
     };
     let offsets = lanes(q.input_zero_point.wrapping_neg());
@@ -458,25 +462,19 @@ pub fn conv2d_i8_laid_out(
 
 /// A layer's assembly passes over the channel pairs, worked out once: the pairs read in place
 /// and (standard layout) the padded last pair, each a [`Pairs`] template (with its first
-/// channel) whose outputs (and columns) every pixel pair sets, run by the layout's `asm`; the
-/// channels from `rest` on take the Rust tile.
+/// channel) whose outputs (and columns) every pixel pair sets, run by the layout's
+/// [`pairs_asm`]; the channels from `rest` on take the Rust tile.
 struct Plan {
     passes: [Option<(usize, Pairs)>; 2],
     rest: usize,
-    asm: unsafe fn(&Pairs),
 }
 
 impl Plan {
     /// The passes for `filters` on the short output stage (none off it). `one_factor` holds a
     /// per-tensor factor twice for the templates to point at.
-    fn new(filters: &Filters, stage: &Output, one_factor: &mut [Requant; 2]) -> Self {
+    fn new<const L: u8>(filters: &Filters<L>, stage: &Output, one_factor: &mut [Requant; 2]) -> Self {
         let (w, depth, count) = (filters.w, filters.depth, filters.count);
-        let asm = match filters.layout {
-            WeightLayout::Standard => pairs_asm as unsafe fn(&Pairs),
-            WeightLayout::DspPairs => pairs_asm_pairs,
-            WeightLayout::DspPairsWide => pairs_asm_wide,
-        };
-        let mut plan = Self { passes: [None, None], rest: 0, asm };
+        let mut plan = Self { passes: [None, None], rest: 0 };
         let (Some(short), true) = (stage.short(), count >= 2) else {
             return plan;
         };
@@ -485,11 +483,11 @@ impl Plan {
         // Standard filters: filter 1 of a pair is `depth` bytes after filter 0, and the next
         // pair's filter 0 `2 × depth` bytes after this one's. A DSP layout's pair is one run of
         // groups, the next pair's right after it (the assembly's second pointer is unused).
-        let (apart, skip) = match filters.layout {
+        let (apart, skip) = match Filters::<L>::LAYOUT {
             WeightLayout::Standard => (depth, (2 * depth).wrapping_sub(4 * groups)),
             _ => (0, 0),
         };
-        if filters.layout == WeightLayout::Standard {
+        if Filters::<L>::LAYOUT == WeightLayout::Standard {
             // Whole pairs whose weight loads (`4 × groups ≤ depth + 3` bytes per filter) stay
             // inside the weights.
             while pairs > 0 && (2 * pairs - 1) * depth + 4 * groups > w.len() {
@@ -544,31 +542,28 @@ impl Plan {
 /// `Filters::last_pair`).
 const PADDED_DEPTH: usize = 128;
 
-/// The layer's filters: `count` filters of `depth` int8 weights in `layout`.
-struct Filters<'a> {
+/// The layer's filters: `count` filters of `depth` int8 weights in the layout `L` names
+/// ([`Filters::LAYOUT`]).
+struct Filters<'a, const L: u8> {
     /// Exactly the layout's bytes for the filters.
     w: &'a [i8],
-    layout: WeightLayout,
     depth: usize,
     count: usize,
     /// Standard layout: the last two filters, each padded with zeros to `4 × ⌈depth / 4⌉` bytes.
     last_pair: Option<&'a [i8]>,
 }
 
-impl<'a> Filters<'a> {
+impl<'a, const L: u8> Filters<'a, L> {
+    /// The filters' layout (another `L` does not compile).
+    const LAYOUT: WeightLayout = weight_layout(L);
+
     /// `count` filters of `depth` weights from `w`, or `None` if `w` does not hold them (which
     /// the loader rules out) or a DSP layout's are not 4-aligned for `LDRD` and `LDM` (the
     /// format aligns constants to 16).
-    fn new(w: LaidOut<'a>, depth: usize, count: usize) -> Option<Self> {
-        let aligned = w.layout == WeightLayout::Standard || w.bytes.as_ptr().addr().is_multiple_of(4);
-        let bytes = w.bytes.get(..w.layout.byte_len(count, depth)?)?;
-        (w.depth == depth && aligned).then_some(Self {
-            w: bytes,
-            layout: w.layout,
-            depth,
-            count,
-            last_pair: None,
-        })
+    fn new(w: &'a [i8], depth: usize, count: usize) -> Option<Self> {
+        let aligned = Self::LAYOUT == WeightLayout::Standard || w.as_ptr().addr().is_multiple_of(4);
+        let bytes = w.get(..Self::LAYOUT.byte_len(count, depth)?)?;
+        aligned.then_some(Self { w: bytes, depth, count, last_pair: None })
     }
 
     /// With `depth mod 4 ≠ 0` the last standard pair's weight loads would pass the weights' end
@@ -576,7 +571,7 @@ impl<'a> Filters<'a> {
     /// count and a short depth, as first layers have; otherwise it takes the Rust tile).
     fn pad_last_pair(self, padded: &'a mut [i8; 2 * PADDED_DEPTH]) -> Self {
         let (depth, count, groups) = (self.depth, self.count, self.depth.div_ceil(4));
-        if self.layout != WeightLayout::Standard
+        if Self::LAYOUT != WeightLayout::Standard
             || depth.is_multiple_of(4)
             || count < 2
             || !count.is_multiple_of(2)
@@ -593,7 +588,7 @@ impl<'a> Filters<'a> {
 
     /// Bytes of one pair of filters in a DSP layout.
     fn pair_bytes(&self) -> usize {
-        self.layout.byte_len(2, self.depth).unwrap_or(0)
+        Self::LAYOUT.byte_len(2, self.depth).unwrap_or(0)
     }
 
     /// Pair `p`'s groups in a DSP layout.
@@ -608,7 +603,7 @@ impl<'a> Filters<'a> {
         let (depth, at) = (self.depth, columns.words.as_ptr());
         let groups = depth.div_ceil(4);
         let pair = || [self.pair(c0 / 2); 2];
-        match self.layout {
+        match Self::LAYOUT {
             WeightLayout::Standard => {
                 let full = depth / 4;
                 let (f0, f1) = (&self.w[c0 * depth..][..depth], &self.w[c1 * depth..][..depth]);
@@ -641,7 +636,7 @@ impl<'a> Filters<'a> {
             let [p, q] = [u[0] / 2, u[2] / 2].map(|p| self.pair(p));
             [p, q, p, q]
         };
-        match self.layout {
+        match Self::LAYOUT {
             WeightLayout::Standard => {
                 let full = depth / 4;
                 let f = u.map(|u| &self.w[u * depth..][..depth]);
@@ -672,7 +667,13 @@ impl<'a> Filters<'a> {
 /// Both columns times every filter: `out[c]` and `out[count + c]` for every channel `c`; `out`
 /// holds the two pixels' outputs, or one pixel's when column B duplicates column A.
 #[inline(never)]
-fn multiply(columns: &Columns<2>, filters: &Filters, stage: &Output, plan: &Plan, out: &mut [i8]) {
+fn multiply<const L: u8>(
+    columns: &Columns<2>,
+    filters: &Filters<L>,
+    stage: &Output,
+    plan: &Plan,
+    out: &mut [i8],
+) {
     let (depth, count) = (filters.depth, filters.count);
     let (first, second) = out.split_at_mut(count.min(out.len()));
     let mut second = second.get_mut(..count);
@@ -693,8 +694,15 @@ fn multiply(columns: &Columns<2>, filters: &Filters, stage: &Output, plan: &Plan
             ..*template
         };
         // SAFETY: `Plan::new` keeps every load of the passes inside the columns, filters,
-        // biases and factors; both pixels' outputs hold `count ≥ c0 + 2 × pairs` bytes.
-        unsafe { (plan.asm)(&args) };
+        // biases and factors (in the layout `L` names); both pixels' outputs hold
+        // `count ≥ c0 + 2 × pairs` bytes.
+        unsafe {
+            match Filters::<L>::LAYOUT {
+                WeightLayout::Standard => pairs_asm(&args),
+                WeightLayout::DspPairs => pairs_asm_pairs(&args),
+                WeightLayout::DspPairsWide => pairs_asm_wide(&args),
+            }
+        };
     }
     for c0 in (plan.rest..count).step_by(2) {
         // A last odd channel is computed twice, or with a zero filter.
@@ -762,6 +770,7 @@ $(#[$doc])*
 /// `args` must describe `pairs ≥ 1` pairs whose biases, factors, weights (`16 × groups` bytes
 /// of columns, `groups` groups of each filter in the layout, 4-aligned in a DSP layout) and
 /// outputs are all inside their buffers.
+#[inline(never)]
 unsafe fn $name(args: &Pairs) {
     // SAFETY: the loads and stores stay inside the buffers the caller guarantees; the state is
     // copied to 52 bytes below the stack pointer and the stack restored. r6 and r7 (which Rust
@@ -942,6 +951,7 @@ tile!(
 
 /// [`fully_connected::fully_connected_i8`] with `SMLAD`: [`fully_connected_i8_laid_out`] with the
 /// filters in the standard layout.
+#[inline(always)]
 pub fn fully_connected_i8(
     g: &FcGeometry,
     q: &Int8Params,
@@ -951,20 +961,20 @@ pub fn fully_connected_i8(
     out: &mut [i8],
     scratch: Scratch,
 ) {
-    let w = LaidOut { bytes: w, layout: WeightLayout::Standard, depth: g.depth };
-    fully_connected_i8_laid_out(g, q, x, w, bias, out, scratch)
+    fully_connected_i8_laid_out::<{ WeightLayout::Standard as u8 }>(g, q, x, w, bias, out, scratch)
 }
 
-/// [`fully_connected::fully_connected_i8_laid_out`] with `SMLAD`: a single row (a batch of one)
-/// is extended to one column and multiplied with four filters per pass (two pairs in a DSP
-/// layout), on the short output stage by the layout's [`quads_asm`]; several rows are a 1×1
-/// convolution over that many pixels. The column lives in `scratch`
-/// (`scratch::dsp::fully_connected_i8` bytes); with less, the reference kernel runs.
-pub fn fully_connected_i8_laid_out(
+/// [`fully_connected::fully_connected_i8_laid_out`] for filters `w` in the layout `L` names
+/// (`WeightLayout as u8`), with `SMLAD`: a single row (a batch of one) is extended to one
+/// column and multiplied with four filters per pass (two pairs in a DSP layout), on the short
+/// output stage by the layout's [`quads_asm`]; several rows are a 1×1 convolution over that
+/// many pixels. The column lives in `scratch` (`scratch::dsp::fully_connected_i8` bytes); with
+/// less, the reference kernel runs.
+pub fn fully_connected_i8_laid_out<const L: u8>(
     g: &FcGeometry,
     q: &Int8Params,
     x: &[i8],
-    w: LaidOut,
+    w: &[i8],
     bias: &[i32],
     out: &mut [i8],
     mut scratch: Scratch,
@@ -980,17 +990,20 @@ pub fn fully_connected_i8_laid_out(
             dilation: [1, 1],
             pad: [0, 0],
         };
-        return conv2d_i8_laid_out(&geometry, q, x, w, bias, out, scratch);
+        return conv2d_i8_laid_out::<L>(&geometry, q, x, w, bias, out, scratch);
     }
     let stage = Output::new(q, bias, depth, units);
     let (Some(stage), Some(mut columns), Some(filters)) = (
         stage.filter(|_| depth > 0 && units > 0),
         Columns::<1>::take(&mut scratch, depth),
-        Filters::new(w, depth, units),
+        Filters::<L>::new(w, depth, units),
     ) else {
-        return match w.layout {
-            WeightLayout::Standard => fully_connected::fully_connected_i8(g, q, x, w.bytes, bias, out),
-            _ => fully_connected::fully_connected_i8_laid_out(g, q, x, w, bias, out),
+        return match Filters::<L>::LAYOUT {
+            WeightLayout::Standard => fully_connected::fully_connected_i8(g, q, x, w, bias, out),
+            layout => {
+                let w = LaidOut { bytes: w, layout, depth };
+                fully_connected::fully_connected_i8_laid_out(g, q, x, w, bias, out)
+            }
         };
     };
     // In range: the loader checks zero points are int8.
@@ -1004,7 +1017,7 @@ pub fn fully_connected_i8_laid_out(
         (None, None) => None,
     };
     if let Some((short, once)) = short {
-        let quads: unsafe fn(&mut Quads) = match (filters.layout, once) {
+        let quads: unsafe fn(&mut Quads) = match (Filters::<L>::LAYOUT, once) {
             (WeightLayout::Standard, false) => quads_asm,
             (WeightLayout::Standard, true) => quads_once_asm,
             (WeightLayout::DspPairs, false) => quads_pairs_asm,
@@ -1013,7 +1026,7 @@ pub fn fully_connected_i8_laid_out(
             (WeightLayout::DspPairsWide, true) => quads_wide_once_asm,
         };
         let w0 = filters.w.as_ptr();
-        let (blocks, w, step) = match filters.layout {
+        let (blocks, w, step) = match Filters::<L>::LAYOUT {
             WeightLayout::Standard => {
                 // Whole blocks of four units whose weight loads stay inside the weights.
                 let mut blocks = units / 4;
