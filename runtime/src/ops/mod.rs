@@ -37,9 +37,9 @@ use crate::Error;
 
 /// Which kernels a firmware links: bit masks over op kinds (bit `kind as u8`, see
 /// [`kernel_bit`]), one for int8 and one for float (f32 and f16 weights), and one over the
-/// layouts of int8 `conv2d` and `fully_connected` weights (bit `layout as u8`, see
-/// [`layout_bit`]). Kernels outside the masks are never referenced, so the linker drops them;
-/// `ember-build` generates the masks of a model, and [`AllKernels`] links everything.
+/// layouts of int8 `conv2d` and `fully_connected` weights (bit `layout as u8`). Kernels outside
+/// the masks are never referenced, so the linker drops them; `ember-build` generates the masks
+/// of a model, and [`AllKernels`] links everything.
 pub trait Kernels {
     /// Op kinds whose int8 kernels are linked.
     const INT8: u32;
