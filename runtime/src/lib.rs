@@ -28,7 +28,7 @@ pub mod verify;
 pub use error::Error;
 pub use interpreter::{Hook, Interpreter, NoHook, OpEvent, OpOutput};
 pub use model::{IoInfo, Metadata, Model, OpInfo, TensorInfo};
-pub use ops::{kernel_bit, AllKernels, Kernels};
+pub use ops::{kernel_bit, layout_bit, AllKernels, Kernels};
 
 /// CRC-32 (IEEE 802.3) of the model header, with a 1 KiB lookup table to keep flash small.
 /// `CRC32.checksum(bytes)` or `CRC32.digest()` for streaming.

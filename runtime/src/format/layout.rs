@@ -31,7 +31,13 @@ impl WeightLayout {
 
     /// Decodes a layout byte.
     pub fn from_u8(v: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|&l| l as u8 == v)
+        // A match, not a search of `ALL`: the loader decodes this for every tensor lookup.
+        match v {
+            0 => Some(Self::Standard),
+            1 => Some(Self::DspPairs),
+            2 => Some(Self::DspPairsWide),
+            _ => None,
+        }
     }
 
     /// The name `ember-quantize inspect` and the docs use.

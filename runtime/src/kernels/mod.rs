@@ -55,10 +55,10 @@ pub mod selected {
     pub use super::helium::{add_i8, average_pool_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8};
     #[cfg(ember_neon)]
     pub use super::neon::{
-        conv2d_f32, conv2d_i8, depthwise_conv2d_f32, depthwise_conv2d_i8, fully_connected_f32,
-        fully_connected_i8,
+        average_pool_i8, conv2d_f32, conv2d_i8, depthwise_conv2d_f32, depthwise_conv2d_i8,
+        fully_connected_f32, fully_connected_i8,
     };
-    #[cfg(not(any(ember_arm_dsp, ember_helium)))]
+    #[cfg(not(any(ember_arm_dsp, ember_helium, ember_neon)))]
     pub use super::pool::average_pool_i8;
     #[cfg(not(ember_arm_dsp))]
     pub use super::scan::{count_equal, range_i8};
