@@ -987,17 +987,12 @@ pub fn add_i8(
     }
 }
 
-/// Most window cells [`average_pool_i8`] sums in 16-bit lanes: 256 values of at most 128 in
-/// magnitude stay within i16.
-const POOL_CELLS: usize = 256;
-
 /// [`super::pool::average_pool_i8`] with the window sums 8 channels at a time in 16-bit lanes
 /// (one asm loop per run of the window's pixels), then TFLite's rounded division per channel.
-/// Windows of more than [`POOL_CELLS`] cells run the reference kernel.
+/// Windows the lanes cannot sum ([`pool::lane_sums_fit`]) run the reference kernel.
 pub fn average_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8]) {
     let c = g.output.c;
-    let sized = x.len() >= g.input.len() && g.output.n <= g.input.n && out.len() >= g.output.len();
-    if !sized || g.input.c != c || g.kernel[0] * g.kernel[1] > POOL_CELLS {
+    if !pool::lane_sums_fit(g, x, out) {
         return pool::average_pool_i8(g, x, act, out);
     }
     for_each_window(g, |window, pixel| {

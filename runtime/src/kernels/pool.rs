@@ -50,6 +50,19 @@ pub fn average_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8])
     pool(g, x, 0, step, |sum, count| act.apply(rounded_div(sum, count)), out);
 }
 
+/// Most window cells whose int8 sum fits a 16-bit lane (`|sum| ≤ 128 × 256`).
+#[cfg(any(ember_arm_dsp, ember_helium, ember_neon))]
+pub(crate) const LANE_SUM_CELLS: usize = 256;
+
+/// Whether the optimized average pools, which sum windows in 16-bit lanes, take `g` over `x`
+/// into `out`: the slices hold the tensors, the input has the output's channels, and windows have
+/// at most [`LANE_SUM_CELLS`] cells (otherwise they run [`average_pool_i8`]).
+#[cfg(any(ember_arm_dsp, ember_helium, ember_neon))]
+pub(crate) fn lane_sums_fit(g: &ConvGeometry, x: &[i8], out: &[i8]) -> bool {
+    let sized = x.len() >= g.input.len() && g.output.n <= g.input.n && out.len() >= g.output.len();
+    sized && g.input.c == g.output.c && g.kernel[0] * g.kernel[1] <= LANE_SUM_CELLS
+}
+
 /// `sum / count` rounded half away from zero (TFLite's average pool rounding); 0 when
 /// `count` is 0.
 pub(crate) fn rounded_div(sum: i32, count: usize) -> i32 {

@@ -4,16 +4,13 @@ use crate::kernels::conv2d::for_each_window;
 use crate::kernels::pool::{self, rounded_div};
 use crate::kernels::{ClampI8, ConvGeometry};
 
-/// Most window cells whose int8 sum fits a 16-bit lane (`|sum| ≤ 128 × 256`).
-const POOL_CELLS: usize = 256;
-
 /// [`pool::average_pool_i8`] with each window's sums of four channels in two words of 16-bit
 /// lanes (`SXTAB16` of every cell's word), then TFLite's rounded division per channel. Channel
-/// counts not a multiple of 4 and windows of more than [`POOL_CELLS`] cells run the reference.
+/// counts not a multiple of 4 and windows the lanes cannot sum ([`pool::lane_sums_fit`]) run the
+/// reference.
 pub fn average_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8]) {
     let c = g.output.c;
-    let sized = x.len() >= g.input.len() && g.output.n <= g.input.n && out.len() >= g.output.len();
-    if !sized || g.input.c != c || !c.is_multiple_of(4) || g.kernel[0] * g.kernel[1] > POOL_CELLS {
+    if !c.is_multiple_of(4) || !pool::lane_sums_fit(g, x, out) {
         return pool::average_pool_i8(g, x, act, out);
     }
     for_each_window(g, |window, pixel| {
@@ -22,7 +19,7 @@ pub fn average_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8])
             let (mut even, mut odd) = (0u32, 0u32);
             window.for_each_run(|_, px, count| {
                 // SAFETY: a run has `count ≥ 1` consecutive pixels from `px` inside the input
-                // (`sized`), and each load reads channels c0..c0 + 4 ≤ c of one of them (unaligned
+                // (`lane_sums_fit`), and each load reads channels c0..c0 + 4 ≤ c of one of them (unaligned
                 // `LDR` is allowed on these cores).
                 unsafe {
                     core::arch::asm!(

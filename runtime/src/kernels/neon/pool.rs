@@ -6,17 +6,13 @@ use crate::kernels::conv2d::for_each_window;
 use crate::kernels::pool::{self, rounded_div};
 use crate::kernels::{ClampI8, ConvGeometry};
 
-/// Most window cells whose int8 sum fits a 16-bit lane (`|sum| ≤ 128 × 256`).
-const POOL_CELLS: usize = 256;
-
 /// [`pool::average_pool_i8`] with each window's sums of eight channels in the 16-bit lanes of
 /// one register (`SADDW` of every cell's eight bytes), channels past the last eight summed one
-/// by one, then TFLite's rounded division per channel. Windows of more than [`POOL_CELLS`]
-/// cells run the reference kernel.
+/// by one, then TFLite's rounded division per channel. Windows the lanes cannot sum
+/// ([`pool::lane_sums_fit`]) run the reference kernel.
 pub fn average_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8]) {
     let c = g.output.c;
-    let sized = x.len() >= g.input.len() && g.output.n <= g.input.n && out.len() >= g.output.len();
-    if !sized || g.input.c != c || g.kernel[0] * g.kernel[1] > POOL_CELLS {
+    if !pool::lane_sums_fit(g, x, out) {
         return pool::average_pool_i8(g, x, act, out);
     }
     let vectors = c / 8;
@@ -24,7 +20,7 @@ pub fn average_pool_i8(g: &ConvGeometry, x: &[i8], act: ClampI8, out: &mut [i8])
         let (cells, out) = (window.len(), &mut out[pixel * c..][..c]);
         for v in 0..vectors {
             // SAFETY: NEON is always present on aarch64; every load reads the eight channels
-            // 8v..8v + 8 ≤ c of a pixel inside the input (`sized`), the store eight i16.
+            // 8v..8v + 8 ≤ c of a pixel inside the input (`lane_sums_fit`), the store eight i16.
             let sums = unsafe {
                 let mut sum: int16x8_t = vdupq_n_s16(0);
                 window.for_each_cell(|_, px| sum = vaddw_s8(sum, vld1_s8(x[px * c + 8 * v..][..8].as_ptr())));
