@@ -30,7 +30,7 @@ impl WeightLayout {
     pub const ALL: [WeightLayout; 3] = [Self::Standard, Self::DspPairs, Self::DspPairsWide];
 
     /// Decodes a layout byte.
-    pub fn from_u8(v: u8) -> Option<Self> {
+    pub const fn from_u8(v: u8) -> Option<Self> {
         // A match, not a search of `ALL`: the loader decodes this for every tensor lookup.
         match v {
             0 => Some(Self::Standard),

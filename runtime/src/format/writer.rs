@@ -368,7 +368,7 @@ impl ModelBuilder {
         if layout == WeightLayout::Standard {
             return 0;
         }
-        let mut chosen = vec![None; self.tensors.len()];
+        let mut weights_of = vec![false; self.tensors.len()];
         let mut shared = vec![false; self.tensors.len()];
         for op in 0..self.ops.len() {
             let kind = self.op_kind(op);
@@ -380,7 +380,7 @@ impl ModelBuilder {
                     && t.storage == Storage::Constant as u8
                     && t.rank >= 2;
                 if weights {
-                    chosen[id as usize] = Some(layout);
+                    weights_of[id as usize] = true;
                 } else {
                     shared[id as usize] = true;
                 }
@@ -397,17 +397,16 @@ impl ModelBuilder {
             let data = &self.blob[t.offset as usize..][..t.byte_len as usize];
             blob.resize(blob.len().next_multiple_of(ALIGN), 0);
             t.offset = blob.len() as u32;
-            match chosen[id].filter(|_| !shared[id] && t.layout == 0) {
-                Some(layout) => {
-                    let filters = t.dims[0] as usize;
-                    let depth = t.dims[1..t.rank as usize].iter().map(|&d| d as usize).product();
-                    let mut laid = vec![0; layout.byte_len(filters, depth).unwrap_or(0)];
-                    layout.pack(bytemuck::cast_slice(data), filters, depth, &mut laid);
-                    (t.layout, t.byte_len) = (layout as u8, laid.len() as u32);
-                    blob.extend_from_slice(&laid);
-                    changed += 1;
-                }
-                None => blob.extend_from_slice(data),
+            if weights_of[id] && !shared[id] && t.layout == 0 {
+                let filters = t.dims[0] as usize;
+                let depth = t.dims[1..t.rank as usize].iter().map(|&d| d as usize).product();
+                let mut laid = vec![0; layout.byte_len(filters, depth).unwrap_or(0)];
+                layout.pack(bytemuck::cast_slice(data), filters, depth, &mut laid);
+                (t.layout, t.byte_len) = (layout as u8, laid.len() as u32);
+                blob.extend_from_slice(&laid);
+                changed += 1;
+            } else {
+                blob.extend_from_slice(data);
             }
         }
         self.blob = blob;

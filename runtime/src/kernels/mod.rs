@@ -195,14 +195,9 @@ use crate::quant::{Requant, Rounding};
 /// not compile.
 #[allow(clippy::panic)] // Called in `const` blocks, where the panic is a compile error.
 pub const fn weight_layout(l: u8) -> WeightLayout {
-    const STANDARD: u8 = WeightLayout::Standard as u8;
-    const PAIRS: u8 = WeightLayout::DspPairs as u8;
-    const WIDE: u8 = WeightLayout::DspPairsWide as u8;
-    match l {
-        STANDARD => WeightLayout::Standard,
-        PAIRS => WeightLayout::DspPairs,
-        WIDE => WeightLayout::DspPairsWide,
-        _ => panic!("not a WeightLayout"),
+    match WeightLayout::from_u8(l) {
+        Some(layout) => layout,
+        None => panic!("not a WeightLayout"),
     }
 }
 
