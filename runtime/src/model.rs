@@ -467,6 +467,9 @@ impl<'a> Model<'a> {
         let (filters, depth) = t.filters_depth();
         let laid_out = match t.layout {
             WeightLayout::Standard => elements.checked_mul(t.dtype.size()),
+            layout if layout.is_depthwise() && !matches!(t.dims, [1, 3, 3, _]) => {
+                return Err(bad("depthwise weight layouts hold only [1, 3, 3, C] weights"));
+            }
             layout if t.dtype == DType::I8 && t.storage == Storage::Constant && t.dims.len() >= 2 => {
                 layout.byte_len(filters, depth)
             }
@@ -480,7 +483,9 @@ impl<'a> Model<'a> {
                 if t.offset % ALIGN != 0 {
                     return Err(bad("constant not 16-byte aligned in the blob"));
                 }
-                self.constant_bytes(&t)?;
+                if !t.layout.holds_weights(self.constant_bytes(&t)?) {
+                    return Err(bad("depthwise weights not doubled int8 with equal middle-tap copies"));
+                }
             }
             Storage::Arena => {
                 if !matches!(t.dtype, DType::I8 | DType::F32) {
@@ -537,8 +542,12 @@ impl<'a> Model<'a> {
         }
         for (i, &id) in op.inputs.iter().enumerate() {
             let t = self.tensor(id)?;
-            let weights = i == 1 && matches!(op.kind, OpKind::Conv2d | OpKind::FullyConnected);
-            if t.layout != WeightLayout::Standard && !weights {
+            let weights = match op.kind {
+                OpKind::Conv2d | OpKind::FullyConnected => !t.layout.is_depthwise(),
+                OpKind::DepthwiseConv2d => t.layout.is_depthwise(),
+                _ => false,
+            };
+            if t.layout != WeightLayout::Standard && !(i == 1 && weights) {
                 return Err(op.error("reads a laid-out weight tensor where it takes the standard layout"));
             }
             if t.storage == Storage::Arena {
@@ -767,8 +776,35 @@ mod tests {
         assert_eq!(reason(&[laid_out(WeightLayout::DspPairs, 15)]), wrong_length);
         assert_eq!(reason(&[laid_out(WeightLayout::DspPairsWide, 32)]), wrong_length);
         let mut unknown = laid_out(WeightLayout::DspPairs, 32);
-        unknown.layout = 3;
+        unknown.layout = 5;
         assert_eq!(reason(&[unknown]), "unknown weight layout");
+        // Depthwise layouts: only [1, 3, 3, C] of 96 bytes per 4 channels, whose lanes are doubled
+        // int8 with equal middle-tap copies.
+        let depthwise = |dims: &[u32], byte_len| {
+            let mut r = tensor_record(DType::I8, Storage::Constant, dims);
+            (r.layout, r.byte_len) = (WeightLayout::DspDepthwiseRows as u8, byte_len);
+            r
+        };
+        let shape = "depthwise weight layouts hold only [1, 3, 3, C] weights";
+        assert_eq!(reason(&[depthwise(&[1, 9, 1, 4], 96)]), shape);
+        assert_eq!(reason(&[laid_out(WeightLayout::DspDepthwiseColumns, 96)]), shape);
+        assert_eq!(reason(&[depthwise(&[1, 3, 3, 6], 96)]), wrong_length);
+        let blob = |lanes: [i16; 48]| lanes.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+        let records = [depthwise(&[1, 3, 3, 4], 96)];
+        let check = |blob: &[u8]| {
+            Model { blob, ..Model::from_parts(&records, &[], &[], &[], 0) }.validate_tensor(0, 0)
+        };
+        let mut lanes = [0i16; 48];
+        lanes[1] = 2;
+        assert_eq!(
+            check(&blob(lanes)),
+            Err(Error::BadTensor {
+                tensor: 0,
+                reason: "depthwise weights not doubled int8 with equal middle-tap copies"
+            })
+        );
+        lanes[4] = 2;
+        assert_eq!(check(&blob(lanes)), Ok(()));
         let only = "only int8 constants of rank 2 or more have a weight layout";
         let mut wide_type = tensor_record(DType::I32, Storage::Constant, &[2, 4]);
         wide_type.layout = WeightLayout::DspPairs as u8;
@@ -796,16 +832,18 @@ mod tests {
             params_len: params::params_len(kind) as u32,
             ..Default::default()
         };
-        let ops = [op(OpKind::FullyConnected, 0), op(OpKind::Add, 3)];
+        let ops = [op(OpKind::FullyConnected, 0), op(OpKind::Add, 3), op(OpKind::DepthwiseConv2d, 6)];
         let zeros = [0; 64];
-        let model = Model::from_parts(&tensors, &ops, &[0, 1, 2, 1, 0, 2], &zeros, 16);
+        let model = Model::from_parts(&tensors, &ops, &[0, 1, 2, 1, 0, 2, 0, 1, 2], &zeros, 16);
         assert_eq!(model.validate_op_io(&model.op(0).unwrap()), Ok(()));
-        let expected = Error::BadOp {
-            op: 1,
-            kind: Some(OpKind::Add),
+        let refused = |op: u16, kind| Error::BadOp {
+            op,
+            kind: Some(kind),
             reason: "reads a laid-out weight tensor where it takes the standard layout",
         };
-        assert_eq!(model.validate_op_io(&model.op(1).unwrap()), Err(expected));
+        assert_eq!(model.validate_op_io(&model.op(1).unwrap()), Err(refused(1, OpKind::Add)));
+        // Filters in a pairs layout are not depthwise weights.
+        assert_eq!(model.validate_op_io(&model.op(2).unwrap()), Err(refused(2, OpKind::DepthwiseConv2d)));
     }
 
     #[test]

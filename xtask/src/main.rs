@@ -94,8 +94,8 @@ enum Command {
 }
 
 fn parse_layout(s: &str) -> Result<WeightLayout, String> {
-    WeightLayout::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| {
-        let names: Vec<&str> = WeightLayout::ALL.iter().map(|l| l.name()).collect();
+    WeightLayout::FILTERS.into_iter().find(|l| l.name() == s).ok_or_else(|| {
+        let names: Vec<&str> = WeightLayout::FILTERS.iter().map(|l| l.name()).collect();
         format!("expected one of {}", names.join(", "))
     })
 }

@@ -381,7 +381,7 @@ mod tests {
             let mut standard = vec![0; g.output.len()];
             conv2d_i8(&g, &p, &x, &w, &bias, &mut standard);
             let depth = weight_len(&g) / g.output.c;
-            for layout in WeightLayout::ALL {
+            for layout in WeightLayout::FILTERS {
                 let mut bytes = vec![0; layout.byte_len(g.output.c, depth).unwrap()];
                 layout.pack(&w, g.output.c, depth, &mut bytes);
                 let laid = LaidOut { bytes: bytemuck::cast_slice(&bytes), layout, depth };

@@ -3,14 +3,15 @@
 
 use super::conv2d::for_each_window;
 use super::fully_connected::{mac_f32, mac_i8, requantize};
-use super::{ClampF32, ConvGeometry, Int8Params, Weight};
+use super::{ClampF32, ConvGeometry, Int8Params, LaidOut, Weight};
 
 /// Shared loop: output channel `oc = ic × multiplier + m` accumulates `mac` over the valid taps
-/// of input channel `ic`, then `finish(oc, acc)` produces the output.
-fn depthwise_conv2d<X: Copy, W: Copy, A: Copy, O>(
+/// of input channel `ic` (weight `w(tap × Cout + oc)`), then `finish(oc, acc)` produces the
+/// output.
+fn depthwise_conv2d<X: Copy, W, A: Copy, O>(
     g: &ConvGeometry,
     x: &[X],
-    w: &[W],
+    w: impl Fn(usize) -> W,
     zero: A,
     mac: impl Fn(A, X, W) -> A,
     finish: impl Fn(usize, A) -> O,
@@ -24,7 +25,7 @@ fn depthwise_conv2d<X: Copy, W: Copy, A: Copy, O>(
             for m in 0..multiplier {
                 let oc = ic * multiplier + m;
                 let mut acc = zero;
-                window.for_each_cell(|tap, px| acc = mac(acc, x[px * cin + ic], w[tap * cout + oc]));
+                window.for_each_cell(|tap, px| acc = mac(acc, x[px * cin + ic], w(tap * cout + oc)));
                 out[oc] = finish(oc, acc);
             }
         }
@@ -41,7 +42,7 @@ pub fn depthwise_conv2d_f32<W: Weight>(
     act: ClampF32,
     out: &mut [f32],
 ) {
-    depthwise_conv2d(g, x, w, 0.0, mac_f32, |oc, acc| act.apply(acc + bias[oc]), out);
+    depthwise_conv2d(g, x, |i| w[i], 0.0, mac_f32, |oc, acc| act.apply(acc + bias[oc]), out);
 }
 
 /// int8 depthwise convolution with symmetric weights; layouts as in [`depthwise_conv2d_f32`].
@@ -54,12 +55,27 @@ pub fn depthwise_conv2d_i8(
     out: &mut [i8],
 ) {
     let mac = mac_i8(q.input_zero_point.wrapping_neg());
-    depthwise_conv2d(g, x, w, 0, mac, |oc, acc| requantize(q, oc, acc, bias[oc]), out);
+    depthwise_conv2d(g, x, |i| w[i], 0, mac, |oc, acc| requantize(q, oc, acc, bias[oc]), out);
+}
+
+/// [`depthwise_conv2d_i8`] over weights in any layout (`w.depth` is `KH × KW × Cout`).
+pub fn depthwise_conv2d_i8_laid_out(
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: LaidOut,
+    bias: &[i32],
+    out: &mut [i8],
+) {
+    let offset = q.input_zero_point.wrapping_neg();
+    let mac = |acc: i32, x: i8, w: i32| acc.wrapping_add(i32::from(x).wrapping_add(offset).wrapping_mul(w));
+    depthwise_conv2d(g, x, |i| w.get(0, i), 0, mac, |oc, acc| requantize(q, oc, acc, bias[oc]), out);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::layout::WeightLayout;
     use crate::kernels::testutil::{
         self, assert_close, assert_within, f32s, f64s, i8s, quant, weights_i8, Quant,
     };
@@ -211,5 +227,45 @@ mod tests {
             let (out, expected) = run_i8(&g, &q, &x, &w, &bias);
             assert_within(&out, &expected, 1);
         }
+
+        #[test]
+        fn i8_laid_out_equals_standard(
+            (g, q, x, w, bias) in three_by_three().prop_flat_map(|g| {
+                let bias = proptest::collection::vec(-2000i32..2000, g.output.c);
+                (Just(g), quant(g.output.c), i8s(g.input.len()), weights_i8(weight_len(&g)), bias)
+            })
+        ) {
+            let requant = q.requant();
+            let p = q.params(&requant);
+            let mut standard = vec![0; g.output.len()];
+            depthwise_conv2d_i8(&g, &p, &x, &w, &bias, &mut standard);
+            let depth = weight_len(&g);
+            for layout in WeightLayout::ALL.into_iter().filter(|&l| l.is_depthwise() || l == WeightLayout::Standard) {
+                let mut bytes = vec![0; layout.byte_len(1, depth).unwrap()];
+                layout.pack(&w, 1, depth, &mut bytes);
+                let laid = LaidOut { bytes: bytemuck::cast_slice(&bytes), layout, depth };
+                let mut out = vec![0; g.output.len()];
+                depthwise_conv2d_i8_laid_out(&g, &p, &x, laid, &bias, &mut out);
+                prop_assert_eq!(&out, &standard, "{:?}", layout);
+            }
+        }
+    }
+
+    /// 3×3 windows over 4 or 8 channels (multiplier 1), the layers the depthwise layouts hold.
+    fn three_by_three() -> impl Strategy<Value = ConvGeometry> {
+        (2..=7usize, 2..=7usize, 1..=2usize, 1..=2usize, 0..=1usize, 0..=1usize).prop_map(
+            |(h, w, quads, stride, top, left)| {
+                let c = 4 * quads;
+                let out = |size: usize, pad: usize| (size + 2 * pad).saturating_sub(3) / stride + 1;
+                ConvGeometry {
+                    input: Nhwc { n: 1, h: h + 1, w: w + 1, c },
+                    output: Nhwc { n: 1, h: out(h + 1, top), w: out(w + 1, left), c },
+                    kernel: [3, 3],
+                    stride: [stride; 2],
+                    dilation: [1, 1],
+                    pad: [top, left],
+                }
+            },
+        )
     }
 }

@@ -247,7 +247,7 @@ mod tests {
             let p = q.params(&requant);
             let mut standard = vec![0; g.rows * g.units];
             fully_connected_i8(&g, &p, &x, &w, &bias, &mut standard);
-            for layout in WeightLayout::ALL {
+            for layout in WeightLayout::FILTERS {
                 let mut bytes = vec![0; layout.byte_len(g.units, g.depth).unwrap()];
                 layout.pack(&w, g.units, g.depth, &mut bytes);
                 let laid = LaidOut { bytes: bytemuck::cast_slice(&bytes), layout, depth: g.depth };

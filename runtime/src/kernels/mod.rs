@@ -17,6 +17,7 @@ pub mod conv2d;
 pub mod cortex_m_dsp;
 pub mod depthwise_conv2d;
 pub mod dequantize;
+pub mod dsp_depthwise;
 pub mod fully_connected;
 #[cfg(ember_helium)]
 pub mod helium;
@@ -44,7 +45,9 @@ pub mod selected {
         add_i8, average_pool_i8, conv2d_i8, depthwise_conv2d_i8, fully_connected_i8,
     };
     #[cfg(ember_arm_dsp)]
-    pub use super::cortex_m_dsp::{conv2d_i8_laid_out, count_equal, fully_connected_i8_laid_out, range_i8};
+    pub use super::cortex_m_dsp::{
+        conv2d_i8_laid_out, count_equal, depthwise_conv2d_i8_laid_out, fully_connected_i8_laid_out, range_i8,
+    };
     #[cfg(not(ember_neon))]
     pub use super::depthwise_conv2d::depthwise_conv2d_f32;
     #[cfg(not(any(ember_neon, ember_helium)))]
@@ -146,6 +149,30 @@ pub mod selected {
     ) {
         let (layout, depth) = (const { super::weight_layout(L) }, g.kernel[0] * g.kernel[1] * g.input.c);
         super::conv2d::conv2d_i8_laid_out(g, q, x, super::LaidOut { bytes: w, layout, depth }, bias, out)
+    }
+
+    /// The reference [`super::depthwise_conv2d::depthwise_conv2d_i8_laid_out`] for weights `w`
+    /// in the layout `L` names (`WeightLayout as u8`; no scratch).
+    #[cfg(not(ember_arm_dsp))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn depthwise_conv2d_i8_laid_out<const L: u8>(
+        g: &ConvGeometry,
+        q: &Int8Params,
+        x: &[i8],
+        w: &[i8],
+        bias: &[i32],
+        out: &mut [i8],
+        _: Scratch,
+    ) {
+        let (layout, depth) = (const { super::weight_layout(L) }, g.kernel[0] * g.kernel[1] * g.output.c);
+        super::depthwise_conv2d::depthwise_conv2d_i8_laid_out(
+            g,
+            q,
+            x,
+            super::LaidOut { bytes: w, layout, depth },
+            bias,
+            out,
+        )
     }
 
     /// The reference [`super::fully_connected::fully_connected_i8_laid_out`] for filters `w` in

@@ -113,7 +113,7 @@ fn neon(op: &ScratchOp) -> usize {
 
 /// The Cortex-M DSP kernels' scratch, in bytes.
 pub(crate) mod dsp {
-    use crate::kernels::{ConvGeometry, FcGeometry};
+    use crate::kernels::{dsp_depthwise, ConvGeometry, FcGeometry};
 
     /// `conv2d_i8`: two columns of 16-bit activations (4 bytes per window element, the window
     /// rounded up to a multiple of 4), and the window gathered as bytes when its channels
@@ -125,30 +125,12 @@ pub(crate) mod dsp {
         4 * depth.next_multiple_of(4) + gathered
     }
 
-    /// Words of the 3×3 depthwise path's tile (`cortex_m_dsp/depthwise/three_by_three.rs`): 7
-    /// rows of 68 words.
-    pub(crate) const DEPTHWISE_TILE_WORDS: usize = 7 * 68;
-
-    /// Fewest output pixels along the longer side for which the 3×3 depthwise path runs.
-    pub(crate) const DEPTHWISE_MIN_PIXELS: usize = 6;
-
-    /// `depthwise_conv2d_i8`: the tile of the 3×3 path, for the layers it may take: 3×3
-    /// windows of dilation 1 over channels in fours with a channel multiplier of 1, and at
-    /// least [`DEPTHWISE_MIN_PIXELS`] output pixels along the longer side, of stride 1 or 2.
+    /// `depthwise_conv2d_i8`: the tile of the 3×3 path for the layers whose geometry suits it
+    /// ([`dsp_depthwise::sweeps_columns`]).
     pub(crate) fn depthwise_i8(g: &ConvGeometry) -> usize {
-        let c = g.input.c;
-        let (pixels, stride) =
-            if g.output.h > g.output.w { (g.output.h, g.stride[0]) } else { (g.output.w, g.stride[1]) };
-        let path = g.kernel == [3, 3]
-            && g.dilation == [1, 1]
-            && c.is_multiple_of(4)
-            && g.output.c == c
-            && pixels >= DEPTHWISE_MIN_PIXELS
-            && (1..=2).contains(&stride);
-        if path {
-            4 * DEPTHWISE_TILE_WORDS
-        } else {
-            0
+        match dsp_depthwise::sweeps_columns(g) {
+            Some(_) => 4 * dsp_depthwise::TILE_WORDS,
+            None => 0,
         }
     }
 

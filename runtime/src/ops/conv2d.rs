@@ -40,7 +40,6 @@ struct Conv2dKernels<K>(PhantomData<K>);
 
 impl<K: Kernels> weighted::WeightedKernels for Conv2dKernels<K> {
     const KIND: OpKind = OpKind::Conv2d;
-    const LAID_OUT: bool = true;
     type Geometry = ConvGeometry;
 
     fn i8(

@@ -1,7 +1,10 @@
 //! `depthwise_conv2d`: `[x, w [1,KH,KW,Cout], bias]` (+ `requant`) → `y`, Cout = Cin × multiplier.
 
+use core::marker::PhantomData;
+
 use super::conv2d::{dims4, geometry};
-use super::{input, is_int8, nhwc, output, shape_error, weighted, Kernels, OpIo};
+use super::{input, is_int8, links_layout, nhwc, output, shape_error, weighted, Kernels, OpIo};
+use crate::format::layout::WeightLayout;
 use crate::format::params::ConvParams;
 use crate::format::OpKind;
 use crate::kernels::scratch::{Scratch, ScratchOp};
@@ -11,7 +14,7 @@ use crate::Error;
 
 pub(super) fn run<K: Kernels>(model: &Model, op: &OpInfo, io: Option<OpIo>) -> Result<(), Error> {
     let (p, g) = shapes(model, op)?;
-    weighted::run::<K, DepthwiseConv2dKernels>(model, op, io, &g, g.output.c, &p.act)
+    weighted::run::<K, DepthwiseConv2dKernels<K>>(model, op, io, &g, g.output.c, &p.act)
 }
 
 /// What the kernels' scratch depends on (int8 only: the float kernels need none).
@@ -33,10 +36,10 @@ fn shapes(model: &Model, op: &OpInfo) -> Result<(ConvParams, ConvGeometry), Erro
     Ok((p, g))
 }
 
-/// `depthwise_conv2d`'s kernels.
-struct DepthwiseConv2dKernels;
+/// `depthwise_conv2d`'s kernels in a firmware linking kernels `K`.
+struct DepthwiseConv2dKernels<K>(PhantomData<K>);
 
-impl weighted::WeightedKernels for DepthwiseConv2dKernels {
+impl<K: Kernels> weighted::WeightedKernels for DepthwiseConv2dKernels<K> {
     const KIND: OpKind = OpKind::DepthwiseConv2d;
     type Geometry = ConvGeometry;
 
@@ -49,8 +52,25 @@ impl weighted::WeightedKernels for DepthwiseConv2dKernels {
         out: &mut [i8],
         scratch: Scratch,
     ) {
-        // The loader allows no other layout here.
-        crate::kernels::selected::depthwise_conv2d_i8(g, q, x, w.bytes, bias, out, scratch)
+        use crate::kernels::selected::{depthwise_conv2d_i8, depthwise_conv2d_i8_laid_out};
+        use WeightLayout::*;
+        // As in `conv2d`: each guard is a constant once `K` is known.
+        match w.layout {
+            Standard if links_layout::<K>(Standard) => {
+                depthwise_conv2d_i8(g, q, x, w.bytes, bias, out, scratch)
+            }
+            DspDepthwiseRows if links_layout::<K>(DspDepthwiseRows) => {
+                depthwise_conv2d_i8_laid_out::<{ DspDepthwiseRows as u8 }>(
+                    g, q, x, w.bytes, bias, out, scratch,
+                )
+            }
+            DspDepthwiseColumns if links_layout::<K>(DspDepthwiseColumns) => {
+                depthwise_conv2d_i8_laid_out::<{ DspDepthwiseColumns as u8 }>(
+                    g, q, x, w.bytes, bias, out, scratch,
+                )
+            }
+            _ => {}
+        }
     }
 
     fn float<W: Weight>(

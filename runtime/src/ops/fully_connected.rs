@@ -45,7 +45,6 @@ struct FullyConnectedKernels<K>(PhantomData<K>);
 
 impl<K: Kernels> weighted::WeightedKernels for FullyConnectedKernels<K> {
     const KIND: OpKind = OpKind::FullyConnected;
-    const LAID_OUT: bool = true;
     type Geometry = FcGeometry;
 
     fn i8(

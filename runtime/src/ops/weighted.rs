@@ -18,13 +18,10 @@ use crate::Error;
 pub(super) trait WeightedKernels {
     /// The op kind.
     const KIND: OpKind;
-    /// Whether its int8 weights may be laid out in any `WeightLayout` (the loader allows it
-    /// for `conv2d` and `fully_connected`), each layout's kernels linked only where
-    /// `Kernels::LAYOUTS` has its bit; otherwise they are standard and always linked.
-    const LAID_OUT: bool = false;
     /// Geometry the kernels take.
     type Geometry;
-    /// int8 activations and weights (in the layout the loader allowed for the op kind).
+    /// int8 activations and weights (in a layout the loader allows for the op kind, its kernel
+    /// linked only where `Kernels::LAYOUTS` has its bit).
     #[allow(clippy::too_many_arguments)]
     fn i8(
         g: &Self::Geometry,
@@ -70,7 +67,7 @@ pub(super) fn run<K: Kernels, W: WeightedKernels>(
         expect_dtype(op, &bias, DType::I32)?;
         expect_dtype(op, &y, DType::I8)?;
         let act = clamp_i8(op, act)?;
-        if W::LAID_OUT && !links_layout::<K>(w.layout) {
+        if !links_layout::<K>(w.layout) {
             return Err(Error::LayoutNotLinked { op: op.index, kind: op.kind, layout: w.layout });
         }
         let Some(mut io) = kernel_io::<K>(op, io, kernel_bit(W::KIND), true)? else { return Ok(()) };

@@ -5,10 +5,39 @@ mod three_by_three;
 
 use super::lanes;
 use super::output::{Output, Short};
+use crate::format::layout::WeightLayout;
 use crate::kernels::conv2d::for_each_window;
 use crate::kernels::scratch::{self, Scratch};
-use crate::kernels::{depthwise_conv2d, ConvGeometry, Int8Params};
+use crate::kernels::{depthwise_conv2d, weight_layout, ConvGeometry, Int8Params, LaidOut};
 use crate::quant::Requant;
+
+/// [`depthwise_conv2d_i8`] for weights `w` in the layout `L` names (`WeightLayout as u8`): the
+/// depthwise layouts run the reference kernel over them.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_i8_laid_out<const L: u8>(
+    g: &ConvGeometry,
+    q: &Int8Params,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    out: &mut [i8],
+    scratch: Scratch,
+) {
+    match const { weight_layout(L) } {
+        WeightLayout::Standard => depthwise_conv2d_i8(g, q, x, w, bias, out, scratch),
+        layout => {
+            let depth = g.kernel[0] * g.kernel[1] * g.output.c;
+            depthwise_conv2d::depthwise_conv2d_i8_laid_out(
+                g,
+                q,
+                x,
+                LaidOut { bytes: w, layout, depth },
+                bias,
+                out,
+            )
+        }
+    }
+}
 
 /// Most window cells (`KH × KW`) [`depthwise_conv2d_i8`] handles; larger windows take the
 /// reference path. 25 covers 5×5 (the table lives on the stack: 8 bytes per cell).

@@ -483,11 +483,11 @@ impl Plan {
         // Standard filters: filter 1 of a pair is `depth` bytes after filter 0, and the next
         // pair's filter 0 `2 × depth` bytes after this one's. A DSP layout's pair is one run of
         // groups, the next pair's right after it (the assembly's second pointer is unused).
-        let (apart, skip) = match Filters::<L>::LAYOUT {
-            WeightLayout::Standard => (depth, (2 * depth).wrapping_sub(4 * groups)),
+        let (apart, skip) = match Filters::<L>::PAIRING {
+            Pairing::Standard => (depth, (2 * depth).wrapping_sub(4 * groups)),
             _ => (0, 0),
         };
-        if Filters::<L>::LAYOUT == WeightLayout::Standard {
+        if Filters::<L>::PAIRING == Pairing::Standard {
             // Whole pairs whose weight loads (`4 × groups ≤ depth + 3` bytes per filter) stay
             // inside the weights.
             while pairs > 0 && (2 * pairs - 1) * depth + 4 * groups > w.len() {
@@ -542,6 +542,15 @@ impl Plan {
 /// `Filters::last_pair`).
 const PADDED_DEPTH: usize = 128;
 
+/// The filter layouts the kernels read: [`WeightLayout::Standard`], [`WeightLayout::DspPairs`],
+/// [`WeightLayout::DspPairsWide`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pairing {
+    Standard,
+    Pairs,
+    Wide,
+}
+
 /// The layer's filters: `count` filters of `depth` int8 weights in the layout `L` names
 /// ([`Filters::LAYOUT`]).
 struct Filters<'a, const L: u8> {
@@ -557,11 +566,20 @@ impl<'a, const L: u8> Filters<'a, L> {
     /// The filters' layout (another `L` does not compile).
     const LAYOUT: WeightLayout = weight_layout(L);
 
+    /// How the kernels pair them (a layout of depthwise weights does not compile).
+    #[allow(clippy::panic)] // Evaluated at compile time, where the panic is a compile error.
+    const PAIRING: Pairing = match Self::LAYOUT {
+        WeightLayout::Standard => Pairing::Standard,
+        WeightLayout::DspPairs => Pairing::Pairs,
+        WeightLayout::DspPairsWide => Pairing::Wide,
+        WeightLayout::DspDepthwiseRows | WeightLayout::DspDepthwiseColumns => panic!("not a filter layout"),
+    };
+
     /// `count` filters of `depth` weights from `w`, or `None` if `w` does not hold them (which
     /// the loader rules out) or a DSP layout's are not 4-aligned for `LDRD` and `LDM` (the
     /// format aligns constants to 16).
     fn new(w: &'a [i8], depth: usize, count: usize) -> Option<Self> {
-        let aligned = Self::LAYOUT == WeightLayout::Standard || w.as_ptr().addr().is_multiple_of(4);
+        let aligned = Self::PAIRING == Pairing::Standard || w.as_ptr().addr().is_multiple_of(4);
         let bytes = w.get(..Self::LAYOUT.byte_len(count, depth)?)?;
         aligned.then_some(Self { w: bytes, depth, count, last_pair: None })
     }
@@ -571,7 +589,7 @@ impl<'a, const L: u8> Filters<'a, L> {
     /// count and a short depth, as first layers have; otherwise it takes the Rust tile).
     fn pad_last_pair(self, padded: &'a mut [i8; 2 * PADDED_DEPTH]) -> Self {
         let (depth, count, groups) = (self.depth, self.count, self.depth.div_ceil(4));
-        if Self::LAYOUT != WeightLayout::Standard
+        if Self::PAIRING != Pairing::Standard
             || depth.is_multiple_of(4)
             || count < 2
             || !count.is_multiple_of(2)
@@ -603,8 +621,8 @@ impl<'a, const L: u8> Filters<'a, L> {
         let (depth, at) = (self.depth, columns.words.as_ptr());
         let groups = depth.div_ceil(4);
         let pair = || [self.pair(c0 / 2); 2];
-        match Self::LAYOUT {
-            WeightLayout::Standard => {
+        match Self::PAIRING {
+            Pairing::Standard => {
                 let full = depth / 4;
                 let (f0, f1) = (&self.w[c0 * depth..][..depth], &self.w[c1 * depth..][..depth]);
                 let mut acc = acc;
@@ -620,9 +638,9 @@ impl<'a, const L: u8> Filters<'a, L> {
             }
             // SAFETY: the pair holds `groups` groups of both filters, 4-aligned
             // (`Filters::new`), and `columns` `groups` groups of 4 words (`Columns::take`).
-            WeightLayout::DspPairs => unsafe { tile_pairs(acc, at, pair(), groups) },
+            Pairing::Pairs => unsafe { tile_pairs(acc, at, pair(), groups) },
             // SAFETY: as above.
-            WeightLayout::DspPairsWide => unsafe { tile_wide(acc, at, pair(), groups) },
+            Pairing::Wide => unsafe { tile_wide(acc, at, pair(), groups) },
         }
     }
 
@@ -636,8 +654,8 @@ impl<'a, const L: u8> Filters<'a, L> {
             let [p, q] = [u[0] / 2, u[2] / 2].map(|p| self.pair(p));
             [p, q, p, q]
         };
-        match Self::LAYOUT {
-            WeightLayout::Standard => {
+        match Self::PAIRING {
+            Pairing::Standard => {
                 let full = depth / 4;
                 let f = u.map(|u| &self.w[u * depth..][..depth]);
                 let mut acc = acc;
@@ -657,9 +675,9 @@ impl<'a, const L: u8> Filters<'a, L> {
             }
             // SAFETY: both pairs hold `groups` groups of both filters, 4-aligned
             // (`Filters::new`), and the column `groups` groups of 2 words (`Columns::take`).
-            WeightLayout::DspPairs => unsafe { column_tile_pairs(acc, at, pairs(), groups) },
+            Pairing::Pairs => unsafe { column_tile_pairs(acc, at, pairs(), groups) },
             // SAFETY: as above.
-            WeightLayout::DspPairsWide => unsafe { column_tile_wide(acc, at, pairs(), groups) },
+            Pairing::Wide => unsafe { column_tile_wide(acc, at, pairs(), groups) },
         }
     }
 }
@@ -697,10 +715,10 @@ fn multiply<const L: u8>(
         // biases and factors (in the layout `L` names); both pixels' outputs hold
         // `count ≥ c0 + 2 × pairs` bytes.
         unsafe {
-            match Filters::<L>::LAYOUT {
-                WeightLayout::Standard => pairs_asm(&args),
-                WeightLayout::DspPairs => pairs_asm_pairs(&args),
-                WeightLayout::DspPairsWide => pairs_asm_wide(&args),
+            match Filters::<L>::PAIRING {
+                Pairing::Standard => pairs_asm(&args),
+                Pairing::Pairs => pairs_asm_pairs(&args),
+                Pairing::Wide => pairs_asm_wide(&args),
             }
         };
     }
@@ -1017,17 +1035,17 @@ pub fn fully_connected_i8_laid_out<const L: u8>(
         (None, None) => None,
     };
     if let Some((short, once)) = short {
-        let quads: unsafe fn(&mut Quads) = match (Filters::<L>::LAYOUT, once) {
-            (WeightLayout::Standard, false) => quads_asm,
-            (WeightLayout::Standard, true) => quads_once_asm,
-            (WeightLayout::DspPairs, false) => quads_pairs_asm,
-            (WeightLayout::DspPairs, true) => quads_pairs_once_asm,
-            (WeightLayout::DspPairsWide, false) => quads_wide_asm,
-            (WeightLayout::DspPairsWide, true) => quads_wide_once_asm,
+        let quads: unsafe fn(&mut Quads) = match (Filters::<L>::PAIRING, once) {
+            (Pairing::Standard, false) => quads_asm,
+            (Pairing::Standard, true) => quads_once_asm,
+            (Pairing::Pairs, false) => quads_pairs_asm,
+            (Pairing::Pairs, true) => quads_pairs_once_asm,
+            (Pairing::Wide, false) => quads_wide_asm,
+            (Pairing::Wide, true) => quads_wide_once_asm,
         };
         let w0 = filters.w.as_ptr();
-        let (blocks, w, step) = match Filters::<L>::LAYOUT {
-            WeightLayout::Standard => {
+        let (blocks, w, step) = match Filters::<L>::PAIRING {
+            Pairing::Standard => {
                 // Whole blocks of four units whose weight loads stay inside the weights.
                 let mut blocks = units / 4;
                 while blocks > 0 && (4 * blocks - 1) * depth + 4 * groups > filters.w.len() {

@@ -76,7 +76,7 @@ mod pool;
 mod scan;
 
 pub use add::add_i8;
-pub use depthwise::depthwise_conv2d_i8;
+pub use depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_laid_out};
 pub use matrix::{conv2d_i8, conv2d_i8_laid_out, fully_connected_i8, fully_connected_i8_laid_out};
 pub use pool::average_pool_i8;
 pub use scan::{count_equal, range_i8};

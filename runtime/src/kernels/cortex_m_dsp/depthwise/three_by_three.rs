@@ -28,7 +28,7 @@
 
 use super::super::{extend_activations, lanes};
 use super::Output;
-use crate::kernels::{scratch, ConvGeometry, Int8Params};
+use crate::kernels::{dsp_depthwise, ConvGeometry, Int8Params};
 
 /// Most output columns per chunk, by horizontal stride (1, 2): a tile row holds
 /// [`TILE_PAIRS`] column pairs, the chunk's columns and the right pixel of a last odd one.
@@ -36,7 +36,7 @@ const CHUNK: [usize; 2] = [32, 16];
 
 /// Fewest output pixels per line for which the path beats the general kernel on the emulated M4
 /// (VWW's lines of 6 do, of 3 do not: the costs per quad and line are shared by fewer products).
-const MIN_PIXELS: usize = scratch::dsp::DEPTHWISE_MIN_PIXELS;
+const MIN_PIXELS: usize = dsp_depthwise::MIN_PIXELS;
 
 /// Most column pairs in a tile row.
 const TILE_PAIRS: usize = 17;
@@ -49,10 +49,10 @@ const TILE_ROW: [usize; 2] = [4 * TILE_PAIRS, 32];
 /// short ones; the scratch `ember-quantize` plans for the layers this path may take.
 pub(super) const TILE_WORDS: usize = 7 * TILE_ROW[0];
 
-const _: () = assert!(TILE_WORDS == scratch::dsp::DEPTHWISE_TILE_WORDS);
+const _: () = assert!(TILE_WORDS == dsp_depthwise::TILE_WORDS);
 
 /// Largest right shift `e` whose `K` fits (see the module docs).
-const MAX_SHIFT: i32 = 22;
+const MAX_SHIFT: i32 = dsp_depthwise::MAX_SHIFT;
 
 /// How a layer's output pixels are swept: along rows (`line` = output row, `pixel` = column), or
 /// along columns when there are more rows than columns (the image transposed).
