@@ -63,14 +63,27 @@ impl Hook for Logits {
     }
 }
 
-/// Imports `file` with its weights in `layout` and returns Ember's int8 output and softmax
-/// input (if any) for each input.
-fn run(file: &str, layout: WeightLayout, inputs: &[Vec<i8>]) -> (Vec<Vec<i8>>, Vec<Vec<i8>>) {
+/// What [`run`] gives: Ember's int8 output and softmax input (if any) for each input, and how
+/// many depthwise layers have their weights in a depthwise layout.
+struct Run {
+    outputs: Vec<Vec<i8>>,
+    logits: Vec<Vec<i8>>,
+    depthwise_laid_out: usize,
+}
+
+/// Imports `file` with its weights in `layout` and runs it on every input.
+fn run(file: &str, layout: WeightLayout, inputs: &[Vec<i8>]) -> Run {
     let tflite = std::fs::read(dir().join(file)).unwrap();
     let options = Options { layout, ..Options::default() };
     let written = import(&tflite, &Origin::default(), options).unwrap_or_else(|e| panic!("{file}: {e:#}"));
     let model_file = ModelFile::from_bytes(&written.bytes);
     let model = model_file.model().unwrap();
+    let depthwise_laid_out = (0..model.op_count() as u16)
+        .map(|i| model.op(i).unwrap())
+        .filter(|op| {
+            op.kind == OpKind::DepthwiseConv2d && model.tensor(op.inputs[1]).unwrap().layout.is_depthwise()
+        })
+        .count();
     let mut arena = vec![0u8; model.arena_bytes()];
     let (mut outputs, mut logits) = (Vec::new(), Vec::new());
     for x in inputs {
@@ -81,7 +94,7 @@ fn run(file: &str, layout: WeightLayout, inputs: &[Vec<i8>]) -> (Vec<Vec<i8>>, V
         outputs.push(interp.output_i8(0).unwrap().to_vec());
         logits.extend(hook.logits);
     }
-    (outputs, logits)
+    Run { outputs, logits, depthwise_laid_out }
 }
 
 /// How two sets of rows compare: rows identical, bytes differing, total bytes, largest difference.
@@ -102,7 +115,17 @@ fn imported_models_match_tflite_reference_bytes() {
         assert!(inputs.len() >= 20, "{}: only {} reference inputs", case.name, inputs.len());
         // Every weight layout gives the same bytes (the reference kernels read each one).
         for layout in WeightLayout::FILTERS {
-            let (ours, our_logits) = run(case.file, layout, &inputs);
+            let Run { outputs: ours, logits: our_logits, depthwise_laid_out } =
+                run(case.file, layout, &inputs);
+            // KWS's and VWW's 3×3 depthwise layers take the DSP layouts' depthwise layout.
+            println!(
+                "{} ({} weights): {depthwise_laid_out} depthwise layers laid out",
+                case.name,
+                layout.name()
+            );
+            if matches!(case.name, "kws" | "vww") && layout != WeightLayout::Standard {
+                assert!(depthwise_laid_out > 0, "{}: no depthwise weights laid out", case.name);
+            }
             let mut checks = vec![("outputs", compare(&ours, &expected))];
             if case.name != "ad" {
                 let logits = rows(&reference, "logits");

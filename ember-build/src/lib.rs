@@ -159,8 +159,8 @@ pub fn module_source(
     Ok(s)
 }
 
-/// `Kernels`: the kernels the model's ops need, and the layouts of its int8 `conv2d` and
-/// `fully_connected` weights, so firmware links only those.
+/// `Kernels`: the kernels the model's ops need, and the layouts of its int8 `conv2d`,
+/// `depthwise_conv2d` and `fully_connected` weights, so firmware links only those.
 fn kernel_items(s: &mut String, model: &Model) -> Result<()> {
     let (mut int8, mut float, mut layouts) = (0u32, 0u32, 0u32);
     let mut names = Vec::new();
@@ -174,7 +174,7 @@ fn kernel_items(s: &mut String, model: &Model) -> Result<()> {
             names.push(name);
         }
         // The weights whose layout picks the kernel (as `Kernels::LAYOUTS` documents).
-        if is_int8 && matches!(op.kind, OpKind::Conv2d | OpKind::FullyConnected) {
+        if is_int8 && matches!(op.kind, OpKind::Conv2d | OpKind::DepthwiseConv2d | OpKind::FullyConnected) {
             let w = model.tensor(*op.inputs.get(1).context("a weighted op without weights")?)?;
             layouts |= 1 << w.layout as u32;
         }
@@ -183,8 +183,8 @@ fn kernel_items(s: &mut String, model: &Model) -> Result<()> {
         WeightLayout::ALL.iter().filter(|&&l| layouts & (1 << l as u32) != 0).map(|l| l.name()).collect();
     let weights = match layout_names.as_slice() {
         [] => String::new(),
-        [one] => format!("; int8 conv2d / fully_connected weights in the {one} layout"),
-        more => format!("; int8 conv2d / fully_connected weights in the {} layouts", more.join(", ")),
+        [one] => format!("; int8 weights in the {one} layout"),
+        more => format!("; int8 weights in the {} layouts", more.join(", ")),
     };
     writeln!(s, "/// The kernels this model needs: {}{weights}.", names.join(", "))?;
     writeln!(s, "/// `Interpreter::<Kernels>::with_kernels` links only these.")?;
@@ -312,8 +312,7 @@ mod tests {
         for (layout, bits) in [(WeightLayout::Standard, "001"), (WeightLayout::DspPairs, "010")] {
             let src = module_source(&fully_connected_model(layout), "m.ember", None).unwrap();
             let doc = format!(
-                "/// The kernels this model needs: fully_connected (int8); int8 conv2d / fully_connected \
-                 weights in the {} layout.",
+                "/// The kernels this model needs: fully_connected (int8); int8 weights in the {} layout.",
                 layout.name()
             );
             let mask = format!("    const LAYOUTS: u32 = 0b{bits:0>32};");

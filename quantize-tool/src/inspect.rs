@@ -156,12 +156,12 @@ pub fn report(model: &Model, file_len: usize) -> String {
 }
 
 /// The weight layout line: tensors and bytes per layout of the int8 weights of convolutions and
-/// fully connected layers (`ember-quantize --layout`).
+/// fully connected layers (`ember-quantize --weight-layout`).
 fn layouts(model: &Model) -> String {
     let mut per = [(0, 0); WeightLayout::ALL.len()];
     for index in 0..model.op_count() as u16 {
         let Ok(op) = model.op(index) else { continue };
-        let laid = matches!(op.kind, OpKind::Conv2d | OpKind::FullyConnected);
+        let laid = matches!(op.kind, OpKind::Conv2d | OpKind::DepthwiseConv2d | OpKind::FullyConnected);
         if let (true, Some(Ok(w))) = (laid, op.inputs.get(1).map(|&id| model.tensor(id))) {
             if w.dtype == DType::I8 {
                 per[w.layout as usize].0 += 1;

@@ -426,8 +426,10 @@ struct TargetArgs {
     /// How int8 convolution and fully connected weights are laid out: `standard` (what every
     /// kernel set reads at full speed), `dsp-pairs` (filter pairs interleaved for the Cortex-M
     /// DSP kernels, same flash), `dsp-pairs-wide` (the same sign-extended to 16 bits: the
-    /// fastest DSP convolutions, twice their weight bytes). Default: `dsp-pairs` for
-    /// `--target cortex-m-dsp`, else `standard`. Every layout runs on every target.
+    /// fastest DSP convolutions, twice their weight bytes). Both DSP layouts also store the
+    /// weights of 3×3 depthwise layers the DSP 3×3 path takes as its paired, doubled taps
+    /// (2.7× their bytes). Default: `dsp-pairs` for `--target cortex-m-dsp`, else `standard`.
+    /// Every layout runs on every target.
     #[arg(long, value_enum)]
     weight_layout: Option<LayoutName>,
 }

@@ -361,29 +361,23 @@ impl ModelBuilder {
         self.arena_bytes = bytes;
     }
 
-    /// Rewrites the weights of every int8 `conv2d` and `fully_connected` in `layout` (docs/FORMAT.md
-    /// §4), leaving a weight tensor that another op also reads in the standard layout; returns
-    /// how many tensors changed.
+    /// Rewrites the weights of every int8 `conv2d` and `fully_connected` in the filter layout
+    /// `layout` (one of [`WeightLayout::FILTERS`]) and, for a DSP one, those of every int8
+    /// `depthwise_conv2d` the DSP 3×3 path takes in the depthwise layout of its sweep
+    /// ([`crate::kernels::dsp_depthwise::weight_layout`]); docs/FORMAT.md §3.1. A weight tensor
+    /// that another op reads stays in the standard layout. Returns how many tensors changed.
     pub fn lay_out_weights(&mut self, layout: WeightLayout) -> usize {
-        if layout == WeightLayout::Standard {
+        if layout == WeightLayout::Standard || !WeightLayout::FILTERS.contains(&layout) {
             return 0;
         }
-        let mut weights_of = vec![false; self.tensors.len()];
-        let mut shared = vec![false; self.tensors.len()];
+        // Per tensor: the layout of its first use, and whether every use takes it.
+        let mut choice: Vec<Option<WeightLayout>> = vec![None; self.tensors.len()];
+        let mut agreed = vec![true; self.tensors.len()];
         for op in 0..self.ops.len() {
-            let kind = self.op_kind(op);
             for (i, &id) in self.op_inputs(op).iter().enumerate() {
-                let t = &self.tensors[id as usize];
-                let weights = i == 1
-                    && matches!(kind, Some(OpKind::Conv2d | OpKind::FullyConnected))
-                    && t.dtype == DType::I8 as u8
-                    && t.storage == Storage::Constant as u8
-                    && t.rank >= 2;
-                if weights {
-                    weights_of[id as usize] = true;
-                } else {
-                    shared[id as usize] = true;
-                }
+                let use_as = if i == 1 { self.weight_layout(op, id, layout) } else { None };
+                let first = *choice[id as usize].get_or_insert(use_as.unwrap_or(WeightLayout::Standard));
+                agreed[id as usize] &= use_as == Some(first);
             }
         }
         let mut order: Vec<usize> = (0..self.tensors.len())
@@ -397,20 +391,77 @@ impl ModelBuilder {
             let data = &self.blob[t.offset as usize..][..t.byte_len as usize];
             blob.resize(blob.len().next_multiple_of(ALIGN), 0);
             t.offset = blob.len() as u32;
-            if weights_of[id] && !shared[id] && t.layout == 0 {
-                let filters = t.dims[0] as usize;
-                let depth = t.dims[1..t.rank as usize].iter().map(|&d| d as usize).product();
-                let mut laid = vec![0; layout.byte_len(filters, depth).unwrap_or(0)];
-                layout.pack(bytemuck::cast_slice(data), filters, depth, &mut laid);
-                (t.layout, t.byte_len) = (layout as u8, laid.len() as u32);
-                blob.extend_from_slice(&laid);
-                changed += 1;
-            } else {
-                blob.extend_from_slice(data);
+            match choice[id] {
+                Some(to) if agreed[id] && to != WeightLayout::Standard && t.layout == 0 => {
+                    let filters = t.dims[0] as usize;
+                    let depth = t.dims[1..t.rank as usize].iter().map(|&d| d as usize).product();
+                    let mut laid = vec![0; to.byte_len(filters, depth).unwrap_or(0)];
+                    to.pack(bytemuck::cast_slice(data), filters, depth, &mut laid);
+                    (t.layout, t.byte_len) = (to as u8, laid.len() as u32);
+                    blob.extend_from_slice(&laid);
+                    changed += 1;
+                }
+                _ => blob.extend_from_slice(data),
             }
         }
         self.blob = blob;
         changed
+    }
+
+    /// The layout of tensor `id` read as op `op`'s weights (input 1) in a model laid out for
+    /// filters in `layout`, if not the standard one.
+    fn weight_layout(&self, op: usize, id: u16, layout: WeightLayout) -> Option<WeightLayout> {
+        let t = &self.tensors[id as usize];
+        if t.dtype != DType::I8 as u8 || t.storage != Storage::Constant as u8 || t.rank < 2 {
+            return None;
+        }
+        match self.op_kind(op)? {
+            OpKind::Conv2d | OpKind::FullyConnected => Some(layout),
+            OpKind::DepthwiseConv2d => self.depthwise_layout(op),
+            _ => None,
+        }
+    }
+
+    /// The depthwise layout of int8 `depthwise_conv2d` `op`'s weights, if the DSP 3×3 path
+    /// takes the layer.
+    fn depthwise_layout(&self, op: usize) -> Option<WeightLayout> {
+        use crate::kernels::{dsp_depthwise, ConvGeometry, Nhwc};
+        use crate::quant::{Requant, Rounding};
+        let (inputs, outputs) = (self.op_inputs(op), self.op_outputs(op));
+        let dims = |id: u16| {
+            let t = &self.tensors[id as usize];
+            match t.dims[..t.rank as usize] {
+                [a, b, c, d] => Some([a, b, c, d].map(|v| v as usize)),
+                _ => None,
+            }
+        };
+        let nhwc = |[n, h, w, c]: [usize; 4]| Nhwc { n, h, w, c };
+        let (&[x, w, bias, requant], &[y]) = (inputs, outputs) else { return None };
+        let (input, output, [_, kh, kw, _]) = (dims(x)?, dims(y)?, dims(w)?);
+        let p: super::params::ConvParams = self.op_params(op as u16);
+        let g = ConvGeometry {
+            input: nhwc(input),
+            output: nhwc(output),
+            kernel: [kh, kw],
+            stride: p.stride.map(|v| v as usize),
+            dilation: p.dilation.map(|v| v as usize),
+            pad: [p.pad[0] as usize, p.pad[1] as usize],
+        };
+        let constant = |id: u16| {
+            let t = &self.tensors[id as usize];
+            let constant = t.storage == Storage::Constant as u8 && t.dtype == DType::I32 as u8;
+            constant.then(|| &self.blob[t.offset as usize..][..t.byte_len as usize])
+        };
+        let words = |bytes: &[u8]| -> Vec<i32> {
+            bytes.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        };
+        let bias = words(constant(bias)?);
+        let requant: Vec<Requant> = words(constant(requant)?)
+            .chunks_exact(2)
+            .map(|r| Requant { multiplier: r[0], shift: r[1] })
+            .collect();
+        let rounding = if self.single_rounding(op as u16) { Rounding::Single } else { Rounding::Double };
+        dsp_depthwise::weight_layout(&g, &requant, &bias, rounding)
     }
 
     /// Serializes the model: header, sections, 16-byte aligned blob, CRC.
