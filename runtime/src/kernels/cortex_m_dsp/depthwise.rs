@@ -10,9 +10,12 @@ use crate::kernels::conv2d::for_each_window;
 use crate::kernels::scratch::{self, Scratch};
 use crate::kernels::{depthwise_conv2d, weight_layout, ConvGeometry, Int8Params, LaidOut};
 use crate::quant::Requant;
+use three_by_three::Weights;
 
 /// [`depthwise_conv2d_i8`] for weights `w` in the layout `L` names (`WeightLayout as u8`): the
-/// depthwise layouts run the reference kernel over them.
+/// depthwise layouts take [`three_by_three`], reading them in place, when it takes the layer,
+/// sweeps the way they are laid out and they are 4-aligned and long enough; the reference kernel
+/// otherwise.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d_i8_laid_out<const L: u8>(
     g: &ConvGeometry,
@@ -21,21 +24,31 @@ pub fn depthwise_conv2d_i8_laid_out<const L: u8>(
     w: &[i8],
     bias: &[i32],
     out: &mut [i8],
-    scratch: Scratch,
+    mut scratch: Scratch,
 ) {
-    match const { weight_layout(L) } {
-        WeightLayout::Standard => depthwise_conv2d_i8(g, q, x, w, bias, out, scratch),
-        layout => {
-            let depth = g.kernel[0] * g.kernel[1] * g.output.c;
-            depthwise_conv2d::depthwise_conv2d_i8_laid_out(
-                g,
-                q,
-                x,
-                LaidOut { bytes: w, layout, depth },
-                bias,
-                out,
-            )
+    let layout = const { weight_layout(L) };
+    if layout == WeightLayout::Standard {
+        return depthwise_conv2d_i8(g, q, x, w, bias, out, scratch);
+    }
+    let (c, tile) = (g.output.c, tile(g, &mut scratch));
+    let transposed = layout == WeightLayout::DspDepthwiseColumns;
+    let stage = Output::new(q, bias, g.kernel[0] * g.kernel[1], c);
+    if let (Some(stage), Ok(words)) = (stage, bytemuck::try_cast_slice(w)) {
+        let w = Weights::LaidOut { words, transposed };
+        if three_by_three::depthwise_conv2d_i8(g, q, &stage, x, w, out, tile) {
+            return stage.fix_constants(out, c);
         }
+    }
+    let depth = g.kernel[0] * g.kernel[1] * c;
+    depthwise_conv2d::depthwise_conv2d_i8_laid_out(g, q, x, LaidOut { bytes: w, layout, depth }, bias, out)
+}
+
+/// The tile of [`three_by_three`] in `scratch`, for the layers that may take it (as the plan
+/// sized it); empty for the others, or if the scratch is too short.
+fn tile<'a>(g: &ConvGeometry, scratch: &mut Scratch<'a>) -> &'a mut [u32] {
+    match scratch::dsp::depthwise_i8(g) {
+        0 => &mut [],
+        _ => scratch.take::<u32>(three_by_three::TILE_WORDS).unwrap_or_default(),
     }
 }
 
@@ -64,16 +77,12 @@ pub fn depthwise_conv2d_i8(
 ) {
     let c = g.input.c;
     let [kh, kw] = g.kernel;
-    // The tile, for the layers that may take the 3×3 path (as the plan sized it).
-    let tile = match scratch::dsp::depthwise_i8(g) {
-        0 => None,
-        _ => scratch.take::<u32>(three_by_three::TILE_WORDS),
-    };
+    let tile = tile(g, &mut scratch);
     let stage = Output::new(q, bias, kh * kw, c);
     let Some(stage) = stage.filter(|_| g.output.c == c && kh * kw <= DEPTHWISE_CELLS) else {
         return depthwise_conv2d::depthwise_conv2d_i8(g, q, x, w, bias, out);
     };
-    if three_by_three::depthwise_conv2d_i8(g, q, &stage, x, w, out, tile.unwrap_or_default()) {
+    if three_by_three::depthwise_conv2d_i8(g, q, &stage, x, Weights::Standard(w), out, tile) {
         return stage.fix_constants(out, c);
     }
     let offset = q.input_zero_point.wrapping_neg();

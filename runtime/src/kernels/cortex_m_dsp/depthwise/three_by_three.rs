@@ -12,12 +12,16 @@
 //! that one pointer and immediate offsets reach a window's three rows; one assembly call runs
 //! every output line whose windows lie in them, then the lines the next ones still read move to
 //! its top. The quad's weights are paired the same way, `(w0, w1)` and `(w1, w2)` of each window
-//! row, doubled, as are its biases: the accumulators hold `2t`, which the output stage
-//! multiplies. Two pixels side by side then take, per window row and pair of channels, four
-//! `LDRD` and eight multiplies for twelve products (stride 1: `SMLAD` of column pair `k` with
-//! `(w0, w1)` and `SMLABT` of `k + 1`'s low lane with `w2` for the left pixel, `SMLATB` of `k`'s
-//! high lane with `w0` and `SMLAD` of `k + 1` with `(w1, w2)` for the right one). Lines shorter
-//! than [`MIN_PIXELS`] are left to the general kernel, whose costs per pixel are shared by all
+//! row, doubled ([`QUAD_WORDS`] words, see [`Weights`]): read in place where `ember-quantize`
+//! laid them out so (`WeightLayout::DspDepthwiseRows`, or `DspDepthwiseColumns` for the
+//! transposed sweep), built per quad and call from the standard layout. Its biases are doubled
+//! too (copied with the output stage's factors into the assembly's stack frame): the
+//! accumulators hold `2t`, which the output stage multiplies. Two pixels side by side then take,
+//! per window row and pair of channels, four `LDRD` and eight multiplies for twelve products
+//! (stride 1: `SMLAD` of column pair `k` with `(w0, w1)` and `SMLABT` of `k + 1`'s low lane with
+//! `w2` for the left pixel, `SMLATB` of `k`'s high lane with `w0` and `SMLAD` of `k + 1` with
+//! `(w1, w2)` for the right one). Lines shorter than [`MIN_PIXELS`] are left to the general
+//! kernel (the reference one for laid-out weights), whose costs per pixel are shared by all
 //! channels.
 //!
 //! The output stage is the short one of [`super::super::output`] in four instructions:
@@ -29,6 +33,20 @@
 use super::super::{extend_activations, lanes};
 use super::Output;
 use crate::kernels::{dsp_depthwise, ConvGeometry, Int8Params};
+
+/// Words of a quad's weights: per window row, `(w0, w1)` of channels 0 and 1, `(w1, w2)` of
+/// channels 0 and 1, then the same of channels 2 and 3 (doubled, in 16-bit lanes, low first).
+const QUAD_WORDS: usize = 24;
+
+/// A layer's 3×3 weights as the path reads them.
+#[derive(Clone, Copy)]
+pub(super) enum Weights<'a> {
+    /// `[3, 3, C]` row-major: each quad's words are built per call.
+    Standard(&'a [i8]),
+    /// [`QUAD_WORDS`] words per quad, read in place: window rows the weights' rows
+    /// (`WeightLayout::DspDepthwiseRows`), or their columns if `transposed` (`…Columns`).
+    LaidOut { words: &'a [u32], transposed: bool },
+}
 
 /// Most output columns per chunk, by horizontal stride (1, 2): a tile row holds
 /// [`TILE_PAIRS`] column pairs, the chunk's columns and the right pixel of a last odd one.
@@ -105,24 +123,34 @@ impl Sweep {
 /// [`super::depthwise_conv2d_i8`] for a 3×3 window of dilation 1, stride 1 or 2 along the longer
 /// output side (of at least [`MIN_PIXELS`]) and channels in fours on the short output stage
 /// (rounding twice, every right shift at most [`MAX_SHIFT`]), in `tile` ([`TILE_WORDS`]);
-/// `false`, with `out` untouched, for other layers.
+/// `false`, with `out` untouched, for other layers and for laid-out weights too short or
+/// transposed otherwise than the sweep.
 pub(super) fn depthwise_conv2d_i8(
     g: &ConvGeometry,
     q: &Int8Params,
     stage: &Output,
     x: &[i8],
-    w: &[i8],
+    w: Weights,
     out: &mut [i8],
     tile: &mut [u32],
 ) -> bool {
     let c = g.input.c;
     let sweep = Sweep::of(g).filter(|_| g.kernel == [3, 3] && g.dilation == [1, 1]);
-    let sized = x.len() >= g.input.len() && out.len() >= g.output.len() && w.len() >= 9 * c;
+    let sized = x.len() >= g.input.len() && out.len() >= g.output.len();
     let channels = c > 0 && c.is_multiple_of(4) && g.output.c == c && g.output.n <= g.input.n;
     let Some(tile) = tile.get_mut(..TILE_WORDS) else { return false };
     let (Some(sweep), true, true, Some(_)) = (sweep, sized, channels, stage.short()) else {
         return false;
     };
+    let weights_fit = match w {
+        Weights::Standard(w) => w.len() >= 9 * c,
+        Weights::LaidOut { words, transposed } => {
+            words.len() >= c / 4 * QUAD_WORDS && transposed == sweep.transposed
+        }
+    };
+    if !weights_fit {
+        return false;
+    }
     // SAFETY (all `stage` calls below): ch < c, the layer's channels.
     if !(0..c).all(|ch| factor(unsafe { stage.factor(ch) }, q.output_zero_point).is_some()) {
         return false;
@@ -137,10 +165,19 @@ pub(super) fn depthwise_conv2d_i8(
     let mut spill = [0i8; 4];
     let out_at = out.as_mut_ptr();
     let (image_in, image_out) = (g.input.h * g.input.w * c, g.output.h * g.output.w * c);
-    let mut weights = Quad { bias: [0; 4], weights: [[0; 8]; 3], factors: [[0; 3]; 4] };
+    let mut paired = [0; QUAD_WORDS];
     for quad in 0..c / 4 {
-        // SAFETY: `sized` and quad < c / 4.
-        unsafe { weights.set(stage, q.output_zero_point, w, c, quad, transposed) };
+        // SAFETY: quad < c / 4.
+        let constants = unsafe { Constants::new(stage, q.output_zero_point, quad) };
+        // The quad's words: in `paired`, or in place in the laid-out weights.
+        let weights = match w {
+            // SAFETY: `weights_fit` and quad < c / 4.
+            Weights::Standard(w) => unsafe {
+                pair_taps(&mut paired, w, c, quad, transposed);
+                paired.as_ptr()
+            },
+            Weights::LaidOut { words, .. } => words[quad * QUAD_WORDS..].as_ptr(),
+        };
         for px0 in (0..pixels[1]).step_by(chunk) {
             let n = chunk.min(pixels[1] - px0);
             let pairs = n.div_ceil(2);
@@ -192,11 +229,14 @@ pub(super) fn depthwise_conv2d_i8(
                         row_skip: (4 * pitch * stride[0]).wrapping_sub(advance * pairs),
                         out_skip: output_step[0].wrapping_sub(step * pairs),
                         pixel_step: output_step[1],
-                        quad: &weights,
+                        constants: &constants,
+                        weights,
                     };
                     // SAFETY: the tile rows of the lines' windows hold `built` column pairs,
-                    // which their pairs read (see `CHUNK`); the outputs of each line's `n`
-                    // pixels lie in `out`, and the right pixel of a last odd pair goes to `spill`.
+                    // which their pairs read (see `CHUNK`); `weights` are the quad's
+                    // `QUAD_WORDS` words (`paired`, or in the laid-out words: `weights_fit`),
+                    // 4-aligned as `u32`; the outputs of each line's `n` pixels lie in `out`,
+                    // and the right pixel of a last odd pair goes to `spill`.
                     unsafe { pass.run(s, short) };
                     // The next window starts with the lines already built that it reads.
                     first = last + 1;
@@ -354,69 +394,66 @@ impl Line {
     }
 }
 
-/// A quad's doubled biases, paired doubled weights and output factors, in the order the
-/// assembly reads them.
+/// A quad's doubled biases and output factors, in the order of the assembly's stack frame.
 #[repr(C)]
-struct Quad {
+struct Constants {
     /// `2 × bias` per channel.
     bias: [i32; 4],
-    /// Per window row: `(w0, w1)` of channels 0 and 1, `(w1, w2)` of channels 0 and 1, then the
-    /// same of channels 2 and 3 (16-bit lanes, low first).
-    weights: [[u32; 8]; 3],
     /// `(m, K, e)` per channel.
     factors: [[i32; 3]; 4],
 }
 
-const _: () =
-    assert!(core::mem::offset_of!(Quad, weights) == 16 && core::mem::offset_of!(Quad, factors) == 112);
+const _: () = assert!(size_of::<Constants>() == 64 && core::mem::offset_of!(Constants, factors) == 16);
 const _: () = assert!(4 * TILE_ROW[0] == 272 && 4 * TILE_ROW[1] == 128);
 
-impl Quad {
-    /// Sets every field to quad `quad` of a layer of `c` channels (`factor` of each is `Some`);
-    /// window rows are the weights' columns if `transposed`.
+impl Constants {
+    /// Those of quad `quad` of the layer of `stage` (`factor` of each of its channels is
+    /// `Some`).
     ///
     /// # Safety
-    /// `w` must hold `9 × c` weights and `4 × quad + 4 ≤ c`.
-    unsafe fn set(
-        &mut self,
-        stage: &Output,
-        zero_point: i32,
-        w: &[i8],
-        c: usize,
-        quad: usize,
-        transposed: bool,
-    ) {
-        // The quad's weights at tap `t` of the weights' layout (row × 3 + column), doubled in
-        // 16-bit lanes: channels 0 and 2, 1 and 3.
-        let tap = |t: usize| {
-            // SAFETY: t < 9, so the word lies in the `9 × c` weights; Cortex-M loads unaligned
-            // words.
-            let v = unsafe { w.as_ptr().add(t * c + 4 * quad).cast::<u32>().read_unaligned() };
-            let (even, odd) = extend_activations(v, 0);
-            (double(even), double(odd))
-        };
-        for (ky, row) in self.weights.iter_mut().enumerate() {
-            let at = |kx: usize| if transposed { 3 * kx + ky } else { 3 * ky + kx };
-            let [(e0, o0), (e1, o1), (e2, o2)] = [tap(at(0)), tap(at(1)), tap(at(2))];
-            let low = |a: u32, b: u32| (a & 0xFFFF) | (b << 16);
-            let high = |a: u32, b: u32| (a >> 16) | (b & 0xFFFF_0000);
-            *row = [
-                low(e0, e1),
-                low(o0, o1),
-                low(e1, e2),
-                low(o1, o2),
-                high(e0, e1),
-                high(o0, o1),
-                high(e1, e2),
-                high(o1, o2),
-            ];
-        }
+    /// `4 × quad + 4` must not exceed the layer's channels.
+    unsafe fn new(stage: &Output, zero_point: i32, quad: usize) -> Self {
+        let mut constants = Constants { bias: [0; 4], factors: [[0; 3]; 4] };
         for k in 0..4 {
-            // SAFETY: the channel is below c, the layer's channels.
+            // SAFETY: the channel is below the layer's channels.
             let (bias, r) = unsafe { (stage.bias(4 * quad + k), stage.factor(4 * quad + k)) };
-            self.bias[k] = bias.wrapping_mul(2);
-            self.factors[k] = factor(r, zero_point).unwrap_or_default();
+            constants.bias[k] = bias.wrapping_mul(2);
+            constants.factors[k] = factor(r, zero_point).unwrap_or_default();
         }
+        constants
+    }
+}
+
+/// Writes quad `quad`'s [`QUAD_WORDS`] words of standard-layout weights `w` of `c` channels to
+/// `words`: window rows the weights' columns if `transposed`.
+///
+/// # Safety
+/// `w` must hold `9 × c` weights and `4 × quad + 4 ≤ c`.
+unsafe fn pair_taps(words: &mut [u32; QUAD_WORDS], w: &[i8], c: usize, quad: usize, transposed: bool) {
+    // The quad's weights at tap `t` of the weights' layout (row × 3 + column), doubled in 16-bit
+    // lanes: channels 0 and 2, 1 and 3.
+    let tap = |t: usize| {
+        // SAFETY: t < 9, so the word lies in the `9 × c` weights; Cortex-M loads unaligned words.
+        let v = unsafe { w.as_ptr().add(t * c + 4 * quad).cast::<u32>().read_unaligned() };
+        let (even, odd) = extend_activations(v, 0);
+        (double(even), double(odd))
+    };
+    let (rows, _) = words.as_chunks_mut::<8>();
+    for (ky, row) in rows.iter_mut().enumerate() {
+        let at = |kx: usize| if transposed { 3 * kx + ky } else { 3 * ky + kx };
+        let [(e0, o0), (e1, o1), (e2, o2)] = [tap(at(0)), tap(at(1)), tap(at(2))];
+        let low = |a: u32, b: u32| (a & 0xFFFF) | (b << 16);
+        let high = |a: u32, b: u32| (a >> 16) | (b & 0xFFFF_0000);
+        *row = [
+            low(e0, e1),
+            low(o0, o1),
+            low(e1, e2),
+            low(o1, o2),
+            high(e0, e1),
+            high(o0, o1),
+            high(e1, e2),
+            high(o1, o2),
+        ];
     }
 }
 
@@ -436,7 +473,9 @@ fn double(v: u32) -> u32 {
     r
 }
 
-/// The state of one assembly call, copied to the stack in this order but for `quad`.
+/// The state of one assembly call. Its stack frame holds the quad's [`Constants`] (copied from
+/// `constants`) at `sp + 0`, these fields up to `pixel_step` in this order from `sp + 64`, and
+/// `pairs` again at `sp + 120`, to start each line from; lr holds `weights`.
 #[repr(C)]
 struct Pass {
     /// The first window row's tile row from the pair's first column pair (the others follow
@@ -465,13 +504,20 @@ struct Pass {
     out_skip: usize,
     /// Bytes from a left pixel's outputs to the right one's.
     pixel_step: usize,
-    quad: *const Quad,
+    /// The quad's output stage, and its [`QUAD_WORDS`] weights (4-aligned).
+    constants: *const Constants,
+    weights: *const u32,
 }
 
-const _: () = assert!(core::mem::offset_of!(Pass, odd) == 36 && core::mem::offset_of!(Pass, quad) == 56);
+const _: () = assert!(
+    core::mem::offset_of!(Pass, odd) == 36
+        && core::mem::offset_of!(Pass, constants) == 56
+        && core::mem::offset_of!(Pass, weights) == 60
+);
 
 /// One window row of both pixels of a pair at horizontal stride 1: its tile row `$row` bytes
-/// from r12, its weights at `[lr, $w]` (see [`Quad`]); accumulators r0–r3 (left pixel) and r4–r7.
+/// from r12, its weights at `[lr, $w]` (see [`QUAD_WORDS`]); accumulators r0–r3 (left pixel) and
+/// r4–r7.
 #[rustfmt::skip]
 macro_rules! row_stride1 {
     ($row:literal, $w0:literal, $w1:literal, $w2:literal, $w3:literal) => {
@@ -561,27 +607,33 @@ macro_rules! output2 {
 
 /// The assembly of [`Pass::run`] with the window rows `$row` (one of the macros above),
 /// `$advance` bytes from a pair's column pairs to the next pair's and `$pitch` bytes from a tile
-/// row to the next (`$pitch2` twice that).
+/// row to the next (`$pitch2` twice that). lr holds the weights; the frame (see [`Pass`]) the
+/// biases, which start both pixels' accumulators, the factors and the state.
 macro_rules! pass_asm {
     ($pass:expr, $row:ident, $advance:literal, $pitch:literal, $pitch2:literal) => {
         core::arch::asm!(
             "push {{r6, r7}}",
-            "sub sp, #60",
-            "ldr lr, [r0, #56]",
-            "ldm r0!, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
-            "stm sp, {{r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
-            "ldm r0, {{r1, r2}}",
-            "strd r1, r2, [sp, #48]",
-            "ldr r1, [sp, #12]",
-            "str r1, [sp, #56]",
+            "sub sp, #124",
+            "ldrd r1, lr, [r0, #56]",
+            "ldm r1!, {{r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
+            "stm sp, {{r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
+            "ldm r1, {{r2, r3, r4, r5, r6}}",
+            "add r1, sp, #44",
+            "stm r1!, {{r2, r3, r4, r5, r6}}",
+            "ldm r0!, {{r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
+            "stm r1!, {{r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
+            "ldm r0, {{r2, r3, r4}}",
+            "stm r1, {{r2, r3, r4}}",
+            "ldr r1, [sp, #76]",
+            "str r1, [sp, #120]",
             "2:",
-            "ldm lr, {{r0, r1, r2, r3}}",
-            "ldm lr, {{r4, r5, r6, r7}}",
-            "ldr r12, [sp]",
-            $row!("0", "16", "24", "32", "40"),
-            $row!($pitch, "48", "56", "64", "72"),
-            $row!($pitch2, "80", "88", "96", "104"),
-            "add r12, lr, #112",
+            "ldm sp, {{r0, r1, r2, r3}}",
+            "ldm sp, {{r4, r5, r6, r7}}",
+            "ldr r12, [sp, #64]",
+            $row!("0", "0", "8", "16", "24"),
+            $row!($pitch, "32", "40", "48", "56"),
+            $row!($pitch2, "64", "72", "80", "88"),
+            "add r12, sp, #16",
             output2!("r0", "r4"),
             output2!("r1", "r5"),
             output2!("r2", "r6"),
@@ -594,61 +646,61 @@ macro_rules! pass_asm {
             "bfi r4, r5, #8, #8",
             "bfi r4, r6, #16, #8",
             "bfi r4, r7, #24, #8",
-            "ldr r10, [sp, #28]",
+            "ldr r10, [sp, #92]",
             "cmp r10, #1",
             "blo 3f",
-            "ldr r9, [sp, #20]",
+            "ldr r9, [sp, #84]",
             "ssub8 r8, r9, r0",
             "sel r0, r0, r9",
             "ssub8 r8, r9, r4",
             "sel r4, r4, r9",
             "beq 3f",
-            "ldr r9, [sp, #16]",
+            "ldr r9, [sp, #80]",
             "ssub8 r8, r0, r9",
             "sel r0, r0, r9",
             "ssub8 r8, r4, r9",
             "sel r4, r4, r9",
             "3:",
             // The right pixel of a line's last pair goes to the spill if the line is odd.
-            "ldrd r8, r9, [sp, #4]",
-            "ldr r10, [sp, #12]",
+            "ldrd r8, r9, [sp, #68]",
+            "ldr r10, [sp, #76]",
             "str r0, [r8]",
             "cmp r10, #1",
             "bne 4f",
-            "ldr r11, [sp, #36]",
+            "ldr r11, [sp, #100]",
             "cmp r11, #0",
             "it ne",
-            "ldrne r9, [sp, #40]",
+            "ldrne r9, [sp, #104]",
             "4:",
             "str r4, [r9]",
-            "ldr r11, [sp, #24]",
+            "ldr r11, [sp, #88]",
             "add r8, r11",
             "add r9, r11",
-            "strd r8, r9, [sp, #4]",
+            "strd r8, r9, [sp, #68]",
             // The next pair: its column pairs, then the count.
-            "ldr r8, [sp]",
+            "ldr r8, [sp, #64]",
             concat!("add r8, #", $advance),
-            "str r8, [sp]",
+            "str r8, [sp, #64]",
             "subs r10, #1",
-            "str r10, [sp, #12]",
+            "str r10, [sp, #76]",
             "bne 2b",
             // The next line: its column pairs and outputs, its pairs.
-            "ldr r8, [sp]",
-            "ldr r10, [sp, #44]",
+            "ldr r8, [sp, #64]",
+            "ldr r10, [sp, #108]",
             "add r8, r10",
-            "str r8, [sp]",
-            "ldrd r8, r9, [sp, #48]",
-            "ldr r10, [sp, #4]",
+            "str r8, [sp, #64]",
+            "ldrd r8, r9, [sp, #112]",
+            "ldr r10, [sp, #68]",
             "add r10, r8",
             "add r9, r10",
-            "strd r10, r9, [sp, #4]",
-            "ldr r9, [sp, #56]",
-            "str r9, [sp, #12]",
-            "ldr r8, [sp, #32]",
+            "strd r10, r9, [sp, #68]",
+            "ldr r9, [sp, #120]",
+            "str r9, [sp, #76]",
+            "ldr r8, [sp, #96]",
             "subs r8, #1",
-            "str r8, [sp, #32]",
+            "str r8, [sp, #96]",
             "bne 2b",
-            "add sp, #60",
+            "add sp, #124",
             "pop {{r6, r7}}",
             inout("r0") $pass => _,
             out("r1") _,
@@ -674,15 +726,17 @@ impl Pass {
     /// `pairs ≥ 1`, `lines ≥ 1`; the three rows of every line's windows (from `row`, then
     /// `row_skip` bytes further than where a line's pairs leave it; [`TILE_ROW`] apart, the
     /// second pitch if `short`) must hold the column pairs its pairs read (`pairs + 1` from the
-    /// first at `stride` 1 along the line, `2 pairs + 1` at 2), `quad` must
-    /// be a [`Quad`], and four bytes must be writable at every pair's outputs: `out_a` and
+    /// first at `stride` 1 along the line, `2 pairs + 1` at 2), `constants` must be a
+    /// [`Constants`] and `weights` [`QUAD_WORDS`] 4-aligned words, and four bytes must be
+    /// writable at every pair's outputs: `out_a` and
     /// `out_b`, `step` bytes further for each pair, `out_skip` further for each line (the
     /// right pixel `pixel_step` from the left one), `spill` for a line's last pair if `odd`.
     unsafe fn run(&mut self, stride: usize, short: bool) {
         let pass = core::ptr::from_mut(self);
         // SAFETY: the loads and stores stay inside what the caller guarantees (LDRD reads
-        // word-aligned `u32` arrays); the state is copied to the stack and dropped from it at
-        // the end; r6 and r7 (which Rust does not hand out as operands) are saved and restored.
+        // word-aligned `u32` arrays: the tile and the weights); the constants and the state are
+        // copied to the stack and dropped from it at the end; r6 and r7 (which Rust does not
+        // hand out as operands) are saved and restored.
         unsafe {
             match (stride, short) {
                 (1, false) => pass_asm!(pass, row_stride1, "16", "272", "544"),
