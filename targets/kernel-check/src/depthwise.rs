@@ -3,12 +3,18 @@
 //! enough to span several chunks (either side the longer, so both sweeps run), more lines than
 //! the tile holds, batches of two, odd line lengths, every padding, zero points at the extremes,
 //! right shifts on both sides of the path's limit, now and then what the path leaves to the
-//! general kernel.
+//! general kernel. The 3×3 weights over channels in fours are also laid out in both depthwise
+//! layouts (`dsp-depthwise-rows`, `-columns`): `cortex_m_dsp::depthwise_conv2d_i8_laid_out`
+//! must give the standard reference's output, take the 3×3 path (reading the weights in place)
+//! wherever `ember-quantize` would lay the layer out so, and never with the layout's
+//! orientation other than the sweep's or unaligned weights.
 
+use super::laid_out::pack;
 use super::{PlannedScratch, Rng};
+use ember::format::layout::WeightLayout;
 use ember::kernels::scratch::{Scratch, ScratchOp, Target};
-use ember::kernels::{cortex_m_dsp, depthwise_conv2d};
-use ember::kernels::{ClampI8, ConvGeometry, Int8Params, Nhwc};
+use ember::kernels::{cortex_m_dsp, depthwise_conv2d, dsp_depthwise};
+use ember::kernels::{ClampI8, ConvGeometry, Int8Params, LaidOut, Nhwc};
 use ember::quant::{Requant, Rounding};
 use ember_bench::firmware::exit;
 
@@ -19,15 +25,36 @@ const MAX_C: usize = 16;
 const MAX_X: usize = 2400;
 const MAX_OUT: usize = 2400;
 
+/// The depthwise layouts and the kernels' const parameters for them.
+const LAYOUTS: [WeightLayout; 2] = [WeightLayout::DspDepthwiseRows, WeightLayout::DspDepthwiseColumns];
+const ROWS: u8 = WeightLayout::DspDepthwiseRows as u8;
+const COLUMNS: u8 = WeightLayout::DspDepthwiseColumns as u8;
+
+/// Laid-out weights: 16-aligned as the format's constants are, 3 bytes more for unaligned ones.
+#[repr(C, align(16))]
+struct Aligned([i8; 24 * MAX_C + 3]);
+
 /// Buffers for the largest case.
 struct Buffers {
     scratch: PlannedScratch,
     x: [i8; MAX_X],
     w: [i8; 4 * 4 * MAX_C],
+    laid: Aligned,
     bias: [i32; MAX_C],
     requant: [Requant; MAX_C],
     reference: [i8; MAX_OUT],
+    laid_reference: [i8; MAX_OUT],
     optimized: [i8; MAX_OUT],
+}
+
+/// Laid-out cases per layout: checked, on the 3×3 path, with the other orientation than the
+/// sweep's (which the reference kernel runs), with unaligned weights (likewise).
+#[derive(Default)]
+struct LaidOutCounts {
+    checked: [u32; 2],
+    fast: [u32; 2],
+    crossed: [u32; 2],
+    unaligned: [u32; 2],
 }
 
 /// A zero point: one of the int8 extremes in one case of four.
@@ -49,9 +76,10 @@ fn axis(rng: &mut Rng, max: usize, kernel: usize, dilation: usize) -> Option<[us
     (padded >= span).then(|| [input, kernel, stride, dilation, before, (padded - span) / stride + 1])
 }
 
-/// Checks one random case: `Some(equal)` (and nothing written past the output), or `None` when it
-/// does not fit the buffers.
-fn check_case(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
+/// Checks one random case: `Some(equal)` (and nothing written past the output; in both
+/// depthwise layouts too, counted in `counts`, for 3×3 weights over channels in fours), or
+/// `None` when it does not fit the buffers.
+fn check_case(rng: &mut Rng, b: &mut Buffers, counts: &mut LaidOutCounts) -> Option<bool> {
     let (kernel, dilation) = match rng.next() % 16 {
         0 => (rng.size(1, 4), 1),
         1 => (3, 2),
@@ -136,7 +164,69 @@ fn check_case(rng: &mut Rng, b: &mut Buffers) -> Option<bool> {
             q.input_zero_point, q.output_zero_point
         );
     }
-    Some(equal)
+    if !equal || g.kernel != [3, 3] || !c.is_multiple_of(4) {
+        return Some(equal);
+    }
+    let op = ScratchOp::DepthwiseI8(g);
+    for (i, layout) in LAYOUTS.into_iter().enumerate() {
+        // 4-aligned as in a model, or in one case of eight not (the reference kernel runs).
+        let skew = if rng.next().is_multiple_of(8) { rng.size(1, 3) } else { 0 };
+        let len = pack(layout, wt, 1, 9 * c, &mut b.laid.0[skew..])?;
+        let laid = &b.laid.0[skew..][..len];
+        let reference = &b.reference[..out_len];
+        let laid_reference = &mut b.laid_reference[..out_len];
+        let laid_out = LaidOut { bytes: laid, layout, depth: 9 * c };
+        depthwise_conv2d::depthwise_conv2d_i8_laid_out(&g, &q, x, laid_out, bias, laid_reference);
+        // Every output byte differs from the reference's until the kernel writes it.
+        for (o, r) in b.optimized.iter_mut().zip(reference) {
+            *o = !*r;
+        }
+        let optimized = &mut b.optimized[..out_len];
+        let run = |s: Scratch| match layout {
+            WeightLayout::DspDepthwiseRows => {
+                cortex_m_dsp::depthwise_conv2d_i8_laid_out::<ROWS>(&g, &q, x, laid, bias, optimized, s)
+            }
+            _ => cortex_m_dsp::depthwise_conv2d_i8_laid_out::<COLUMNS>(&g, &q, x, laid, bias, optimized, s),
+        };
+        let took = b.scratch.run(Target::CortexMDsp, op, "depthwise_conv2d_i8_laid_out", run)?;
+        // The 3×3 path builds its tile in the scratch, which `Scratch::take` zeroed.
+        let fast = b.scratch.bytes[..Target::CortexMDsp.bytes(&op)].iter().any(|&v| v != 0);
+        // The 3×3 path only for a geometry it suits, swept as laid out, from aligned weights;
+        // and wherever the writer lays the layer out so (aligned).
+        let columns = dsp_depthwise::sweeps_columns(&g);
+        let crossed = columns == Some(layout != WeightLayout::DspDepthwiseColumns);
+        let suits = columns == Some(layout == WeightLayout::DspDepthwiseColumns);
+        let promised = dsp_depthwise::weight_layout(&g, q.requant, bias, q.rounding) == Some(layout);
+        let path = if fast { suits && skew == 0 } else { !promised || skew != 0 };
+        let packed = b.laid_reference[..out_len] == b.reference[..out_len];
+        let equal = took
+            && packed
+            && path
+            && b.optimized[..out_len] == b.reference[..out_len]
+            && b.optimized[out_len..].iter().all(|&v| v == 0x5a);
+        if !equal {
+            defmt::println!(
+                "depthwise_conv2d_i8_laid_out in {=str} differs{=str}: batch {=usize} input {=usize}x{=usize}x{=usize} output {=usize}x{=usize} stride {=usize},{=usize} pad {=usize},{=usize} zero points {=i32}/{=i32}, weights {=usize} bytes past alignment, 3x3 path taken {=bool} (the writer's layout: {=bool})",
+                layout.name(), if packed { "" } else { " (the reference kernels too: packing)" },
+                n, g.input.h, g.input.w, c, g.output.h, g.output.w, g.stride[0], g.stride[1],
+                g.pad[0], g.pad[1], q.input_zero_point, q.output_zero_point, skew, fast, promised
+            );
+            if let Some(at) = (0..out_len).find(|&at| b.reference[at] != b.optimized[at]) {
+                defmt::println!(
+                    "  first at output {=usize}: {=i8}, the kernel {=i8}",
+                    at,
+                    b.reference[at],
+                    b.optimized[at]
+                );
+            }
+            return Some(false);
+        }
+        counts.checked[i] += 1;
+        counts.fast[i] += u32::from(fast);
+        counts.crossed[i] += u32::from(crossed);
+        counts.unaligned[i] += u32::from(skew != 0);
+    }
+    Some(true)
 }
 
 /// Runs [`CASES`] cases and prints how many were checked, or exits with status 1 at the first
@@ -146,15 +236,17 @@ pub fn check(rng: &mut Rng) {
         scratch: PlannedScratch::new(),
         x: [0; MAX_X],
         w: [0; 4 * 4 * MAX_C],
+        laid: Aligned([0; 24 * MAX_C + 3]),
         bias: [0; MAX_C],
         requant: [Requant { multiplier: 0, shift: 0 }; MAX_C],
         reference: [0; MAX_OUT],
+        laid_reference: [0; MAX_OUT],
         optimized: [0; MAX_OUT],
     })
     .expect("check runs once");
-    let mut checked = 0u32;
+    let (mut checked, mut counts) = (0u32, LaidOutCounts::default());
     for _ in 0..CASES {
-        match check_case(rng, b) {
+        match check_case(rng, b, &mut counts) {
             Some(true) => checked += 1,
             Some(false) => exit(false),
             None => {}
@@ -164,4 +256,14 @@ pub fn check(rng: &mut Rng) {
         "kernel-check: every output equal to the reference in {=u32} depthwise_conv2d 3x3-path random cases",
         checked
     );
+    for (i, layout) in LAYOUTS.into_iter().enumerate() {
+        defmt::println!(
+            "kernel-check: every output equal to the reference in {=u32} depthwise_conv2d {=str} laid-out cases: {=u32} on the 3x3 path (weights read in place), the reference kernel for the others ({=u32} with the other orientation than the sweep's, {=u32} unaligned)",
+            counts.checked[i],
+            layout.name(),
+            counts.fast[i],
+            counts.crossed[i],
+            counts.unaligned[i]
+        );
+    }
 }

@@ -50,11 +50,16 @@ struct Buffers {
 /// pairs `p` of filters (an odd last one paired with zeros), each filter's depth in groups `g`
 /// of four (the last padded with zeros); per pair and group, filter `2p`'s group then filter
 /// `2p + 1`'s: four bytes (`DspPairs`), or the weights as little-endian i16 lanes `(k, k + 2)`
-/// then `(k + 1, k + 3)` (`DspPairsWide`). Returns the bytes written, `None` if they do not fit.
-fn pack(layout: WeightLayout, w: &[i8], filters: usize, depth: usize, out: &mut [i8]) -> Option<usize> {
+/// then `(k + 1, k + 3)` (`DspPairsWide`); the depthwise layouts as [`pack_depthwise`] writes
+/// them. Returns the bytes written, `None` if they do not fit.
+pub fn pack(layout: WeightLayout, w: &[i8], filters: usize, depth: usize, out: &mut [i8]) -> Option<usize> {
     let len = layout.byte_len(filters, depth)?;
     let out = out.get_mut(..len)?;
     out.fill(0);
+    if layout.is_depthwise() {
+        pack_depthwise(w, depth / 9, layout == WeightLayout::DspDepthwiseColumns, out);
+        return Some(len);
+    }
     let groups = depth.div_ceil(4);
     for f in 0..filters {
         for k in 0..depth {
@@ -71,10 +76,38 @@ fn pack(layout: WeightLayout, w: &[i8], filters: usize, depth: usize, out: &mut 
                     let [lo, hi] = i16::from(v).to_le_bytes();
                     (out[2 * lane], out[2 * lane + 1]) = (lo as i8, hi as i8);
                 }
+                // Written above.
+                WeightLayout::DspDepthwiseRows | WeightLayout::DspDepthwiseColumns => {}
             }
         }
     }
     Some(len)
+}
+
+/// Writes 3×3 depthwise weights `w` (`[3, 3, c]`, `c` a multiple of 4, standard layout) to
+/// `out` (`24 × c` bytes) as the DSP 3×3 path builds each quad's words from them
+/// (`three_by_three::pair_taps`): per quad of channels and window row `r` (the weights' row `r`,
+/// their column `r` if `columns`), with `t0, t1, t2` that window row's taps, eight words of two
+/// little-endian i16 lanes, low first, each weight doubled: `(t0, t1)` of channels 0 and 1,
+/// `(t1, t2)` of channels 0 and 1, then the same of channels 2 and 3.
+fn pack_depthwise(w: &[i8], c: usize, columns: bool, out: &mut [i8]) {
+    // Per word: the channel of the quad and its two taps.
+    const WORDS: [(usize, usize, usize); 8] =
+        [(0, 0, 1), (1, 0, 1), (0, 1, 2), (1, 1, 2), (2, 0, 1), (3, 0, 1), (2, 1, 2), (3, 1, 2)];
+    for quad in 0..c / 4 {
+        for r in 0..3 {
+            let tap = |k: usize, ch: usize| {
+                let t = if columns { 3 * k + r } else { 3 * r + k };
+                (2 * i16::from(w[t * c + 4 * quad + ch])).to_le_bytes()
+            };
+            for (i, &(ch, a, b)) in WORDS.iter().enumerate() {
+                let word = &mut out[(quad * 3 + r) * 32 + 4 * i..][..4];
+                for (o, v) in word.iter_mut().zip(tap(a, ch).into_iter().chain(tap(b, ch))) {
+                    *o = v as i8;
+                }
+            }
+        }
+    }
 }
 
 /// One conv2d axis: (input, kernel, stride, dilation, pad before, output), or `None` if the
@@ -174,6 +207,7 @@ fn check_case(rng: &mut Rng, b: &mut Buffers, kind: Kind, layout: WeightLayout) 
                 WeightLayout::DspPairsWide => {
                     cortex_m_dsp::conv2d_i8_laid_out::<WIDE>(&g, &q, x, laid.bytes, bias, optimized, s)
                 }
+                _ => unreachable!("filter layouts only (depthwise ones: depthwise.rs)"),
             };
             b.scratch.run(Target::CortexMDsp, ScratchOp::Conv2dI8(g), "conv2d_i8_laid_out", run)?
         }
@@ -192,6 +226,7 @@ fn check_case(rng: &mut Rng, b: &mut Buffers, kind: Kind, layout: WeightLayout) 
                     WeightLayout::DspPairsWide => {
                         cortex_m_dsp::fully_connected_i8_laid_out::<WIDE>(&g, &q, x, w, bias, optimized, s)
                     }
+                    _ => unreachable!("filter layouts only (depthwise ones: depthwise.rs)"),
                 }
             };
             let op = ScratchOp::FullyConnectedI8(g);
