@@ -1,6 +1,6 @@
-//! The DSP kernels for weights laid out at export (`cortex_m_dsp::conv2d_i8_laid_out`,
-//! `fully_connected_i8_laid_out`) against the reference kernels reading the same bytes, in both
-//! DSP layouts: odd filter counts (a last filter paired with zeros), depths not a multiple of 4
+//! The DSP kernels for filters laid out at export (`cortex_m_dsp::conv2d_i8_laid_out`,
+//! `fully_connected_i8_laid_out`; the depthwise layouts are checked in `depthwise.rs`, with the
+//! [`pack`] here) against the reference kernels reading the same bytes, in both filter layouts: odd filter counts (a last filter paired with zeros), depths not a multiple of 4
 //! (zero-padded groups), channels in fours and not, 1×1 convolutions with strides, padding,
 //! per-tensor and per-channel requantization on and off the short output stage, fully connected
 //! layers of one row and of several. The reference laid-out kernels are also checked against

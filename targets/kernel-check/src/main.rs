@@ -1,6 +1,6 @@
 //! Randomized bit-exactness checks, run under QEMU: every hand-written kernel of this target
-//! (`ember::kernels::cortex_m_dsp`, with weights laid out at export in `laid_out.rs`, and `helium` on
-//! the M55: `helium.rs`) against its reference
+//! (`ember::kernels::cortex_m_dsp`, with weights laid out at export in `laid_out.rs` and the 3×3
+//! depthwise ones in `depthwise.rs`, and `helium` on the M55: `helium.rs`) against its reference
 //! kernel, byte for byte, on random shapes, strides, dilations, paddings, channel multipliers, zero points, per-tensor and
 //! per-channel requantization and activation bounds. Prints a summary through defmt and exits with status 0, or prints the
 //! first differing case and exits with status 1.
