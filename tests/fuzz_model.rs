@@ -34,7 +34,7 @@ use std::sync::{Mutex, OnceLock};
 mod common;
 
 use ember::format::layout::WeightLayout;
-use ember::format::params::{PadParams, TransposeParams};
+use ember::format::params::{ConvParams, FusedAct, PadParams, TransposeParams};
 use ember::format::writer::{IoDesc, ModelBuilder, Quant};
 use ember::format::{
     section, DType, Header, IoRecord, OpKind, OpRecord, QuantRecord, TensorRecord, MAX_RANK,
@@ -85,6 +85,7 @@ fn corpus() -> &'static [Seed] {
             "hard_swish",
             "hard_sigmoid",
             "reshape_flatten",
+            "depthwise",
             "depthwise_multiplier",
         ];
         let mut models: Vec<(String, _, _)> = ops
@@ -118,14 +119,17 @@ fn corpus() -> &'static [Seed] {
                 let written = pipeline::build(&graph, precision, Some(&samples)).expect("quantizes");
                 seeds.push(Seed { name: format!("{name} {precision:?}"), bytes: written.bytes });
             }
-            if name == "digits_cnn" {
-                // Weights laid out for the Cortex-M DSP kernels.
+            if matches!(name.as_str(), "digits_cnn" | "depthwise") {
+                // Weights laid out for the Cortex-M DSP kernels (the 3×3 depthwise layer's in
+                // `dsp-depthwise-rows`).
                 for layout in [WeightLayout::DspPairs, WeightLayout::DspPairsWide] {
                     let options = Options { layout, ..Options::default() };
                     let written = pipeline::build_with(&graph, Precision::Int8, Some(&samples), options)
                         .expect("quantizes");
                     seeds.push(Seed { name: format!("{name} Int8 {}", layout.name()), bytes: written.bytes });
                 }
+            }
+            if name == "digits_cnn" {
                 // Mixed: an int8 input dequantized for float conv2, and an f32 input through
                 // float conv1, quantized for int8, dequantized for float fc.
                 for float in [&["conv2"][..], &["conv1", "fc"]] {
@@ -148,6 +152,7 @@ fn corpus() -> &'static [Seed] {
                 })]
             })
             .collect();
+        seeds.push(Seed { name: "depthwise columns Int8 dsp-pairs".into(), bytes: depthwise_columns() });
         for (dtype, precision) in [(DType::I8, Precision::Int8), (DType::F32, Precision::F32)] {
             seeds.push(Seed { name: format!("pad_transpose {precision:?}"), bytes: pad_transpose(dtype) });
             let written = pipeline::build(&chain, precision, Some(&samples)).expect("quantizes");
@@ -190,10 +195,40 @@ fn pad_transpose(dtype: DType) -> Vec<u8> {
     b.finish().expect("a valid model")
 }
 
+/// An int8 3×3 depthwise convolution of 4 channels over an 8 × 6 image (padding 1) whose
+/// weights the DSP layouts store in `dsp-depthwise-columns` (the output has more rows than
+/// columns), laid out for the DSP kernels.
+fn depthwise_columns() -> Vec<u8> {
+    let shape = [1, 8, 6, 4];
+    let quant = Quant::PerTensor { scale: 0.05, zero_point: -3 };
+    let mut b = ModelBuilder::new();
+    let [x, y] = [0, 1].map(|_| b.activation(DType::I8, &shape, Some(&quant)).expect("activation"));
+    let w_quant = Quant::PerChannel { axis: 3, scales: vec![0.01; 4] };
+    let weights: Vec<i8> = (0..36).map(|i| (i * 29 % 255 - 127) as i8).collect();
+    let w = b.constant_of(DType::I8, &[1, 3, 3, 4], &weights, Some(&w_quant)).expect("weights");
+    let bias = b.constant_of(DType::I32, &[4], &[100i32, -50, 0, 7], None).expect("bias");
+    let requant = b.constant_of(DType::I32, &[4, 2], &[1i32 << 30, -3].repeat(4), None).expect("requant");
+    let p = ConvParams { stride: [1, 1], dilation: [1, 1], pad: [1, 1, 1, 1], act: FusedAct::NONE };
+    b.op(OpKind::DepthwiseConv2d, &[x, w, bias, requant], &[y], &p).expect("depthwise_conv2d");
+    assert_eq!(b.lay_out_weights(WeightLayout::DspPairs), 1, "the weights laid out");
+    b.place(x, 0);
+    b.place(y, 192);
+    b.arena_bytes(384);
+    let io = |tensor: u16, name: &str| IoDesc {
+        tensor,
+        name: name.into(),
+        onnx_shape: shape.to_vec(),
+        perm: vec![0, 1, 2, 3],
+    };
+    b.input(io(x, "x"));
+    b.output(io(y, "y"));
+    b.finish().expect("a valid model")
+}
+
 /// Checks the corpus is what the mutations assume: valid files whose CRC this test's CRC32
-/// reproduces, using every op kind, in int8 and f32.
+/// reproduces, using every op kind, in int8 and f32, and every weight layout.
 fn check_corpus(seeds: &[Seed]) {
-    let mut kinds = Vec::new();
+    let (mut kinds, mut layouts) = (Vec::new(), Vec::new());
     for seed in seeds {
         assert_eq!(crc32(&seed.bytes[16..]), read_le(&seed.bytes, 12, 4), "{}: CRC32", seed.name);
         let bytes = AlignedBytes::new(&seed.bytes);
@@ -202,7 +237,11 @@ fn check_corpus(seeds: &[Seed]) {
         for index in 0..model.op_count() {
             kinds.push((model.op(index as u16).expect("op").kind, dtype));
         }
+        layouts.extend((0..model.tensor_count()).map(|id| model.tensor(id as u16).expect("tensor").layout));
     }
+    let unused: Vec<_> =
+        WeightLayout::ALL.iter().filter(|l| !layouts.contains(l)).map(|l| l.name()).collect();
+    assert!(unused.is_empty(), "the corpus has no weights in {unused:?}");
     let missing: Vec<String> = OpKind::ALL
         .iter()
         .flat_map(|&kind| [DType::I8, DType::F32].map(|dtype| (kind, dtype)))
