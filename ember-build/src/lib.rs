@@ -176,7 +176,10 @@ fn kernel_items(s: &mut String, model: &Model) -> Result<()> {
         // The weights whose layout picks the kernel (as `Kernels::LAYOUTS` documents).
         if is_int8 && matches!(op.kind, OpKind::Conv2d | OpKind::DepthwiseConv2d | OpKind::FullyConnected) {
             let w = model.tensor(*op.inputs.get(1).context("a weighted op without weights")?)?;
-            layouts |= 1 << w.layout as u32;
+            // Standard depthwise weights come with the depthwise kernel.
+            if op.kind != OpKind::DepthwiseConv2d || w.layout != WeightLayout::Standard {
+                layouts |= 1 << w.layout as u32;
+            }
         }
     }
     let layout_names: Vec<&str> =

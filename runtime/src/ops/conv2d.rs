@@ -42,6 +42,10 @@ impl<K: Kernels> weighted::WeightedKernels for Conv2dKernels<K> {
     const KIND: OpKind = OpKind::Conv2d;
     type Geometry = ConvGeometry;
 
+    fn links(layout: WeightLayout) -> bool {
+        links_layout::<K>(layout)
+    }
+
     fn i8(
         g: &ConvGeometry,
         q: &Int8Params,

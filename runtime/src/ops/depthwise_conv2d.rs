@@ -43,6 +43,12 @@ impl<K: Kernels> weighted::WeightedKernels for DepthwiseConv2dKernels<K> {
     const KIND: OpKind = OpKind::DepthwiseConv2d;
     type Geometry = ConvGeometry;
 
+    /// Standard weights need no layout bit: `Kernels::LAYOUTS`' standard bit is the filter
+    /// kernels'.
+    fn links(layout: WeightLayout) -> bool {
+        layout == WeightLayout::Standard || links_layout::<K>(layout)
+    }
+
     fn i8(
         g: &ConvGeometry,
         q: &Int8Params,

@@ -47,6 +47,10 @@ impl<K: Kernels> weighted::WeightedKernels for FullyConnectedKernels<K> {
     const KIND: OpKind = OpKind::FullyConnected;
     type Geometry = FcGeometry;
 
+    fn links(layout: WeightLayout) -> bool {
+        links_layout::<K>(layout)
+    }
+
     fn i8(
         g: &FcGeometry,
         q: &Int8Params,

@@ -45,8 +45,10 @@ pub trait Kernels {
     const INT8: u32;
     /// Op kinds whose float kernels are linked.
     const FLOAT: u32;
-    /// Weight layouts ([`WeightLayout`]) whose int8 `conv2d` and `fully_connected` kernels are
-    /// linked (all by default).
+    /// Weight layouts ([`WeightLayout`]) whose int8 kernels are linked (all by default): the
+    /// filter layouts' `conv2d` and `fully_connected` kernels, the depthwise layouts'
+    /// `depthwise_conv2d` kernel (standard depthwise weights come with the `depthwise_conv2d`
+    /// kernel itself).
     const LAYOUTS: u32 = u32::MAX;
 }
 
@@ -69,8 +71,8 @@ pub const fn layout_bit(layout: WeightLayout) -> u32 {
     1 << layout as u32
 }
 
-/// Whether `K` links the int8 `conv2d` and `fully_connected` kernels of weights in `layout`
-/// (a constant for a constant `layout`).
+/// Whether `K` links the int8 kernels of weights in `layout` ([`Kernels::LAYOUTS`]; a constant
+/// for a constant `layout`).
 #[inline(always)]
 pub(crate) const fn links_layout<K: Kernels>(layout: WeightLayout) -> bool {
     K::LAYOUTS & layout_bit(layout) != 0

@@ -3,8 +3,9 @@
 
 use super::{
     arity, check_requant, clamp_f32, clamp_i8, expect_constant, expect_dims, expect_dtype, input, is_int8,
-    kernel_bit, kernel_io, links_layout, output, shape_error, Kernels, OpIo,
+    kernel_bit, kernel_io, output, shape_error, Kernels, OpIo,
 };
+use crate::format::layout::WeightLayout;
 use crate::format::params::FusedAct;
 use crate::format::{DType, OpKind};
 use crate::kernels::scratch::Scratch;
@@ -20,8 +21,10 @@ pub(super) trait WeightedKernels {
     const KIND: OpKind;
     /// Geometry the kernels take.
     type Geometry;
+    /// Whether the firmware links this op's int8 kernel for weights in `layout`.
+    fn links(layout: WeightLayout) -> bool;
     /// int8 activations and weights (in a layout the loader allows for the op kind, its kernel
-    /// linked only where `Kernels::LAYOUTS` has its bit).
+    /// linked only where [`WeightedKernels::links`]).
     #[allow(clippy::too_many_arguments)]
     fn i8(
         g: &Self::Geometry,
@@ -67,7 +70,7 @@ pub(super) fn run<K: Kernels, W: WeightedKernels>(
         expect_dtype(op, &bias, DType::I32)?;
         expect_dtype(op, &y, DType::I8)?;
         let act = clamp_i8(op, act)?;
-        if !links_layout::<K>(w.layout) {
+        if !W::links(w.layout) {
             return Err(Error::LayoutNotLinked { op: op.index, kind: op.kind, layout: w.layout });
         }
         let Some(mut io) = kernel_io::<K>(op, io, kernel_bit(W::KIND), true)? else { return Ok(()) };
