@@ -477,4 +477,69 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("dsp-pairs layout") && message.contains("ember-build"), "{message}");
     }
+
+    /// `x [1,8,6,4] → depthwise_conv2d 3×3, padding 1 → y [1,8,6,4]`, the weights laid out for
+    /// filters in `layout` (a DSP one brings `dsp-depthwise-columns`: the output is taller than
+    /// wide).
+    fn depthwise_model(layout: WeightLayout) -> AlignedBytes {
+        use crate::format::params::{ConvParams, FusedAct};
+        let shape = [1, 8, 6, 4];
+        let mut b = ModelBuilder::new();
+        let q = Quant::PerTensor { scale: 0.05, zero_point: -3 };
+        let [x, y] = [0, 1].map(|_| b.activation(DType::I8, &shape, Some(&q)).unwrap());
+        let wq = Quant::PerChannel { axis: 3, scales: vec![0.01; 4] };
+        let weights: Vec<i8> = (0..36).map(|i| (i * 29 % 255 - 127) as i8).collect();
+        let w = b.constant_of(DType::I8, &[1, 3, 3, 4], &weights, Some(&wq)).unwrap();
+        let bias = b.constant_of(DType::I32, &[4], &[100i32, -50, 0, 7], None).unwrap();
+        let requant = b.constant_of(DType::I32, &[4, 2], &[1i32 << 30, -3].repeat(4), None).unwrap();
+        let p = ConvParams { stride: [1, 1], dilation: [1, 1], pad: [1, 1, 1, 1], act: FusedAct::NONE };
+        b.op(OpKind::DepthwiseConv2d, &[x, w, bias, requant], &[y], &p).unwrap();
+        let io =
+            |tensor| IoDesc { tensor, name: "v".into(), onnx_shape: shape.to_vec(), perm: vec![0, 1, 2, 3] };
+        b.input(io(x));
+        b.output(io(y));
+        b.place(x, 0);
+        b.place(y, 192);
+        b.arena_bytes(384);
+        assert_eq!(b.lay_out_weights(layout), usize::from(layout != WeightLayout::Standard));
+        AlignedBytes::new(&b.finish().unwrap())
+    }
+
+    #[test]
+    fn standard_depthwise_weights_need_no_layout_bit_and_laid_out_ones_theirs() {
+        use crate::format::layout::WeightLayout::{DspDepthwiseColumns, DspPairs, Standard};
+        use crate::ops::layout_bit;
+        struct NoLayouts;
+        impl Kernels for NoLayouts {
+            const INT8: u32 = crate::kernel_bit(OpKind::DepthwiseConv2d);
+            const FLOAT: u32 = 0;
+            const LAYOUTS: u32 = 0;
+        }
+        struct Columns;
+        impl Kernels for Columns {
+            const INT8: u32 = crate::kernel_bit(OpKind::DepthwiseConv2d);
+            const FLOAT: u32 = 0;
+            const LAYOUTS: u32 = layout_bit(DspDepthwiseColumns);
+        }
+        #[repr(align(16))]
+        struct Arena([u8; 384]);
+        fn run<K: Kernels>(layout: WeightLayout) -> Result<Vec<i8>, Error> {
+            let bytes = depthwise_model(layout);
+            let model = Model::from_bytes(&bytes).unwrap();
+            let mut buf = Arena([0; 384]);
+            let mut interp = Interpreter::<K>::with_kernels(&model, &mut buf.0)?;
+            let x: Vec<i8> = (0..192).map(|i| (i * 37 % 256 - 128) as i8).collect();
+            interp.input_i8(0).unwrap().copy_from_slice(&x);
+            interp.invoke()?;
+            Ok(interp.output_i8(0).unwrap().to_vec())
+        }
+        let expected = run::<AllKernels>(Standard).unwrap();
+        assert_eq!(run::<NoLayouts>(Standard), Ok(expected.clone()));
+        let err = run::<NoLayouts>(DspPairs).unwrap_err();
+        assert_eq!(
+            err,
+            Error::LayoutNotLinked { op: 0, kind: OpKind::DepthwiseConv2d, layout: DspDepthwiseColumns }
+        );
+        assert_eq!(run::<Columns>(DspPairs), Ok(expected));
+    }
 }

@@ -62,9 +62,7 @@ impl<K: Kernels> weighted::WeightedKernels for DepthwiseConv2dKernels<K> {
         use WeightLayout::*;
         // As in `conv2d`: each guard is a constant once `K` is known.
         match w.layout {
-            Standard if links_layout::<K>(Standard) => {
-                depthwise_conv2d_i8(g, q, x, w.bytes, bias, out, scratch)
-            }
+            Standard => depthwise_conv2d_i8(g, q, x, w.bytes, bias, out, scratch),
             DspDepthwiseRows if links_layout::<K>(DspDepthwiseRows) => {
                 depthwise_conv2d_i8_laid_out::<{ DspDepthwiseRows as u8 }>(
                     g, q, x, w.bytes, bias, out, scratch,
