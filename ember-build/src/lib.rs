@@ -35,7 +35,7 @@ use std::path::Path;
 use anyhow::{bail, ensure, Context, Result};
 use ember::format::layout::WeightLayout;
 use ember::format::{DType, OpKind};
-use ember::{AlignedBytes, IoInfo, Model};
+use ember::{layout_bit, AlignedBytes, IoInfo, Model};
 
 /// Writes the Rust module for `model` (an .ember file) and, optionally, a raw input batch, to `out`,
 /// naming the files by absolute path (for a build script writing to `OUT_DIR`).
@@ -162,7 +162,7 @@ pub fn module_source(
 /// `Kernels`: the kernels the model's ops need, and the layouts of its int8 `conv2d`,
 /// `depthwise_conv2d` and `fully_connected` weights, so firmware links only those.
 fn kernel_items(s: &mut String, model: &Model) -> Result<()> {
-    let (mut int8, mut float, mut layouts) = (0u32, 0u32, 0u32);
+    let (mut int8, mut float, mut layouts, mut depthwise) = (0u32, 0u32, 0u32, 0u32);
     let mut names = Vec::new();
     for index in 0..model.op_count() as u16 {
         let op = model.op(index)?;
@@ -173,17 +173,21 @@ fn kernel_items(s: &mut String, model: &Model) -> Result<()> {
         if !names.contains(&name) {
             names.push(name);
         }
-        // The weights whose layout picks the kernel (as `Kernels::LAYOUTS` documents).
+        // The weights whose layout picks the kernel (as `Kernels::LAYOUTS` and
+        // `DEPTHWISE_LAYOUTS` document).
         if is_int8 && matches!(op.kind, OpKind::Conv2d | OpKind::DepthwiseConv2d | OpKind::FullyConnected) {
             let w = model.tensor(*op.inputs.get(1).context("a weighted op without weights")?)?;
-            // Standard depthwise weights come with the depthwise kernel.
-            if op.kind != OpKind::DepthwiseConv2d || w.layout != WeightLayout::Standard {
-                layouts |= 1 << w.layout as u32;
+            match op.kind {
+                OpKind::DepthwiseConv2d => depthwise |= layout_bit(w.layout),
+                _ => layouts |= layout_bit(w.layout),
             }
         }
     }
-    let layout_names: Vec<&str> =
-        WeightLayout::ALL.iter().filter(|&&l| layouts & (1 << l as u32) != 0).map(|l| l.name()).collect();
+    let layout_names: Vec<&str> = WeightLayout::ALL
+        .iter()
+        .filter(|&&l| (layouts | depthwise) & layout_bit(l) != 0)
+        .map(|l| l.name())
+        .collect();
     let weights = match layout_names.as_slice() {
         [] => String::new(),
         [one] => format!("; int8 weights in the {one} layout"),
@@ -196,6 +200,7 @@ fn kernel_items(s: &mut String, model: &Model) -> Result<()> {
     writeln!(s, "    const INT8: u32 = {int8:#034b};")?;
     writeln!(s, "    const FLOAT: u32 = {float:#034b};")?;
     writeln!(s, "    const LAYOUTS: u32 = {layouts:#034b};")?;
+    writeln!(s, "    const DEPTHWISE_LAYOUTS: u32 = {depthwise:#034b};")?;
     writeln!(s, "}}")?;
     Ok(())
 }
@@ -309,6 +314,7 @@ mod tests {
             "    const INT8: u32 = 0b00000000000000000000000001000000;",
             "    const FLOAT: u32 = 0b00000000000000000000000000000000;",
             "    const LAYOUTS: u32 = 0b00000000000000000000000000000000;",
+            "    const DEPTHWISE_LAYOUTS: u32 = 0b00000000000000000000000000000000;",
         ] {
             assert!(src.lines().any(|l| l == line), "missing `{line}` in:\n{src}");
         }

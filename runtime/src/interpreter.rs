@@ -506,20 +506,22 @@ mod tests {
     }
 
     #[test]
-    fn standard_depthwise_weights_need_no_layout_bit_and_laid_out_ones_theirs() {
+    fn depthwise_weights_need_their_layout_in_depthwise_layouts() {
         use crate::format::layout::WeightLayout::{DspDepthwiseColumns, DspPairs, Standard};
         use crate::ops::layout_bit;
-        struct NoLayouts;
-        impl Kernels for NoLayouts {
+        struct StandardDepthwise;
+        impl Kernels for StandardDepthwise {
             const INT8: u32 = crate::kernel_bit(OpKind::DepthwiseConv2d);
             const FLOAT: u32 = 0;
             const LAYOUTS: u32 = 0;
+            const DEPTHWISE_LAYOUTS: u32 = layout_bit(Standard);
         }
         struct Columns;
         impl Kernels for Columns {
             const INT8: u32 = crate::kernel_bit(OpKind::DepthwiseConv2d);
             const FLOAT: u32 = 0;
-            const LAYOUTS: u32 = layout_bit(DspDepthwiseColumns);
+            const LAYOUTS: u32 = layout_bit(Standard);
+            const DEPTHWISE_LAYOUTS: u32 = layout_bit(DspDepthwiseColumns);
         }
         #[repr(align(16))]
         struct Arena([u8; 384]);
@@ -534,12 +536,11 @@ mod tests {
             Ok(interp.output_i8(0).unwrap().to_vec())
         }
         let expected = run::<AllKernels>(Standard).unwrap();
-        assert_eq!(run::<NoLayouts>(Standard), Ok(expected.clone()));
-        let err = run::<NoLayouts>(DspPairs).unwrap_err();
-        assert_eq!(
-            err,
-            Error::LayoutNotLinked { op: 0, kind: OpKind::DepthwiseConv2d, layout: DspDepthwiseColumns }
-        );
+        assert_eq!(run::<StandardDepthwise>(Standard), Ok(expected.clone()));
+        let not_linked = |layout| Error::LayoutNotLinked { op: 0, kind: OpKind::DepthwiseConv2d, layout };
+        assert_eq!(run::<StandardDepthwise>(DspPairs), Err(not_linked(DspDepthwiseColumns)));
         assert_eq!(run::<Columns>(DspPairs), Ok(expected));
+        // The filters' standard bit does not link standard depthwise weights.
+        assert_eq!(run::<Columns>(Standard), Err(not_linked(Standard)));
     }
 }

@@ -3,7 +3,7 @@
 use core::marker::PhantomData;
 
 use super::conv2d::{dims4, geometry};
-use super::{input, is_int8, links_layout, nhwc, output, shape_error, weighted, Kernels, OpIo};
+use super::{input, is_int8, links_depthwise_layout, nhwc, output, shape_error, weighted, Kernels, OpIo};
 use crate::format::layout::WeightLayout;
 use crate::format::params::ConvParams;
 use crate::format::OpKind;
@@ -43,10 +43,8 @@ impl<K: Kernels> weighted::WeightedKernels for DepthwiseConv2dKernels<K> {
     const KIND: OpKind = OpKind::DepthwiseConv2d;
     type Geometry = ConvGeometry;
 
-    /// Standard weights need no layout bit: `Kernels::LAYOUTS`' standard bit is the filter
-    /// kernels'.
     fn links(layout: WeightLayout) -> bool {
-        layout == WeightLayout::Standard || links_layout::<K>(layout)
+        links_depthwise_layout::<K>(layout)
     }
 
     fn i8(
@@ -62,13 +60,15 @@ impl<K: Kernels> weighted::WeightedKernels for DepthwiseConv2dKernels<K> {
         use WeightLayout::*;
         // As in `conv2d`: each guard is a constant once `K` is known.
         match w.layout {
-            Standard => depthwise_conv2d_i8(g, q, x, w.bytes, bias, out, scratch),
-            DspDepthwiseRows if links_layout::<K>(DspDepthwiseRows) => {
+            Standard if links_depthwise_layout::<K>(Standard) => {
+                depthwise_conv2d_i8(g, q, x, w.bytes, bias, out, scratch)
+            }
+            DspDepthwiseRows if links_depthwise_layout::<K>(DspDepthwiseRows) => {
                 depthwise_conv2d_i8_laid_out::<{ DspDepthwiseRows as u8 }>(
                     g, q, x, w.bytes, bias, out, scratch,
                 )
             }
-            DspDepthwiseColumns if links_layout::<K>(DspDepthwiseColumns) => {
+            DspDepthwiseColumns if links_depthwise_layout::<K>(DspDepthwiseColumns) => {
                 depthwise_conv2d_i8_laid_out::<{ DspDepthwiseColumns as u8 }>(
                     g, q, x, w.bytes, bias, out, scratch,
                 )

@@ -36,8 +36,9 @@ use crate::quant::Requant;
 use crate::Error;
 
 /// Which kernels a firmware links: bit masks over op kinds (bit `kind as u8`, see
-/// [`kernel_bit`]), one for int8 and one for float (f32 and f16 weights), and one over the
-/// layouts of int8 `conv2d` and `fully_connected` weights (bit `layout as u8`). Kernels outside
+/// [`kernel_bit`]), one for int8 and one for float (f32 and f16 weights), and two over the
+/// layouts of int8 weights (bit `layout as u8`, see [`layout_bit`]): of `conv2d` and
+/// `fully_connected` filters, and of `depthwise_conv2d` weights. Kernels outside
 /// the masks are never referenced, so the linker drops them; `ember-build` generates the masks
 /// of a model, and [`AllKernels`] links everything.
 pub trait Kernels {
@@ -45,11 +46,11 @@ pub trait Kernels {
     const INT8: u32;
     /// Op kinds whose float kernels are linked.
     const FLOAT: u32;
-    /// Weight layouts ([`WeightLayout`]) whose int8 kernels are linked (all by default): the
-    /// filter layouts' `conv2d` and `fully_connected` kernels, the depthwise layouts'
-    /// `depthwise_conv2d` kernel (standard depthwise weights come with the `depthwise_conv2d`
-    /// kernel itself).
+    /// Weight layouts ([`WeightLayout`]) whose int8 `conv2d` and `fully_connected` kernels are
+    /// linked (all by default).
     const LAYOUTS: u32 = u32::MAX;
+    /// Weight layouts whose int8 `depthwise_conv2d` kernels are linked (all by default).
+    const DEPTHWISE_LAYOUTS: u32 = u32::MAX;
 }
 
 /// Links every kernel (the default).
@@ -59,6 +60,7 @@ impl Kernels for AllKernels {
     const INT8: u32 = u32::MAX;
     const FLOAT: u32 = u32::MAX;
     const LAYOUTS: u32 = u32::MAX;
+    const DEPTHWISE_LAYOUTS: u32 = u32::MAX;
 }
 
 /// The bit of `kind` in a [`Kernels`] mask.
@@ -66,16 +68,23 @@ pub const fn kernel_bit(kind: OpKind) -> u32 {
     1 << kind as u32
 }
 
-/// The bit of `layout` in [`Kernels::LAYOUTS`].
+/// The bit of `layout` in [`Kernels::LAYOUTS`] and [`Kernels::DEPTHWISE_LAYOUTS`].
 pub const fn layout_bit(layout: WeightLayout) -> u32 {
     1 << layout as u32
 }
 
-/// Whether `K` links the int8 kernels of weights in `layout` ([`Kernels::LAYOUTS`]; a constant
-/// for a constant `layout`).
+/// Whether `K` links the int8 `conv2d` and `fully_connected` kernels of filters in `layout` (a
+/// constant for a constant `layout`).
 #[inline(always)]
 pub(crate) const fn links_layout<K: Kernels>(layout: WeightLayout) -> bool {
     K::LAYOUTS & layout_bit(layout) != 0
+}
+
+/// Whether `K` links the int8 `depthwise_conv2d` kernel of weights in `layout` (a constant for a
+/// constant `layout`).
+#[inline(always)]
+pub(crate) const fn links_depthwise_layout<K: Kernels>(layout: WeightLayout) -> bool {
+    K::DEPTHWISE_LAYOUTS & layout_bit(layout) != 0
 }
 
 /// Whether `op` computes in int8 (its output is int8) rather than in float.
