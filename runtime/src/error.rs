@@ -107,7 +107,7 @@ pub enum Error {
         kind: OpKind,
     },
     /// The model's weights for an op are in a layout whose kernels the interpreter's kernel set
-    /// does not link (`Kernels::LAYOUTS`).
+    /// does not link (`Kernels::LAYOUTS`, or `DEPTHWISE_LAYOUTS` for depthwise weights).
     LayoutNotLinked {
         /// Operator index.
         op: u16,

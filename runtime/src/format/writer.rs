@@ -452,14 +452,8 @@ impl ModelBuilder {
             let constant = t.storage == Storage::Constant as u8 && t.dtype == DType::I32 as u8;
             constant.then(|| &self.blob[t.offset as usize..][..t.byte_len as usize])
         };
-        let words = |bytes: &[u8]| -> Vec<i32> {
-            bytes.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-        };
-        let bias = words(constant(bias)?);
-        let requant: Vec<Requant> = words(constant(requant)?)
-            .chunks_exact(2)
-            .map(|r| Requant { multiplier: r[0], shift: r[1] })
-            .collect();
+        let bias: Vec<i32> = bytemuck::pod_collect_to_vec(constant(bias)?);
+        let requant: Vec<Requant> = bytemuck::pod_collect_to_vec(constant(requant)?);
         let rounding = if self.single_rounding(op as u16) { Rounding::Single } else { Rounding::Double };
         dsp_depthwise::weight_layout(&g, &requant, &bias, rounding)
     }
